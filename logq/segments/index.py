@@ -1,0 +1,301 @@
+"""The index: one RocksDB (rocksdict, raw bytes) per data directory, shared by every partition.
+
+The only module that imports rocksdict. Everything here is derived data: it can always be rebuilt from
+the segment files, and the loader does so when it is missing, corrupt, or disagrees with them.
+
+Keys (``P`` = the partition's directory name, e.g. ``orders-3``; names never contain ``/``):
+
+    F                        format marker (b"logq-index-1")
+    c P                      checkpoint: recovery point (segment base, position, next offset)
+    o P / be64(offset)       offset index: base offset of a batch -> be64(segment base) be64(position)
+    t P / be64(timestamp)    time index: running max timestamp -> be64(base offset of that batch)
+    m P / be64(segment base) segment metadata: broker append times (ms) of its first and newest batch
+    r P / be64(producer id)  idempotent-producer state as of the checkpoint
+
+Offset entries are sparse (one per ``index.interval.bytes``); time entries mark each rise of the running
+max timestamp. Lookups return the greatest entry at or below the target and the reader scans forward
+through batch headers from there.
+Thread safety: RocksDB is thread-safe; each PartitionIndex is written only by its log, under its locks.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+
+log = logging.getLogger(__name__)
+
+FORMAT_KEY = b"F"
+FORMAT_VALUE = b"logq-index-1"
+_U64 = struct.Struct(">Q")
+_POSITION = struct.Struct(">qq")
+_CHECKPOINT = struct.Struct(">Bqqq")
+_TIMES = struct.Struct(">qq")
+_CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Everything before (segment_base, position) is fsynced and indexed; next_offset is the offset there."""
+
+    segment_base: int
+    position: int
+    next_offset: int
+
+
+class IndexStore:
+    """Opens the shared RocksDB; a database that cannot be opened is moved aside and started afresh."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rebuilt = False
+        self._sync = WriteOptions()
+        self._sync.sync = True
+        self.db = self._open()
+
+    def _open(self) -> Rdict:
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        options.set_keep_log_file_num(2)
+        try:
+            db = Rdict(str(self.path), options)
+        except Exception as exc:  # rocksdict raises plain Exception for corruption
+            log.warning("index at %s cannot be opened (%s); rebuilding it from the segments", self.path, exc)
+            shutil.rmtree(self.path, ignore_errors=True)
+            self.rebuilt = True
+            db = Rdict(str(self.path), options)
+        if db.get(FORMAT_KEY) != FORMAT_VALUE:
+            probe = db.iter()
+            probe.seek_to_first()
+            if probe.valid():
+                log.warning("index at %s has an unknown format; rebuilding it from the segments", self.path)
+                db.close()
+                shutil.rmtree(self.path, ignore_errors=True)
+                db = Rdict(str(self.path), options)
+            self.rebuilt = True
+            wb = WriteBatch(raw_mode=True)
+            wb.put(FORMAT_KEY, FORMAT_VALUE)
+            db.write(wb, self._sync)
+        return db
+
+    def partition(self, name: str) -> PartitionIndex:
+        return PartitionIndex(self, name)
+
+    def write(self, batch: WriteBatch, *, sync: bool) -> None:
+        if sync:
+            self.db.write(batch, self._sync)
+        else:
+            self.db.write(batch)
+
+    def close(self) -> None:
+        self.db.flush_wal(True)
+        self.db.close()
+
+
+def _range_end(prefix: bytes) -> bytes:
+    """The smallest key greater than every key starting with ``prefix`` (which ends in b'/')."""
+    return prefix[:-1] + b"0"
+
+
+class PartitionIndex:
+    """One partition's slice of the shared index."""
+
+    def __init__(self, store: IndexStore, name: str) -> None:
+        raw = name.encode()
+        self._store = store
+        self._db = store.db
+        self._checkpoint_key = b"c" + raw
+        self._offsets = b"o" + raw + b"/"
+        self._times = b"t" + raw + b"/"
+        self._segments = b"m" + raw + b"/"
+        self._producers = b"r" + raw + b"/"
+
+    # --- offset index ---------------------------------------------------------------------------
+
+    def put_offset(self, offset: int, segment_base: int, position: int) -> None:
+        self._db[self._offsets + _U64.pack(offset)] = _POSITION.pack(segment_base, position)
+
+    def floor_offset(self, offset: int) -> tuple[int, int, int] | None:
+        """(entry offset, segment base, position) of the greatest entry <= offset."""
+        found = self._floor(self._offsets, _U64.pack(offset))
+        if found is None:
+            return None
+        key, value = found
+        segment_base, position = _POSITION.unpack(value)
+        return _U64.unpack_from(key, len(self._offsets))[0], segment_base, position
+
+    def last_offset_entry(self) -> tuple[int, int, int] | None:
+        return self.floor_offset((1 << 64) - 1)
+
+    def delete_offsets_from(self, offset: int) -> None:
+        self._db.delete_range(self._offsets + _U64.pack(offset), _range_end(self._offsets))
+
+    def delete_offsets_below(self, offset: int) -> None:
+        self._db.delete_range(self._offsets, self._offsets + _U64.pack(offset))
+
+    # --- time index -----------------------------------------------------------------------------
+
+    def put_time(self, timestamp: int, offset: int) -> None:
+        self._db[self._times + _U64.pack(timestamp)] = _U64.pack(offset)
+
+    def floor_time(self, timestamp: int) -> tuple[int, int] | None:
+        """(indexed timestamp, base offset) of the greatest entry whose timestamp <= ``timestamp``."""
+        if timestamp < 0:
+            return None
+        found = self._floor(self._times, _U64.pack(timestamp))
+        if found is None:
+            return None
+        key, value = found
+        return _U64.unpack_from(key, len(self._times))[0], _U64.unpack(value)[0]
+
+    def last_time_entry(self) -> tuple[int, int] | None:
+        return self.floor_time((1 << 63) - 1)
+
+    def delete_times_from_offset(self, offset: int) -> None:
+        """Remove time entries pointing at ``offset`` or later (the index is monotonic in both)."""
+        it = self._db.iter()
+        it.seek(_range_end(self._times))
+        if it.valid():
+            it.prev()
+        else:
+            it.seek_to_last()
+        doomed = []
+        while it.valid() and it.key().startswith(self._times) and _U64.unpack(it.value())[0] >= offset:
+            doomed.append(it.key())
+            it.prev()
+        del it
+        for key in doomed:
+            del self._db[key]
+
+    def delete_times_below_offset(self, offset: int) -> None:
+        it = self._db.iter()
+        it.seek(self._times)
+        doomed = []
+        while it.valid() and it.key().startswith(self._times) and _U64.unpack(it.value())[0] < offset:
+            doomed.append(it.key())
+            it.next()
+        del it
+        for key in doomed:
+            del self._db[key]
+
+    # --- checkpoint, segment metadata, producer state -------------------------------------------
+
+    def read_checkpoint(self) -> Checkpoint | None:
+        raw = self._db.get(self._checkpoint_key)
+        if raw is None or len(raw) != _CHECKPOINT.size or raw[0] != _CHECKPOINT_VERSION:
+            return None
+        _, segment_base, position, next_offset = _CHECKPOINT.unpack(raw)
+        return Checkpoint(segment_base, position, next_offset)
+
+    def segment_times(self) -> dict[int, tuple[int, int]]:
+        """segment base -> (first, last) broker append time in ms."""
+        out: dict[int, tuple[int, int]] = {}
+        for key, value in self._scan(self._segments):
+            if len(value) == _TIMES.size:
+                out[_U64.unpack_from(key, len(self._segments))[0]] = _TIMES.unpack(value)
+        return out
+
+    def producer_entries(self) -> dict[int, bytes]:
+        return {
+            _U64.unpack_from(k, len(self._producers))[0]: bytes(v) for k, v in self._scan(self._producers)
+        }
+
+    def commit(
+        self,
+        checkpoint: Checkpoint,
+        *,
+        segment_times: Mapping[int, tuple[int, int]] | None = None,
+        dropped_segments: tuple[int, ...] = (),
+        producers: Mapping[int, bytes] | None = None,
+        dropped_producers: tuple[int, ...] = (),
+        sync: bool = True,
+    ) -> None:
+        """Write the checkpoint and the state that goes with it atomically (one RocksDB write batch).
+
+        With ``sync`` the RocksDB WAL is fsynced, which also makes every earlier index entry durable.
+        """
+        wb = WriteBatch(raw_mode=True)
+        for base, (first_ms, last_ms) in (segment_times or {}).items():
+            wb.put(self._segments + _U64.pack(base), _TIMES.pack(first_ms, last_ms))
+        for base in dropped_segments:
+            wb.delete(self._segments + _U64.pack(base))
+        for pid, blob in (producers or {}).items():
+            wb.put(self._producers + _U64.pack(pid), blob)
+        for pid in dropped_producers:
+            wb.delete(self._producers + _U64.pack(pid))
+        wb.put(
+            self._checkpoint_key,
+            _CHECKPOINT.pack(
+                _CHECKPOINT_VERSION, checkpoint.segment_base, checkpoint.position, checkpoint.next_offset
+            ),
+        )
+        self._store.write(wb, sync=sync)
+
+    def clear(self, *, keep_segment_times: bool = False) -> None:
+        """Forget this partition's index (before a full rebuild, or when the partition is deleted)."""
+        wb = WriteBatch(raw_mode=True)
+        wb.delete(self._checkpoint_key)
+        prefixes = [self._offsets, self._times, self._producers]
+        if not keep_segment_times:
+            prefixes.append(self._segments)
+        for prefix in prefixes:
+            wb.delete_range(prefix, _range_end(prefix))
+        self._store.write(wb, sync=True)
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _floor(self, prefix: bytes, suffix: bytes) -> tuple[bytes, bytes] | None:
+        it = self._db.iter()
+        it.seek_for_prev(prefix + suffix)
+        if it.valid():
+            key = it.key()
+            if key.startswith(prefix):
+                return key, it.value()
+        return None
+
+    def _scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        it = self._db.iter()
+        it.seek(prefix)
+        while it.valid():
+            key = it.key()
+            if not key.startswith(prefix):
+                return
+            yield key, it.value()
+            it.next()
+
+
+class SparseIndexer:
+    """Decides which batches get index entries, for appends and recovery alike (so a rebuilt index
+    equals one written live).
+
+    Offset entries are sparse: the first batch of every segment, then one every ``interval_bytes``.
+    A time entry is written whenever the running max timestamp grows, so the last time entry always
+    holds the running max: it survives restarts and truncation without any other state.
+    """
+
+    def __init__(self, index: PartitionIndex, interval_bytes: int) -> None:
+        self.index = index
+        self.interval_bytes = interval_bytes
+        self._since_offset_entry = 0
+        self.max_timestamp = -1
+        self.reset_after_truncation()
+
+    def reset_after_truncation(self) -> None:
+        last = self.index.last_time_entry()
+        self.max_timestamp = -1 if last is None else last[0]
+        self._since_offset_entry = self.interval_bytes
+
+    def add(self, segment_base: int, position: int, base_offset: int, size: int, max_timestamp: int) -> None:
+        if position == 0 or self._since_offset_entry >= self.interval_bytes:
+            self.index.put_offset(base_offset, segment_base, position)
+            self._since_offset_entry = 0
+        self._since_offset_entry += size
+        if max_timestamp > self.max_timestamp:
+            self.max_timestamp = max_timestamp
+            self.index.put_time(max_timestamp, base_offset)

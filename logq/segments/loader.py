@@ -1,0 +1,232 @@
+"""Loading a partition at startup, in numbered passes (after Kafka's LogLoader).
+
+Pass 1  Clean up: unlink ``*.tmp`` and ``*.deleted`` files that a crash left behind.
+Pass 2  Open the segment files in base-offset order (a new partition gets its first, empty one).
+Pass 3  Decide how much to scan:
+        - clean shutdown and the checkpoint sits at the end of the last segment: nothing;
+        - a checkpoint that agrees with the files: only what was written after it (the unflushed tail),
+          so the time to reopen does not grow with the size of the log;
+        - no checkpoint (a new or lost index), one that disagrees with the files, or an index entry
+          that points past a segment's end: forget the partition's index and scan every segment.
+Pass 4  Scan: validate every batch (length, magic, CRC-32C, continuous offsets), re-index it and replay
+        its header into the idempotent-producer state. At the first invalid batch cut the segment
+        there, delete every later segment and log how many bytes were dropped. A corrupt batch is
+        therefore never served.
+Pass 5  fsync what was recovered and write a fresh checkpoint, so that the next start scans nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from logq import batch as rb
+from logq.clock import Clock
+from logq.config import LogConfig
+from logq.segments import files
+from logq.segments.index import Checkpoint, PartitionIndex, SparseIndexer
+from logq.segments.log import PartitionLog
+from logq.segments.producer_state import ProducerStateTable
+from logq.segments.segment import Segment
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class LoadReport:
+    name: str
+    full_rebuild: bool = False
+    reason: str = ""
+    scanned_batches: int = 0
+    scanned_bytes: int = 0
+    truncated_bytes: int = 0
+    dropped_segments: int = 0
+
+
+def load_partition(
+    directory: Path, index: PartitionIndex, config: LogConfig, clock: Clock, *, clean_shutdown: bool
+) -> tuple[PartitionLog, LoadReport]:
+    report = LoadReport(directory.name)
+    _remove_leftovers(directory)  # pass 1
+    checkpoint = index.read_checkpoint()
+    segments = _open_segments(directory, checkpoint)  # pass 2
+
+    problem = _checkpoint_problem(checkpoint, segments, index)  # pass 3
+    producers = ProducerStateTable()
+    if checkpoint is None or problem:
+        report.full_rebuild = True
+        report.reason = problem or "no checkpoint in the index"
+        if checkpoint is not None or index.last_offset_entry() is not None:
+            log.warning("%s: %s; rebuilding its index from the segments", directory.name, report.reason)
+        index.clear(keep_segment_times=True)
+        start_segment, position, next_offset = 0, 0, segments[0].base_offset
+    else:
+        start_segment = next(i for i, s in enumerate(segments) if s.base_offset == checkpoint.segment_base)
+        position, next_offset = checkpoint.position, checkpoint.next_offset
+        index.delete_offsets_from(next_offset)
+        index.delete_times_from_offset(next_offset)
+        producers.load(index.producer_entries())
+    for earlier, later in itertools.pairwise(segments):
+        earlier.next_offset = later.base_offset
+
+    indexer = SparseIndexer(index, config.index_interval_bytes)
+    nothing_to_scan = (
+        clean_shutdown
+        and not report.full_rebuild
+        and start_segment == len(segments) - 1
+        and segments[-1].size == position
+    )
+    scanned: list[Segment] = []
+    if nothing_to_scan:
+        segments[-1].next_offset = next_offset
+    else:
+        next_offset = _scan(  # pass 4
+            segments,
+            start=start_segment,
+            position=position,
+            expected=next_offset,
+            indexer=indexer,
+            producers=producers,
+            report=report,
+        )
+        scanned = segments[start_segment:]
+    if report.full_rebuild:
+        producers.mark_all_dirty()
+
+    now = clock.time_ms()
+    known = index.segment_times()
+    for segment in segments:
+        first, last = known.get(segment.base_offset, (-1, -1))
+        if segment in scanned or last < 0:
+            # Appends after the last checkpoint left no recorded time: the file's mtime is the time of
+            # its last write (capped at now, so a fake or skewed clock never makes data look older).
+            last = max(last, min(now, int(os.fstat(segment.fd).st_mtime * 1000)))
+        segment.first_append_ms = first if first >= 0 else last
+        segment.last_append_ms = last
+
+    for segment in scanned:  # pass 5
+        segment.flush()
+    active = segments[-1]
+    changed, gone = producers.take_changes()
+    final = Checkpoint(active.base_offset, active.size, next_offset)
+    index.commit(
+        final,
+        segment_times={s.base_offset: (s.first_append_ms, s.last_append_ms) for s in segments},
+        producers=changed,
+        dropped_producers=gone,
+    )
+    partition_log = PartitionLog(
+        name=directory.name,
+        directory=directory,
+        index=index,
+        indexer=indexer,
+        segments=segments,
+        producers=producers,
+        next_offset=next_offset,
+        checkpoint=final,
+        config=config,
+        clock=clock,
+    )
+    return partition_log, report
+
+
+def _remove_leftovers(directory: Path) -> None:
+    for path in directory.iterdir():
+        if path.name.endswith((files.TMP_SUFFIX, files.DELETED_SUFFIX)):
+            path.unlink(missing_ok=True)
+
+
+def _open_segments(directory: Path, checkpoint: Checkpoint | None) -> list[Segment]:
+    bases = sorted(b for p in directory.iterdir() if (b := files.parse_segment_name(p.name)) is not None)
+    if bases:
+        return [Segment(directory, base) for base in bases]
+    # A brand-new partition, or one whose files are all gone: continue numbering where the index says.
+    segment = Segment(directory, checkpoint.next_offset if checkpoint else 0, create=True)
+    files.fsync_dir(directory)
+    return [segment]
+
+
+def _checkpoint_problem(checkpoint: Checkpoint | None, segments: list[Segment], index: PartitionIndex) -> str:
+    """Why the checkpoint (and so the index) cannot be trusted, or "" when it can."""
+    if checkpoint is None:
+        return ""
+    by_base = {s.base_offset: s for s in segments}
+    segment = by_base.get(checkpoint.segment_base)
+    if segment is None:
+        return f"the checkpoint names segment {checkpoint.segment_base}, which does not exist"
+    if segment.size < checkpoint.position:
+        return (
+            f"segment {segment.path.name} ({segment.size} bytes) is shorter than its checkpoint "
+            f"({checkpoint.position})"
+        )
+    if checkpoint.next_offset < segment.base_offset or (checkpoint.position == 0) != (
+        checkpoint.next_offset == segment.base_offset
+    ):
+        return f"the checkpoint offset {checkpoint.next_offset} does not fit segment {segment.path.name}"
+    if checkpoint.next_offset > 0:
+        entry = index.floor_offset(checkpoint.next_offset - 1)
+        if entry is not None:
+            entry_offset, base, position = entry
+            owner = by_base.get(base)
+            if owner is None or position + rb.LOG_OVERHEAD > owner.size:
+                return f"the index entry for offset {entry_offset} points past the end of its segment"
+            if rb.read_prefix(owner.read(position, rb.LOG_OVERHEAD))[0] != entry_offset:
+                return f"the index entry for offset {entry_offset} does not point at that batch"
+    return ""
+
+
+def _scan(
+    segments: list[Segment],
+    *,
+    start: int,
+    position: int,
+    expected: int,
+    indexer: SparseIndexer,
+    producers: ProducerStateTable,
+    report: LoadReport,
+) -> int:
+    """Pass 4 over segments[start:] from ``position``; returns the recovered log end offset."""
+    for i in range(start, len(segments)):
+        segment = segments[i]
+        if i > start:
+            position = 0
+            if segment.base_offset != expected:
+                _drop_from(
+                    segments, i, report, f"segment {segment.path.name} should start at offset {expected}"
+                )
+                break
+        found, valid_end, problem = segment.scan(position, expected)
+        for pos, header in found:
+            indexer.add(segment.base_offset, pos, header.base_offset, header.size, header.max_timestamp)
+            producers.update(header, header.base_offset)
+            expected = header.last_offset + 1
+            report.scanned_bytes += header.size
+        report.scanned_batches += len(found)
+        segment.next_offset = expected
+        if problem:
+            cut = segment.size - valid_end
+            segment.truncate(valid_end)
+            report.truncated_bytes += cut
+            log.warning("%s: %s; truncated %d bytes of %s", report.name, problem, cut, segment.path.name)
+            _drop_from(segments, i + 1, report, "they follow a truncated segment")
+            break
+    return expected
+
+
+def _drop_from(segments: list[Segment], first: int, report: LoadReport, why: str) -> None:
+    """Delete segments[first:] (recovery found them unusable)."""
+    doomed = segments[first:]
+    if not doomed:
+        return
+    dropped = sum(s.size for s in doomed)
+    for segment in doomed:
+        segment.close()
+        segment.path.unlink()
+    files.fsync_dir(doomed[0].path.parent)
+    del segments[first:]
+    report.truncated_bytes += dropped
+    report.dropped_segments += len(doomed)
+    log.warning("%s: dropped %d segments (%d bytes): %s", report.name, len(doomed), dropped, why)

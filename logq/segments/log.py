@@ -1,0 +1,542 @@
+"""PartitionLog: one partition's append-only log of segments.
+
+Thread safety: every public method is safe to call from any thread. ``_lock`` guards the segment list,
+the offsets, the producer state and index writes, and is held only for memory work and short syscalls.
+``_flush_lock`` serialises fsyncs and truncation; a flush holds it (not ``_lock``) while it fsyncs, so
+appends continue during an fsync, and callers that queue behind a running flush usually find their data
+already covered when they get the lock: that is the group commit. Helpers ending in ``_locked`` expect
+``_lock`` to be held.
+
+Offsets: log_start_offset <= high_watermark <= log_end_offset, and durable_offset <= log_end_offset.
+The high watermark is set by the owner (the broker: the end of the replicated data); the durable offset
+is the fsynced prefix.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from logq import batch as rb
+from logq import codec
+from logq.clock import Clock
+from logq.config import LogConfig
+from logq.errors import (
+    BatchTooLargeError,
+    CorruptBatchError,
+    LogClosedError,
+    OffsetOutOfRangeError,
+    StorageError,
+)
+from logq.segments import files
+from logq.segments.index import Checkpoint, PartitionIndex, SparseIndexer
+from logq.segments.producer_state import ProducerStateTable
+from logq.segments.segment import Segment
+
+log = logging.getLogger(__name__)
+
+
+class AppendInfo(NamedTuple):
+    base_offset: int
+    last_offset: int
+    duplicate: bool = False  # a retried idempotent batch: these are the offsets of the original
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    """What the retention policy needs to know about a segment."""
+
+    base_offset: int
+    end_offset: int  # the offset after its last batch
+    size: int
+    last_append_ms: int  # broker time of its newest batch; -1 if unknown
+    active: bool
+
+
+class PartitionLog:
+    """Built by ``loader.load_partition``; not constructed directly."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        directory: Path,
+        index: PartitionIndex,
+        indexer: SparseIndexer,
+        segments: list[Segment],
+        producers: ProducerStateTable,
+        next_offset: int,
+        checkpoint: Checkpoint,
+        config: LogConfig,
+        clock: Clock,
+    ) -> None:
+        self.name = name
+        self.directory = directory
+        self.config = config
+        self._clock = clock
+        self._index = index
+        self._indexer = indexer
+        self._segments = segments
+        self._bases = [s.base_offset for s in segments]
+        self._producers = producers
+        self._next_offset = next_offset
+        self._durable_offset = checkpoint.next_offset
+        self._high_watermark = next_offset
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._trash: list[tuple[Segment, int]] = []  # (renamed segment, unlink after this time_ms)
+        self._dropped_segment_meta: list[int] = []
+        self._closed = False
+
+    # --- offsets ----------------------------------------------------------------------------------
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._segments[0].base_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._next_offset
+
+    @property
+    def durable_offset(self) -> int:
+        """Every batch below this offset has been fsynced."""
+        return self._durable_offset
+
+    @property
+    def high_watermark(self) -> int:
+        return min(self._high_watermark, self._next_offset)
+
+    @high_watermark.setter
+    def high_watermark(self, offset: int) -> None:
+        self._high_watermark = max(self.log_start_offset, min(offset, self._next_offset))
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(s.size for s in self._segments)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def segment_infos(self) -> list[SegmentInfo]:
+        with self._lock:
+            last = len(self._segments) - 1
+            return [
+                SegmentInfo(s.base_offset, s.next_offset, s.size, s.last_append_ms, i == last)
+                for i, s in enumerate(self._segments)
+            ]
+
+    # --- append -----------------------------------------------------------------------------------
+
+    def append(self, data: bytes | memoryview, *, leader_epoch: int = -1) -> AppendInfo:
+        """Validate one batch as a producer sent it, assign its offsets and write it.
+
+        Only baseOffset (bytes 0-7) and partitionLeaderEpoch (12-15) are rewritten, both outside the CRC.
+        Raises BatchTooLargeError, CorruptBatchError, or a ProducerStateError for idempotent batches.
+        The batch is in the page cache when this returns; ``flush()`` makes it durable.
+        """
+        if len(data) > self.config.max_message_bytes:
+            raise BatchTooLargeError(
+                f"batch of {len(data)} bytes exceeds max.message.bytes {self.config.max_message_bytes}"
+            )
+        try:
+            header = rb.validate(data)
+        except rb.BatchError as exc:
+            raise CorruptBatchError(str(exc)) from None
+        view = memoryview(data)
+        with self._lock:
+            self._check_open_locked()
+            original = self._producers.check(header)
+            if original is not None:
+                return AppendInfo(original.base_offset, original.last_offset, duplicate=True)
+            now = self._clock.time_ms()
+            segment = self._maybe_roll_locked(len(data), now)
+            base = self._next_offset
+            position = segment.append(rb.patch_prefix(header, base, leader_epoch), view[16:])
+            self._record_locked(segment, position, base, header, now)
+            return AppendInfo(base, base + header.last_offset_delta)
+
+    def _record_locked(
+        self, segment: Segment, position: int, base: int, header: rb.BatchHeader, now: int
+    ) -> None:
+        self._indexer.add(segment.base_offset, position, base, header.size, header.max_timestamp)
+        self._producers.update(header, base)
+        self._next_offset = segment.next_offset = base + header.last_offset_delta + 1
+        if segment.first_append_ms < 0:
+            segment.first_append_ms = now
+        segment.last_append_ms = now
+
+    def _maybe_roll_locked(self, incoming: int, now: int) -> Segment:
+        active = self._segments[-1]
+        if active.size > 0 and (
+            active.size + incoming > self.config.segment_bytes
+            or (active.first_append_ms >= 0 and now - active.first_append_ms > self.config.segment_ms)
+        ):
+            return self._roll_locked()
+        return active
+
+    def _roll_locked(self) -> Segment:
+        segment = Segment(self.directory, self._next_offset, create=True)
+        segment.next_offset = self._next_offset
+        files.fsync_dir(self.directory)  # the new name must survive a crash once its data is acked
+        self._segments.append(segment)
+        self._bases.append(segment.base_offset)
+        log.debug("%s: rolled segment %s", self.name, segment.path.name)
+        return segment
+
+    def roll(self) -> None:
+        """Start a new active segment now (if the current one holds data)."""
+        with self._lock:
+            self._check_open_locked()
+            if self._segments[-1].size > 0:
+                self._roll_locked()
+
+    def roll_if_aged(self) -> bool:
+        """Roll an idle active segment older than segment.ms, so that retention can delete it."""
+        with self._lock:
+            self._check_open_locked()
+            active = self._segments[-1]
+            now = self._clock.time_ms()
+            if (
+                active.size > 0
+                and active.first_append_ms >= 0
+                and now - active.first_append_ms > self.config.segment_ms
+            ):
+                self._roll_locked()
+                return True
+            return False
+
+    # --- read -------------------------------------------------------------------------------------
+
+    def read(self, offset: int, max_bytes: int, *, upto: int | None = None) -> memoryview:
+        """Whole stored batches, starting with the one that contains ``offset``, as a read-only view
+        (no copy is made to trim the read to whole batches; ``bytes(view)`` copies).
+
+        The first batch is returned whole even when it is larger than ``max_bytes`` (KIP-74); later
+        batches only while they fit. Batches reaching ``upto`` (e.g. the high watermark) are left out.
+        Reading at the log end returns an empty view; below the log start or past the end raises
+        OffsetOutOfRangeError. A read never crosses a segment boundary.
+        """
+        with self._lock:
+            self._check_open_locked()
+            start, end = self.log_start_offset, self._next_offset
+            if offset < start or offset > end:
+                raise OffsetOutOfRangeError(
+                    f"{self.name}: offset {offset} is outside the log [{start}, {end}]"
+                )
+            limit = end if upto is None else min(upto, end)
+            if offset >= limit:
+                return memoryview(b"")
+            segment = self._segment_for_locked(offset)
+            position = self._position_of_locked(segment, offset)
+            return self._read_batches_locked(segment, position, max(max_bytes, 0), limit)
+
+    def _segment_for_locked(self, offset: int) -> Segment:
+        return self._segments[bisect.bisect_right(self._bases, offset) - 1]
+
+    def _position_of_locked(self, segment: Segment, offset: int) -> int:
+        """Position of the batch in ``segment`` that contains ``offset`` (which is inside the segment)."""
+        hinted = segment.hint(offset)
+        if hinted is not None:
+            return hinted
+        position = 0
+        entry = self._index.floor_offset(offset)
+        if entry is not None and entry[1] == segment.base_offset:
+            entry_offset, _, position = entry
+            if not self._entry_is_valid(segment, entry_offset, position):
+                log.warning(
+                    "%s: index entry for offset %d is invalid; rebuilding the index", self.name, entry_offset
+                )
+                self._reindex_locked()
+                return self._position_of_locked(segment, offset)
+        while position < segment.size:
+            headers = segment.headers_from(position)
+            if not headers:
+                break
+            for pos, header in headers:
+                if header.base_offset + header.last_offset_delta >= offset:
+                    return pos
+                position = pos + header.size
+        raise StorageError(f"{self.name}: offset {offset} not found in segment {segment.path.name}")
+
+    @staticmethod
+    def _entry_is_valid(segment: Segment, entry_offset: int, position: int) -> bool:
+        if position + rb.LOG_OVERHEAD > segment.size:
+            return False
+        base, _ = rb.read_prefix(segment.read(position, rb.LOG_OVERHEAD))
+        return base == entry_offset
+
+    def _read_batches_locked(self, segment: Segment, position: int, max_bytes: int, limit: int) -> memoryview:
+        available = segment.size - position
+        data = segment.read(position, min(available, max(max_bytes, rb.HEADER_SIZE)))
+        end = 0
+        next_offset = -1
+        while len(data) - end >= rb.HEADER_SIZE:
+            base, size = rb.read_prefix(data, end)
+            last = base + rb.read_last_offset_delta(data, end)
+            if last >= limit:
+                break
+            if end + size > len(data):
+                if end == 0 and size <= available:  # KIP-74: the first batch goes out whole
+                    data = segment.read(position, size)
+                    end, next_offset = size, last + 1
+                break
+            end += size
+            next_offset = last + 1
+        if next_offset >= 0:
+            segment.remember(next_offset, position + end)
+        return memoryview(data)[:end]
+
+    # --- lookups ----------------------------------------------------------------------------------
+
+    def offset_for_timestamp(self, timestamp: int) -> int | None:
+        """The first offset whose record timestamp is >= ``timestamp``, or None if there is none.
+
+        The time index narrows the search to a batch (by its max timestamp); inside that batch the
+        records are decoded to find the exact record (snappy and lz4 batches answer with the batch's
+        base offset, as logq cannot decompress them).
+        """
+        with self._lock:
+            self._check_open_locked()
+            start = self.log_start_offset
+            entry = self._index.floor_time(timestamp - 1) if timestamp > 0 else None
+            if entry is not None:
+                start = max(start, entry[1])
+            if start >= self._next_offset:
+                return None
+            i = bisect.bisect_right(self._bases, start) - 1
+            position = self._position_of_locked(self._segments[i], start)
+            for segment in self._segments[i:]:
+                while position < segment.size:
+                    headers = segment.headers_from(position)
+                    if not headers:
+                        break
+                    for pos, header in headers:
+                        if header.max_timestamp >= timestamp:
+                            return self._exact_offset_locked(segment, pos, header, timestamp)
+                        position = pos + header.size
+                position = 0
+            return None
+
+    @staticmethod
+    def _exact_offset_locked(segment: Segment, position: int, header: rb.BatchHeader, timestamp: int) -> int:
+        data = segment.read(position + rb.HEADER_SIZE, header.size - rb.HEADER_SIZE)
+        try:
+            records = rb.decode_records(codec.decompress(header.codec, data), header)
+        except (codec.UnsupportedCodecError, rb.BatchError, OSError, ValueError):
+            return header.base_offset
+        for record in records:
+            if record.timestamp >= timestamp:
+                return record.offset
+        return header.base_offset
+
+    # --- flush (group commit) ---------------------------------------------------------------------
+
+    def flush(self) -> int:
+        """fsync everything appended so far; returns the offset below which all data is durable.
+
+        Blocking: the broker runs it off the event loop. Concurrent callers share fsyncs (see the
+        module docstring). The order is segment data, then (one synced RocksDB write) the index entries
+        and the checkpoint, so a checkpoint never points at data that is not on disk.
+        """
+        target = self._next_offset
+        with self._flush_lock:
+            if self._durable_offset >= target:
+                return self._durable_offset
+            with self._lock:
+                self._check_open_locked()
+                dirty = [s for s in self._segments if s.synced_size < s.size]
+                active = self._segments[-1]
+                checkpoint = Checkpoint(active.base_offset, active.size, self._next_offset)
+                times = {s.base_offset: self._segment_times(s) for s in dirty or [active]}
+                dropped = tuple(self._dropped_segment_meta)
+                self._dropped_segment_meta.clear()
+                producers, gone = self._producers.take_changes()
+            try:
+                for segment in dirty:
+                    segment.flush()
+                self._index.commit(
+                    checkpoint,
+                    segment_times=times,
+                    dropped_segments=dropped,
+                    producers=producers,
+                    dropped_producers=gone,
+                )
+            except OSError as exc:
+                with self._lock:
+                    self._producers.restore_changes(producers, gone)
+                    self._dropped_segment_meta.extend(dropped)
+                raise StorageError(f"{self.name}: flush failed: {exc}") from exc
+            self._durable_offset = checkpoint.next_offset
+            return self._durable_offset
+
+    @staticmethod
+    def _segment_times(segment: Segment) -> tuple[int, int]:
+        return segment.first_append_ms, segment.last_append_ms
+
+    # --- truncation and deletion ------------------------------------------------------------------
+
+    def truncate_to(self, offset: int) -> int:
+        """Remove every batch that contains ``offset`` or lies after it; returns the new log end.
+
+        Batches are whole units, so the new end is the base offset of the batch that contained
+        ``offset`` (possibly below ``offset``). Truncating below the log start empties the log down to
+        its first segment. Durable before it returns.
+        """
+        with self._flush_lock, self._lock:
+            self._check_open_locked()
+            if offset >= self._next_offset:
+                return self._next_offset
+            offset = max(offset, self.log_start_offset)
+            i = bisect.bisect_right(self._bases, offset) - 1
+            segment = self._segments[i]
+            position = 0 if offset == segment.base_offset else self._position_of_locked(segment, offset)
+            new_end = segment.base_offset
+            if position > 0:
+                base, _ = rb.read_prefix(segment.read(position, rb.LOG_OVERHEAD))
+                new_end = base
+            for later in self._segments[i + 1 :]:
+                self._trash_locked(later)
+            del self._segments[i + 1 :]
+            del self._bases[i + 1 :]
+            dropped_bytes = segment.size - position
+            segment.truncate(position)
+            segment.next_offset = new_end
+            self._next_offset = new_end
+            self._durable_offset = min(self._durable_offset, new_end)
+            self._high_watermark = min(self._high_watermark, new_end)
+            self._index.delete_offsets_from(new_end)
+            self._index.delete_times_from_offset(new_end)
+            self._indexer.reset_after_truncation()
+            self._producers.truncate(new_end)
+            segment.flush()
+            files.fsync_dir(self.directory)
+            producers, gone = self._producers.take_changes()
+            dropped = tuple(self._dropped_segment_meta)
+            self._dropped_segment_meta.clear()
+            self._index.commit(
+                Checkpoint(segment.base_offset, position, new_end),
+                dropped_segments=dropped,
+                producers=producers,
+                dropped_producers=gone,
+            )
+            self._durable_offset = new_end
+            log.info(
+                "%s: truncated to offset %d (%d bytes in the active segment dropped)",
+                self.name,
+                new_end,
+                dropped_bytes,
+            )
+            return new_end
+
+    def delete_oldest_segments(self, count: int, reason: str) -> int:
+        """Delete the ``count`` oldest segments (never the active one, never data at or above the high
+        watermark); advances the log start offset. Returns how many were deleted.
+
+        The files are renamed to ``.deleted`` and unlinked after file.delete.delay.ms, so a reader in
+        the middle of one keeps its bytes.
+        """
+        deleted = 0
+        with self._lock:
+            self._check_open_locked()
+            hw = self.high_watermark
+            while deleted < count and len(self._segments) > 1 and self._segments[1].base_offset <= hw:
+                segment = self._segments.pop(0)
+                self._bases.pop(0)
+                self._trash_locked(segment)
+                deleted += 1
+                log.info(
+                    "%s: deleted segment %s (offsets %d-%d, %d bytes): %s",
+                    self.name,
+                    files.segment_name(segment.base_offset),
+                    segment.base_offset,
+                    segment.next_offset - 1,
+                    segment.size,
+                    reason,
+                )
+            if deleted:
+                start = self.log_start_offset
+                self._index.delete_offsets_below(start)
+                self._index.delete_times_below_offset(start)
+        if deleted:
+            files.fsync_dir(self.directory)
+        return deleted
+
+    def _trash_locked(self, segment: Segment) -> None:
+        segment.mark_deleted()
+        self._dropped_segment_meta.append(segment.base_offset)
+        self._trash.append((segment, self._clock.time_ms() + self.config.file_delete_delay_ms))
+
+    def purge_deleted(self, *, force: bool = False) -> int:
+        """Unlink deleted segment files whose delay has passed (all of them with ``force``)."""
+        now = self._clock.time_ms()
+        with self._lock:
+            due = [s for s, at in self._trash if force or at <= now]
+            self._trash = [(s, at) for s, at in self._trash if not (force or at <= now)]
+        for segment in due:
+            segment.close()
+            segment.path.unlink(missing_ok=True)
+        return len(due)
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush, write the final checkpoint and close the files. Idempotent."""
+        if self._closed:
+            return
+        self.flush()
+        with self._flush_lock, self._lock:
+            active = self._segments[-1]
+            producers, gone = self._producers.take_changes()
+            self._index.commit(
+                Checkpoint(active.base_offset, active.size, self._next_offset),
+                segment_times={s.base_offset: self._segment_times(s) for s in self._segments},
+                dropped_segments=tuple(self._dropped_segment_meta),
+                producers=producers,
+                dropped_producers=gone,
+            )
+            self._closed = True
+        self.purge_deleted(force=True)
+        for segment in self._segments:
+            segment.close()
+
+    def abandon(self) -> None:
+        """Close the files without flushing or checkpointing: what a crash leaves (for tests and
+        for a partition that is being deleted)."""
+        with self._lock:
+            self._closed = True
+        self.purge_deleted(force=True)
+        for segment in self._segments:
+            segment.close()
+
+    def _check_open_locked(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"{self.name}: the log is closed")
+
+    # --- index repair -----------------------------------------------------------------------------
+
+    def _reindex_locked(self) -> None:
+        """Rebuild the offset and time index from the batch headers of every segment."""
+        self._index.delete_offsets_from(0)
+        self._index.delete_times_from_offset(0)
+        self._indexer = SparseIndexer(self._index, self.config.index_interval_bytes)
+        for segment in self._segments:
+            position = 0
+            while position < segment.size:
+                headers = segment.headers_from(position)
+                if not headers:
+                    break
+                for pos, header in headers:
+                    self._indexer.add(
+                        segment.base_offset, pos, header.base_offset, header.size, header.max_timestamp
+                    )
+                    position = pos + header.size
+
+    def producer_state(self) -> ProducerStateTable:
+        """The idempotent-producer table (read-only use; it changes under the log's lock)."""
+        return self._producers

@@ -1,0 +1,186 @@
+"""LogManager: every partition log of one data directory, the shared index, and the shutdown marker.
+
+Layout of a data directory:
+
+    <data dir>/.lock                 held (flock) while a broker uses the directory
+    <data dir>/.clean-shutdown       written last by a clean shutdown; deleted as soon as it is read
+    <data dir>/meta.json             format version (written atomically)
+    <data dir>/index.rocksdb/        the shared RocksDB index (derived data)
+    <data dir>/<queue>-<partition>/  one directory of segment files per partition
+
+Thread safety: create/delete/get may be called from any thread; the logs are thread-safe themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import threading
+import uuid
+from pathlib import Path
+
+from logq.clock import SYSTEM_CLOCK, Clock
+from logq.config import LogConfig
+from logq.errors import StorageError
+from logq.segments import files
+from logq.segments.index import IndexStore
+from logq.segments.loader import LoadReport, load_partition
+from logq.segments.log import PartitionLog
+
+log = logging.getLogger(__name__)
+
+CLEAN_SHUTDOWN_MARKER = ".clean-shutdown"
+LOCK_FILE = ".lock"
+META_FILE = "meta.json"
+INDEX_DIR = "index.rocksdb"
+FORMAT_VERSION = 1
+
+QueuePartition = tuple[str, int]
+
+
+class LogManager:
+    def __init__(self, data_dir: Path, config: LogConfig | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
+        """Open (or create) a data directory and load every partition in it."""
+        self.data_dir = data_dir
+        self.config = config or LogConfig()
+        self.clock = clock
+        self._logs: dict[QueuePartition, PartitionLog] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock_directory(data_dir)
+        self.clean_shutdown = files.remove_durably(data_dir / CLEAN_SHUTDOWN_MARKER)
+        self._write_meta()
+        self.index = IndexStore(data_dir / INDEX_DIR)
+        self.reports: list[LoadReport] = []
+        for path in sorted(data_dir.iterdir()):
+            if path.is_dir() and path.name.endswith(files.DELETED_DIR_SUFFIX):
+                shutil.rmtree(path, ignore_errors=True)
+                continue
+            parsed = files.parse_partition_dir(path.name) if path.is_dir() else None
+            if parsed is not None:
+                partition_log, report = load_partition(
+                    path,
+                    self.index.partition(path.name),
+                    self.config,
+                    clock,
+                    clean_shutdown=self.clean_shutdown,
+                )
+                self._logs[parsed] = partition_log
+                self.reports.append(report)
+        log.info(
+            "loaded %d partitions from %s (%s shutdown)",
+            len(self._logs),
+            data_dir,
+            "clean" if self.clean_shutdown else "unclean",
+        )
+
+    def _write_meta(self) -> None:
+        path = self.data_dir / META_FILE
+        if path.exists():
+            meta = json.loads(path.read_text())
+            if meta.get("format_version") != FORMAT_VERSION:
+                raise StorageError(f"{path}: unsupported format version {meta.get('format_version')}")
+            return
+        files.atomic_write(path, json.dumps({"format_version": FORMAT_VERSION}).encode())
+
+    # --- partitions -------------------------------------------------------------------------------
+
+    def get(self, queue: str, partition: int) -> PartitionLog | None:
+        return self._logs.get((queue, partition))
+
+    def partitions(self) -> list[QueuePartition]:
+        with self._lock:
+            return sorted(self._logs)
+
+    def logs(self) -> list[PartitionLog]:
+        """Every log, in the order of ``partitions()``."""
+        with self._lock:
+            return [self._logs[key] for key in sorted(self._logs)]
+
+    def create(self, queue: str, partition: int, config: LogConfig | None = None) -> PartitionLog:
+        """Create a partition's log, or return the existing one (with ``config`` applied)."""
+        with self._lock:
+            existing = self._logs.get((queue, partition))
+            if existing is not None:
+                if config is not None:
+                    existing.config = config
+                return existing
+            name = files.partition_dir_name(queue, partition)
+            directory = self.data_dir / name
+            directory.mkdir(exist_ok=True)
+            files.fsync_dir(self.data_dir)
+            partition_log, _ = load_partition(
+                directory, self.index.partition(name), config or self.config, self.clock, clean_shutdown=False
+            )
+            self._logs[(queue, partition)] = partition_log
+            return partition_log
+
+    def delete(self, queue: str, partition: int) -> bool:
+        """Remove a partition and its data: rename the directory away, forget its index, then delete."""
+        with self._lock:
+            partition_log = self._logs.pop((queue, partition), None)
+        if partition_log is None:
+            return False
+        partition_log.abandon()
+        name = files.partition_dir_name(queue, partition)
+        doomed = self.data_dir / f"{name}.{uuid.uuid4().hex}{files.DELETED_DIR_SUFFIX}"
+        os.replace(self.data_dir / name, doomed)
+        files.fsync_dir(self.data_dir)
+        self.index.partition(name).clear()
+        shutil.rmtree(doomed, ignore_errors=True)
+        return True
+
+    # --- flushing ---------------------------------------------------------------------------------
+
+    def flush_all(self) -> None:
+        """fsync every log that has unflushed data (blocking)."""
+        for partition_log in self.logs():
+            if partition_log.durable_offset < partition_log.log_end_offset and not partition_log.closed:
+                with contextlib.suppress(StorageError):  # closed concurrently; the next round retries
+                    partition_log.flush()
+
+    async def run_background_flush(self) -> None:
+        """Every log.flush.interval.ms, fsync what was appended (off the event loop). Runs until cancelled."""
+        interval = self.config.flush_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            await asyncio.to_thread(self.flush_all)
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Clean shutdown: flush and checkpoint every log, close the index, then write the marker."""
+        if self._closed:
+            return
+        self._closed = True
+        for partition_log in self.logs():
+            partition_log.close()
+        self.index.close()
+        files.atomic_write(self.data_dir / CLEAN_SHUTDOWN_MARKER, b"")
+        os.close(self._lock_fd)
+
+    def abandon(self) -> None:
+        """Release everything without flushing, checkpointing or the marker: what a crash leaves."""
+        if self._closed:
+            return
+        self._closed = True
+        for partition_log in self.logs():
+            partition_log.abandon()
+        self.index.db.close()
+        os.close(self._lock_fd)
+
+
+def _lock_directory(data_dir: Path) -> int:
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StorageError(f"data directory {data_dir} is in use by another process") from None
+    return fd

@@ -1,0 +1,146 @@
+"""One segment file: a run of whole batches starting at ``base_offset``.
+
+Not thread-safe: its PartitionLog serialises appends, truncation and rolls under the log's lock.
+``pread``/``fsync`` on the open descriptor are safe to call from other threads, which is what lets the
+log fsync outside its lock while appends go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from logq import batch as rb
+from logq.errors import StorageError
+from logq.segments import files
+
+READ_CHUNK = 1 << 20
+# A stored batch may be larger than today's max.message.bytes (the setting can shrink), but a length
+# beyond this is garbage, not data: stop the scan there.
+MAX_STORED_BATCH = 1 << 28
+
+
+class Segment:
+    def __init__(self, directory: Path, base_offset: int, *, create: bool = False) -> None:
+        self.base_offset = base_offset
+        self.path = directory / files.segment_name(base_offset)
+        flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
+        self.fd = os.open(self.path, flags, 0o644)
+        self.size = os.fstat(self.fd).st_size
+        self.next_offset = base_offset  # the offset after the last batch; set by the log once known
+        self.last_append_ms = -1  # broker time of the newest batch (-1: unknown)
+        self.first_append_ms = -1  # broker time of the first batch appended in this process (segment.ms)
+        self.synced_size = self.size if not create else 0
+        self.closed = False
+        # The end of the last read and the offset found there: a consumer reading forward skips the index.
+        self._hint_offset = -1
+        self._hint_position = 0
+
+    def append(self, prefix: bytes, rest: memoryview) -> int:
+        """Write one batch (its patched 16-byte prefix, then the rest) at the end; returns its position.
+
+        On any failure the file is cut back, so no partial batch is ever left behind.
+        """
+        position = self.size
+        total = len(prefix) + len(rest)
+        try:
+            written = os.pwritev(self.fd, [prefix, rest], position)
+            if written != total:
+                raise OSError(f"short write: {written} of {total} bytes")
+        except OSError as exc:
+            self._cut_back(position)
+            raise StorageError(f"cannot append to {self.path}: {exc}") from exc
+        self.size = position + total
+        return position
+
+    def _cut_back(self, size: int) -> None:
+        with contextlib.suppress(OSError):  # the disk is failing; recovery drops any torn tail
+            os.ftruncate(self.fd, size)
+
+    def read(self, position: int, length: int) -> bytes:
+        return os.pread(self.fd, length, position)
+
+    def remember(self, offset: int, position: int) -> None:
+        self._hint_offset = offset
+        self._hint_position = position
+
+    def hint(self, offset: int) -> int | None:
+        return self._hint_position if offset == self._hint_offset else None
+
+    def flush(self) -> None:
+        size = self.size
+        os.fdatasync(self.fd)
+        self.synced_size = max(self.synced_size, size)
+
+    def truncate(self, size: int) -> None:
+        os.ftruncate(self.fd, size)
+        self.size = size
+        self.synced_size = min(self.synced_size, size)
+        self._hint_offset = -1
+
+    def mark_deleted(self) -> Path:
+        """Rename to ``.deleted``; the descriptor stays open so readers in the middle keep their bytes."""
+        target = self.path.with_suffix(files.DELETED_SUFFIX)
+        os.replace(self.path, target)
+        self.path = target
+        return target
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self.fd)
+
+    def scan(
+        self, position: int, expected_offset: int
+    ) -> tuple[list[tuple[int, rb.BatchHeader]], int, str | None]:
+        """Validate batches from ``position`` to the end of the file, as recovery does.
+
+        Returns ((position, header) of each valid batch, end of the valid bytes, why the scan stopped
+        early or None). A batch is valid when its whole length is present, it passes
+        ``batch.validate`` (magic, CRC-32C, counts) and its base offset continues the previous one.
+        """
+        found: list[tuple[int, rb.BatchHeader]] = []
+        pos = position
+        next_offset = expected_offset
+        while pos < self.size:
+            if self.size - pos < rb.HEADER_SIZE:
+                return found, pos, f"{self.size - pos} trailing bytes are shorter than a batch header"
+            base, size = rb.read_prefix(self.read(pos, rb.LOG_OVERHEAD))
+            if size < rb.HEADER_SIZE or size > MAX_STORED_BATCH:
+                return found, pos, f"the batch at position {pos} has an impossible length {size}"
+            if pos + size > self.size:
+                return (
+                    found,
+                    pos,
+                    f"the batch at position {pos} is cut short ({self.size - pos} of {size} bytes)",
+                )
+            if base != next_offset:
+                return (
+                    found,
+                    pos,
+                    f"the batch at position {pos} has base offset {base}, expected {next_offset}",
+                )
+            try:
+                header = rb.validate(self.read(pos, size))
+            except rb.BatchError as exc:
+                return found, pos, f"the batch at position {pos} is corrupt: {exc}"
+            found.append((pos, header))
+            next_offset = header.last_offset + 1
+            pos += size
+        return found, pos, None
+
+    def headers_from(self, position: int) -> list[tuple[int, rb.BatchHeader]]:
+        """(position, header) of the batches from ``position`` on, as far as one read chunk reaches."""
+        if position >= self.size:
+            return []
+        chunk = self.read(position, min(READ_CHUNK, self.size - position))
+        out: list[tuple[int, rb.BatchHeader]] = []
+        pos = 0
+        while len(chunk) - pos >= rb.HEADER_SIZE:
+            header = rb.parse_header(chunk, pos)
+            if header.size < rb.HEADER_SIZE:
+                raise StorageError(f"{self.path}: impossible batch length at position {position + pos}")
+            out.append((position + pos, header))
+            pos += header.size
+        return out

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cli.main import main
+from logq.segments import LogManager
+from logq.testing import make_batch
+
+
+def test_storage_inspect_lists_partitions(data_dir: Path) -> None:
+    manager = LogManager(data_dir)
+    for partition in range(2):
+        plog = manager.create("orders", partition)
+        for i in range(partition + 1):
+            plog.append(make_batch(3, tag=i))
+    manager.close()
+    result = CliRunner().invoke(main, ["storage", "inspect", str(data_dir), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [(r["queue"], r["partition"], r["log_end_offset"]) for r in rows] == [
+        ("orders", 0, 3),
+        ("orders", 1, 6),
+    ]
+    table = CliRunner().invoke(main, ["storage", "inspect", str(data_dir)])
+    assert "orders" in table.output
+    assert table.exit_code == 0
+
+
+def test_storage_inspect_errors_are_one_line(tmp_path: Path, data_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["storage", "inspect", str(tmp_path / "missing")])
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines()[-1].startswith("Error:")
+    manager = LogManager(data_dir)  # holds the directory lock
+    try:
+        busy = CliRunner().invoke(main, ["storage", "inspect", str(data_dir)])
+        assert busy.exit_code == 1
+        assert "in use by another process" in busy.output
+        assert "Traceback" not in busy.output
+    finally:
+        manager.close()
+
+
+def test_broker_start_says_it_is_not_built_yet() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cli.main", "broker", "start"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "not built yet" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_version_and_help() -> None:
+    assert CliRunner().invoke(main, ["--version"]).output.startswith("logq, version")
+    assert "Example" in CliRunner().invoke(main, ["storage", "inspect", "--help"]).output

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from logq.config import LogConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_shipped_config_lists_every_setting_with_its_default() -> None:
+    settings = tomllib.loads((ROOT / "configs" / "standalone.toml").read_text())["log"]
+    assert LogConfig.from_mapping(settings) == LogConfig()
+    assert len(settings) == len(LogConfig.__dataclass_fields__)
+
+
+def test_unknown_and_mistyped_settings_are_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"unknown setting 'retention\.hours'"):
+        LogConfig.from_mapping({"retention.hours": 1})
+    with pytest.raises(ValueError, match=r"'segment\.bytes' must be an integer"):
+        LogConfig.from_mapping({"segment.bytes": "big"})
+    with pytest.raises(ValueError, match="true or false"):
+        LogConfig.from_mapping({"log.fsync.before.ack": "maybe"})
+
+
+def test_overrides_replace_only_what_they_name() -> None:
+    config = LogConfig().with_overrides({"retention.ms": "1000"})
+    assert config.retention_ms == 1000
+    assert config.segment_bytes == LogConfig().segment_bytes
