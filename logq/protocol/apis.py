@@ -1,0 +1,130 @@
+"""The API table: which request/response classes belong to each api_key, and the supported versions.
+
+This is the one place that lists versions (design §0). ``API_SPECS`` is everything the codec decodes and
+encodes; ``ADVERTISED_API_KEYS`` is what an ApiVersions response lists by default. DescribeGroups and
+ListGroups are decodable but left out of the default advertisement (§0: "never advertise an API you do
+not serve"); a broker that serves them passes them to :func:`api_versions_entries`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+from logq.protocol import messages as m
+from logq.protocol.schema import Struct
+
+
+class ApiKey(enum.IntEnum):
+    PRODUCE = 0
+    FETCH = 1
+    LIST_OFFSETS = 2
+    METADATA = 3
+    OFFSET_COMMIT = 8
+    OFFSET_FETCH = 9
+    FIND_COORDINATOR = 10
+    JOIN_GROUP = 11
+    HEARTBEAT = 12
+    LEAVE_GROUP = 13
+    SYNC_GROUP = 14
+    DESCRIBE_GROUPS = 15
+    LIST_GROUPS = 16
+    API_VERSIONS = 18
+    CREATE_TOPICS = 19
+    DELETE_TOPICS = 20
+    INIT_PRODUCER_ID = 22
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSpec:
+    api_key: ApiKey
+    min_version: int
+    max_version: int
+    request_type: type[Struct]
+    response_type: type[Struct]
+
+    def supports(self, version: int) -> bool:
+        return self.min_version <= version <= self.max_version
+
+
+# Each max is the last non-flexible version (design §0); every version in between must work (§2.1).
+_SPECS: Final = (
+    ApiSpec(ApiKey.PRODUCE, 0, 8, m.ProduceRequest, m.ProduceResponse),
+    ApiSpec(ApiKey.FETCH, 4, 11, m.FetchRequest, m.FetchResponse),
+    ApiSpec(ApiKey.LIST_OFFSETS, 1, 5, m.ListOffsetsRequest, m.ListOffsetsResponse),
+    ApiSpec(ApiKey.METADATA, 0, 8, m.MetadataRequest, m.MetadataResponse),
+    ApiSpec(ApiKey.OFFSET_COMMIT, 2, 7, m.OffsetCommitRequest, m.OffsetCommitResponse),
+    ApiSpec(ApiKey.OFFSET_FETCH, 1, 5, m.OffsetFetchRequest, m.OffsetFetchResponse),
+    ApiSpec(ApiKey.FIND_COORDINATOR, 0, 2, m.FindCoordinatorRequest, m.FindCoordinatorResponse),
+    ApiSpec(ApiKey.JOIN_GROUP, 0, 5, m.JoinGroupRequest, m.JoinGroupResponse),
+    ApiSpec(ApiKey.HEARTBEAT, 0, 3, m.HeartbeatRequest, m.HeartbeatResponse),
+    ApiSpec(ApiKey.LEAVE_GROUP, 0, 3, m.LeaveGroupRequest, m.LeaveGroupResponse),
+    ApiSpec(ApiKey.SYNC_GROUP, 0, 3, m.SyncGroupRequest, m.SyncGroupResponse),
+    ApiSpec(ApiKey.DESCRIBE_GROUPS, 0, 4, m.DescribeGroupsRequest, m.DescribeGroupsResponse),
+    ApiSpec(ApiKey.LIST_GROUPS, 0, 2, m.ListGroupsRequest, m.ListGroupsResponse),
+    ApiSpec(ApiKey.API_VERSIONS, 0, 2, m.ApiVersionsRequest, m.ApiVersionsResponse),
+    ApiSpec(ApiKey.CREATE_TOPICS, 0, 4, m.CreateTopicsRequest, m.CreateTopicsResponse),
+    ApiSpec(ApiKey.DELETE_TOPICS, 0, 3, m.DeleteTopicsRequest, m.DeleteTopicsResponse),
+    ApiSpec(ApiKey.INIT_PRODUCER_ID, 0, 1, m.InitProducerIdRequest, m.InitProducerIdResponse),
+)
+
+API_SPECS: Final[Mapping[int, ApiSpec]] = MappingProxyType({s.api_key: s for s in _SPECS})
+"""api_key → spec, for every API the codec handles."""
+
+ADVERTISED_API_KEYS: Final = tuple(
+    k for k in API_SPECS if k not in (ApiKey.DESCRIBE_GROUPS, ApiKey.LIST_GROUPS)
+)
+"""The §0 table: what an ApiVersions response lists by default."""
+
+_BY_REQUEST_TYPE: Final = {s.request_type: s for s in _SPECS}
+_BY_RESPONSE_TYPE: Final = {s.response_type: s for s in _SPECS}
+
+RequestBody = (
+    m.ProduceRequest | m.FetchRequest | m.ListOffsetsRequest | m.MetadataRequest | m.OffsetCommitRequest
+    | m.OffsetFetchRequest | m.FindCoordinatorRequest | m.JoinGroupRequest | m.HeartbeatRequest
+    | m.LeaveGroupRequest | m.SyncGroupRequest | m.DescribeGroupsRequest | m.ListGroupsRequest
+    | m.ApiVersionsRequest | m.CreateTopicsRequest | m.DeleteTopicsRequest | m.InitProducerIdRequest
+)  # fmt: skip
+"""Any decoded request body; dispatch with ``match``/``isinstance``."""
+
+ResponseBody = (
+    m.ProduceResponse | m.FetchResponse | m.ListOffsetsResponse | m.MetadataResponse
+    | m.OffsetCommitResponse | m.OffsetFetchResponse | m.FindCoordinatorResponse | m.JoinGroupResponse
+    | m.HeartbeatResponse | m.LeaveGroupResponse | m.SyncGroupResponse | m.DescribeGroupsResponse
+    | m.ListGroupsResponse | m.ApiVersionsResponse | m.CreateTopicsResponse | m.DeleteTopicsResponse
+    | m.InitProducerIdResponse
+)  # fmt: skip
+"""Any response body."""
+
+
+def spec_for_request(request_type: type[Struct]) -> ApiSpec:
+    spec = _BY_REQUEST_TYPE.get(request_type)
+    if spec is None:
+        raise TypeError(f"{request_type.__name__} is not a request message")
+    return spec
+
+
+def spec_for_response(response_type: type[Struct]) -> ApiSpec:
+    spec = _BY_RESPONSE_TYPE.get(response_type)
+    if spec is None:
+        raise TypeError(f"{response_type.__name__} is not a response message")
+    return spec
+
+
+def expects_response(body: Struct) -> bool:
+    """False only for Produce with acks=0, which gets no response at all (design §1)."""
+    return not (isinstance(body, m.ProduceRequest) and body.acks == 0)
+
+
+def api_versions_entries(extra: Iterable[ApiKey] = ()) -> list[m.ApiVersionsResponseKey]:
+    """The ApiVersions ``api_keys`` list: the §0 table plus any ``extra`` supported APIs, by key."""
+    keys = sorted({*ADVERTISED_API_KEYS, *extra})
+    return [
+        m.ApiVersionsResponseKey(
+            api_key=k, min_version=API_SPECS[k].min_version, max_version=API_SPECS[k].max_version
+        )
+        for k in keys
+    ]

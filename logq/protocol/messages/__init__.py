@@ -1,0 +1,12 @@
+"""Message dataclasses, one module per API family; every name is re-exported here.
+
+Import them from this package: ``from logq.protocol.messages import ProduceRequest, FetchResponse``.
+Each submodule lists its names in ``__all__`` (kept out of this file so there is one list per family).
+"""
+
+from logq.protocol.messages.fetch import *  # noqa: F403
+from logq.protocol.messages.groups import *  # noqa: F403
+from logq.protocol.messages.metadata import *  # noqa: F403
+from logq.protocol.messages.offsets import *  # noqa: F403
+from logq.protocol.messages.produce import *  # noqa: F403
+from logq.protocol.messages.topics import *  # noqa: F403

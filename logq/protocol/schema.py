@@ -1,0 +1,252 @@
+"""Table-driven message schemas and the generic codec that walks them.
+
+A message is a dataclass deriving from :class:`Struct` whose fields are declared with :func:`wire`, which
+records the wire type and the versions in which the field exists (the ``versions`` /
+``nullableVersions`` strings of Kafka's JSON definitions). The dataclass is the single description of the
+message: its defaults are the values of fields absent from a version. For each (class, version) the codec
+compiles a list of field readers and writers once and caches it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+from logq.protocol.errors import ProtocolEncodeError
+from logq.protocol.primitives import Buffer, Reader, Writer
+
+VERSION_MAX: Final = 0x7FFF
+
+ReadFn = Callable[[Reader], Any]
+WriteFn = Callable[[Writer, Any], None]
+
+
+class Struct:
+    """Base of every message and nested struct dataclass."""
+
+    __slots__ = ()
+
+
+S = TypeVar("S", bound=Struct)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Primitive:
+    """A scalar wire type; ``read_null``/``write_null`` are the nullable variants where one exists."""
+
+    name: str
+    min_size: int
+    read: ReadFn
+    write: WriteFn
+    default: object
+    read_null: ReadFn | None = None
+    write_null: WriteFn | None = None
+
+
+INT8: Final = Primitive("int8", 1, Reader.read_int8, Writer.write_int8, 0)
+INT16: Final = Primitive("int16", 2, Reader.read_int16, Writer.write_int16, 0)
+INT32: Final = Primitive("int32", 4, Reader.read_int32, Writer.write_int32, 0)
+INT64: Final = Primitive("int64", 8, Reader.read_int64, Writer.write_int64, 0)
+UINT32: Final = Primitive("uint32", 4, Reader.read_uint32, Writer.write_uint32, 0)
+BOOL: Final = Primitive("bool", 1, Reader.read_bool, Writer.write_bool, False)
+STRING: Final = Primitive(
+    "string", 2, Reader.read_string, Writer.write_string, "",
+    Reader.read_nullable_string, Writer.write_nullable_string,
+)  # fmt: skip
+BYTES: Final = Primitive(
+    "bytes", 4, Reader.read_bytes, Writer.write_bytes, b"",
+    Reader.read_nullable_bytes, Writer.write_nullable_bytes,
+)  # fmt: skip
+# RecordBatch blobs: always nullable, decoded as a zero-copy memoryview, encoded as a separate chunk.
+RECORDS: Final = Primitive(
+    "records", 4, Reader.read_records, Writer.write_records, b"",
+    Reader.read_records, Writer.write_records,
+)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ArrayOf:
+    """An int32-counted array of a primitive or of a nested struct."""
+
+    item: Primitive | type[Struct]
+
+
+Kind = Primitive | ArrayOf | type[Struct]
+
+
+def parse_versions(spec: str) -> tuple[int, int]:
+    """``"3+"`` → (3, VERSION_MAX); ``"2-4"`` → (2, 4); ``"8"`` → (8, 8)."""
+    if spec.endswith("+"):
+        return int(spec[:-1]), VERSION_MAX
+    low, sep, high = spec.partition("-")
+    return (int(low), int(high)) if sep else (int(low), int(low))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FieldSpec:
+    kind: Kind
+    versions: tuple[int, int]
+    nullable_versions: tuple[int, int] | None
+
+    def present(self, version: int) -> bool:
+        return self.versions[0] <= version <= self.versions[1]
+
+    def nullable(self, version: int) -> bool:
+        nv = self.nullable_versions
+        return nv is not None and nv[0] <= version <= nv[1]
+
+
+_SPEC_KEY: Final = "logq.protocol.wire"
+_MISSING: Final = object()
+
+
+def wire(kind: Kind, versions: str = "0+", *, nullable: str | None = None, default: object = _MISSING) -> Any:
+    """Declare a message field: its wire type, the versions it exists in, and where it may be null.
+
+    Without ``default``, absent fields take the type's zero value (0, "", b"", False, [], a default struct).
+    """
+    spec = FieldSpec(kind, parse_versions(versions), parse_versions(nullable) if nullable else None)
+    metadata = {_SPEC_KEY: spec}
+    if default is not _MISSING:
+        return dataclasses.field(default=default, metadata=metadata)
+    if isinstance(kind, Primitive):
+        return dataclasses.field(default=kind.default, metadata=metadata)
+    factory: Callable[[], Any] = list if isinstance(kind, ArrayOf) else kind
+    return dataclasses.field(default_factory=factory, metadata=metadata)
+
+
+def fields_for(cls: type[Struct], version: int) -> list[tuple[str, FieldSpec]]:
+    """The (attribute, spec) pairs of the fields present in ``version``, in wire order."""
+    out = []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        spec = f.metadata.get(_SPEC_KEY)
+        if not isinstance(spec, FieldSpec):
+            raise TypeError(f"{cls.__name__}.{f.name} is not declared with wire()")
+        if spec.present(version):
+            out.append((f.name, spec))
+    return out
+
+
+class _StructCodec:
+    """The compiled reader/writer of one struct class at one version."""
+
+    __slots__ = ("factory", "min_size", "readers", "writers")
+
+    def __init__(self, cls: type[Struct], version: int) -> None:
+        self.factory: Callable[..., Any] = cls
+        self.readers: list[tuple[str, ReadFn]] = []
+        self.writers: list[tuple[str, WriteFn]] = []
+        self.min_size = 0
+        for name, spec in fields_for(cls, version):
+            read, write, size = _field_codec(spec.kind, version, nullable=spec.nullable(version), where=name)
+            self.readers.append((name, read))
+            self.writers.append((name, write))
+            self.min_size += size
+
+    def read(self, reader: Reader) -> Any:
+        return self.factory(**{name: read(reader) for name, read in self.readers})
+
+    def write(self, writer: Writer, value: Any) -> None:
+        for name, write in self.writers:
+            write(writer, getattr(value, name))
+
+
+_CODECS: dict[tuple[type[Struct], int], _StructCodec] = {}
+
+
+def _struct_codec(cls: type[Struct], version: int) -> _StructCodec:
+    key = (cls, version)
+    codec = _CODECS.get(key)
+    if codec is None:
+        codec = _CODECS[key] = _StructCodec(cls, version)
+    return codec
+
+
+def _field_codec(kind: Kind, version: int, *, nullable: bool, where: str) -> tuple[ReadFn, WriteFn, int]:
+    if isinstance(kind, Primitive):
+        if not nullable:
+            return kind.read, kind.write, kind.min_size
+        if kind.read_null is None or kind.write_null is None:
+            raise TypeError(f"{where}: {kind.name} cannot be nullable")
+        return kind.read_null, kind.write_null, kind.min_size
+    if isinstance(kind, ArrayOf):
+        return _array_codec(kind, version, nullable=nullable, where=where)
+    if nullable:
+        raise TypeError(f"{where}: nullable structs need flexible versions")
+    codec = _struct_codec(kind, version)
+    return codec.read, codec.write, codec.min_size
+
+
+def _array_codec(kind: ArrayOf, version: int, *, nullable: bool, where: str) -> tuple[ReadFn, WriteFn, int]:
+    read_item, write_item, item_size = _field_codec(kind.item, version, nullable=False, where=where)
+
+    def read(reader: Reader) -> list[Any] | None:
+        n = reader.read_count(item_size, nullable=nullable)
+        if n < 0:
+            return None
+        return [read_item(reader) for _ in range(n)]
+
+    def write(writer: Writer, value: list[Any] | None) -> None:
+        if value is None:
+            if not nullable:
+                raise ProtocolEncodeError(f"{where}: array is not nullable in version {version}")
+            writer.write_int32(-1)
+            return
+        writer.write_int32(len(value))
+        for item in value:
+            write_item(writer, item)
+
+    return read, write, 4
+
+
+def write_struct(writer: Writer, value: Struct, version: int) -> None:
+    """Append ``value`` encoded at ``version``; bad values raise :class:`ProtocolEncodeError`."""
+    try:
+        _struct_codec(type(value), version).write(writer, value)
+    except ProtocolEncodeError:
+        raise
+    except (struct.error, TypeError, AttributeError, UnicodeEncodeError, OverflowError) as exc:
+        raise ProtocolEncodeError(f"cannot encode {type(value).__name__} v{version}: {exc}") from exc
+
+
+def encode_struct(value: Struct, version: int) -> bytes:
+    writer = Writer()
+    write_struct(writer, value, version)
+    return writer.getvalue()
+
+
+def read_struct(reader: Reader, cls: type[S], version: int) -> S:
+    result: S = _struct_codec(cls, version).read(reader)
+    return result
+
+
+def decode_struct(cls: type[S], data: Buffer, version: int) -> S:
+    """Decode a message body; trailing bytes are ignored, as Kafka does."""
+    return read_struct(Reader(data), cls, version)
+
+
+__all__ = [
+    "BOOL",
+    "BYTES",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "RECORDS",
+    "STRING",
+    "UINT32",
+    "ArrayOf",
+    "FieldSpec",
+    "Kind",
+    "Primitive",
+    "Struct",
+    "decode_struct",
+    "encode_struct",
+    "fields_for",
+    "parse_versions",
+    "read_struct",
+    "wire",
+    "write_struct",
+]
