@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import click
 
 from logq import __version__
+from logq.broker.config import BrokerConfig
+from logq.broker.run import run_broker
 from logq.errors import LogqError
 from logq.segments import LogManager
 
@@ -26,14 +27,45 @@ def broker() -> None:
 
 
 @broker.command("start")
-def broker_start() -> None:
-    """Start a standalone broker (not built yet: the storage engine exists, the network server is next)."""
-    click.echo(
-        "logq: the broker's network server is not built yet; the storage engine is "
-        "(try: logq storage inspect ./data)",
-        err=True,
-    )
-    sys.exit(2)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="TOML settings file (see configs/standalone.toml).",
+)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Default: ./data")
+@click.option("--listen", metavar="HOST:PORT", help="Default: 127.0.0.1:9092")
+@click.option("--advertised-listener", metavar="HOST:PORT", help="The address clients are told to use.")
+@click.option("--metrics-listen", metavar="HOST:PORT", help="Serve Prometheus metrics here.")
+def broker_start(
+    config_file: Path | None,
+    data_dir: Path | None,
+    listen: str | None,
+    advertised_listener: str | None,
+    metrics_listen: str | None,
+) -> None:
+    """Start a standalone broker (no ZooKeeper). Flags override the config file.
+
+    \b
+    Example:
+      logq broker start --data-dir ./data --listen 127.0.0.1:9092 --metrics-listen 127.0.0.1:9100
+    """
+    overrides = {
+        "data.dir": data_dir,
+        "listen": listen,
+        "advertised.listener": advertised_listener,
+        "metrics.listen": metrics_listen,
+    }
+    try:
+        config = BrokerConfig.load(config_file, overrides)
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        run_broker(config)
+    except LogqError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # e.g. the port is taken
+        raise click.ClickException(f"cannot start the broker: {exc}") from None
 
 
 @main.group()

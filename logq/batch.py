@@ -26,6 +26,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from crc32c import crc32c
 
@@ -58,8 +59,9 @@ class BatchError(ValueError):
     """The bytes are not one valid RecordBatch v2 (the reason is in the message)."""
 
 
-@dataclass(frozen=True, slots=True)
-class BatchHeader:
+class BatchHeader(NamedTuple):
+    """The decoded 61-byte header (a tuple: building one is cheap, and this runs once per batch)."""
+
     base_offset: int
     batch_length: int
     partition_leader_epoch: int
@@ -104,7 +106,7 @@ def parse_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHead
     """Decode the 61-byte header at ``pos``; raises BatchError when fewer bytes remain."""
     if len(buf) - pos < HEADER_SIZE:
         raise BatchError(f"batch header needs {HEADER_SIZE} bytes, {len(buf) - pos} available")
-    return BatchHeader(*_HEADER.unpack_from(buf, pos))
+    return BatchHeader._make(_HEADER.unpack_from(buf, pos))
 
 
 def validate(buf: bytes | bytearray | memoryview) -> BatchHeader:

@@ -54,3 +54,31 @@ class InvalidProducerEpochError(ProducerStateError):
 
 class OutOfOrderSequenceError(ProducerStateError):
     code = ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+
+
+class CoordinationError(LogqError):
+    """A cluster-metadata operation was refused or failed."""
+
+
+class QueueExistsError(CoordinationError):
+    code = ErrorCode.TOPIC_ALREADY_EXISTS
+
+
+class UnknownQueueError(CoordinationError):
+    code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+class InvalidQueueNameError(CoordinationError):
+    code = ErrorCode.INVALID_TOPIC_EXCEPTION
+
+
+class InvalidPartitionsError(CoordinationError):
+    code = ErrorCode.INVALID_PARTITIONS
+
+
+class InvalidReplicationFactorError(CoordinationError):
+    code = ErrorCode.INVALID_REPLICATION_FACTOR
+
+
+class InvalidConfigError(CoordinationError):
+    code = ErrorCode.INVALID_CONFIG

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from logq.broker.config import BrokerConfig
 from logq.config import LogConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,6 +15,21 @@ def test_the_shipped_config_lists_every_setting_with_its_default() -> None:
     settings = tomllib.loads((ROOT / "configs" / "standalone.toml").read_text())["log"]
     assert LogConfig.from_mapping(settings) == LogConfig()
     assert len(settings) == len(LogConfig.__dataclass_fields__)
+
+
+def test_the_shipped_config_is_the_broker_default() -> None:
+    assert BrokerConfig.load(ROOT / "configs" / "standalone.toml") == BrokerConfig()
+
+
+def test_broker_settings_are_checked_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "b.toml"
+    path.write_text('[broker]\n"listen.port" = 1\n')
+    with pytest.raises(ValueError, match=r"unknown broker setting 'listen\.port'"):
+        BrokerConfig.load(path)
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        BrokerConfig.load(None, {"listen": "nowhere"})
+    config = BrokerConfig.load(None, {"listen": "127.0.0.1:19000", "data.dir": "elsewhere"})
+    assert (config.listen.port, config.data_dir) == (19000, Path("elsewhere"))
 
 
 def test_unknown_and_mistyped_settings_are_refused_by_name() -> None:

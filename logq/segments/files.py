@@ -1,4 +1,4 @@
-"""File names and crash-safe small-file writes.
+"""File names of the partition log (the crash-safe writes are re-exported from ``logq.durable``).
 
 A partition lives in ``<data dir>/<queue>-<partition>/``. Its segment files are named by their base
 offset, zero-padded to 20 digits so that ``ls`` sorts them numerically. State lives in suffixes:
@@ -11,13 +11,23 @@ offset, zero-padded to 20 digits so that ``ls`` sorts them numerically. State li
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
+
+from logq.durable import TMP_SUFFIX, atomic_write, fsync_dir, remove_durably
+
+__all__ = [
+    "TMP_SUFFIX",
+    "atomic_write",
+    "fsync_dir",
+    "parse_partition_dir",
+    "parse_segment_name",
+    "partition_dir_name",
+    "remove_durably",
+    "segment_name",
+]
 
 LOG_SUFFIX = ".log"
 DELETED_SUFFIX = ".deleted"
-TMP_SUFFIX = ".tmp"
 DELETED_DIR_SUFFIX = "-delete"
 
 _PARTITION_DIR = re.compile(r"^(?P<queue>[a-zA-Z0-9._-]{1,249})-(?P<partition>0|[1-9][0-9]{0,8})$")
@@ -44,40 +54,3 @@ def parse_partition_dir(name: str) -> tuple[str, int] | None:
     if match is None:
         return None
     return match["queue"], int(match["partition"])
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a create, rename or unlink inside ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write a small file so that a crash leaves either the old or the new content.
-
-    temp file -> fsync -> rename over the target -> fsync of the directory.
-    """
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def remove_durably(path: Path) -> bool:
-    """Unlink ``path`` if it exists and fsync its directory; True if it existed."""
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    fsync_dir(path.parent)
-    return True

@@ -20,6 +20,7 @@ Thread safety: RocksDB is thread-safe; each PartitionIndex is written only by it
 
 from __future__ import annotations
 
+import bisect
 import logging
 import shutil
 import struct
@@ -132,6 +133,14 @@ class PartitionIndex:
 
     def last_offset_entry(self) -> tuple[int, int, int] | None:
         return self.floor_offset((1 << 64) - 1)
+
+    def put_many(self, offsets: list[tuple[int, int, int]], times: list[tuple[int, int]]) -> None:
+        wb = WriteBatch(raw_mode=True)
+        for offset, segment_base, position in offsets:
+            wb.put(self._offsets + _U64.pack(offset), _POSITION.pack(segment_base, position))
+        for timestamp, offset in times:
+            wb.put(self._times + _U64.pack(timestamp), _U64.pack(offset))
+        self._store.write(wb, sync=False)
 
     def delete_offsets_from(self, offset: int) -> None:
         self._db.delete_range(self._offsets + _U64.pack(offset), _range_end(self._offsets))
@@ -272,18 +281,26 @@ class PartitionIndex:
 
 class SparseIndexer:
     """Decides which batches get index entries, for appends and recovery alike (so a rebuilt index
-    equals one written live).
+    equals one written live), and buffers new entries so that the append path makes no RocksDB call.
 
     Offset entries are sparse: the first batch of every segment, then one every ``interval_bytes``.
     A time entry is written whenever the running max timestamp grows, so the last time entry always
     holds the running max: it survives restarts and truncation without any other state.
+
+    New entries wait in memory until ``write_pending()`` (every flush, or once ``PENDING_LIMIT``
+    accumulate); lookups consult both. Entries lost in a crash are recreated by recovery, which
+    re-indexes everything after the checkpoint.
     """
+
+    PENDING_LIMIT = 256
 
     def __init__(self, index: PartitionIndex, interval_bytes: int) -> None:
         self.index = index
         self.interval_bytes = interval_bytes
         self._since_offset_entry = 0
         self.max_timestamp = -1
+        self._offsets: list[tuple[int, int, int]] = []  # pending (offset, segment base, position)
+        self._times: list[tuple[int, int]] = []  # pending (timestamp, offset)
         self.reset_after_truncation()
 
     def reset_after_truncation(self) -> None:
@@ -293,9 +310,49 @@ class SparseIndexer:
 
     def add(self, segment_base: int, position: int, base_offset: int, size: int, max_timestamp: int) -> None:
         if position == 0 or self._since_offset_entry >= self.interval_bytes:
-            self.index.put_offset(base_offset, segment_base, position)
+            self._offsets.append((base_offset, segment_base, position))
             self._since_offset_entry = 0
         self._since_offset_entry += size
         if max_timestamp > self.max_timestamp:
             self.max_timestamp = max_timestamp
-            self.index.put_time(max_timestamp, base_offset)
+            self._times.append((max_timestamp, base_offset))
+        if len(self._offsets) + len(self._times) >= self.PENDING_LIMIT:
+            self.write_pending()
+
+    def write_pending(self) -> None:
+        """Move buffered entries into RocksDB (one unsynced write batch)."""
+        if self._offsets or self._times:
+            self.index.put_many(self._offsets, self._times)
+            self._offsets = []
+            self._times = []
+
+    def drop_from(self, offset: int) -> None:
+        """Forget entries pointing at ``offset`` or later (truncation)."""
+        self._offsets = [e for e in self._offsets if e[0] < offset]
+        self._times = [e for e in self._times if e[1] < offset]
+        self.index.delete_offsets_from(offset)
+        self.index.delete_times_from_offset(offset)
+        self.reset_after_truncation()
+        if self._times:
+            self.max_timestamp = self._times[-1][0]
+
+    def drop_below(self, offset: int) -> None:
+        """Forget entries pointing below ``offset`` (retention moved the log start)."""
+        self._offsets = [e for e in self._offsets if e[0] >= offset]
+        self._times = [e for e in self._times if e[1] >= offset]
+        self.index.delete_offsets_below(offset)
+        self.index.delete_times_below_offset(offset)
+
+    def floor_offset(self, offset: int) -> tuple[int, int, int] | None:
+        """(entry offset, segment base, position) of the greatest entry <= offset."""
+        i = bisect.bisect_right(self._offsets, (offset, 1 << 63, 0))
+        if i:
+            return self._offsets[i - 1]
+        return self.index.floor_offset(offset)
+
+    def floor_time(self, timestamp: int) -> tuple[int, int] | None:
+        """(indexed timestamp, base offset) of the greatest entry whose timestamp <= ``timestamp``."""
+        i = bisect.bisect_right(self._times, (timestamp, 1 << 63))
+        if i:
+            return self._times[i - 1]
+        return self.index.floor_time(timestamp)

@@ -107,6 +107,7 @@ def load_partition(
         segment.first_append_ms = first if first >= 0 else last
         segment.last_append_ms = last
 
+    indexer.write_pending()
     for segment in scanned:  # pass 5
         segment.flush()
     active = segments[-1]

@@ -46,6 +46,11 @@ class AppendInfo(NamedTuple):
     duplicate: bool = False  # a retried idempotent batch: these are the offsets of the original
 
 
+class TimestampOffset(NamedTuple):
+    offset: int
+    timestamp: int
+
+
 @dataclass(frozen=True, slots=True)
 class SegmentInfo:
     """What the retention policy needs to know about a segment."""
@@ -245,7 +250,7 @@ class PartitionLog:
         if hinted is not None:
             return hinted
         position = 0
-        entry = self._index.floor_offset(offset)
+        entry = self._indexer.floor_offset(offset)
         if entry is not None and entry[1] == segment.base_offset:
             entry_offset, _, position = entry
             if not self._entry_is_valid(segment, entry_offset, position):
@@ -294,8 +299,8 @@ class PartitionLog:
 
     # --- lookups ----------------------------------------------------------------------------------
 
-    def offset_for_timestamp(self, timestamp: int) -> int | None:
-        """The first offset whose record timestamp is >= ``timestamp``, or None if there is none.
+    def offset_for_timestamp(self, timestamp: int) -> TimestampOffset | None:
+        """The first record whose timestamp is >= ``timestamp`` (its offset and timestamp), or None.
 
         The time index narrows the search to a batch (by its max timestamp); inside that batch the
         records are decoded to find the exact record (snappy and lz4 batches answer with the batch's
@@ -304,7 +309,7 @@ class PartitionLog:
         with self._lock:
             self._check_open_locked()
             start = self.log_start_offset
-            entry = self._index.floor_time(timestamp - 1) if timestamp > 0 else None
+            entry = self._indexer.floor_time(timestamp - 1) if timestamp > 0 else None
             if entry is not None:
                 start = max(start, entry[1])
             if start >= self._next_offset:
@@ -324,16 +329,18 @@ class PartitionLog:
             return None
 
     @staticmethod
-    def _exact_offset_locked(segment: Segment, position: int, header: rb.BatchHeader, timestamp: int) -> int:
+    def _exact_offset_locked(
+        segment: Segment, position: int, header: rb.BatchHeader, timestamp: int
+    ) -> TimestampOffset:
         data = segment.read(position + rb.HEADER_SIZE, header.size - rb.HEADER_SIZE)
         try:
             records = rb.decode_records(codec.decompress(header.codec, data), header)
         except (codec.UnsupportedCodecError, rb.BatchError, OSError, ValueError):
-            return header.base_offset
+            records = []
         for record in records:
             if record.timestamp >= timestamp:
-                return record.offset
-        return header.base_offset
+                return TimestampOffset(record.offset, record.timestamp)
+        return TimestampOffset(header.base_offset, header.max_timestamp)
 
     # --- flush (group commit) ---------------------------------------------------------------------
 
@@ -350,6 +357,7 @@ class PartitionLog:
                 return self._durable_offset
             with self._lock:
                 self._check_open_locked()
+                self._indexer.write_pending()
                 dirty = [s for s in self._segments if s.synced_size < s.size]
                 active = self._segments[-1]
                 checkpoint = Checkpoint(active.base_offset, active.size, self._next_offset)
@@ -410,9 +418,7 @@ class PartitionLog:
             self._next_offset = new_end
             self._durable_offset = min(self._durable_offset, new_end)
             self._high_watermark = min(self._high_watermark, new_end)
-            self._index.delete_offsets_from(new_end)
-            self._index.delete_times_from_offset(new_end)
-            self._indexer.reset_after_truncation()
+            self._indexer.drop_from(new_end)
             self._producers.truncate(new_end)
             segment.flush()
             files.fsync_dir(self.directory)
@@ -460,9 +466,7 @@ class PartitionLog:
                     reason,
                 )
             if deleted:
-                start = self.log_start_offset
-                self._index.delete_offsets_below(start)
-                self._index.delete_times_below_offset(start)
+                self._indexer.drop_below(self.log_start_offset)
         if deleted:
             files.fsync_dir(self.directory)
         return deleted
@@ -491,6 +495,7 @@ class PartitionLog:
             return
         self.flush()
         with self._flush_lock, self._lock:
+            self._indexer.write_pending()
             active = self._segments[-1]
             producers, gone = self._producers.take_changes()
             self._index.commit(
@@ -536,6 +541,7 @@ class PartitionLog:
                         segment.base_offset, pos, header.base_offset, header.size, header.max_timestamp
                     )
                     position = pos + header.size
+        self._indexer.write_pending()
 
     def producer_state(self) -> ProducerStateTable:
         """The idempotent-producer table (read-only use; it changes under the log's lock)."""

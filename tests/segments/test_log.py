@@ -137,12 +137,12 @@ def test_offset_for_timestamp_finds_the_first_record_at_or_after(
     plog = manager.create("q", 0)
     for i in range(50):
         plog.append(make_batch(10, timestamp=10_000 + 100 * i, compression=compression, value_size=40))
-    assert plog.offset_for_timestamp(0) == 0
-    assert plog.offset_for_timestamp(10_000) == 0
-    assert plog.offset_for_timestamp(10_005) == 5  # record-level inside the batch
-    assert plog.offset_for_timestamp(10_010) == 10  # the gap between batches
-    assert plog.offset_for_timestamp(10_000 + 100 * 37 + 3) == 373
-    assert plog.offset_for_timestamp(10_000 + 100 * 49 + 9) == 499
+    assert plog.offset_for_timestamp(0) == (0, 10_000)
+    assert plog.offset_for_timestamp(10_000) == (0, 10_000)
+    assert plog.offset_for_timestamp(10_005) == (5, 10_005)  # record-level inside the batch
+    assert plog.offset_for_timestamp(10_010) == (10, 10_100)  # the gap between batches
+    assert plog.offset_for_timestamp(10_000 + 100 * 37 + 3) == (373, 13_703)
+    assert plog.offset_for_timestamp(10_000 + 100 * 49 + 9) == (499, 14_909)
     assert plog.offset_for_timestamp(10_000 + 100 * 49 + 10) is None
 
 
@@ -158,7 +158,7 @@ def test_truncate_to_removes_the_batch_containing_the_offset_and_after(manager: 
         plog.read(41, 100)
     after = plog.append(make_batch(2))
     assert after.base_offset == 40
-    assert plog.offset_for_timestamp(1_000) == 0
+    assert plog.offset_for_timestamp(1_000) == (0, 1_000)
     assert plog.truncate_to(0) == 0
     assert plog.log_end_offset == 0
     assert plog.append(make_batch(1)).base_offset == 0

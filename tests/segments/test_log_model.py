@@ -132,7 +132,8 @@ class LogMachine(RuleBasedStateMachine):
         expected = None
         for batch in self._live():
             if batch.timestamp + batch.count - 1 >= ts:
-                expected = batch.base + max(0, ts - batch.timestamp)
+                delta = max(0, ts - batch.timestamp)
+                expected = (batch.base + delta, batch.timestamp + delta)
                 break
         assert self.log.offset_for_timestamp(ts) == expected
 

@@ -1,0 +1,107 @@
+"""The broker, the composition root: brings the parts up and down in a fixed order.
+
+Start: storage (recovering the data directory) -> coordinator -> the logs of every queue -> background
+flush and retention -> metrics endpoint -> the TCP listener (last, so nothing is served half-ready).
+Stop: the listener -> open connections -> background tasks -> storage (flush, checkpoints, the clean
+shutdown marker) -> coordinator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import resource
+
+from logq.broker.config import BrokerConfig, HostPort
+from logq.broker.handlers import Handlers
+from logq.broker.metrics import BrokerMetrics
+from logq.broker.replica_manager import ReplicaManager
+from logq.broker.server import Server
+from logq.clock import SYSTEM_CLOCK, Clock
+from logq.coordinator import BrokerInfo, EmbeddedCoordinator
+from logq.retention import RetentionJob
+from logq.segments import LogManager
+
+log = logging.getLogger(__name__)
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.config = config
+        self._clock = clock
+        self.metrics = BrokerMetrics()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listener: asyncio.Server | None = None
+        self._logs: LogManager | None = None
+        self._server: Server | None = None
+        self._coordinator: EmbeddedCoordinator | None = None
+        self.address: HostPort | None = None
+
+    async def start(self) -> None:
+        config = self.config
+        _raise_open_files_limit()
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self._logs = logs = await asyncio.to_thread(LogManager, config.data_dir, config.log, self._clock)
+        # Bind first (port 0 picks a free port), so the advertised address is known before metadata.
+        listener = await asyncio.start_server(
+            self._serve, config.listen.host, config.listen.port, limit=1 << 20, start_serving=False
+        )
+        self._listener = listener
+        port = listener.sockets[0].getsockname()[1]
+        self.address = HostPort(config.listen.host, port)
+        advertised = config.advertised_listener or self.address
+        self._coordinator = coordinator = EmbeddedCoordinator(
+            config.data_dir, BrokerInfo(config.broker_id, advertised.host, advertised.port)
+        )
+        await coordinator.start()
+        replicas = ReplicaManager(logs, config.log, fsync_before_ack=config.log.fsync_before_ack)
+        await replicas.host(coordinator.queues())
+        replicas.warn_about_strays(coordinator.queues())
+        handlers = Handlers(config, coordinator, replicas, self.metrics)
+        self._server = Server(
+            handlers,
+            self.metrics,
+            max_frame_bytes=config.socket_request_max_bytes,
+            idle_timeout_s=config.connections_max_idle_ms / 1000,
+        )
+        retention = RetentionJob(logs.logs, self._clock, config.log.retention_check_interval_ms)
+        self._tasks = [
+            asyncio.create_task(logs.run_background_flush(), name="flush"),
+            asyncio.create_task(retention.run(), name="retention"),
+        ]
+        self.metrics.watch_logs(logs.logs)
+        if config.metrics_listen is not None:
+            self.metrics.serve(config.metrics_listen.host, config.metrics_listen.port)
+            log.info("metrics on http://%s/metrics", config.metrics_listen)
+        await listener.start_serving()
+        log.info("listening on %s (advertised as %s), data in %s", self.address, advertised, config.data_dir)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert self._server is not None
+        await self._server.serve_connection(reader, writer)
+
+    async def stop(self) -> None:
+        """Clean shutdown: stop serving, then flush and checkpoint every log and write the marker."""
+        if self._listener is not None:
+            self._listener.close()
+        if self._server is not None:
+            await self._server.close_connections()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._logs is not None:
+            await asyncio.to_thread(self._logs.close)
+        if self._coordinator is not None:
+            await self._coordinator.stop()
+        log.info("stopped cleanly")
+
+
+def _raise_open_files_limit() -> None:
+    """Each segment holds a file descriptor: lift the soft limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

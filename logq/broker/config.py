@@ -1,0 +1,99 @@
+"""Broker settings: a TOML file (``configs/standalone.toml``) with command-line overrides on top.
+
+The ``[broker]`` section holds broker-wide settings, ``[log]`` the storage defaults of every queue
+(see ``logq.config.LogConfig``). Unknown keys are refused by name, so a typo never silently falls back
+to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from logq.config import LogConfig
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> HostPort:
+        host, sep, port = text.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"expected HOST:PORT, got {text!r}")
+        return cls(host.strip("[]"), int(port))
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    broker_id: int = 0
+    listen: HostPort = field(default_factory=lambda: HostPort("127.0.0.1", 9092))
+    advertised_listener: HostPort | None = None  # what clients are told to connect to (default: listen)
+    metrics_listen: HostPort | None = None  # Prometheus endpoint; off when None
+    data_dir: Path = Path("./data")
+    auto_create_queues: bool = (
+        False  # create unknown queues on Metadata/Produce, as Kafka's auto.create.topics
+    )
+    delete_queue_enable: bool = False  # allow DeleteTopics (an admin's act until authentication exists)
+    num_partitions: int = 1  # partitions of auto-created queues and of CreateTopics with -1
+    socket_request_max_bytes: int = 100 * 1024 * 1024  # larger frames close the connection
+    connections_max_idle_ms: int = 600_000  # close connections idle this long
+    log: LogConfig = field(default_factory=LogConfig)
+
+    @property
+    def advertised(self) -> HostPort:
+        return self.advertised_listener or self.listen
+
+    @classmethod
+    def load(cls, path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> BrokerConfig:
+        """Read ``path`` (if given), then apply ``overrides`` (``[broker]`` keys, e.g. from flags)."""
+        broker: dict[str, Any] = {}
+        log: dict[str, Any] = {}
+        if path is not None:
+            data = tomllib.loads(path.read_text())
+            unknown = set(data) - {"broker", "log"}
+            if unknown:
+                raise ValueError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
+            broker = dict(data.get("broker", {}))
+            log = dict(data.get("log", {}))
+        broker.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls._from_keys(broker, LogConfig.from_mapping(log))
+
+    @classmethod
+    def _from_keys(cls, keys: Mapping[str, Any], log: LogConfig) -> BrokerConfig:
+        kwargs: dict[str, Any] = {"log": log}
+        for key, value in keys.items():
+            name = key.replace(".", "_").replace("-", "_")
+            if name not in _FIELDS or name == "log":
+                raise ValueError(f"unknown broker setting {key!r}")
+            kwargs[name] = _convert(key, _FIELDS[name], value)
+        return cls(**kwargs)
+
+
+_FIELDS = {f.name: f.type for f in dataclasses.fields(BrokerConfig)}
+
+
+def _convert(key: str, type_name: Any, value: Any) -> Any:
+    kind = str(type_name)
+    if "HostPort" in kind:
+        return value if isinstance(value, HostPort) else HostPort.parse(str(value))
+    if "Path" in kind:
+        return Path(value)
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"broker setting {key!r} must be true or false, not {value!r}")
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"broker setting {key!r} must be an integer, not {value!r}")
+        return value
+    raise ValueError(f"broker setting {key!r} has an unsupported type")

@@ -1,0 +1,429 @@
+"""One handler per Kafka API. This is the only place where exceptions become error codes.
+
+Each handler takes the request header and the decoded body and returns the response body (or None for
+acks=0 Produce). Per-partition problems become per-partition error codes; nothing a client sends makes a
+handler raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from logq import batch as rb
+from logq.broker.config import BrokerConfig
+from logq.broker.metrics import BrokerMetrics
+from logq.broker.replica_manager import ReplicaManager
+from logq.coordinator import Coordinator, QueueMetadata
+from logq.error_codes import ErrorCode
+from logq.errors import (
+    InvalidPartitionsError,
+    InvalidReplicationFactorError,
+    LogqError,
+    QueueExistsError,
+    UnknownQueueError,
+)
+from logq.protocol import API_SPECS, ApiKey, RequestHeader
+from logq.protocol import messages as m
+from logq.queues import validate_queue_name, validate_queue_settings
+
+log = logging.getLogger(__name__)
+
+INT32_MAX = 2**31 - 1
+EMPTY = memoryview(b"")
+# APIs this broker serves; ApiVersions advertises exactly these (protocol.md §0: never advertise more).
+SERVED_APIS = (
+    ApiKey.PRODUCE,
+    ApiKey.FETCH,
+    ApiKey.LIST_OFFSETS,
+    ApiKey.METADATA,
+    ApiKey.API_VERSIONS,
+    ApiKey.CREATE_TOPICS,
+    ApiKey.DELETE_TOPICS,
+    ApiKey.INIT_PRODUCER_ID,
+)
+MIN_SERVED_PRODUCE_VERSION = 3  # v0-2 are advertised only for old librdkafka's sake (protocol.md §0)
+
+Handler = Callable[[RequestHeader, Any], Awaitable[Any]]
+
+
+class Handlers:
+    def __init__(
+        self,
+        config: BrokerConfig,
+        coordinator: Coordinator,
+        replicas: ReplicaManager,
+        metrics: BrokerMetrics,
+    ) -> None:
+        self._config = config
+        self._coordinator = coordinator
+        self._replicas = replicas
+        self._metrics = metrics
+        self.by_type: dict[type, Handler] = {
+            m.ProduceRequest: self.produce,
+            m.FetchRequest: self.fetch,
+            m.ListOffsetsRequest: self.list_offsets,
+            m.MetadataRequest: self.metadata,
+            m.ApiVersionsRequest: self.api_versions,
+            m.CreateTopicsRequest: self.create_topics,
+            m.DeleteTopicsRequest: self.delete_topics,
+            m.InitProducerIdRequest: self.init_producer_id,
+        }
+
+    # --- ApiVersions, Metadata ------------------------------------------------------------------------
+
+    async def api_versions(self, header: RequestHeader, req: m.ApiVersionsRequest) -> m.ApiVersionsResponse:
+        keys = [
+            m.ApiVersionsResponseKey(
+                api_key=k, min_version=API_SPECS[k].min_version, max_version=API_SPECS[k].max_version
+            )
+            for k in sorted(SERVED_APIS)
+        ]
+        return m.ApiVersionsResponse(error_code=ErrorCode.NONE, api_keys=keys)
+
+    async def metadata(self, header: RequestHeader, req: m.MetadataRequest) -> m.MetadataResponse:
+        queues = self._coordinator.queues()
+        if req.topics is None or (header.api_version == 0 and not req.topics):
+            wanted = sorted(queues)
+        else:
+            wanted = [t.name for t in req.topics]
+        may_create = self._config.auto_create_queues and (
+            header.api_version < 4 or req.allow_auto_topic_creation
+        )
+        topics = []
+        for name in wanted:
+            meta = queues.get(name)
+            if meta is None and may_create:
+                meta, error = await self._auto_create(name)
+                if meta is None:
+                    topics.append(m.MetadataResponseTopic(error_code=error, name=name))
+                    continue
+            if meta is None:
+                topics.append(
+                    m.MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name=name)
+                )
+                continue
+            topics.append(_topic_metadata(meta))
+        brokers = [
+            m.MetadataResponseBroker(node_id=b.broker_id, host=b.host, port=b.port, rack=b.rack)
+            for b in self._coordinator.brokers()
+        ]
+        return m.MetadataResponse(
+            brokers=brokers,
+            cluster_id=self._coordinator.cluster_id(),
+            controller_id=self._coordinator.controller_id(),
+            topics=topics,
+        )
+
+    async def _auto_create(self, name: str) -> tuple[QueueMetadata | None, int]:
+        meta: QueueMetadata | None
+        try:
+            validate_queue_name(name)
+            meta = await self._coordinator.create_queue(name, self._config.num_partitions, 1, {})
+        except QueueExistsError:  # created concurrently by another request
+            meta = self._coordinator.queues().get(name)
+        except LogqError as exc:
+            return None, exc.code
+        if meta is None:
+            return None, ErrorCode.LEADER_NOT_AVAILABLE
+        await self._replicas.host({name: meta})
+        log.info("auto-created queue %s with %d partitions", name, len(meta.partitions))
+        return meta, ErrorCode.NONE
+
+    # --- Produce ----------------------------------------------------------------------------------------
+
+    async def produce(self, header: RequestHeader, req: m.ProduceRequest) -> m.ProduceResponse | None:
+        general = ErrorCode.NONE
+        if req.acks not in (0, 1, -1):
+            general = ErrorCode.INVALID_REQUIRED_ACKS
+        elif req.transactional_id is not None:
+            general = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED  # transactions are not supported
+        client = header.client_id or ""
+        responses = []
+        pending: list[Awaitable[m.PartitionProduceResponse]] = []
+        shape: list[tuple[str, int]] = []
+        for topic in req.topic_data:
+            shape.append((topic.name, len(topic.partition_data)))
+            for part in topic.partition_data:
+                if general:
+                    pending.append(_done(_produce_error(part.index, general)))
+                else:
+                    pending.append(
+                        self._produce_partition(header.api_version, client, topic.name, part, req.acks)
+                    )
+        results = await asyncio.gather(*pending) if req.acks == -1 else [await p for p in pending]
+        position = 0
+        for name, count in shape:
+            responses.append(
+                m.TopicProduceResponse(name=name, partition_responses=results[position : position + count])
+            )
+            position += count
+        for result in results:
+            if result.error_code:
+                self._metrics.errors.labels("Produce", str(result.error_code)).inc()
+        if req.acks == 0:
+            return None
+        return m.ProduceResponse(responses=responses)
+
+    async def _produce_partition(
+        self, version: int, client: str, queue: str, part: m.PartitionProduceData, acks: int
+    ) -> m.PartitionProduceResponse:
+        plog = self._replicas.log_for(queue, part.index)
+        if plog is None and self._config.auto_create_queues and queue not in self._coordinator.queues():
+            await self._auto_create(queue)
+            plog = self._replicas.log_for(queue, part.index)
+        if plog is None:
+            return _produce_error(part.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        records = part.records
+        if records is None or len(records) < rb.HEADER_SIZE:
+            return _produce_error(
+                part.index, ErrorCode.CORRUPT_MESSAGE, "the records are shorter than a batch header"
+            )
+        view = memoryview(records)
+        header = rb.parse_header(view)
+        if header.magic != rb.MAGIC:
+            return _produce_error(
+                part.index, ErrorCode.INVALID_RECORD, f"magic {header.magic} is not supported"
+            )
+        if header.size < len(view):
+            return _produce_error(
+                part.index, ErrorCode.INVALID_RECORD, "exactly one record batch per partition"
+            )
+        if header.is_control or header.is_transactional:
+            return _produce_error(part.index, ErrorCode.INVALID_RECORD, "control and transactional batches")
+        if header.codec == rb.CODEC_ZSTD and version < 7:
+            return _produce_error(part.index, ErrorCode.UNSUPPORTED_COMPRESSION_TYPE)
+        try:
+            info = await self._replicas.append(queue, part.index, plog, view, acks)
+        except LogqError as exc:
+            return _produce_error(part.index, exc.code, str(exc))
+        self._metrics.bytes_in.labels(queue, client).inc(len(view))
+        self._metrics.records_in.labels(queue, client).inc(header.records_count)
+        return m.PartitionProduceResponse(
+            index=part.index,
+            error_code=ErrorCode.NONE,
+            base_offset=info.base_offset,
+            log_append_time_ms=-1,
+            log_start_offset=plog.log_start_offset,
+        )
+
+    async def init_producer_id(
+        self, header: RequestHeader, req: m.InitProducerIdRequest
+    ) -> m.InitProducerIdResponse:
+        if req.transactional_id is not None:
+            return m.InitProducerIdResponse(error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        producer_id = await self._coordinator.allocate_producer_id()
+        return m.InitProducerIdResponse(error_code=ErrorCode.NONE, producer_id=producer_id, producer_epoch=0)
+
+    # --- Fetch ------------------------------------------------------------------------------------------
+
+    async def fetch(self, header: RequestHeader, req: m.FetchRequest) -> m.FetchResponse:
+        """A long poll: answer at once if there is enough data, an error, or no wait; otherwise wait for
+        an append to one of the partitions (not a timer) or for max_wait_ms."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(req.max_wait_ms, 0) / 1000
+        keys = [(t.topic, p.partition) for t in req.topics for p in t.partitions]
+        while True:
+            responses, size, error = self._read(req)
+            remaining = deadline - loop.time()
+            if error or size >= req.min_bytes or remaining <= 0:
+                break
+            arrival = self._replicas.data_arrival(keys)
+            try:
+                await asyncio.wait_for(arrival, remaining)
+            except TimeoutError:
+                responses, size, error = self._read(req)
+                break
+            finally:
+                arrival.cancel()
+        client = header.client_id or ""
+        for topic in responses:
+            out = sum(len(p.records) for p in topic.partitions if p.records is not None)
+            if out:
+                self._metrics.bytes_out.labels(topic.topic, client).inc(out)
+        return m.FetchResponse(error_code=ErrorCode.NONE, session_id=0, responses=responses)
+
+    def _read(self, req: m.FetchRequest) -> tuple[list[m.FetchableTopicResponse], int, bool]:
+        budget = req.max_bytes if req.max_bytes > 0 else INT32_MAX
+        total = 0
+        any_error = False
+        topics = []
+        for topic in req.topics:
+            partitions = []
+            for p in topic.partitions:
+                data, error, plog = EMPTY, ErrorCode.NONE, self._replicas.log_for(topic.topic, p.partition)
+                if plog is None:
+                    error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                elif not plog.log_start_offset <= p.fetch_offset <= plog.log_end_offset:
+                    error = ErrorCode.OFFSET_OUT_OF_RANGE
+                else:
+                    limit = min(p.partition_max_bytes, budget - total)
+                    if limit > 0 or total == 0:
+                        data = plog.read(p.fetch_offset, limit, upto=plog.high_watermark)
+                        if total and len(data) > limit:  # only the first non-empty partition may overshoot
+                            data = EMPTY
+                    total += len(data)
+                any_error = any_error or error != ErrorCode.NONE
+                hw = plog.high_watermark if plog is not None else -1
+                partitions.append(
+                    m.FetchPartitionData(
+                        partition_index=p.partition,
+                        error_code=error,
+                        high_watermark=hw,
+                        last_stable_offset=hw,
+                        log_start_offset=plog.log_start_offset if plog is not None else -1,
+                        aborted_transactions=[],
+                        records=data,
+                    )
+                )
+            topics.append(m.FetchableTopicResponse(topic=topic.topic, partitions=partitions))
+        return topics, total, any_error
+
+    # --- ListOffsets --------------------------------------------------------------------------------------
+
+    async def list_offsets(self, header: RequestHeader, req: m.ListOffsetsRequest) -> m.ListOffsetsResponse:
+        topics = []
+        for topic in req.topics:
+            partitions = []
+            for p in topic.partitions:
+                plog = self._replicas.log_for(topic.name, p.partition_index)
+                result = m.ListOffsetsPartitionResponse(
+                    partition_index=p.partition_index, error_code=ErrorCode.NONE
+                )
+                if plog is None:
+                    result.error_code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                elif p.timestamp == -1:  # latest
+                    result.offset = plog.high_watermark
+                elif p.timestamp == -2:  # earliest
+                    result.offset = plog.log_start_offset
+                elif p.timestamp >= 0:
+                    found = await asyncio.to_thread(plog.offset_for_timestamp, p.timestamp)
+                    if found is not None:
+                        result.offset, result.timestamp = found
+                else:
+                    result.error_code = ErrorCode.INVALID_REQUEST
+                partitions.append(result)
+            topics.append(m.ListOffsetsTopicResponse(name=topic.name, partitions=partitions))
+        return m.ListOffsetsResponse(topics=topics)
+
+    # --- CreateTopics, DeleteTopics --------------------------------------------------------------------
+
+    async def create_topics(
+        self, header: RequestHeader, req: m.CreateTopicsRequest
+    ) -> m.CreateTopicsResponse:
+        results = []
+        names = [t.name for t in req.topics]
+        for topic in req.topics:
+            try:
+                if names.count(topic.name) > 1:
+                    raise _RequestError(ErrorCode.INVALID_REQUEST, f"queue {topic.name!r} appears twice")
+                await self._create_one(topic, req.validate_only)
+                results.append(m.CreatableTopicResult(name=topic.name, error_code=ErrorCode.NONE))
+            except (LogqError, _RequestError) as exc:
+                results.append(
+                    m.CreatableTopicResult(name=topic.name, error_code=exc.code, error_message=str(exc))
+                )
+                self._metrics.errors.labels("CreateTopics", str(exc.code)).inc()
+        return m.CreateTopicsResponse(topics=results)
+
+    async def _create_one(self, topic: m.CreatableTopic, validate_only: bool) -> None:
+        validate_queue_name(topic.name)
+        settings = validate_queue_settings({c.name: c.value for c in topic.configs})
+        partitions = topic.num_partitions
+        replication = topic.replication_factor
+        live = {b.broker_id for b in self._coordinator.brokers()}
+        if topic.assignments:
+            if partitions != -1 or replication != -1:
+                raise _RequestError(
+                    ErrorCode.INVALID_REQUEST, "give either assignments or partitions and replication factor"
+                )
+            indexes = sorted(a.partition_index for a in topic.assignments)
+            sizes = {len(a.broker_ids) for a in topic.assignments}
+            if indexes != list(range(len(indexes))) or len(sizes) != 1:
+                raise _RequestError(
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT, "assignments must cover 0..N-1 evenly"
+                )
+            for a in topic.assignments:
+                if len(set(a.broker_ids)) != len(a.broker_ids) or not set(a.broker_ids) <= live:
+                    raise _RequestError(
+                        ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                        f"partition {a.partition_index} names brokers that are not live or repeats one",
+                    )
+            partitions, replication = len(indexes), sizes.pop()
+        if partitions == -1:
+            partitions = self._config.num_partitions
+        if replication == -1:
+            replication = 1
+        if partitions < 1:
+            raise InvalidPartitionsError(f"a queue needs at least 1 partition, not {partitions}")
+        if replication < 1 or replication > len(live):
+            raise InvalidReplicationFactorError(
+                f"replication factor {replication} is impossible with {len(live)} live broker(s)"
+            )
+        if validate_only:
+            if topic.name in self._coordinator.queues():
+                raise QueueExistsError(f"queue {topic.name!r} already exists")
+            return
+        meta = await self._coordinator.create_queue(topic.name, partitions, replication, settings)
+        await self._replicas.host({topic.name: meta})
+        log.info(
+            "created queue %s (%d partitions, settings %s)", topic.name, partitions, settings or "default"
+        )
+
+    async def delete_topics(
+        self, header: RequestHeader, req: m.DeleteTopicsRequest
+    ) -> m.DeleteTopicsResponse:
+        results = []
+        for name in req.topic_names:
+            code = ErrorCode.NONE
+            if not self._config.delete_queue_enable:
+                code = ErrorCode.TOPIC_DELETION_DISABLED
+            else:
+                meta = self._coordinator.queues().get(name)
+                try:
+                    if meta is None:
+                        raise UnknownQueueError(f"queue {name!r} does not exist")
+                    await self._coordinator.delete_queue(name)
+                    await self._replicas.drop(name, len(meta.partitions))
+                    log.info("deleted queue %s", name)
+                except LogqError as exc:
+                    code = exc.code
+            if code:
+                self._metrics.errors.labels("DeleteTopics", str(code)).inc()
+            results.append(m.DeletableTopicResult(name=name, error_code=code))
+        return m.DeleteTopicsResponse(responses=results)
+
+
+class _RequestError(Exception):
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _topic_metadata(meta: QueueMetadata) -> m.MetadataResponseTopic:
+    # Leader epochs go out as -1: logq does not serve OffsetForLeaderEpoch (protocol.md §6, §10.7).
+    partitions = [
+        m.MetadataResponsePartition(
+            error_code=ErrorCode.NONE if state.leader >= 0 else ErrorCode.LEADER_NOT_AVAILABLE,
+            partition_index=index,
+            leader_id=state.leader,
+            leader_epoch=-1,
+            replica_nodes=list(state.replicas),
+            isr_nodes=list(state.isr),
+            offline_replicas=[],
+        )
+        for index, state in enumerate(meta.partitions)
+    ]
+    return m.MetadataResponseTopic(
+        error_code=ErrorCode.NONE, name=meta.name, is_internal=meta.internal, partitions=partitions
+    )
+
+
+def _produce_error(index: int, code: int, message: str | None = None) -> m.PartitionProduceResponse:
+    return m.PartitionProduceResponse(index=index, error_code=code, base_offset=-1, error_message=message)
+
+
+async def _done(value: m.PartitionProduceResponse) -> m.PartitionProduceResponse:
+    return value

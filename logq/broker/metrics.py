@@ -1,0 +1,67 @@
+"""Prometheus metrics of a broker (usage data: per API, per queue, per client id).
+
+One registry per broker, so tests can run several brokers in one process. Per-partition gauges (log end
+offset, size) are computed when scraped, never on the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from logq.segments import PartitionLog
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class BrokerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("logq_requests", "Requests handled", ["api"], registry=r)
+        self.latency = Histogram(
+            "logq_request_latency_seconds",
+            "Time to handle a request",
+            ["api"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.errors = Counter(
+            "logq_errors", "Error codes returned, by API and code", ["api", "code"], registry=r
+        )
+        self.bytes_in = Counter("logq_bytes_in", "Record bytes produced", ["queue", "client_id"], registry=r)
+        self.records_in = Counter("logq_records_in", "Records produced", ["queue", "client_id"], registry=r)
+        self.bytes_out = Counter("logq_bytes_out", "Record bytes fetched", ["queue", "client_id"], registry=r)
+        self.connections = Gauge("logq_connections", "Open client connections", registry=r)
+        self.connections_closed = Counter(
+            "logq_connections_closed_for_errors",
+            "Connections closed because of bad input",
+            ["reason"],
+            registry=r,
+        )
+
+    def watch_logs(self, logs: Callable[[], Iterable[PartitionLog]]) -> None:
+        self.registry.register(_LogCollector(logs))
+
+    def serve(self, host: str, port: int) -> None:
+        start_http_server(port, addr=host, registry=self.registry)
+
+
+class _LogCollector(Collector):
+    def __init__(self, logs: Callable[[], Iterable[PartitionLog]]) -> None:
+        self._logs = logs
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        end = GaugeMetricFamily("logq_log_end_offset", "Next offset to be written", labels=["partition"])
+        start = GaugeMetricFamily("logq_log_start_offset", "First retained offset", labels=["partition"])
+        size = GaugeMetricFamily(
+            "logq_log_size_bytes", "Bytes in the partition's segments", labels=["partition"]
+        )
+        for plog in self._logs():
+            end.add_metric([plog.name], plog.log_end_offset)
+            start.add_metric([plog.name], plog.log_start_offset)
+            size.add_metric([plog.name], plog.size_bytes)
+        yield from (end, start, size)

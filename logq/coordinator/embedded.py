@@ -1,0 +1,157 @@
+"""EmbeddedCoordinator: the metadata of a standalone broker, kept in ``<data dir>/coordinator.json``.
+
+The file is rewritten atomically (temp, fsync, rename, fsync of the directory) on every change, so a
+crash leaves either the old or the new metadata. Producer ids are handed out from blocks of 1,000 whose
+upper bound is persisted before any id of the block is used (as Kafka's ZooKeeper mode did), so no id is
+ever reused after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from logq.coordinator.interface import BrokerInfo, MetadataListener, PartitionState, QueueMetadata
+from logq.durable import atomic_write
+from logq.errors import (
+    InvalidPartitionsError,
+    InvalidReplicationFactorError,
+    QueueExistsError,
+    UnknownQueueError,
+)
+from logq.queues import collides
+
+STATE_FILE = "coordinator.json"
+PRODUCER_ID_BLOCK = 1000
+MAX_PARTITIONS = 100_000
+
+
+class EmbeddedCoordinator:
+    def __init__(self, data_dir: Path, broker: BrokerInfo) -> None:
+        self.broker_id = broker.broker_id
+        self._broker = broker
+        self._path = data_dir / STATE_FILE
+        self._queues: dict[str, QueueMetadata] = {}
+        self._producer_block_end = 0
+        self._next_producer_id = 0
+        self._listeners: list[MetadataListener] = []
+        self._cluster_id = ""
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        if self._path.exists():
+            self._load(json.loads(self._path.read_text()))
+        if not self._cluster_id:
+            self._cluster_id = uuid.uuid4().hex
+            await self._save()
+
+    def cluster_id(self) -> str:
+        return self._cluster_id
+
+    async def stop(self) -> None:
+        pass
+
+    def brokers(self) -> list[BrokerInfo]:
+        return [self._broker]
+
+    def controller_id(self) -> int:
+        return self.broker_id
+
+    def queues(self) -> Mapping[str, QueueMetadata]:
+        return MappingProxyType(dict(self._queues))
+
+    async def create_queue(
+        self, name: str, partitions: int, replication_factor: int, settings: Mapping[str, str]
+    ) -> QueueMetadata:
+        if partitions < 1 or partitions > MAX_PARTITIONS:
+            raise InvalidPartitionsError(f"a queue needs 1 to {MAX_PARTITIONS} partitions, not {partitions}")
+        if replication_factor < 1 or replication_factor > 1:
+            raise InvalidReplicationFactorError(
+                f"replication factor {replication_factor} is impossible with 1 live broker"
+            )
+        async with self._lock:
+            if name in self._queues:
+                raise QueueExistsError(f"queue {name!r} already exists")
+            clash = next((q for q in self._queues if collides(q, name)), None)
+            if clash is not None:
+                raise QueueExistsError(
+                    f"queue {name!r} collides with {clash!r} ('.' and '_' are treated alike)"
+                )
+            me = self.broker_id
+            state = PartitionState(leader=me, leader_epoch=0, replicas=(me,), isr=(me,))
+            queue = QueueMetadata(
+                name=name,
+                partitions=(state,) * partitions,
+                replication_factor=replication_factor,
+                settings=MappingProxyType(dict(settings)),
+                internal=name.startswith("__"),
+            )
+            self._queues[name] = queue
+            await self._save()
+        self._notify()
+        return queue
+
+    async def delete_queue(self, name: str) -> None:
+        async with self._lock:
+            if name not in self._queues:
+                raise UnknownQueueError(f"queue {name!r} does not exist")
+            del self._queues[name]
+            await self._save()
+        self._notify()
+
+    async def allocate_producer_id(self) -> int:
+        async with self._lock:
+            if self._next_producer_id >= self._producer_block_end:
+                self._producer_block_end = self._next_producer_id + PRODUCER_ID_BLOCK
+                await self._save()
+            pid = self._next_producer_id
+            self._next_producer_id += 1
+            return pid
+
+    def add_listener(self, listener: MetadataListener) -> None:
+        self._listeners.append(listener)
+
+    def _notify(self) -> None:
+        snapshot = self.queues()
+        for listener in self._listeners:
+            listener(snapshot)
+
+    # --- persistence -------------------------------------------------------------------------------
+
+    def _dump(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "cluster_id": self._cluster_id,
+            "producer_id_block_end": self._producer_block_end,
+            "queues": {
+                q.name: {
+                    "partitions": len(q.partitions),
+                    "replication_factor": q.replication_factor,
+                    "settings": dict(q.settings),
+                }
+                for q in self._queues.values()
+            },
+        }
+
+    def _load(self, data: dict[str, Any]) -> None:
+        me = self.broker_id
+        state = PartitionState(leader=me, leader_epoch=0, replicas=(me,), isr=(me,))
+        self._cluster_id = str(data.get("cluster_id", ""))
+        self._producer_block_end = self._next_producer_id = int(data.get("producer_id_block_end", 0))
+        for name, spec in data.get("queues", {}).items():
+            self._queues[name] = QueueMetadata(
+                name=name,
+                partitions=(state,) * int(spec["partitions"]),
+                replication_factor=int(spec["replication_factor"]),
+                settings=MappingProxyType({str(k): str(v) for k, v in spec.get("settings", {}).items()}),
+                internal=name.startswith("__"),
+            )
+
+    async def _save(self) -> None:
+        payload = json.dumps(self._dump(), indent=1, sort_keys=True).encode()
+        await asyncio.to_thread(atomic_write, self._path, payload)

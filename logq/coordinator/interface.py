@@ -1,0 +1,90 @@
+"""The Coordinator interface: what a broker asks of the cluster's metadata store.
+
+Designed for two implementations: ``EmbeddedCoordinator`` (one standalone broker, state in a file of
+its data directory) and a ZooKeeper one (many brokers; every write conditional on a controller or
+znode version). Reads are served from an in-memory snapshot and never block; writes are coroutines,
+because ZooKeeper writes are network round trips. Snapshots are immutable: a listener receives the new
+one after every change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerInfo:
+    broker_id: int
+    host: str
+    port: int
+    rack: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionState:
+    """Who leads a partition, in which leader epoch, and which replicas are in sync."""
+
+    leader: int  # -1: no leader
+    leader_epoch: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMetadata:
+    name: str
+    partitions: tuple[PartitionState, ...]
+    replication_factor: int
+    settings: Mapping[str, str] = field(default_factory=dict)  # per-queue overrides (Kafka-style keys)
+    internal: bool = False
+
+
+MetadataListener = Callable[[Mapping[str, QueueMetadata]], None]
+
+
+class Coordinator(Protocol):
+    broker_id: int
+
+    async def start(self) -> None:
+        """Join the cluster (register this broker) and load the current metadata."""
+        ...
+
+    async def stop(self) -> None: ...
+
+    def cluster_id(self) -> str:
+        """A stable id of the cluster (Metadata v2+ reports it)."""
+        ...
+
+    def brokers(self) -> list[BrokerInfo]:
+        """The live brokers."""
+        ...
+
+    def controller_id(self) -> int:
+        """A live broker that accepts queue creation and deletion (-1 if none)."""
+        ...
+
+    def queues(self) -> Mapping[str, QueueMetadata]:
+        """An immutable snapshot of every queue."""
+        ...
+
+    async def create_queue(
+        self, name: str, partitions: int, replication_factor: int, settings: Mapping[str, str]
+    ) -> QueueMetadata:
+        """Create a queue; raises QueueExistsError, InvalidReplicationFactorError, InvalidPartitionsError.
+
+        Names and settings are validated by the caller (``logq.queues``)."""
+        ...
+
+    async def delete_queue(self, name: str) -> None:
+        """Delete a queue's metadata; raises UnknownQueueError. Brokers then remove its data."""
+        ...
+
+    async def allocate_producer_id(self) -> int:
+        """A producer id never handed out before, cluster-wide, across restarts."""
+        ...
+
+    def add_listener(self, listener: MetadataListener) -> None:
+        """Call ``listener`` with the new snapshot after every metadata change."""
+        ...

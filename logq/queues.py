@@ -1,0 +1,73 @@
+"""Queue names and per-queue settings: the validation every path that creates a queue shares."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from logq.config import LogConfig
+from logq.errors import InvalidConfigError, InvalidQueueNameError
+
+MAX_NAME_LENGTH = 249
+_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+INTERNAL_PREFIX = "__"
+
+# Settings a queue may override at creation (the rest are broker-wide).
+QUEUE_SETTINGS = frozenset(
+    {
+        "retention.ms",
+        "retention.bytes",
+        "segment.bytes",
+        "segment.ms",
+        "max.message.bytes",
+        "min.insync.replicas",
+    }
+)
+
+
+def validate_queue_name(name: str) -> None:
+    """Kafka's topic rules: 1-249 characters of [a-zA-Z0-9._-], and not "." or ".."."""
+    if not name:
+        raise InvalidQueueNameError("queue name is empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidQueueNameError(
+            f"queue name is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}"
+        )
+    if name in (".", ".."):
+        raise InvalidQueueNameError(f"queue name {name!r} is not allowed")
+    if not _NAME.match(name):
+        raise InvalidQueueNameError(f"queue name {name!r} may only contain letters, digits, '.', '_' and '-'")
+
+
+def collides(a: str, b: str) -> bool:
+    """'.' and '_' collide in metric names, so Kafka refuses queues that differ only by them."""
+    return a != b and a.replace(".", "_") == b.replace(".", "_")
+
+
+def validate_queue_settings(settings: Mapping[str, str | None]) -> dict[str, str]:
+    """Check per-queue overrides; returns them with their values as strings."""
+    out: dict[str, str] = {}
+    for key, value in settings.items():
+        if key not in QUEUE_SETTINGS:
+            raise InvalidConfigError(
+                f"setting {key!r} cannot be set on a queue (allowed: {', '.join(sorted(QUEUE_SETTINGS))})"
+            )
+        if value is None:
+            raise InvalidConfigError(f"setting {key!r} needs a value")
+        try:
+            number = int(value)
+        except ValueError:
+            raise InvalidConfigError(f"setting {key!r} must be an integer, not {value!r}") from None
+        if key == "min.insync.replicas" and number < 1:
+            raise InvalidConfigError("min.insync.replicas must be at least 1")
+        if key in ("segment.bytes", "max.message.bytes", "segment.ms") and number < 1:
+            raise InvalidConfigError(f"setting {key!r} must be positive")
+        if key in ("retention.ms", "retention.bytes") and number < -1:
+            raise InvalidConfigError(f"setting {key!r} must be -1 (unlimited) or more")
+        out[key] = str(number)
+    return out
+
+
+def log_config_for(defaults: LogConfig, settings: Mapping[str, str]) -> LogConfig:
+    """The log settings of a queue: the broker defaults with the queue's overrides applied."""
+    return defaults.with_overrides({k: v for k, v in settings.items() if k != "min.insync.replicas"})

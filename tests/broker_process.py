@@ -1,0 +1,118 @@
+"""A real broker process on 127.0.0.1 for tests: started with ``logq broker start``, stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return '"' + str(value).replace('"', '\\"') + '"'
+
+
+class BrokerProcess:
+    """``broker`` and ``log`` are the [broker] and [log] settings written to the broker's config file."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        broker: Mapping[str, Any] | None = None,
+        log: Mapping[str, Any] | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.config_path = data_dir.parent / f"broker-{self.port}.toml"
+        settings = {"delete.queue.enable": True, **(broker or {})}
+        lines = ["[broker]"] + [f'"{k}" = {_toml_value(v)}' for k, v in settings.items()]
+        lines += ["[log]"] + [f'"{k}" = {_toml_value(v)}' for k, v in (log or {}).items()]
+        self.config_path.write_text("\n".join(lines) + "\n")
+        self.proc: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> BrokerProcess:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "cli.main", "broker", "start",
+                "--config", str(self.config_path),
+                "--data-dir", str(self.data_dir),
+                "--listen", self.bootstrap,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        ready = threading.Event()
+        threading.Thread(target=self._pump, args=(self.proc, ready), daemon=True).start()
+        if not ready.wait(timeout):
+            self.kill()
+            raise RuntimeError("broker did not start:\n" + "".join(self.output[-30:]))
+        return self
+
+    def _pump(self, proc: subprocess.Popen[str], ready: threading.Event) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.output.append(line)
+            if "listening on" in line:
+                ready.set()
+        proc.stdout.close()
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM: a clean shutdown. Returns the exit code."""
+        return self._signal(signal.SIGTERM, timeout)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL, 30)
+
+    def pause(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def _signal(self, sig: int, timeout: float) -> int:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return 0
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        code = proc.wait(timeout)
+        time.sleep(0.05)  # let the output pump drain
+        return code
+
+    def restart(self) -> BrokerProcess:
+        self.stop()
+        return self.start()
+
+    @property
+    def log_text(self) -> str:
+        return "".join(self.output)
