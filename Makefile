@@ -27,8 +27,10 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# The broker benchmark compares with Redis Streams (apt-get install redis-server) in the same run.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/storage_bench.py
+	$(BIN)/python benchmarks/broker_bench.py $(if $(wildcard ../shared/bench/peers),--peers ../shared/bench/peers)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -244,6 +245,49 @@ def partitions_case(work: Path, partitions: int) -> dict[str, float]:
     }
 
 
+def markdown(results: dict[str, Any]) -> str:
+    """The results tables of docs/benchmarks.md."""
+    lines = [
+        "| case | logq | plain file I/O | ratio | target |",
+        "|---|---|---|---|---|",
+    ]
+    for label in ("100B", "1KiB"):
+        for kind, target in (("nofsync", ">= 0.80"), ("fsync_1MiB", ">= 0.50")):
+            r = results[f"append_{label}_{kind}"]
+            lines.append(
+                f"| append, {label} values, {kind.replace('_', ' every ')} | {r['mb_per_s']:,.0f} MB/s, "
+                f"{r['batches_per_s']:,.0f} batches/s ({r['msgs_per_s'] / 1e6:,.2f} M msg/s) | "
+                f"{r['plain_mb_per_s']:,.0f} MB/s | {r['ratio']:.2f} | {target} |"
+            )
+        r = results[f"read_{label}"]
+        lines.append(
+            f"| read from page cache, {label} values | {r['mb_per_s']:,.0f} MB/s "
+            f"({r['msgs_per_s'] / 1e6:,.1f} M msg/s) | {r['plain_mb_per_s']:,.0f} MB/s | "
+            f"{r['ratio']:.2f} | >= 0.80 |"
+        )
+    lines += [
+        "",
+        "| reopen after SIGKILL | log size | unflushed tail scanned | time to first read |",
+        "|---|---|---|---|",
+    ]
+    for key, r in results.items():
+        if key.startswith("reopen"):
+            lines.append(
+                f"| {key} | {r['log_mib']} MiB | {r['scanned_mib']:.1f} MiB | "
+                f"{r['seconds_to_first_read'] * 1000:.0f} ms |"
+            )
+    r = results["open_1000_partitions"]
+    lines += [
+        "",
+        "| open 1,000 partitions | open | open + one read each | RSS growth | RSS total |",
+        "|---|---|---|---|---|",
+        f"| {r['partitions']} partitions | {r['open_seconds']:.2f} s | "
+        f"{r['open_and_read_each_seconds']:.2f} s | {r['rss_growth_mib']:.1f} MiB | "
+        f"{r['rss_total_mib']:.1f} MiB |",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=ROOT / "bench-data", help="scratch directory (same disk)")
@@ -270,6 +314,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(results, indent=1))
+    print(markdown(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

@@ -223,11 +223,15 @@ class PartitionIndex:
         dropped_segments: tuple[int, ...] = (),
         producers: Mapping[int, bytes] | None = None,
         dropped_producers: tuple[int, ...] = (),
-        sync: bool = True,
+        sync: bool = False,
     ) -> None:
         """Write the checkpoint and the state that goes with it atomically (one RocksDB write batch).
 
-        With ``sync`` the RocksDB WAL is fsynced, which also makes every earlier index entry durable.
+        Callers fsync the segment data first, so a checkpoint never points at data that is not on disk.
+        The write itself is not fsynced by default: losing it in a power failure only makes recovery
+        start from an earlier checkpoint (and rocksdict holds the GIL through a synced write, which
+        would stall the broker's event loop). Truncation passes ``sync`` because after it, bytes below
+        an older checkpoint may differ from what that checkpoint described.
         """
         wb = WriteBatch(raw_mode=True)
         for base, (first_ms, last_ms) in (segment_times or {}).items():

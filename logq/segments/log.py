@@ -348,8 +348,8 @@ class PartitionLog:
         """fsync everything appended so far; returns the offset below which all data is durable.
 
         Blocking: the broker runs it off the event loop. Concurrent callers share fsyncs (see the
-        module docstring). The order is segment data, then (one synced RocksDB write) the index entries
-        and the checkpoint, so a checkpoint never points at data that is not on disk.
+        module docstring). The order is segment data (fdatasync), then one RocksDB write of the index
+        entries and the checkpoint, so a checkpoint never points at data that is not on disk.
         """
         target = self._next_offset
         with self._flush_lock:
@@ -430,6 +430,7 @@ class PartitionLog:
                 dropped_segments=dropped,
                 producers=producers,
                 dropped_producers=gone,
+                sync=True,
             )
             self._durable_offset = new_end
             log.info(
