@@ -53,6 +53,10 @@ def create_queue(bootstrap: str, name: str, partitions: int) -> None:
 
 def produce(bootstrap: str, queue: str, count: int, size: int, acks: str) -> dict[str, float]:
     errors: list[str] = []
+
+    def failed(err: object, _msg: object) -> None:
+        errors.append(str(err))
+
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -217,10 +221,9 @@ def redis_cases(work: Path, peers: Path | None, quick: bool) -> dict[str, Any]:
     try:
         time.sleep(0.5)
         count = 50_000 if quick else 1_000_000
-        out = subprocess.run(
-            [bench, "-p", str(port), "-P", "1000", "-c", "1", "-n", str(count), "-q", "XADD", "s", "*", "d", "x" * 100],
-            capture_output=True, text=True, timeout=300, check=True,
-        ).stdout  # fmt: skip
+        command = [bench, "-p", str(port), "-P", "1000", "-c", "1", "-n", str(count), "-q"]
+        command += ["XADD", "s", "*", "d", "x" * 100]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True).stdout
         rate = float(re.findall(r"([\d.]+) requests per second", out)[-1])
         results["redis_benchmark_xadd_100B"] = {"msgs_per_s": rate, "mb_per_s": rate * 100 / 1e6}
         print("redis-benchmark", out.strip().splitlines()[-1], flush=True)
@@ -231,10 +234,10 @@ def redis_cases(work: Path, peers: Path | None, quick: bool) -> dict[str, Any]:
         script = peers / "redis_streams_bench.py"
         out_file = work / "redis_py.json"
         sizes = "100:50000" if quick else "100:1000000,1024:200000"
+        command = [sys.executable, str(script), "--sizes", sizes, "--seconds", "2" if quick else "10"]
         subprocess.run(
-            [sys.executable, str(script), "--sizes", sizes, "--seconds", "2" if quick else "10", "--out", str(out_file)],
-            cwd=peers, timeout=900, check=False, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+            [*command, "--out", str(out_file)], cwd=peers, timeout=900, check=False, stdout=subprocess.DEVNULL
+        )
         if out_file.exists():
             results["redis_streams_python_client"] = json.loads(out_file.read_text())
     return results
