@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/storage_bench.py [--dir DIR] [--mib N] [--quick] [--json FILE]
 
-Cases (each compared side by side with its baseline, repeated and reported as the median):
+Cases (each compared side by side with its baseline in alternating rounds, ratio = median of rounds):
 - append of 1,000-record batches (100 B and 1 KiB values) vs ``os.write`` of the same bytes,
   without fsync and with an fsync after every 1 MiB (for the log: ``flush()``, i.e. segment fdatasync
   plus the synced RocksDB checkpoint write);
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from logq.batch import Record, build_batch  # noqa: E402
 from logq.config import LogConfig  # noqa: E402
-from logq.segments import LogManager  # noqa: E402
+from logq.segments import LogManager, PartitionLog  # noqa: E402
 
 MIB = 1 << 20
 
@@ -42,8 +42,7 @@ def make_batch_bytes(value_size: int) -> bytes:
     return build_batch(records, base_timestamp=int(time.time() * 1000))
 
 
-def bench_plain_write(path: Path, batch: bytes, count: int, fsync_every: int) -> float:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+def plain_writes(fd: int, batch: bytes, count: int, fsync_every: int) -> float:
     since = 0
     start = time.perf_counter()
     for _ in range(count):
@@ -54,14 +53,10 @@ def bench_plain_write(path: Path, batch: bytes, count: int, fsync_every: int) ->
             since = 0
     if fsync_every:
         os.fsync(fd)
-    elapsed = time.perf_counter() - start
-    os.close(fd)
-    return elapsed
+    return time.perf_counter() - start
 
 
-def bench_log_append(data_dir: Path, batch: bytes, count: int, fsync_every: int) -> float:
-    manager = LogManager(data_dir, LogConfig(max_message_bytes=64 * MIB))
-    plog = manager.create("bench", 0)
+def log_appends(plog: PartitionLog, batch: bytes, count: int, fsync_every: int) -> float:
     since = 0
     start = time.perf_counter()
     for _ in range(count):
@@ -72,86 +67,109 @@ def bench_log_append(data_dir: Path, batch: bytes, count: int, fsync_every: int)
             since = 0
     if fsync_every:
         plog.flush()
-    elapsed = time.perf_counter() - start
-    manager.abandon()
-    return elapsed
+    return time.perf_counter() - start
 
 
 def drop_file_cache(path: Path) -> None:
-    """Evict a finished file from the page cache so one case's dirty pages do not slow the next."""
+    """Write a file back and evict it from the page cache."""
     fd = os.open(path, os.O_RDONLY)
     os.fsync(fd)
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     os.close(fd)
 
 
-def append_case(
-    work: Path, value_size: int, total_mib: int, fsync_every: int, repeats: int
-) -> dict[str, float]:
-    batch = make_batch_bytes(value_size)
-    count = max(1, total_mib * MIB // len(batch))
-    plain_times, log_times = [], []
-    for _ in range(repeats):
-        plain = work / "plain.bin"
-        plain_times.append(bench_plain_write(plain, batch, count, fsync_every))
-        drop_file_cache(plain)
-        plain.unlink()
-        data_dir = work / "append"
-        log_times.append(bench_log_append(data_dir, batch, count, fsync_every))
-        for segment in (data_dir / "bench-0").glob("*.log"):
-            drop_file_cache(segment)
-        shutil.rmtree(data_dir)
-    total = count * len(batch)
-    plain_s, log_s = statistics.median(plain_times), statistics.median(log_times)
+def summary(total: int, count: int, plain_s: float, log_s: float, ratios: list[float]) -> dict[str, float]:
     return {
         "mb_per_s": total / log_s / 1e6,
         "batches_per_s": count / log_s,
         "msgs_per_s": count * 1000 / log_s,
         "plain_mb_per_s": total / plain_s / 1e6,
-        "ratio": plain_s / log_s,
+        "ratio": statistics.median(ratios),
     }
 
 
-def read_case(work: Path, value_size: int, total_mib: int, repeats: int) -> dict[str, float]:
+def append_case(
+    work: Path, value_size: int, total_mib: int, fsync_every: int, rounds: int
+) -> dict[str, float]:
+    """Plain writes and log appends alternate in rounds, so that both meet the same machine; the ratio is
+    the median of the rounds' ratios."""
+    batch = make_batch_bytes(value_size)
+    per_round = max(1, total_mib * MIB // len(batch) // rounds)
+    manager = LogManager(work / "append", LogConfig(max_message_bytes=64 * MIB))
+    plog = manager.create("bench", 0)
+    plain = work / "plain.bin"
+    fd = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    plain_s = log_s = 0.0
+    ratios = []
+    try:
+        for r in range(rounds):
+            if r % 2 == 0:
+                p = plain_writes(fd, batch, per_round, fsync_every)
+                q = log_appends(plog, batch, per_round, fsync_every)
+            else:
+                q = log_appends(plog, batch, per_round, fsync_every)
+                p = plain_writes(fd, batch, per_round, fsync_every)
+            plain_s, log_s = plain_s + p, log_s + q
+            ratios.append(p / q)
+            # Untimed: write back and evict both files, so every round starts from a clean page cache
+            # instead of inheriting the other side's dirty pages (which the kernel throttles).
+            for path in [plain, *(work / "append" / "bench-0").glob("*.log")]:
+                drop_file_cache(path)
+    finally:
+        os.close(fd)
+        manager.abandon()
+        shutil.rmtree(work / "append")
+        plain.unlink()
+    return summary(per_round * rounds * len(batch), per_round * rounds, plain_s, log_s, ratios)
+
+
+def read_case(work: Path, value_size: int, total_mib: int, rounds: int) -> dict[str, float]:
+    """Both files are written first (so they sit in the page cache), then read whole in alternating
+    rounds; the ratio is the median of the rounds' ratios."""
     batch = make_batch_bytes(value_size)
     count = max(1, total_mib * MIB // len(batch))
-    data_dir = work / "read"
-    manager = LogManager(data_dir, LogConfig(max_message_bytes=64 * MIB))
+    manager = LogManager(work / "read", LogConfig(max_message_bytes=64 * MIB))
     plog = manager.create("bench", 0)
-    for _ in range(count):
-        plog.append(batch)
-    plog.high_watermark = plog.log_end_offset
     plain = work / "plain-read.bin"
-    bench_plain_write(plain, batch, count, 0)
+    fd = os.open(plain, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    plain_writes(fd, batch, count, 0)
+    log_appends(plog, batch, count, 0)
+    plog.high_watermark = plog.log_end_offset
     total = count * len(batch)
-    plain_times, log_times = [], []
-    for _ in range(repeats):
-        fd = os.open(plain, os.O_RDONLY)
+
+    def read_plain() -> float:
         start = time.perf_counter()
         position = 0
         while position < total:
             position += len(os.pread(fd, MIB, position))
-        plain_times.append(time.perf_counter() - start)
-        os.close(fd)
+        return time.perf_counter() - start
+
+    def read_log() -> float:
         start = time.perf_counter()
-        offset, end = 0, plog.log_end_offset
-        read_bytes = 0
+        offset, end, got = 0, plog.log_end_offset, 0
         while offset < end:
             data = plog.read(offset, MIB)
-            read_bytes += len(data)
+            got += len(data)
             offset += len(data) // len(batch) * 1000
-        log_times.append(time.perf_counter() - start)
-        assert read_bytes == total
-    manager.close()
-    shutil.rmtree(data_dir)
-    plain.unlink()
-    plain_s, log_s = statistics.median(plain_times), statistics.median(log_times)
-    return {
-        "mb_per_s": total / log_s / 1e6,
-        "msgs_per_s": count * 1000 / log_s,
-        "plain_mb_per_s": total / plain_s / 1e6,
-        "ratio": plain_s / log_s,
-    }
+        assert got == total
+        return time.perf_counter() - start
+
+    plain_s = log_s = 0.0
+    ratios = []
+    try:
+        for r in range(rounds):
+            if r % 2 == 0:
+                p, q = read_plain(), read_log()
+            else:
+                q, p = read_log(), read_plain()
+            plain_s, log_s = plain_s + p, log_s + q
+            ratios.append(p / q)
+    finally:
+        os.close(fd)
+        manager.close()
+        shutil.rmtree(work / "read")
+        plain.unlink()
+    return summary(total * rounds, count * rounds, plain_s, log_s, ratios)
 
 
 WRITER = """
@@ -292,21 +310,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=ROOT / "bench-data", help="scratch directory (same disk)")
     parser.add_argument("--mib", type=int, default=512, help="MiB written per append case")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=8, help="alternating rounds per case")
     parser.add_argument("--reopen-mib", type=int, nargs=2, default=[128, 1024])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if args.quick:
-        args.mib, args.repeats, args.reopen_mib = 32, 1, [16, 64]
+        args.mib, args.reopen_mib = 64, [16, 64]
     args.dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=args.dir))
     results: dict[str, object] = {}
     try:
         for size, label in ((100, "100B"), (1024, "1KiB")):
-            results[f"append_{label}_nofsync"] = append_case(work, size, args.mib, 0, args.repeats)
-            results[f"append_{label}_fsync_1MiB"] = append_case(work, size, args.mib, MIB, args.repeats)
-            results[f"read_{label}"] = read_case(work, size, args.mib, args.repeats)
+            results[f"append_{label}_nofsync"] = append_case(work, size, args.mib, 0, args.rounds)
+            results[f"append_{label}_fsync_1MiB"] = append_case(work, size, args.mib, MIB, args.rounds)
+            results[f"read_{label}"] = read_case(work, size, args.mib, args.rounds)
             print(json.dumps({k: v for k, v in results.items() if label in k}, indent=1), flush=True)
         for mib in args.reopen_mib:
             results[f"reopen_after_sigkill_{mib}MiB"] = reopen_case(work, mib)

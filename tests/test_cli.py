@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -45,16 +46,35 @@ def test_storage_inspect_errors_are_one_line(tmp_path: Path, data_dir: Path) -> 
         manager.close()
 
 
-def test_broker_start_says_it_is_not_built_yet() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "cli.main", "broker", "start"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 2
-    assert "not built yet" in proc.stderr
+def test_broker_start_rejects_bad_settings_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[broker]\n"no.such.setting" = 1\n')
+    for args in (["--listen", "nowhere"], ["--config", str(bad)]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "cli.main", "broker", "start", "--data-dir", str(tmp_path / "d"), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 1
+        assert proc.stderr.startswith("Error: ")
+        assert "Traceback" not in proc.stderr
+    assert "no.such.setting" in proc.stderr
+
+
+def test_broker_start_reports_a_taken_port(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "cli.main", "broker", "start", "--data-dir", str(tmp_path / "d"),
+             "--listen", f"127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert proc.returncode == 1
+    assert "cannot start the broker" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -55,6 +55,7 @@ class LogManager:
         data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock_directory(data_dir)
         self.clean_shutdown = files.remove_durably(data_dir / CLEAN_SHUTDOWN_MARKER)
+        fresh = not (data_dir / META_FILE).exists()
         self._write_meta()
         self.index = IndexStore(data_dir / INDEX_DIR)
         self.reports: list[LoadReport] = []
@@ -73,12 +74,10 @@ class LogManager:
                 )
                 self._logs[parsed] = partition_log
                 self.reports.append(report)
-        log.info(
-            "loaded %d partitions from %s (%s shutdown)",
-            len(self._logs),
-            data_dir,
-            "clean" if self.clean_shutdown else "unclean",
+        state = (
+            "new data directory" if fresh else "clean shutdown" if self.clean_shutdown else "unclean shutdown"
         )
+        log.info("loaded %d partitions from %s (%s)", len(self._logs), data_dir, state)
 
     def _write_meta(self) -> None:
         path = self.data_dir / META_FILE
