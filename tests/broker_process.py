@@ -31,6 +31,10 @@ def _toml_value(value: Any) -> str:
     return '"' + str(value).replace('"', '\\"') + '"'
 
 
+class _PortTakenError(RuntimeError):
+    pass
+
+
 class BrokerProcess:
     """``broker`` and ``log`` are the [broker] and [log] settings written to the broker's config file."""
 
@@ -43,6 +47,7 @@ class BrokerProcess:
         port: int | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self._fixed_port = port is not None
         self.port = port or free_port()
         self.config_path = data_dir.parent / f"broker-{self.port}.toml"
         settings = {"delete.queue.enable": True, **(broker or {})}
@@ -57,6 +62,17 @@ class BrokerProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> BrokerProcess:
+        for _attempt in range(3):
+            try:
+                return self._start_once(timeout)
+            except _PortTakenError:
+                if self._fixed_port:
+                    raise
+                self.port = free_port()  # another process took the free port between pick and bind
+        return self._start_once(timeout)
+
+    def _start_once(self, timeout: float) -> BrokerProcess:
+        self.output = []
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "cli.main", "broker", "start",
@@ -71,9 +87,14 @@ class BrokerProcess:
         )  # fmt: skip
         ready = threading.Event()
         threading.Thread(target=self._pump, args=(self.proc, ready), daemon=True).start()
-        if not ready.wait(timeout):
-            self.kill()
-            raise RuntimeError("broker did not start:\n" + "".join(self.output[-30:]))
+        deadline = time.monotonic() + timeout
+        while not ready.wait(0.05):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                text = "".join(self.output[-30:])
+                if "address already in use" in text.lower():
+                    raise _PortTakenError(text)
+                raise RuntimeError("broker did not start:\n" + text)
         return self
 
     def _pump(self, proc: subprocess.Popen[str], ready: threading.Event) -> None:

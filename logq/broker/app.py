@@ -44,8 +44,9 @@ class Broker:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self._logs = logs = await asyncio.to_thread(LogManager, config.data_dir, config.log, self._clock)
         # Bind first (port 0 picks a free port), so the advertised address is known before metadata.
-        listener = await asyncio.start_server(
-            self._serve, config.listen.host, config.listen.port, limit=1 << 20, start_serving=False
+        loop = asyncio.get_running_loop()
+        listener = await loop.create_server(
+            self._protocol, config.listen.host, config.listen.port, start_serving=False
         )
         self._listener = listener
         port = listener.sockets[0].getsockname()[1]
@@ -77,9 +78,9 @@ class Broker:
         await listener.start_serving()
         log.info("listening on %s (advertised as %s), data in %s", self.address, advertised, config.data_dir)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        assert self._server is not None
-        await self._server.serve_connection(reader, writer)
+    def _protocol(self) -> asyncio.Protocol:
+        assert self._server is not None  # set before the listener starts serving
+        return self._server.protocol()
 
     async def stop(self) -> None:
         """Clean shutdown: stop serving, then flush and checkpoint every log and write the marker."""

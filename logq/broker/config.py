@@ -47,6 +47,7 @@ class BrokerConfig:
     num_partitions: int = 1  # partitions of auto-created queues and of CreateTopics with -1
     socket_request_max_bytes: int = 100 * 1024 * 1024  # larger frames close the connection
     connections_max_idle_ms: int = 600_000  # close connections idle this long
+    fetch_max_bytes: int = 57_671_680  # the most record bytes one Fetch response carries (Kafka's 55 MiB)
     log: LogConfig = field(default_factory=LogConfig)
 
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from logq import batch as rb
@@ -32,6 +32,7 @@ from logq.queues import validate_queue_name, validate_queue_settings
 log = logging.getLogger(__name__)
 
 INT32_MAX = 2**31 - 1
+_MAGIC_AT = 16  # the magic byte's position in both the old message format and RecordBatch v2
 EMPTY = memoryview(b"")
 # APIs this broker serves; ApiVersions advertises exactly these (protocol.md §0: never advertise more).
 SERVED_APIS = (
@@ -47,6 +48,10 @@ SERVED_APIS = (
 MIN_SERVED_PRODUCE_VERSION = 3  # v0-2 are advertised only for old librdkafka's sake (protocol.md §0)
 
 Handler = Callable[[RequestHeader, Any], Awaitable[Any]]
+
+
+class CloseConnectionError(Exception):
+    """Close this client's connection (the message says why); the broker carries on."""
 
 
 class Handlers:
@@ -71,6 +76,11 @@ class Handlers:
             m.DeleteTopicsRequest: self.delete_topics,
             m.InitProducerIdRequest: self.init_producer_id,
         }
+
+    def _count_errors(self, api: str, codes: Iterable[int]) -> None:
+        for code in codes:
+            if code:
+                self._metrics.errors.labels(api, str(code)).inc()
 
     # --- ApiVersions, Metadata ------------------------------------------------------------------------
 
@@ -106,6 +116,7 @@ class Handlers:
                 )
                 continue
             topics.append(_topic_metadata(meta))
+        self._count_errors("Metadata", (t.error_code for t in topics))
         brokers = [
             m.MetadataResponseBroker(node_id=b.broker_id, host=b.host, port=b.port, rack=b.rack)
             for b in self._coordinator.brokers()
@@ -160,10 +171,11 @@ class Handlers:
                 m.TopicProduceResponse(name=name, partition_responses=results[position : position + count])
             )
             position += count
-        for result in results:
-            if result.error_code:
-                self._metrics.errors.labels("Produce", str(result.error_code)).inc()
+        failed = [r for r in results if r.error_code]
+        self._count_errors("Produce", (r.error_code for r in failed))
         if req.acks == 0:
+            if failed:  # the producer would never learn of it: close, as Kafka does
+                raise CloseConnectionError(f"acks=0 produce failed with error {failed[0].error_code}")
             return None
         return m.ProduceResponse(responses=responses)
 
@@ -177,16 +189,14 @@ class Handlers:
         if plog is None:
             return _produce_error(part.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
         records = part.records
+        if records is not None and len(records) > _MAGIC_AT and records[_MAGIC_AT] != rb.MAGIC:
+            return _produce_error(part.index, ErrorCode.INVALID_RECORD, "only record batches of magic 2")
         if records is None or len(records) < rb.HEADER_SIZE:
             return _produce_error(
                 part.index, ErrorCode.CORRUPT_MESSAGE, "the records are shorter than a batch header"
             )
         view = memoryview(records)
         header = rb.parse_header(view)
-        if header.magic != rb.MAGIC:
-            return _produce_error(
-                part.index, ErrorCode.INVALID_RECORD, f"magic {header.magic} is not supported"
-            )
         if header.size < len(view):
             return _produce_error(
                 part.index, ErrorCode.INVALID_RECORD, "exactly one record batch per partition"
@@ -243,12 +253,17 @@ class Handlers:
             out = sum(len(p.records) for p in topic.partitions if p.records is not None)
             if out:
                 self._metrics.bytes_out.labels(topic.topic, client).inc(out)
+            if error:
+                self._count_errors("Fetch", (p.error_code for p in topic.partitions))
         return m.FetchResponse(error_code=ErrorCode.NONE, session_id=0, responses=responses)
 
     def _read(self, req: m.FetchRequest) -> tuple[list[m.FetchableTopicResponse], int, bool]:
-        budget = req.max_bytes if req.max_bytes > 0 else INT32_MAX
+        """Read every requested partition, in request order. A partition listed twice is served once (the
+        repeats answer with no records), and the response is capped at the broker's fetch.max.bytes."""
+        budget = min(req.max_bytes if req.max_bytes > 0 else INT32_MAX, self._config.fetch_max_bytes)
         total = 0
         any_error = False
+        served: set[tuple[str, int]] = set()
         topics = []
         for topic in req.topics:
             partitions = []
@@ -258,7 +273,8 @@ class Handlers:
                     error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 elif not plog.log_start_offset <= p.fetch_offset <= plog.log_end_offset:
                     error = ErrorCode.OFFSET_OUT_OF_RANGE
-                else:
+                elif (topic.topic, p.partition) not in served:
+                    served.add((topic.topic, p.partition))
                     limit = min(p.partition_max_bytes, budget - total)
                     if limit > 0 or total == 0:
                         data = plog.read(p.fetch_offset, limit, upto=plog.high_watermark)
@@ -306,6 +322,7 @@ class Handlers:
                     result.error_code = ErrorCode.INVALID_REQUEST
                 partitions.append(result)
             topics.append(m.ListOffsetsTopicResponse(name=topic.name, partitions=partitions))
+            self._count_errors("ListOffsets", (p.error_code for p in partitions))
         return m.ListOffsetsResponse(topics=topics)
 
     # --- CreateTopics, DeleteTopics --------------------------------------------------------------------
@@ -390,8 +407,7 @@ class Handlers:
                     log.info("deleted queue %s", name)
                 except LogqError as exc:
                     code = exc.code
-            if code:
-                self._metrics.errors.labels("DeleteTopics", str(code)).inc()
+            self._count_errors("DeleteTopics", (code,))
             results.append(m.DeletableTopicResult(name=name, error_code=code))
         return m.DeleteTopicsResponse(responses=results)
 

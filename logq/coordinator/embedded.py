@@ -28,7 +28,7 @@ from logq.queues import collides
 
 STATE_FILE = "coordinator.json"
 PRODUCER_ID_BLOCK = 1000
-MAX_PARTITIONS = 100_000
+MAX_PARTITIONS = 10_000  # each partition holds open files; more per queue is a mistake
 
 
 class EmbeddedCoordinator:
