@@ -113,6 +113,23 @@ def consume(bootstrap: str, queue: str, partitions: int, count: int, size: int) 
     return {"msgs_per_s": count / elapsed, "mb_per_s": count * size / elapsed / 1e6, "seconds": elapsed}
 
 
+def consume_with_kcat(bootstrap: str, queue: str, count: int, size: int) -> dict[str, float] | None:
+    """The same drain with kcat, a consumer with no Python in it (librdkafka's own C loop)."""
+    kcat = shutil.which("kcat")
+    if kcat is None:
+        return None
+    command = [kcat, "-C", "-b", bootstrap, "-t", queue, "-o", "beginning", "-e", "-q", "-f", "%o\n"]
+    command += ["-X", "fetch.max.bytes=67108864", "-X", "max.partition.fetch.bytes=33554432"]
+    command += ["-X", "queued.min.messages=1000000"]
+    started = time.perf_counter()
+    out = subprocess.run(command, capture_output=True, timeout=300, check=True).stdout
+    elapsed = time.perf_counter() - started
+    lines = out.count(b"\n")
+    if lines != count:
+        raise RuntimeError(f"kcat read {lines} of {count}")
+    return {"msgs_per_s": count / elapsed, "mb_per_s": count * size / elapsed / 1e6, "seconds": elapsed}
+
+
 E2E_CONSUMER = """
 import json, sys, time
 from confluent_kafka import Consumer, TopicPartition
@@ -177,9 +194,15 @@ def logq_cases(work: Path, quick: bool) -> dict[str, Any]:
                     results[name] = result
                     print(name, json.dumps(result), flush=True)
                     if acks == "1":
+                        cpu0 = cpu_seconds(broker.proc.pid)
                         drain = consume(broker.bootstrap, "bench", partitions, count, size)
+                        drain["broker_cpu_us_per_msg"] = (cpu_seconds(broker.proc.pid) - cpu0) / count * 1e6
                         results[f"consume_{size}B_p{partitions}"] = drain
                         print(f"consume_{size}B_p{partitions}", json.dumps(drain), flush=True)
+                        c_drain = consume_with_kcat(broker.bootstrap, "bench", count, size)
+                        if c_drain is not None:
+                            results[f"consume_kcat_{size}B_p{partitions}"] = c_drain
+                            print(f"consume_kcat_{size}B_p{partitions}", json.dumps(c_drain), flush=True)
                 finally:
                     broker.stop()
                     shutil.rmtree(work / name, ignore_errors=True)
@@ -231,6 +254,7 @@ def redis_cases(work: Path, peers: Path | None, quick: bool) -> dict[str, Any]:
         proc.terminate()
         proc.wait(10)
     if peers is not None:
+        peers = peers.resolve()
         script = peers / "redis_streams_bench.py"
         out_file = work / "redis_py.json"
         sizes = "100:50000" if quick else "100:1000000,1024:200000"

@@ -113,26 +113,28 @@ def validate(buf: bytes | bytearray | memoryview) -> BatchHeader:
     """Check that ``buf`` is exactly one well-formed magic-2 batch with a correct CRC-32C.
 
     Checks, in order: header length, batchLength matches the buffer, magic, codec, CRC over
-    [21, end), lastOffsetDelta = recordsCount - 1.
+    [21, end), lastOffsetDelta = recordsCount - 1. (Runs once per produced batch: locals, no properties.)
     """
-    header = parse_header(buf)
-    if header.batch_length + LOG_OVERHEAD != len(buf):
+    size = len(buf)
+    if size < HEADER_SIZE:
+        raise BatchError(f"batch header needs {HEADER_SIZE} bytes, {size} available")
+    fields = _HEADER.unpack_from(buf)
+    _, length, _, magic, crc, attributes, last_delta, _, _, _, _, _, count = fields
+    if length + LOG_OVERHEAD != size:
         raise BatchError(
-            f"batchLength {header.batch_length} does not match the {len(buf)} bytes received "
-            f"(expected batchLength {len(buf) - LOG_OVERHEAD})"
+            f"batchLength {length} does not match the {size} bytes received "
+            f"(expected batchLength {size - LOG_OVERHEAD})"
         )
-    if header.magic != MAGIC:
-        raise BatchError(f"magic {header.magic} is not supported (only magic 2)")
-    if header.codec > CODEC_ZSTD:
-        raise BatchError(f"unknown compression codec {header.codec}")
+    if magic != MAGIC:
+        raise BatchError(f"magic {magic} is not supported (only magic 2)")
+    if attributes & CODEC_MASK > CODEC_ZSTD:
+        raise BatchError(f"unknown compression codec {attributes & CODEC_MASK}")
     actual = crc32c(memoryview(buf)[CRC_START:])
-    if actual != header.crc:
-        raise BatchError(f"CRC-32C mismatch: header says {header.crc:#010x}, bytes give {actual:#010x}")
-    if header.records_count < 1 or header.last_offset_delta != header.records_count - 1:
-        raise BatchError(
-            f"lastOffsetDelta {header.last_offset_delta} does not match recordsCount {header.records_count}"
-        )
-    return header
+    if actual != crc:
+        raise BatchError(f"CRC-32C mismatch: header says {crc:#010x}, bytes give {actual:#010x}")
+    if count < 1 or last_delta != count - 1:
+        raise BatchError(f"lastOffsetDelta {last_delta} does not match recordsCount {count}")
+    return BatchHeader._make(fields)
 
 
 def patch_prefix(header: BatchHeader, base_offset: int, leader_epoch: int) -> bytes:

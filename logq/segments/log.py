@@ -154,27 +154,26 @@ class PartitionLog:
         except rb.BatchError as exc:
             raise CorruptBatchError(str(exc)) from None
         view = memoryview(data)
+        idempotent = header.producer_id >= 0
         with self._lock:
-            self._check_open_locked()
-            original = self._producers.check(header)
-            if original is not None:
-                return AppendInfo(original.base_offset, original.last_offset, duplicate=True)
+            if self._closed:
+                raise LogClosedError(f"{self.name}: the log is closed")
+            if idempotent:
+                original = self._producers.check(header)
+                if original is not None:
+                    return AppendInfo(original.base_offset, original.last_offset, duplicate=True)
             now = self._clock.time_ms()
             segment = self._maybe_roll_locked(len(data), now)
             base = self._next_offset
             position = segment.append(rb.patch_prefix(header, base, leader_epoch), view[16:])
-            self._record_locked(segment, position, base, header, now)
-            return AppendInfo(base, base + header.last_offset_delta)
-
-    def _record_locked(
-        self, segment: Segment, position: int, base: int, header: rb.BatchHeader, now: int
-    ) -> None:
-        self._indexer.add(segment.base_offset, position, base, header.size, header.max_timestamp)
-        self._producers.update(header, base)
-        self._next_offset = segment.next_offset = base + header.last_offset_delta + 1
-        if segment.first_append_ms < 0:
-            segment.first_append_ms = now
-        segment.last_append_ms = now
+            self._indexer.add(segment.base_offset, position, base, len(data), header.max_timestamp)
+            if idempotent:
+                self._producers.update(header, base)
+            self._next_offset = segment.next_offset = base + header.last_offset_delta + 1
+            if segment.first_append_ms < 0:
+                segment.first_append_ms = now
+            segment.last_append_ms = now
+            return AppendInfo(base, self._next_offset - 1)
 
     def _maybe_roll_locked(self, incoming: int, now: int) -> Segment:
         active = self._segments[-1]
