@@ -277,7 +277,10 @@ class Handlers:
                     served.add((topic.topic, p.partition))
                     limit = min(p.partition_max_bytes, budget - total)
                     if limit > 0 or total == 0:
-                        data = plog.read(p.fetch_offset, limit, upto=plog.high_watermark)
+                        try:
+                            data = plog.read(p.fetch_offset, limit, upto=plog.high_watermark)
+                        except LogqError as exc:  # retention (another thread) moved the start; log closed
+                            error = exc.code
                         if total and len(data) > limit:  # only the first non-empty partition may overshoot
                             data = EMPTY
                     total += len(data)
@@ -315,7 +318,11 @@ class Handlers:
                 elif p.timestamp == -2:  # earliest
                     result.offset = plog.log_start_offset
                 elif p.timestamp >= 0:
-                    found = await asyncio.to_thread(plog.offset_for_timestamp, p.timestamp)
+                    try:
+                        found = await asyncio.to_thread(plog.offset_for_timestamp, p.timestamp)
+                    except LogqError as exc:  # the queue was deleted meanwhile
+                        result.error_code = exc.code
+                        found = None
                     if found is not None:
                         result.offset, result.timestamp = found
                 else:

@@ -205,6 +205,9 @@ class _Connection(asyncio.Protocol):
             log.debug("closing idle connection from %s", self.peer)
         except asyncio.CancelledError:
             pass
+        except Exception:  # a bug in a handler: this connection ends, the broker carries on
+            log.exception("closing connection from %s after an internal error", self.peer)
+            reason = "internal-error"
         finally:
             self._server.closed(self, reason, detail)
             if self._transport is not None:

@@ -210,3 +210,22 @@ def test_sigterm_is_a_clean_shutdown(broker: BrokerProcess) -> None:
     assert "stopped cleanly" in broker.log_text
     broker.start()
     assert "(clean shutdown)" in broker.log_text
+
+
+def test_deleting_a_queue_ends_a_fetch_waiting_on_it(broker: BrokerProcess) -> None:
+    with WireClient(broker.bootstrap) as client, WireClient(broker.bootstrap) as admin:
+        create(client, "fleeting")
+        produce(client, "fleeting", make_batch(1))
+        result: dict[str, Any] = {}
+
+        def waiter() -> None:
+            result["response"] = fetch(client, "fleeting", 1, max_wait_ms=20_000)
+
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        time.sleep(0.3)
+        admin.call(m.DeleteTopicsRequest(topic_names=["fleeting"], timeout_ms=5000), 3)
+        thread.join(timeout=15)
+        assert not thread.is_alive(), "the waiting fetch was not woken by the deletion"
+        assert result["response"].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    assert "Traceback" not in broker.log_text

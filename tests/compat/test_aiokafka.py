@@ -27,7 +27,7 @@ from tests.compat.helpers import (
     stored_codecs,
 )
 
-# aiokafka compresses zstd only through cramjam, which is not among the test dependencies.
+# aiokafka compresses zstd only through cramjam (in the test extras; skipped where it is missing).
 NO_CRAMJAM = importlib.util.find_spec("cramjam") is None
 AIOKAFKA_CODECS = [
     "none",
