@@ -51,7 +51,8 @@ class Checkpoint:
 
 
 class IndexStore:
-    """Opens the shared RocksDB; a database that cannot be opened is moved aside and started afresh."""
+    """Opens the shared RocksDB; a database that cannot be opened is deleted and started afresh (every
+    partition then has no checkpoint, so the loader rebuilds its index from the segments)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
