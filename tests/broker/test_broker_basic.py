@@ -229,3 +229,51 @@ def test_deleting_a_queue_ends_a_fetch_waiting_on_it(broker: BrokerProcess) -> N
         assert not thread.is_alive(), "the waiting fetch was not woken by the deletion"
         assert result["response"].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     assert "Traceback" not in broker.log_text
+
+
+def test_per_queue_settings_apply_and_survive_a_restart(broker: BrokerProcess) -> None:
+    with WireClient(broker.bootstrap) as client:
+        assert create(client, "small", 1, max_message_bytes="2000") == 0
+        assert create(client, "large", 1) == 0
+        big = make_batch(5, value_size=1000)
+        assert produce(client, "small", big).error_code == ErrorCode.MESSAGE_TOO_LARGE
+        assert produce(client, "large", big).error_code == 0
+    broker.kill()
+    broker.start()
+    with WireClient(broker.bootstrap) as client:
+        assert produce(client, "small", big).error_code == ErrorCode.MESSAGE_TOO_LARGE
+        assert produce(client, "small", make_batch(1)).error_code == 0
+
+
+def test_the_retention_job_runs_inside_the_broker(tmp_path: Any) -> None:
+    proc = BrokerProcess(tmp_path / "r", log={"retention.check.interval.ms": 200}).start()
+    try:
+        with WireClient(proc.bootstrap) as client:
+            assert create(client, "aging", 1, retention_ms="500", segment_bytes="2000") == 0
+            for _ in range(10):
+                assert produce(client, "aging", make_batch(2, value_size=400)).error_code == 0
+
+            def earliest() -> int:
+                wanted = m.ListOffsetsPartition(partition_index=0, timestamp=-2)
+                request = m.ListOffsetsRequest(topics=[m.ListOffsetsTopic(name="aging", partitions=[wanted])])
+                return int(client.call(request, 5).topics[0].partitions[0].offset)
+
+            deadline = time.monotonic() + 15
+            while earliest() == 0 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert earliest() > 0, "no aged segment was deleted"
+            assert fetch(client, "aging", 0).error_code == ErrorCode.OFFSET_OUT_OF_RANGE
+        assert "retention.ms" in proc.log_text  # one line per deleted segment, with the reason
+    finally:
+        proc.kill()
+
+
+def test_acks_all_without_fsync_before_ack(tmp_path: Any) -> None:
+    proc = BrokerProcess(tmp_path / "nf", log={"log.fsync.before.ack": False}).start()
+    try:
+        with WireClient(proc.bootstrap) as client:
+            create(client, "fast")
+            assert produce(client, "fast", make_batch(3), acks=-1).base_offset == 0
+            assert fetch(client, "fast", 0).high_watermark == 3
+    finally:
+        proc.kill()
