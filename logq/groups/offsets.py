@@ -1,0 +1,451 @@
+"""The committed-offset store: consumer-group offsets as records of the internal queue ``__consumer_offsets``.
+
+Placement (issue 4): the internal queue has N partitions (default 50); group G lives in partition
+``partition_for(G, N)`` (Kafka's rule: ``abs(java_string_hashcode(G)) % N``) and its coordinator is that
+partition's leader. A broker that becomes coordinator of a partition calls ``OffsetStore.load`` to
+replay it, and ``unload`` when it stops.
+
+Records (encoding in ``logq.groups.offset_records``): every write is one uncompressed RecordBatch v2
+built with ``logq.batch.build_batch``, so each OffsetCommit lands atomically. A record is
+
+    key = (type 1, group, queue, partition)  value = (offset, leader_epoch, commit_ts_ms, metadata) | null
+    key = (type 2, group)                    value = (empty_since_ms or -1, generation)            | null
+
+and null is a tombstone. Replaying a partition from its log start, latest record per key wins, gives
+the state.
+
+Durability: ``commit`` and the other writers append to the page cache only. The caller (the
+coordinator) calls ``PartitionLog.flush()`` on the partition before it answers the client.
+
+Bounded size (compaction by snapshot): ``compact(p)`` rolls the log, re-appends the live state of the
+partition (every live offset and group record, no tombstones) in as few batches as fit
+max.message.bytes, flushes, moves the high watermark to the log end and deletes every segment before
+the snapshot. Replay from the new log start gives the same state; a crash at any step also does,
+since the old segments followed by (part of) a snapshot of the current values replay to the current
+values. ``maybe_compact(p, max_bytes)`` compacts when the partition's log is larger than both
+``max_bytes`` and ``COMPACTION_RATIO`` (2) times what the last snapshot of this store took, so the log
+stays below about max(max_bytes, 2 x live state) and a live state larger than max_bytes does not make
+every call compact. The log must not be subject to time or size retention: create it with
+``offsets_log_config()``.
+
+Retention (offsets.retention.ms, default 7 days): ``expire`` drops the offsets and the group record of
+a group that has been empty for longer than the retention; the offsets of a group that has no group
+record (only "simple" commits, e.g. assign() users) age one by one from their commit time, as in Kafka.
+
+Thread safety: every public method holds one lock, so the order of records in the log is the order
+in which memory changed. ``compact`` holds it through its fsync.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from logq import batch as rb
+from logq import codec
+from logq.clock import Clock
+from logq.config import DAY_MS, LogConfig
+from logq.error_codes import ErrorCode
+from logq.errors import LogqError, StorageError
+from logq.groups.offset_records import (
+    MAX_NAME_BYTES,
+    Change,
+    GroupInfo,
+    GroupKey,
+    OffsetAndMetadata,
+    OffsetKey,
+    OffsetRecordError,
+    decode_change,
+    encode_change,
+)
+from logq.segments.log import AppendInfo, PartitionLog
+
+__all__ = [
+    "COMPACTION_RATIO",
+    "DEFAULT_OFFSETS_PARTITIONS",
+    "DEFAULT_OFFSETS_RETENTION_MS",
+    "MAX_METADATA_BYTES",
+    "OFFSETS_QUEUE",
+    "CorruptOffsetsError",
+    "GroupInfo",
+    "InvalidGroupIdError",
+    "NotCoordinatorError",
+    "OffsetAndMetadata",
+    "OffsetMetadataTooLargeError",
+    "OffsetStore",
+    "OffsetStoreError",
+    "java_string_hashcode",
+    "offsets_log_config",
+    "partition_for",
+]
+
+log = logging.getLogger(__name__)
+
+OFFSETS_QUEUE = "__consumer_offsets"
+DEFAULT_OFFSETS_PARTITIONS = 50  # offsets.topic.num.partitions
+DEFAULT_OFFSETS_RETENTION_MS = 7 * DAY_MS  # offsets.retention.ms
+MAX_METADATA_BYTES = 4096  # offset.metadata.max.bytes
+COMPACTION_RATIO = 2
+_READ_BYTES = 1 << 20
+_SNAPSHOT_BATCH_BYTES = 512 * 1024
+_RECORD_OVERHEAD = 32  # bound on a record's length, attributes, deltas and header count varints
+
+TopicPartition = tuple[str, int]
+
+
+class OffsetStoreError(LogqError):
+    """A request the store refuses; ``code`` is the answer for the client."""
+
+
+class NotCoordinatorError(OffsetStoreError):
+    code = ErrorCode.NOT_COORDINATOR
+
+
+class OffsetMetadataTooLargeError(OffsetStoreError):
+    code = ErrorCode.OFFSET_METADATA_TOO_LARGE
+
+    def __init__(self, message: str, partition: TopicPartition) -> None:
+        super().__init__(message)
+        self.partition = partition  # the (queue, partition) whose metadata was refused
+
+
+class InvalidGroupIdError(OffsetStoreError):
+    code = ErrorCode.INVALID_GROUP_ID
+
+
+class CorruptOffsetsError(StorageError):
+    """A record of the offsets queue could not be decoded while loading a partition."""
+
+
+# --- placement -------------------------------------------------------------------------------------
+
+
+def java_string_hashcode(text: str) -> int:
+    """Java's ``String.hashCode()``: s[0]*31^(n-1) + ... + s[n-1] over UTF-16 code units, as an int32."""
+    units = text.encode("utf-16-be")
+    h = 0
+    for i in range(0, len(units), 2):
+        h = (31 * h + (units[i] << 8 | units[i + 1])) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def partition_for(group: str, partitions: int) -> int:
+    """The ``__consumer_offsets`` partition of a group: Kafka's ``Utils.abs(hashCode) % partitions``,
+    where ``Utils.abs`` maps INT_MIN to 0."""
+    h = java_string_hashcode(group)
+    return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
+def offsets_log_config(base: LogConfig) -> LogConfig:
+    """The config of an offsets partition: no time or size retention (compaction bounds it instead)."""
+    return dataclasses.replace(base, retention_ms=-1, retention_bytes=-1)
+
+
+# --- in-memory state -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Group:
+    offsets: dict[TopicPartition, OffsetAndMetadata] = field(default_factory=dict)
+    info: GroupInfo | None = None
+
+    @property
+    def live(self) -> bool:
+        return bool(self.offsets) or self.info is not None
+
+
+_Groups = dict[str, _Group]
+
+
+def _apply(groups: _Groups, change: Change) -> None:
+    key, value = change
+    group = groups.get(key.group)
+    if group is None:
+        if value is None:
+            return
+        group = groups[key.group] = _Group()
+    if isinstance(key, OffsetKey):
+        if isinstance(value, OffsetAndMetadata):
+            group.offsets[(key.queue, key.partition)] = value
+        else:
+            group.offsets.pop((key.queue, key.partition), None)
+    else:
+        group.info = value if isinstance(value, GroupInfo) else None
+    if not group.live:
+        del groups[key.group]
+
+
+def _live_changes(groups: _Groups) -> Iterator[Change]:
+    for name in sorted(groups):
+        group = groups[name]
+        if group.info is not None:
+            yield Change(GroupKey(name), group.info)
+        for (queue, partition), value in sorted(group.offsets.items()):
+            yield Change(OffsetKey(name, queue, partition), value)
+
+
+def _expired_changes(name: str, group: _Group, now_ms: int, retention_ms: int) -> list[Change]:
+    info = group.info
+    if info is None:  # simple commits only: each offset ages from its own commit
+        return [
+            Change(OffsetKey(name, queue, partition), None)
+            for (queue, partition), value in sorted(group.offsets.items())
+            if now_ms - value.commit_timestamp_ms > retention_ms
+        ]
+    if info.empty_since_ms is None or now_ms - info.empty_since_ms <= retention_ms:
+        return []
+    tombstones = [Change(OffsetKey(name, q, p), None) for q, p in sorted(group.offsets)]
+    return [*tombstones, Change(GroupKey(name), None)]
+
+
+# --- log I/O ---------------------------------------------------------------------------------------
+
+
+def _to_record(change: Change) -> rb.Record:
+    key, value = encode_change(change)
+    return rb.Record(value=value, key=key)
+
+
+def _chunks(records: Iterable[rb.Record], limit: int) -> Iterator[list[rb.Record]]:
+    """Group records into batches whose estimated size stays under ``limit`` bytes."""
+    chunk: list[rb.Record] = []
+    size = rb.HEADER_SIZE
+    for record in records:
+        record_size = len(record.key or b"") + len(record.value or b"") + _RECORD_OVERHEAD
+        if chunk and size + record_size > limit:
+            yield chunk
+            chunk, size = [], rb.HEADER_SIZE
+        chunk.append(record)
+        size += record_size
+    if chunk:
+        yield chunk
+
+
+def _replay(partition_log: PartitionLog, groups: _Groups) -> int:
+    """Apply every record from the log start to the log end; returns how many were applied."""
+    count = 0
+    offset, end = partition_log.log_start_offset, partition_log.log_end_offset
+    while offset < end:
+        view = partition_log.read(offset, _READ_BYTES)
+        if not view:
+            break
+        pos = 0
+        while pos < len(view):
+            header = rb.parse_header(view, pos)
+            if not header.is_control:
+                section = codec.decompress(header.codec, view[pos + rb.HEADER_SIZE : pos + header.size])
+                for record in rb.decode_records(section, header):
+                    _apply(groups, decode_change(record.key, record.value))
+                    count += 1
+            pos += header.size
+            offset = header.last_offset + 1
+    return count
+
+
+# --- the store -------------------------------------------------------------------------------------
+
+
+class OffsetStore:
+    """Committed offsets of the groups whose ``__consumer_offsets`` partitions this broker coordinates.
+
+    ``log_for(p)`` returns the PartitionLog of offsets partition ``p`` (created with
+    ``offsets_log_config``). Writers append one batch and then update memory; they do not flush.
+    """
+
+    def __init__(self, log_for: Callable[[int], PartitionLog], partitions: int, clock: Clock) -> None:
+        if partitions < 1:
+            raise ValueError(f"the offsets queue needs at least one partition, not {partitions}")
+        self._log_for = log_for
+        self.partitions = partitions
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state: dict[int, _Groups] = {}
+        self._snapshot_bytes: dict[int, int] = {}  # log size right after this store's last compaction
+
+    # --- loading ----------------------------------------------------------------------------------
+
+    def partition_of(self, group: str) -> int:
+        return partition_for(group, self.partitions)
+
+    def loaded(self, partition: int) -> bool:
+        return partition in self._state
+
+    def load(self, partition: int) -> int:
+        """Replay the partition's log from its start into memory (replacing what was loaded);
+        returns the number of records replayed. Raises CorruptOffsetsError on undecodable records."""
+        groups: _Groups = {}
+        with self._lock:
+            try:
+                count = _replay(self._log_for(partition), groups)
+            except (OffsetRecordError, rb.BatchError, codec.UnsupportedCodecError) as exc:
+                raise CorruptOffsetsError(f"offsets partition {partition}: {exc}") from exc
+            self._state[partition] = groups
+            self._snapshot_bytes.pop(partition, None)
+        log.info("offsets partition %d: loaded %d groups from %d records", partition, len(groups), count)
+        return count
+
+    def unload(self, partition: int) -> None:
+        with self._lock:
+            self._state.pop(partition, None)
+            self._snapshot_bytes.pop(partition, None)
+
+    # --- reads ------------------------------------------------------------------------------------
+
+    def groups(self, partition: int) -> list[str]:
+        """The groups of a loaded partition that have offsets or a group record."""
+        with self._lock:
+            if partition not in self._state:
+                raise NotCoordinatorError(f"offsets partition {partition} is not loaded")
+            return sorted(self._state[partition])
+
+    def fetch(
+        self, group: str, wanted: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
+        """The committed offsets of ``wanted`` (None: all of them); never-committed ones are absent."""
+        with self._lock:
+            entry = self._groups_of(group).get(group)
+            if entry is None:
+                return {}
+            if wanted is None:
+                return dict(entry.offsets)
+            return {tp: entry.offsets[tp] for tp in wanted if tp in entry.offsets}
+
+    def group_info(self, group: str) -> GroupInfo | None:
+        with self._lock:
+            entry = self._groups_of(group).get(group)
+            return None if entry is None else entry.info
+
+    # --- writes -----------------------------------------------------------------------------------
+
+    def commit(self, group: str, offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> AppendInfo | None:
+        """Append the offsets of one OffsetCommit as one batch, then make them visible to ``fetch``.
+
+        A commit timestamp of -1 becomes the broker's time. Refuses the whole commit, storing nothing,
+        with NotCoordinatorError or OffsetMetadataTooLargeError (``.partition`` names the culprit).
+        Returns None for an empty commit. The caller flushes the partition before answering.
+        """
+        now = self._clock.time_ms()
+        changes: list[Change] = []
+        with self._lock:
+            partition = self._coordinated(group)
+            for (queue, queue_partition), value in offsets.items():
+                if len(value.metadata.encode()) > MAX_METADATA_BYTES:
+                    raise OffsetMetadataTooLargeError(
+                        f"metadata of {queue}-{queue_partition} is over {MAX_METADATA_BYTES} bytes",
+                        (queue, queue_partition),
+                    )
+                stamped = value
+                if value.commit_timestamp_ms < 0:
+                    stamped = dataclasses.replace(value, commit_timestamp_ms=now)
+                changes.append(Change(OffsetKey(group, queue, queue_partition), stamped))
+            return self._write(partition, changes) if changes else None
+
+    def delete_offsets(self, group: str, wanted: Iterable[TopicPartition]) -> AppendInfo | None:
+        """Tombstone some committed offsets of a group (OffsetDelete); None if none of them existed."""
+        with self._lock:
+            partition = self._coordinated(group)
+            entry = self._state[partition].get(group)
+            present = [] if entry is None else sorted({tp for tp in wanted if tp in entry.offsets})
+            changes = [Change(OffsetKey(group, q, p), None) for q, p in present]
+            return self._write(partition, changes) if changes else None
+
+    def set_group_empty_since(
+        self, group: str, empty_since_ms: int | None, *, generation: int | None = None
+    ) -> AppendInfo:
+        """Write the group record: since when the group has had no members (None: it has members).
+        ``generation`` None keeps the stored one (0 for a new group)."""
+        with self._lock:
+            partition = self._coordinated(group)
+            if generation is None:
+                entry = self._state[partition].get(group)
+                generation = entry.info.generation if entry is not None and entry.info is not None else 0
+            return self._write(partition, [Change(GroupKey(group), GroupInfo(empty_since_ms, generation))])
+
+    def delete_group(self, group: str) -> AppendInfo | None:
+        """Tombstone every offset of the group and its group record; None if the group is unknown."""
+        with self._lock:
+            partition = self._coordinated(group)
+            entry = self._state[partition].get(group)
+            if entry is None:
+                return None
+            tombstones = [Change(OffsetKey(group, q, p), None) for q, p in sorted(entry.offsets)]
+            return self._write(partition, [*tombstones, Change(GroupKey(group), None)])
+
+    def expire(self, now_ms: int, retention_ms: int) -> list[tuple[str, str, int]]:
+        """Apply offsets.retention.ms to every loaded group (one batch per group); returns the
+        (group, queue, partition) whose offsets were dropped. A negative retention keeps everything."""
+        expired: list[tuple[str, str, int]] = []
+        if retention_ms < 0:
+            return expired
+        with self._lock:
+            for partition, groups in sorted(self._state.items()):
+                for name in sorted(groups):
+                    changes = _expired_changes(name, groups[name], now_ms, retention_ms)
+                    if changes:
+                        self._write(partition, changes)
+                        expired += [
+                            (k.group, k.queue, k.partition) for k, _ in changes if isinstance(k, OffsetKey)
+                        ]
+        return expired
+
+    # --- compaction -------------------------------------------------------------------------------
+
+    def compact(self, partition: int) -> None:
+        """Replace the partition's log by a snapshot of its live state (see the module docstring)."""
+        with self._lock:
+            self._compact_locked(partition)
+
+    def maybe_compact(self, partition: int, max_bytes: int) -> bool:
+        """Compact when the log is larger than max_bytes and than COMPACTION_RATIO x the last snapshot."""
+        with self._lock:
+            size = self._log_for(partition).size_bytes
+            if size <= max(max_bytes, COMPACTION_RATIO * self._snapshot_bytes.get(partition, 0)):
+                return False
+            self._compact_locked(partition)
+            return True
+
+    def _compact_locked(self, partition: int) -> None:
+        if partition not in self._state:
+            raise NotCoordinatorError(f"offsets partition {partition} is not loaded")
+        partition_log = self._log_for(partition)
+        before = partition_log.size_bytes
+        partition_log.roll()
+        snapshot_start = partition_log.log_end_offset
+        limit = min(partition_log.config.max_message_bytes, _SNAPSHOT_BATCH_BYTES)
+        records = (_to_record(c) for c in _live_changes(self._state[partition]))
+        for chunk in _chunks(records, limit):
+            partition_log.append(rb.build_batch(chunk, base_timestamp=self._clock.time_ms()))
+        partition_log.flush()  # the snapshot must be durable before the segments it replaces go
+        partition_log.high_watermark = partition_log.log_end_offset
+        old = sum(1 for s in partition_log.segment_infos() if s.base_offset < snapshot_start)
+        partition_log.delete_oldest_segments(old, "offsets compaction")
+        self._snapshot_bytes[partition] = partition_log.size_bytes
+        log.info(
+            "offsets partition %d: compacted %d bytes to %d", partition, before, partition_log.size_bytes
+        )
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _coordinated(self, group: str) -> int:
+        """The group's offsets partition, which must be loaded here."""
+        if len(group.encode()) > MAX_NAME_BYTES:
+            raise InvalidGroupIdError(f"group id is longer than {MAX_NAME_BYTES} bytes")
+        partition = partition_for(group, self.partitions)
+        if partition not in self._state:
+            raise NotCoordinatorError(f"group {group!r} belongs to offsets partition {partition}, not loaded")
+        return partition
+
+    def _groups_of(self, group: str) -> _Groups:
+        return self._state[self._coordinated(group)]
+
+    def _write(self, partition: int, changes: list[Change]) -> AppendInfo:
+        """Append the changes as one batch, then apply them to memory (so a failed append changes nothing)."""
+        batch = rb.build_batch([_to_record(c) for c in changes], base_timestamp=self._clock.time_ms())
+        info = self._log_for(partition).append(batch)
+        groups = self._state[partition]
+        for change in changes:
+            _apply(groups, change)
+        return info
