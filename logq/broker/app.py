@@ -14,16 +14,22 @@ import logging
 import resource
 
 from logq.broker.config import BrokerConfig, HostPort
+from logq.broker.group_handlers import GroupHandlers
 from logq.broker.handlers import Handlers
 from logq.broker.metrics import BrokerMetrics
 from logq.broker.replica_manager import ReplicaManager
 from logq.broker.server import Server
 from logq.clock import SYSTEM_CLOCK, Clock
 from logq.coordinator import BrokerInfo, EmbeddedCoordinator
+from logq.groups.membership import Group, GroupMembership, MembershipConfig
+from logq.groups.offsets import OFFSETS_QUEUE, OffsetStore
+from logq.groups.state import GroupState
 from logq.retention import RetentionJob
-from logq.segments import LogManager
+from logq.segments import LogManager, PartitionLog
 
 log = logging.getLogger(__name__)
+
+OFFSETS_COMPACT_BYTES = 64 << 20  # compact an offsets partition whose log passes this size
 
 
 class Broker:
@@ -57,9 +63,22 @@ class Broker:
         )
         await coordinator.start()
         replicas = ReplicaManager(logs, config.log, fsync_before_ack=config.log.fsync_before_ack)
+        if OFFSETS_QUEUE not in coordinator.queues():
+            await coordinator.create_queue(OFFSETS_QUEUE, config.offsets_topic_num_partitions, 1, {})
         await replicas.host(coordinator.queues())
         replicas.warn_about_strays(coordinator.queues())
+        offsets = await self._load_offsets(coordinator, replicas)
+        membership = GroupMembership(
+            MembershipConfig(
+                initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
+                min_session_timeout_ms=config.group_min_session_timeout_ms,
+                max_session_timeout_ms=config.group_max_session_timeout_ms,
+            ),
+            loop.time,
+            on_change=lambda group: self._group_changed(offsets, group),
+        )
         handlers = Handlers(config, coordinator, replicas, self.metrics)
+        handlers.by_type.update(GroupHandlers(coordinator, membership, offsets, replicas).by_type)
         self._server = Server(
             handlers,
             self.metrics,
@@ -70,6 +89,8 @@ class Broker:
         self._tasks = [
             asyncio.create_task(logs.run_background_flush(), name="flush"),
             asyncio.create_task(retention.run(), name="retention"),
+            asyncio.create_task(membership.run(), name="group-timers"),
+            asyncio.create_task(self._maintain_offsets(offsets), name="offsets-maintenance"),
         ]
         self.metrics.watch_logs(logs.logs)
         if config.metrics_listen is not None:
@@ -77,6 +98,42 @@ class Broker:
             log.info("metrics on http://%s/metrics", config.metrics_listen)
         await listener.start_serving()
         log.info("listening on %s (advertised as %s), data in %s", self.address, advertised, config.data_dir)
+
+    async def _load_offsets(self, coordinator: EmbeddedCoordinator, replicas: ReplicaManager) -> OffsetStore:
+        """Standalone, this broker leads every __consumer_offsets partition: load them all."""
+        partitions = len(coordinator.queues()[OFFSETS_QUEUE].partitions)
+
+        def log_for(partition: int) -> PartitionLog:
+            plog = replicas.log_for(OFFSETS_QUEUE, partition)
+            assert plog is not None
+            return plog
+
+        offsets = OffsetStore(log_for, partitions, self._clock)
+        records = 0
+        for partition in range(partitions):
+            records += await asyncio.to_thread(offsets.load, partition)
+        log.info(
+            "loaded committed offsets: %d records in %d partitions of %s", records, partitions, OFFSETS_QUEUE
+        )
+        return offsets
+
+    def _group_changed(self, offsets: OffsetStore, group: Group) -> None:
+        """Record when a group became empty: its offsets are kept offsets.retention.ms after that."""
+        empty = group.state is GroupState.EMPTY
+        info = offsets.group_info(group.group_id)
+        if info is None or (info.empty_since_ms is not None) != empty:
+            offsets.set_group_empty_since(
+                group.group_id, self._clock.time_ms() if empty else None, generation=group.generation
+            )
+
+    async def _maintain_offsets(self, offsets: OffsetStore) -> None:
+        """Expire the offsets of long-empty groups and keep __consumer_offsets compact."""
+        config = self.config
+        while True:
+            await asyncio.sleep(config.log.retention_check_interval_ms / 1000)
+            await asyncio.to_thread(offsets.expire, self._clock.time_ms(), config.offsets_retention_ms)
+            for partition in range(offsets.partitions):
+                await asyncio.to_thread(offsets.maybe_compact, partition, OFFSETS_COMPACT_BYTES)
 
     def _protocol(self) -> asyncio.Protocol:
         assert self._server is not None  # set before the listener starts serving

@@ -48,6 +48,11 @@ class BrokerConfig:
     socket_request_max_bytes: int = 100 * 1024 * 1024  # larger frames close the connection
     connections_max_idle_ms: int = 600_000  # close connections idle this long
     fetch_max_bytes: int = 57_671_680  # the most record bytes one Fetch response carries (Kafka's 55 MiB)
+    offsets_topic_num_partitions: int = 50  # partitions of __consumer_offsets (fixed once created)
+    offsets_retention_ms: int = 7 * 24 * 3600 * 1000  # keep a group's offsets this long after it emptied
+    group_initial_rebalance_delay_ms: int = 3000  # a group that was empty waits this long for more members
+    group_min_session_timeout_ms: int = 6000
+    group_max_session_timeout_ms: int = 1_800_000
     log: LogConfig = field(default_factory=LogConfig)
 
     @property

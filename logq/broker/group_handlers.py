@@ -1,16 +1,23 @@
 """Handlers of the consumer-group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-DescribeGroups and ListGroups. (OffsetCommit and OffsetFetch join them with the offset store.)
+OffsetCommit, OffsetFetch, DescribeGroups and ListGroups.
 
-Membership lives in ``logq.groups.membership``; these functions only translate requests and answers.
-A standalone broker coordinates every group (it leads every ``__consumer_offsets`` partition).
+Membership lives in ``logq.groups.membership`` and committed offsets in ``logq.groups.offsets``; these
+functions translate requests and answers. A standalone broker coordinates every group (it leads every
+``__consumer_offsets`` partition). An OffsetCommit is answered only after its batch is fsynced.
 """
 
 from __future__ import annotations
 
+import asyncio
+
+from logq.broker.handlers import Handler
+from logq.broker.replica_manager import ReplicaManager
 from logq.coordinator import Coordinator
 from logq.error_codes import ErrorCode
+from logq.errors import LogqError
 from logq.groups.membership import GroupMembership
-from logq.groups.state import GroupState
+from logq.groups.offsets import OFFSETS_QUEUE, OffsetAndMetadata, OffsetStore
+from logq.groups.state import GroupState, commit_answer
 from logq.protocol import RequestHeader
 from logq.protocol import messages as m
 
@@ -18,10 +25,20 @@ GROUP_KEY = 0  # FindCoordinator key_type: a consumer group (1 would be a transa
 
 
 class GroupHandlers:
-    def __init__(self, coordinator: Coordinator, membership: GroupMembership) -> None:
+    def __init__(
+        self,
+        coordinator: Coordinator,
+        membership: GroupMembership,
+        offsets: OffsetStore,
+        replicas: ReplicaManager,
+    ) -> None:
         self._coordinator = coordinator
         self._membership = membership
-        self.by_type = {
+        self._offsets = offsets
+        self._replicas = replicas
+        self.by_type: dict[type, Handler] = {
+            m.OffsetCommitRequest: self.offset_commit,
+            m.OffsetFetchRequest: self.offset_fetch,
             m.FindCoordinatorRequest: self.find_coordinator,
             m.JoinGroupRequest: self.join_group,
             m.SyncGroupRequest: self.sync_group,
@@ -140,3 +157,89 @@ class GroupHandlers:
             if g.state is not GroupState.DEAD
         ]
         return m.ListGroupsResponse(error_code=ErrorCode.NONE, groups=groups)
+
+    # --- committed offsets -----------------------------------------------------------------------
+
+    async def offset_commit(
+        self, header: RequestHeader, req: m.OffsetCommitRequest
+    ) -> m.OffsetCommitResponse:
+        group = self._membership.groups.get(req.group_id)
+        state = group.state if group is not None else GroupState.EMPTY
+        known = group is not None and req.member_id in group.members
+        simple = req.generation_id < 0 and not req.member_id  # assign() users and kcat
+        matches = group is not None and req.generation_id == group.generation
+        error = commit_answer(state, simple=simple, known_member=known, generation_matches=matches)
+        if not req.group_id:
+            error = ErrorCode.INVALID_GROUP_ID
+        codes: dict[tuple[str, int], int] = {}
+        wanted: dict[tuple[str, int], OffsetAndMetadata] = {}
+        queues = self._coordinator.queues()
+        for topic in req.topics:
+            meta = queues.get(topic.name)
+            for p in topic.partitions:
+                key = (topic.name, p.partition_index)
+                if error:
+                    codes[key] = error
+                elif meta is None or not 0 <= p.partition_index < len(meta.partitions):
+                    codes[key] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                else:
+                    codes[key] = ErrorCode.NONE
+                    wanted[key] = OffsetAndMetadata(
+                        p.committed_offset, p.committed_leader_epoch, p.committed_metadata or ""
+                    )
+        if wanted:
+            if known:
+                self._membership.touch(req.group_id, req.member_id)
+            try:
+                await self._commit(req.group_id, wanted)
+            except LogqError as exc:
+                for key in wanted:
+                    codes[key] = exc.code
+        return m.OffsetCommitResponse(
+            topics=[
+                m.OffsetCommitResponseTopic(
+                    name=topic.name,
+                    partitions=[
+                        m.OffsetCommitResponsePartition(
+                            partition_index=p.partition_index,
+                            error_code=codes[(topic.name, p.partition_index)],
+                        )
+                        for p in topic.partitions
+                    ],
+                )
+                for topic in req.topics
+            ]
+        )
+
+    async def _commit(self, group_id: str, offsets: dict[tuple[str, int], OffsetAndMetadata]) -> None:
+        info = self._offsets.commit(group_id, offsets)
+        plog = self._replicas.log_for(OFFSETS_QUEUE, self._offsets.partition_of(group_id))
+        if info is not None and plog is not None and plog.durable_offset <= info.last_offset:
+            await asyncio.to_thread(plog.flush)  # a commit is acknowledged only once it is on disk
+
+    async def offset_fetch(self, header: RequestHeader, req: m.OffsetFetchRequest) -> m.OffsetFetchResponse:
+        wanted = (
+            None if req.topics is None else [(t.name, p) for t in req.topics for p in t.partition_indexes]
+        )
+        try:
+            found = self._offsets.fetch(req.group_id, wanted)
+        except LogqError as exc:
+            return m.OffsetFetchResponse(error_code=exc.code)
+        by_topic: dict[str, list[m.OffsetFetchResponsePartition]] = {}
+        for key in wanted if wanted is not None else sorted(found):
+            committed = found.get(key)
+            by_topic.setdefault(key[0], []).append(
+                m.OffsetFetchResponsePartition(
+                    partition_index=key[1],
+                    committed_offset=committed.offset if committed else -1,
+                    committed_leader_epoch=committed.leader_epoch if committed else -1,
+                    metadata=committed.metadata if committed else "",
+                    error_code=ErrorCode.NONE,
+                )
+            )
+        return m.OffsetFetchResponse(
+            topics=[
+                m.OffsetFetchResponseTopic(name=name, partitions=parts) for name, parts in by_topic.items()
+            ],
+            error_code=ErrorCode.NONE,
+        )

@@ -20,31 +20,22 @@ from logq.coordinator import Coordinator, QueueMetadata
 from logq.error_codes import ErrorCode
 from logq.errors import (
     InvalidPartitionsError,
+    InvalidQueueNameError,
     InvalidReplicationFactorError,
     LogqError,
     QueueExistsError,
     UnknownQueueError,
 )
-from logq.protocol import API_SPECS, ApiKey, RequestHeader
+from logq.protocol import RequestHeader
 from logq.protocol import messages as m
-from logq.queues import validate_queue_name, validate_queue_settings
+from logq.protocol.apis import spec_for_request
+from logq.queues import INTERNAL_PREFIX, validate_queue_name, validate_queue_settings
 
 log = logging.getLogger(__name__)
 
 INT32_MAX = 2**31 - 1
 _MAGIC_AT = 16  # the magic byte's position in both the old message format and RecordBatch v2
 EMPTY = memoryview(b"")
-# APIs this broker serves; ApiVersions advertises exactly these (protocol.md §0: never advertise more).
-SERVED_APIS = (
-    ApiKey.PRODUCE,
-    ApiKey.FETCH,
-    ApiKey.LIST_OFFSETS,
-    ApiKey.METADATA,
-    ApiKey.API_VERSIONS,
-    ApiKey.CREATE_TOPICS,
-    ApiKey.DELETE_TOPICS,
-    ApiKey.INIT_PRODUCER_ID,
-)
 MIN_SERVED_PRODUCE_VERSION = 3  # v0-2 are advertised only for old librdkafka's sake (protocol.md §0)
 
 Handler = Callable[[RequestHeader, Any], Awaitable[Any]]
@@ -85,11 +76,11 @@ class Handlers:
     # --- ApiVersions, Metadata ------------------------------------------------------------------------
 
     async def api_versions(self, header: RequestHeader, req: m.ApiVersionsRequest) -> m.ApiVersionsResponse:
+        """Exactly the APIs with a handler (protocol.md §0: never advertise an API you do not serve)."""
+        specs = sorted((spec_for_request(t) for t in self.by_type), key=lambda spec: spec.api_key)
         keys = [
-            m.ApiVersionsResponseKey(
-                api_key=k, min_version=API_SPECS[k].min_version, max_version=API_SPECS[k].max_version
-            )
-            for k in sorted(SERVED_APIS)
+            m.ApiVersionsResponseKey(api_key=s.api_key, min_version=s.min_version, max_version=s.max_version)
+            for s in specs
         ]
         return m.ApiVersionsResponse(error_code=ErrorCode.NONE, api_keys=keys)
 
@@ -188,6 +179,10 @@ class Handlers:
             plog = self._replicas.log_for(queue, part.index)
         if plog is None:
             return _produce_error(part.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        if queue.startswith(INTERNAL_PREFIX):
+            return _produce_error(
+                part.index, ErrorCode.INVALID_TOPIC_EXCEPTION, "internal queues are not writable"
+            )
         records = part.records
         if records is not None and len(records) > _MAGIC_AT and records[_MAGIC_AT] != rb.MAGIC:
             return _produce_error(part.index, ErrorCode.INVALID_RECORD, "only record batches of magic 2")
@@ -409,6 +404,8 @@ class Handlers:
                 try:
                     if meta is None:
                         raise UnknownQueueError(f"queue {name!r} does not exist")
+                    if meta.internal:
+                        raise InvalidQueueNameError(f"queue {name!r} is internal and cannot be deleted")
                     await self._coordinator.delete_queue(name)
                     await self._replicas.drop(name, len(meta.partitions))
                     log.info("deleted queue %s", name)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 
 from logq.config import LogConfig
 from logq.coordinator import QueueMetadata
+from logq.groups.offsets import OFFSETS_QUEUE, offsets_log_config
 from logq.queues import log_config_for
 from logq.segments import AppendInfo, LogManager, PartitionLog
 
@@ -44,6 +45,8 @@ class ReplicaManager:
     def _host_blocking(self, queues: Iterable[QueueMetadata]) -> None:
         for queue in queues:
             config = log_config_for(self._defaults, queue.settings)
+            if queue.name == OFFSETS_QUEUE:
+                config = offsets_log_config(config)  # compacted by the offset store, never aged out
             for partition in range(len(queue.partitions)):
                 plog = self._logs.create(queue.name, partition, config)
                 plog.high_watermark = plog.log_end_offset

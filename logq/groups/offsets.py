@@ -284,7 +284,7 @@ class OffsetStore:
                 raise CorruptOffsetsError(f"offsets partition {partition}: {exc}") from exc
             self._state[partition] = groups
             self._snapshot_bytes.pop(partition, None)
-        log.info("offsets partition %d: loaded %d groups from %d records", partition, len(groups), count)
+        log.debug("offsets partition %d: loaded %d groups from %d records", partition, len(groups), count)
         return count
 
     def unload(self, partition: int) -> None:

@@ -49,7 +49,8 @@ def test_api_versions_advertise_exactly_what_is_served(broker: BrokerProcess) ->
         response = client.call(m.ApiVersionsRequest(), 2)
     assert response.error_code == 0
     assert {(k.api_key, k.min_version, k.max_version) for k in response.api_keys} == {
-        (0, 0, 8), (1, 4, 11), (2, 1, 5), (3, 0, 8), (18, 0, 2), (19, 0, 4), (20, 0, 3), (22, 0, 1),
+        (0, 0, 8), (1, 4, 11), (2, 1, 5), (3, 0, 8), (8, 2, 7), (9, 1, 5), (10, 0, 2), (11, 0, 5), (12, 0, 3),
+        (13, 0, 3), (14, 0, 3), (15, 0, 4), (16, 0, 2), (18, 0, 2), (19, 0, 4), (20, 0, 3), (22, 0, 1),
     }  # fmt: skip
 
 
@@ -130,8 +131,9 @@ def test_create_topics_validation(broker: BrokerProcess) -> None:
             client.call(m.CreateTopicsRequest(topics=[dry], validate_only=True), 4).topics[0].error_code == 0
         )
         metadata = client.call(m.MetadataRequest(topics=None), 8)
-        assert sorted(t.name for t in metadata.topics) == ["ok.queue"]
-        assert len(metadata.topics[0].partitions) == 3
+        queues = [t for t in metadata.topics if not t.is_internal]
+        assert [t.name for t in queues] == ["ok.queue"]
+        assert len(queues[0].partitions) == 3
 
 
 def test_delete_removes_the_queue_and_its_data(broker: BrokerProcess) -> None:
@@ -154,7 +156,8 @@ def test_delete_is_refused_unless_enabled(tmp_path: Any) -> None:
             create(client, "kept")
             response = client.call(m.DeleteTopicsRequest(topic_names=["kept"], timeout_ms=5000), 3)
             assert response.responses[0].error_code == ErrorCode.TOPIC_DELETION_DISABLED
-            assert client.call(m.MetadataRequest(topics=None), 8).topics[0].name == "kept"
+            names = [t.name for t in client.call(m.MetadataRequest(topics=None), 8).topics]
+            assert "kept" in names
     finally:
         proc.kill()
 
