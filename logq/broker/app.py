@@ -16,6 +16,7 @@ import resource
 from logq.broker.config import BrokerConfig, HostPort
 from logq.broker.group_handlers import GroupHandlers
 from logq.broker.handlers import Handlers
+from logq.broker.lag import LagTracker
 from logq.broker.metrics import BrokerMetrics
 from logq.broker.replica_manager import ReplicaManager
 from logq.broker.server import Server
@@ -43,6 +44,7 @@ class Broker:
         self._server: Server | None = None
         self._coordinator: EmbeddedCoordinator | None = None
         self.address: HostPort | None = None
+        self.lag: LagTracker | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -79,6 +81,15 @@ class Broker:
         )
         handlers = Handlers(config, coordinator, replicas, self.metrics)
         handlers.by_type.update(GroupHandlers(coordinator, membership, offsets, replicas).by_type)
+        self.lag = LagTracker(
+            offsets=offsets,
+            membership=membership,
+            log_for=replicas.log_for,
+            last_fetch_ms=replicas.last_fetch_ms,
+            now_ms=self._clock.time_ms,
+            stalled_after_ms=config.group_stalled_owner_ms,
+        )
+        self.metrics.watch_lag(self.lag.all)
         self._server = Server(
             handlers,
             self.metrics,

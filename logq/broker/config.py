@@ -53,6 +53,7 @@ class BrokerConfig:
     group_initial_rebalance_delay_ms: int = 3000  # a group that was empty waits this long for more members
     group_min_session_timeout_ms: int = 6000
     group_max_session_timeout_ms: int = 1_800_000
+    group_stalled_owner_ms: int = 60_000  # an owner with lag, no fetch and no commit this long is stalled
     log: LogConfig = field(default_factory=LogConfig)
 
     @property

@@ -270,6 +270,7 @@ class Handlers:
                     error = ErrorCode.OFFSET_OUT_OF_RANGE
                 elif (topic.topic, p.partition) not in served:
                     served.add((topic.topic, p.partition))
+                    self._replicas.record_fetch(topic.topic, p.partition)
                     limit = min(p.partition_max_bytes, budget - total)
                     if limit > 0 or total == 0:
                         try:

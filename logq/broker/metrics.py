@@ -7,12 +7,16 @@ offset, size) are computed when scraped, never on the hot path.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from logq.segments import PartitionLog
+
+if TYPE_CHECKING:
+    from logq.broker.lag import PartitionLag
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -46,6 +50,9 @@ class BrokerMetrics:
     def watch_logs(self, logs: Callable[[], Iterable[PartitionLog]]) -> None:
         self.registry.register(_LogCollector(logs))
 
+    def watch_lag(self, lag: Callable[[], Iterable[PartitionLag]]) -> None:
+        self.registry.register(_LagCollector(lag))
+
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
 
@@ -65,3 +72,30 @@ class _LogCollector(Collector):
             start.add_metric([plog.name], plog.log_start_offset)
             size.add_metric([plog.name], plog.size_bytes)
         yield from (end, start, size)
+
+
+class _LagCollector(Collector):
+    def __init__(self, lag: Callable[[], Iterable[PartitionLag]]) -> None:
+        self._lag = lag
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        labels = ["group", "queue", "partition"]
+        committed = GaugeMetricFamily("logq_group_committed_offset", "Committed offset", labels=labels)
+        lag = GaugeMetricFamily(
+            "logq_group_lag", "Messages between the committed offset and the end", labels=labels
+        )
+        age = GaugeMetricFamily(
+            "logq_group_oldest_unconsumed_age_seconds", "Age of the oldest unconsumed message", labels=labels
+        )
+        stalled = GaugeMetricFamily(
+            "logq_group_partition_stalled",
+            "1 when the owner has neither fetched nor committed lately",
+            labels=labels,
+        )
+        for row in self._lag():
+            key = [row.group, row.queue, str(row.partition)]
+            committed.add_metric(key, row.committed)
+            lag.add_metric(key, row.lag)
+            age.add_metric(key, row.oldest_unconsumed_age_ms / 1000)
+            stalled.add_metric(key, 1 if row.stalled else 0)
+        yield from (committed, lag, age, stalled)

@@ -29,6 +29,8 @@ class ReplicaManager:
         self._defaults = defaults
         self._fsync_before_ack = fsync_before_ack
         self._waiters: dict[QueuePartition, set[asyncio.Future[None]]] = {}
+        self._last_fetch_ms: dict[QueuePartition, int] = {}
+        self._clock = logs.clock
 
     def log_for(self, queue: str, partition: int) -> PartitionLog | None:
         return self._logs.get(queue, partition)
@@ -79,6 +81,15 @@ class ReplicaManager:
         if acks == -1 and self._fsync_before_ack and plog.durable_offset <= info.last_offset:
             await asyncio.to_thread(plog.flush)
         return info
+
+    # --- fetch bookkeeping ---------------------------------------------------------------------------
+
+    def record_fetch(self, queue: str, partition: int) -> None:
+        """Remember when a partition was last fetched (for stalled-owner detection; one dict store)."""
+        self._last_fetch_ms[(queue, partition)] = self._clock.time_ms()
+
+    def last_fetch_ms(self, queue: str, partition: int) -> int:
+        return self._last_fetch_ms.get((queue, partition), -1)
 
     # --- fetch wake-ups ----------------------------------------------------------------------------
 
