@@ -90,6 +90,14 @@ def test_group_error_paths_and_durable_commits(gbroker: BrokerProcess) -> None:
     gbroker.start()
     with WireClient(gbroker.bootstrap) as client:
         assert committed(client, "q") == 7
+    assert gbroker.stop() == 0  # and a clean restart
+    gbroker.start()
+    with WireClient(gbroker.bootstrap) as client:
+        assert committed(client, "q") == 7
+        txn = client.call(m.FindCoordinatorRequest(key="t", key_type=1), 2)
+        assert txn.error_code == ErrorCode.COORDINATOR_NOT_AVAILABLE  # no transactions
+        group = client.call(m.FindCoordinatorRequest(key="g", key_type=0), 2)
+        assert (group.error_code, group.port) == (0, gbroker.port)
 
 
 def consume_in_group(bootstrap: str, queue: str, seconds: float, out: dict[str, Any], name: str) -> None:
@@ -147,6 +155,31 @@ def test_kafka_python_aiokafka_and_kcat_groups(gbroker: BrokerProcess) -> None:
     assert sum(1 for _ in manual) == 200
     manual.commit()
     manual.close()
+    auto = KafkaConsumer(
+        "multi", bootstrap_servers=gbroker.bootstrap, group_id="kp-auto", auto_offset_reset="earliest",
+        enable_auto_commit=True, auto_commit_interval_ms=200, consumer_timeout_ms=4000,
+    )  # fmt: skip
+    assert sum(1 for _ in auto) == 200
+    auto.close()  # commits on close
+
+    async def aio_manual() -> int:
+        consumer = AIOKafkaConsumer(
+            "multi", bootstrap_servers=gbroker.bootstrap, group_id="aio-manual", auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )  # fmt: skip
+        await consumer.start()
+        seen = 0
+        try:
+            deadline = time.monotonic() + 20
+            while seen < 200 and time.monotonic() < deadline:
+                batches = await consumer.getmany(timeout_ms=500)
+                seen += sum(len(v) for v in batches.values())
+                await consumer.commit()
+        finally:
+            await consumer.stop()
+        return seen
+
+    assert asyncio.run(aio_manual()) == 200
 
     async def aio() -> int:
         consumer = AIOKafkaConsumer(
@@ -173,7 +206,7 @@ def test_kafka_python_aiokafka_and_kcat_groups(gbroker: BrokerProcess) -> None:
     )  # fmt: skip
     assert kcat.stdout.count(b"\n") == 200
     with WireClient(gbroker.bootstrap) as client:
-        for group in ("kp", "aio", "kc"):
+        for group in ("kp", "kp-auto", "aio", "aio-manual", "kc"):
             request = m.OffsetFetchRequest(group_id=group, topics=None)
             parts = [p for t in client.call(request, 5).topics for p in t.partitions]
             assert sum(p.committed_offset for p in parts) == 200, group
