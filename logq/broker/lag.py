@@ -51,8 +51,10 @@ class LagTracker:
         self._now_ms = now_ms
         self._stalled_after_ms = stalled_after_ms
 
+    # Called from the metrics server's thread while the event loop changes groups: iterate over copies.
+
     def groups(self) -> list[str]:
-        names: set[str] = set(self._membership.groups)
+        names: set[str] = set(self._membership.groups)  # one C-level copy, atomic under the GIL
         for partition in range(self._offsets.partitions):
             if self._offsets.loaded(partition):
                 names.update(self._offsets.groups(partition))
@@ -95,7 +97,7 @@ class LagTracker:
         if group is None or group.protocol_type != "consumer":
             return {}
         owners = {}
-        for member in group.members.values():
+        for member in list(group.members.values()):
             for queue, partitions in decode_consumer_assignment(member.assignment):
                 for partition in partitions:
                     owners[(queue, partition)] = member.member_id
