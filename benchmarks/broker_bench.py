@@ -6,7 +6,7 @@ Usage: python benchmarks/broker_bench.py [--quick] [--json FILE] [--peers DIR] [
 Cases, each on a fresh broker (standalone, fsync before acks=all on):
 - produce 1,000,000 x 100 B and 200,000 x 1 KiB into one queue with 1 and with 8 partitions, acks=1 and
   acks=all (msg/s, MB/s, broker CPU per message);
-- a consumer draining the backlog of the 100 B acks=1 run (msg/s);
+- a consumer draining the backlog of each acks=1 run, three times from offset 0 (the median pass, msg/s);
 - end-to-end latency at 5,000 msg/s for 10 s, producer and consumer in separate processes (p50, p99,
   p99.9, max);
 - Redis 7 Streams: ``redis-benchmark -P 1000 -c 1 -n 1000000 XADD s * d <100 B>`` on a server without
@@ -95,8 +95,10 @@ def consume(bootstrap: str, queue: str, partitions: int, count: int, size: int) 
             "bootstrap.servers": bootstrap,
             "group.id": "bench",
             "enable.auto.commit": False,
+            # 4 MiB per partition per fetch: small enough that librdkafka parses one response while the
+            # next is in flight (32 MiB drained a single partition ~10% slower, 1 MiB ~25% slower)
             "fetch.max.bytes": 64 * 1024 * 1024,
-            "max.partition.fetch.bytes": 32 * 1024 * 1024,
+            "max.partition.fetch.bytes": 4 * 1024 * 1024,
             "queued.min.messages": 1_000_000,
         }
     )
@@ -194,9 +196,16 @@ def logq_cases(work: Path, quick: bool) -> dict[str, Any]:
                     results[name] = result
                     print(name, json.dumps(result), flush=True)
                     if acks == "1":
+                        # the same backlog drained three times from offset 0: the median pass
                         cpu0 = cpu_seconds(broker.proc.pid)
-                        drain = consume(broker.bootstrap, "bench", partitions, count, size)
-                        drain["broker_cpu_us_per_msg"] = (cpu_seconds(broker.proc.pid) - cpu0) / count * 1e6
+                        passes = [
+                            consume(broker.bootstrap, "bench", partitions, count, size) for _ in range(3)
+                        ]
+                        drain = sorted(passes, key=lambda r: r["msgs_per_s"])[1]
+                        drain["broker_cpu_us_per_msg"] = (
+                            (cpu_seconds(broker.proc.pid) - cpu0) / (3 * count) * 1e6
+                        )
+                        drain["passes_msgs_per_s"] = [round(r["msgs_per_s"]) for r in passes]
                         results[f"consume_{size}B_p{partitions}"] = drain
                         print(f"consume_{size}B_p{partitions}", json.dumps(drain), flush=True)
                         c_drain = consume_with_kcat(broker.bootstrap, "bench", count, size)
