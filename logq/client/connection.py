@@ -1,0 +1,151 @@
+"""One asyncio connection to a broker: requests are pipelined, and answers are matched to them in order.
+
+A broker answers the requests of a connection in the order it received them, so the answer at the head
+of the wire belongs to the oldest request still waiting; a correlation id that does not match means the
+stream is out of sync, and the connection fails every waiting request and closes (as aiokafka's
+``conn.py`` does). acks=0 Produce gets no answer and is not queued for one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from logq.error_codes import ErrorCode
+from logq.protocol import FrameBuffer, encode_request_chunks, expects_response
+from logq.protocol.apis import API_SPECS, ApiKey, spec_for_request
+from logq.protocol.client import decode_response_as
+from logq.protocol.messages import ApiVersionsRequest
+
+READ_SIZE = 1 << 20
+
+
+class BrokerConnectionError(ConnectionError):
+    """The connection to a broker failed or was closed; the message names the broker."""
+
+
+@dataclass(slots=True)
+class _Waiting:
+    correlation_id: int
+    response_type: type[Any]
+    version: int
+    future: asyncio.Future[Any]
+
+
+class BrokerConnection:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str, client_id: str
+    ):
+        self.address = address
+        self.client_id = client_id
+        self.versions: dict[int, tuple[int, int]] = {}  # api key -> the broker's (min, max)
+        self._reader = reader
+        self._writer = writer
+        self._waiting: collections.deque[_Waiting] = collections.deque()
+        self._ids = itertools.count(1)
+        self._closed: BaseException | None = None
+        self._task = asyncio.create_task(self._read_loop(), name=f"logq-conn-{address}")
+
+    @classmethod
+    async def open(
+        cls, host: str, port: int, *, client_id: str = "logq", timeout_s: float = 10.0
+    ) -> BrokerConnection:
+        """Connect and learn the broker's API versions (ApiVersions v2, falling back to v0 as §2.2 says)."""
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+        except (OSError, TimeoutError) as exc:
+            raise BrokerConnectionError(f"cannot connect to {host}:{port}: {exc}") from None
+        connection = cls(reader, writer, f"{host}:{port}", client_id)
+        try:
+            answer = await connection.request(ApiVersionsRequest(), 2, timeout_s=timeout_s)
+            if answer.error_code == ErrorCode.UNSUPPORTED_VERSION:
+                answer = await connection.request(ApiVersionsRequest(), 0, timeout_s=timeout_s)
+        except BaseException:
+            await connection.close()
+            raise
+        connection.versions = {k.api_key: (k.min_version, k.max_version) for k in answer.api_keys}
+        return connection
+
+    def version_for(self, api_key: ApiKey) -> int:
+        """The highest version both sides speak; BrokerConnectionError if there is none."""
+        ours = API_SPECS[api_key]
+        low, high = self.versions.get(api_key, (1, 0))
+        version = min(high, ours.max_version)
+        if version < max(low, ours.min_version):
+            raise BrokerConnectionError(
+                f"{self.address} does not serve {api_key.name} in a version logq speaks"
+            )
+        return version
+
+    async def request(self, body: Any, version: int, *, timeout_s: float | None = 30.0) -> Any:
+        """Send ``body`` at ``version``; the decoded answer, or None for acks=0 Produce."""
+        if self._closed is not None:
+            raise BrokerConnectionError(f"connection to {self.address} is closed: {self._closed}")
+        correlation_id = next(self._ids)
+        spec = spec_for_request(type(body))
+        self._writer.writelines(encode_request_chunks(body, version, correlation_id, self.client_id))
+        if not expects_response(body):
+            await self._writer.drain()
+            return None
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(correlation_id, spec.response_type, version, future))
+        await self._writer.drain()
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            # The answer may still come: the connection is out of step with us now, so give it up.
+            self._fail(BrokerConnectionError(f"{self.address}: no answer within {timeout_s} s"))
+            raise
+
+    async def _read_loop(self) -> None:
+        frames = FrameBuffer()
+        try:
+            while True:
+                data = await self._reader.read(READ_SIZE)
+                if not data:
+                    raise BrokerConnectionError(f"{self.address} closed the connection")
+                for frame in frames.feed(data):
+                    if not self._waiting:
+                        raise BrokerConnectionError(f"{self.address} sent an answer nobody asked for")
+                    head = self._waiting.popleft()
+                    correlation_id, body = decode_response_as(frame, head.response_type, head.version)
+                    if correlation_id != head.correlation_id:
+                        expected = head.correlation_id
+                        raise BrokerConnectionError(
+                            f"{self.address} answered correlation id {correlation_id}, expected {expected}"
+                        )
+                    if not head.future.done():
+                        head.future.set_result(body)
+        except asyncio.CancelledError:
+            self._fail(BrokerConnectionError("closed"))
+        except Exception as exc:  # any failure ends the connection for every waiting request
+            self._fail(
+                exc
+                if isinstance(exc, BrokerConnectionError)
+                else BrokerConnectionError(f"{self.address}: {exc}")
+            )
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._closed is None:
+            self._closed = exc
+        while self._waiting:
+            waiting = self._waiting.popleft()
+            if not waiting.future.done():
+                waiting.future.set_exception(exc)
+        self._writer.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._fail(BrokerConnectionError("closed"))
+        with contextlib.suppress(OSError):
+            await self._writer.wait_closed()
