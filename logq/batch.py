@@ -52,7 +52,6 @@ _HEADER = struct.Struct(">qiibIhiqqqhii")
 _PREFIX = struct.Struct(">qi")  # baseOffset, batchLength
 _PATCH = struct.Struct(">qii")  # baseOffset, batchLength, partitionLeaderEpoch
 _LAST_DELTA = struct.Struct(">i")
-_MAX_TS = struct.Struct(">q")
 
 
 class BatchError(ValueError):
@@ -150,11 +149,6 @@ def read_prefix(buf: bytes | bytearray | memoryview, pos: int = 0) -> tuple[int,
 
 def read_last_offset_delta(buf: bytes | bytearray | memoryview, pos: int = 0) -> int:
     value: int = _LAST_DELTA.unpack_from(buf, pos + 23)[0]
-    return value
-
-
-def read_max_timestamp(buf: bytes | bytearray | memoryview, pos: int = 0) -> int:
-    value: int = _MAX_TS.unpack_from(buf, pos + 35)[0]
     return value
 
 

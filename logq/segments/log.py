@@ -542,7 +542,3 @@ class PartitionLog:
                     )
                     position = pos + header.size
         self._indexer.write_pending()
-
-    def producer_state(self) -> ProducerStateTable:
-        """The idempotent-producer table (read-only use; it changes under the log's lock)."""
-        return self._producers
