@@ -162,10 +162,10 @@ def test_kafka_python_aiokafka_and_kcat_groups(gbroker: BrokerProcess) -> None:
     assert sum(1 for _ in auto) == 200
     auto.close()  # commits on close
 
-    async def aio_manual() -> int:
+    async def aio(group: str, *, auto_commit: bool) -> int:
         consumer = AIOKafkaConsumer(
-            "multi", bootstrap_servers=gbroker.bootstrap, group_id="aio-manual", auto_offset_reset="earliest",
-            enable_auto_commit=False,
+            "multi", bootstrap_servers=gbroker.bootstrap, group_id=group, auto_offset_reset="earliest",
+            enable_auto_commit=auto_commit, auto_commit_interval_ms=200,
         )  # fmt: skip
         await consumer.start()
         seen = 0
@@ -174,31 +174,14 @@ def test_kafka_python_aiokafka_and_kcat_groups(gbroker: BrokerProcess) -> None:
             while seen < 200 and time.monotonic() < deadline:
                 batches = await consumer.getmany(timeout_ms=500)
                 seen += sum(len(v) for v in batches.values())
-                await consumer.commit()
+                if not auto_commit:
+                    await consumer.commit()
         finally:
-            await consumer.stop()
+            await consumer.stop()  # an auto-committing consumer commits on close
         return seen
 
-    assert asyncio.run(aio_manual()) == 200
-
-    async def aio() -> int:
-        consumer = AIOKafkaConsumer(
-            "multi", bootstrap_servers=gbroker.bootstrap, group_id="aio", auto_offset_reset="earliest",
-            enable_auto_commit=True, auto_commit_interval_ms=200,
-        )  # fmt: skip
-        await consumer.start()
-        seen = 0
-        try:
-            deadline = time.monotonic() + 20
-            while seen < 200 and time.monotonic() < deadline:
-                batches = await consumer.getmany(timeout_ms=500)
-                seen += sum(len(v) for v in batches.values())
-            await asyncio.sleep(0.5)  # one auto-commit round
-        finally:
-            await consumer.stop()  # commits on close
-        return seen
-
-    assert asyncio.run(aio()) == 200
+    assert asyncio.run(aio("aio-manual", auto_commit=False)) == 200
+    assert asyncio.run(aio("aio", auto_commit=True)) == 200
     kcat = subprocess.run(
         ["kcat", "-b", gbroker.bootstrap, "-G", "kc", "multi", "-o", "beginning", "-e", "-q",
          "-X", "session.timeout.ms=6000"],
