@@ -9,6 +9,14 @@ LogqError
  +-- ProducerStateError           a sequence/epoch check of an idempotent producer failed
       +-- InvalidProducerEpochError   INVALID_PRODUCER_EPOCH
       +-- OutOfOrderSequenceError     OUT_OF_ORDER_SEQUENCE_NUMBER
+ +-- CoordinationError            a cluster-metadata operation was refused (queue exists, bad name, ...)
+ +-- ClientError                  raised by the client (logq.Producer/Consumer/Admin)
+      +-- BrokerUnavailableError  NETWORK_EXCEPTION: cannot reach a broker, or the connection broke
+      +-- ClientTimeoutError      REQUEST_TIMED_OUT: no answer within the client's deadline
+      +-- BrokerError             any other error code a broker answered; ``code`` says which
+
+Every error has ``code`` (an ErrorCode) and ``retriable``. ``error_for_code(code, message)`` builds the
+most specific class for a code a broker sent, so ``except UnknownQueueError`` works on the client too.
 """
 
 from __future__ import annotations
@@ -18,6 +26,11 @@ from logq.error_codes import ErrorCode
 
 class LogqError(Exception):
     code: ErrorCode = ErrorCode.UNKNOWN_SERVER_ERROR
+
+    def __init__(self, message: str = "", *, code: ErrorCode | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code  # an instance may carry a more precise code than its class
 
     @property
     def retriable(self) -> bool:
@@ -82,3 +95,52 @@ class InvalidReplicationFactorError(CoordinationError):
 
 class InvalidConfigError(CoordinationError):
     code = ErrorCode.INVALID_CONFIG
+
+
+class TopicDeletionDisabledError(CoordinationError):
+    code = ErrorCode.TOPIC_DELETION_DISABLED
+
+
+class ClientError(LogqError):
+    """Raised by logq's client."""
+
+
+class BrokerUnavailableError(ClientError):
+    code = ErrorCode.NETWORK_EXCEPTION
+
+
+class ClientTimeoutError(ClientError):
+    code = ErrorCode.REQUEST_TIMED_OUT
+
+
+class BrokerError(ClientError):
+    """A broker answered an error code that has no more specific class here."""
+
+
+_BY_CODE: dict[ErrorCode, type[LogqError]] = {
+    ErrorCode.CORRUPT_MESSAGE: CorruptBatchError,
+    ErrorCode.MESSAGE_TOO_LARGE: BatchTooLargeError,
+    ErrorCode.OFFSET_OUT_OF_RANGE: OffsetOutOfRangeError,
+    ErrorCode.KAFKA_STORAGE_ERROR: StorageError,
+    ErrorCode.INVALID_PRODUCER_EPOCH: InvalidProducerEpochError,
+    ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER: OutOfOrderSequenceError,
+    ErrorCode.TOPIC_ALREADY_EXISTS: QueueExistsError,
+    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: UnknownQueueError,
+    ErrorCode.INVALID_TOPIC_EXCEPTION: InvalidQueueNameError,
+    ErrorCode.INVALID_PARTITIONS: InvalidPartitionsError,
+    ErrorCode.INVALID_REPLICATION_FACTOR: InvalidReplicationFactorError,
+    ErrorCode.INVALID_CONFIG: InvalidConfigError,
+    ErrorCode.TOPIC_DELETION_DISABLED: TopicDeletionDisabledError,
+    ErrorCode.NETWORK_EXCEPTION: BrokerUnavailableError,
+    ErrorCode.REQUEST_TIMED_OUT: ClientTimeoutError,
+}
+
+
+def error_for_code(code: int, message: str | None = None) -> LogqError:
+    """The exception for an error code a broker answered (``message`` defaults to the code's name)."""
+    try:
+        error_code = ErrorCode(code)
+    except ValueError:
+        return BrokerError(message or f"broker error code {code}", code=ErrorCode.UNKNOWN_SERVER_ERROR)
+    cls = _BY_CODE.get(error_code, BrokerError)
+    return cls(message or error_code.name, code=error_code)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from logq.error_codes import ErrorCode
+from logq.errors import BrokerUnavailableError
 from logq.protocol import FrameBuffer, encode_request_chunks, expects_response
 from logq.protocol.apis import API_SPECS, ApiKey, spec_for_request
 from logq.protocol.client import decode_response_as
@@ -24,7 +25,7 @@ from logq.protocol.messages import ApiVersionsRequest
 READ_SIZE = 1 << 20
 
 
-class BrokerConnectionError(ConnectionError):
+class BrokerConnectionError(BrokerUnavailableError, ConnectionError):
     """The connection to a broker failed or was closed; the message names the broker."""
 
 
