@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from logq.client.connection import BrokerConnection, BrokerConnectionError
 from logq.error_codes import ErrorCode
@@ -34,6 +34,13 @@ def parse_bootstrap(bootstrap: str | Sequence[str]) -> list[tuple[str, int]]:
     if not out:
         raise ValueError("no bootstrap address given")
     return out
+
+
+class QueuePartition(NamedTuple):
+    """One partition of one queue (Kafka's TopicPartition)."""
+
+    queue: str
+    partition: int
 
 
 @dataclass(frozen=True, slots=True)
