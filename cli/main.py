@@ -8,17 +8,50 @@ from pathlib import Path
 
 import click
 
+from cli.common import FORMATS, Settings, check_bootstrap
+from cli.group_commands import group
+from cli.queue_commands import admin, queue
 from logq import __version__
 from logq.broker.config import BrokerConfig
 from logq.broker.run import run_broker
+from logq.client.cluster import DEFAULT_BOOTSTRAP
 from logq.errors import LogqError
 from logq.segments import LogManager
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="logq")
-def main() -> None:
-    """logq: a Kafka-style message queue."""
+@click.option(
+    "-b",
+    "--bootstrap",
+    metavar="HOST:PORT[,...]",
+    envvar="LOGQ_BOOTSTRAP",
+    default=DEFAULT_BOOTSTRAP,
+    show_default=True,
+    callback=lambda _ctx, _param, value: check_bootstrap(value),
+    help="Brokers for the client commands (also $LOGQ_BOOTSTRAP).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
+)
+@click.pass_context
+def main(ctx: click.Context, bootstrap: str, fmt: str) -> None:
+    """logq: a Kafka-style message queue.
+
+    \b
+    Examples:
+      logq broker start
+      logq queue create orders -p 6
+      echo hello | logq produce orders
+      logq consume orders -o beginning -e
+      logq group describe billing
+    """
+    ctx.obj = Settings(bootstrap, fmt)
+
+
+main.add_command(queue)
+main.add_command(admin)
+main.add_command(group)
 
 
 @main.group()

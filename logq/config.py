@@ -42,6 +42,11 @@ _FIELDS["log.flush.interval.ms"] = _FIELDS.pop("flush.interval.ms")
 _FIELDS["log.fsync.before.ack"] = _FIELDS.pop("fsync.before.ack")
 
 
+def settings_of(config: LogConfig) -> dict[str, Any]:
+    """Kafka-style key -> value of every setting of ``config`` (the inverse of ``from_mapping``)."""
+    return {key: getattr(config, field.name) for key, field in _FIELDS.items()}
+
+
 def parse_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     """Kafka-style keys -> LogConfig field values, type-checked; unknown keys raise ValueError."""
     kwargs: dict[str, Any] = {}

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from logq.config import LogConfig
+from logq.config import LogConfig, settings_of
 from logq.errors import InvalidConfigError, InvalidQueueNameError
 
 MAX_NAME_LENGTH = 249
 _NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 INTERNAL_PREFIX = "__"
+
+DEFAULT_MIN_INSYNC_REPLICAS = 1  # Kafka's default; not a log setting, so not in LogConfig
 
 # Settings a queue may override at creation (the rest are broker-wide).
 QUEUE_SETTINGS = frozenset(
@@ -71,3 +73,14 @@ def validate_queue_settings(settings: Mapping[str, str | None]) -> dict[str, str
 def log_config_for(defaults: LogConfig, settings: Mapping[str, str]) -> LogConfig:
     """The log settings of a queue: the broker defaults with the queue's overrides applied."""
     return defaults.with_overrides({k: v for k, v in settings.items() if k != "min.insync.replicas"})
+
+
+def queue_setting_values(config: LogConfig, settings: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every per-queue setting by name, as a string: the log settings from ``config`` (a queue's effective
+    log config, or the broker defaults) and min.insync.replicas from ``settings`` (a queue's overrides)."""
+    logs = settings_of(config)
+    values = {key: str(logs[key]) for key in QUEUE_SETTINGS if key in logs}
+    values["min.insync.replicas"] = (settings or {}).get(
+        "min.insync.replicas", str(DEFAULT_MIN_INSYNC_REPLICAS)
+    )
+    return dict(sorted(values.items()))

@@ -45,3 +45,15 @@ def test_overrides_replace_only_what_they_name() -> None:
     config = LogConfig().with_overrides({"retention.ms": "1000"})
     assert config.retention_ms == 1000
     assert config.segment_bytes == LogConfig().segment_bytes
+
+
+def test_broker_settings_are_reported_by_their_file_keys() -> None:
+    # DescribeConfigs (resource type BROKER) lists these: the keys an operator writes in the file.
+    shipped = tomllib.loads((ROOT / "configs" / "standalone.toml").read_text())
+    settings = BrokerConfig().settings()
+    in_file = set(shipped["broker"]) | set(shipped["log"])
+    assert set(settings) - in_file == {"advertised.listener", "metrics.listen"}  # commented out there
+    assert in_file <= set(settings)
+    assert settings["advertised.listener"] is None
+    assert settings["log.fsync.before.ack"] == "true"
+    assert LogConfig.from_mapping({k: settings[k] for k in shipped["log"]}) == LogConfig()

@@ -14,6 +14,7 @@ import logging
 import resource
 
 from logq.broker.config import BrokerConfig, HostPort
+from logq.broker.describe_handlers import DescribeHandlers
 from logq.broker.group_handlers import GroupHandlers
 from logq.broker.handlers import Handlers
 from logq.broker.lag import LagTracker
@@ -81,6 +82,7 @@ class Broker:
         )
         handlers = Handlers(config, coordinator, replicas, self.metrics)
         handlers.by_type.update(GroupHandlers(coordinator, membership, offsets, replicas).by_type)
+        handlers.by_type.update(DescribeHandlers(config, coordinator, replicas, self.metrics).by_type)
         self.lag = LagTracker(
             offsets=offsets,
             membership=membership,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from logq.config import LogConfig
+from logq.config import LogConfig, settings_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,17 @@ class BrokerConfig:
     def advertised(self) -> HostPort:
         return self.advertised_listener or self.listen
 
+    def settings(self) -> dict[str, str | None]:
+        """Every setting by its configuration-file key, as a string (None when unset): the ``[broker]``
+        keys, then the ``[log]`` keys."""
+        out: dict[str, str | None] = {}
+        for f in dataclasses.fields(self):
+            if f.name != "log":
+                value = getattr(self, f.name)
+                out[f.name.replace("_", ".")] = None if value is None else _setting_text(value)
+        out.update((key, _setting_text(value)) for key, value in settings_of(self.log).items())
+        return out
+
     @classmethod
     def load(cls, path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> BrokerConfig:
         """Read ``path`` (if given), then apply ``overrides`` (``[broker]`` keys, e.g. from flags)."""
@@ -104,3 +115,9 @@ def _convert(key: str, type_name: Any, value: Any) -> Any:
             raise ValueError(f"broker setting {key!r} must be an integer, not {value!r}")
         return value
     raise ValueError(f"broker setting {key!r} has an unsupported type")
+
+
+def _setting_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as written in the configuration file
+    return str(value)

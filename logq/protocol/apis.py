@@ -1,9 +1,10 @@
 """The API table: which request/response classes belong to each api_key, and the supported versions.
 
 This is the one place that lists versions (design §0). ``API_SPECS`` is everything the codec decodes and
-encodes; ``ADVERTISED_API_KEYS`` is what an ApiVersions response lists by default. DescribeGroups and
-ListGroups are decodable but left out of the default advertisement (§0: "never advertise an API you do
-not serve"); a broker that serves them passes them to :func:`api_versions_entries`.
+encodes; ``ADVERTISED_API_KEYS`` is what an ApiVersions response lists by default. DescribeGroups,
+ListGroups, DescribeConfigs and DescribeLogDirs are decodable but left out of the default advertisement
+(§0: "never advertise an API you do not serve"); a broker that serves them passes them to
+:func:`api_versions_entries`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class ApiKey(enum.IntEnum):
     CREATE_TOPICS = 19
     DELETE_TOPICS = 20
     INIT_PRODUCER_ID = 22
+    DESCRIBE_CONFIGS = 32
+    DESCRIBE_LOG_DIRS = 35
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +72,21 @@ _SPECS: Final = (
     ApiSpec(ApiKey.CREATE_TOPICS, 0, 4, m.CreateTopicsRequest, m.CreateTopicsResponse),
     ApiSpec(ApiKey.DELETE_TOPICS, 0, 3, m.DeleteTopicsRequest, m.DeleteTopicsResponse),
     ApiSpec(ApiKey.INIT_PRODUCER_ID, 0, 1, m.InitProducerIdRequest, m.InitProducerIdResponse),
+    ApiSpec(ApiKey.DESCRIBE_CONFIGS, 0, 3, m.DescribeConfigsRequest, m.DescribeConfigsResponse),
+    ApiSpec(ApiKey.DESCRIBE_LOG_DIRS, 0, 1, m.DescribeLogDirsRequest, m.DescribeLogDirsResponse),
 )
 
 API_SPECS: Final[Mapping[int, ApiSpec]] = MappingProxyType({s.api_key: s for s in _SPECS})
 """api_key → spec, for every API the codec handles."""
 
-ADVERTISED_API_KEYS: Final = tuple(
-    k for k in API_SPECS if k not in (ApiKey.DESCRIBE_GROUPS, ApiKey.LIST_GROUPS)
+_OPTIONAL: Final = (
+    ApiKey.DESCRIBE_GROUPS,
+    ApiKey.LIST_GROUPS,
+    ApiKey.DESCRIBE_CONFIGS,
+    ApiKey.DESCRIBE_LOG_DIRS,
 )
+
+ADVERTISED_API_KEYS: Final = tuple(k for k in API_SPECS if k not in _OPTIONAL)
 """The §0 table: what an ApiVersions response lists by default."""
 
 _BY_REQUEST_TYPE: Final = {s.request_type: s for s in _SPECS}
@@ -87,6 +97,7 @@ RequestBody = (
     | m.OffsetFetchRequest | m.FindCoordinatorRequest | m.JoinGroupRequest | m.HeartbeatRequest
     | m.LeaveGroupRequest | m.SyncGroupRequest | m.DescribeGroupsRequest | m.ListGroupsRequest
     | m.ApiVersionsRequest | m.CreateTopicsRequest | m.DeleteTopicsRequest | m.InitProducerIdRequest
+    | m.DescribeConfigsRequest | m.DescribeLogDirsRequest
 )  # fmt: skip
 """Any decoded request body; dispatch with ``match``/``isinstance``."""
 
@@ -95,7 +106,7 @@ ResponseBody = (
     | m.OffsetCommitResponse | m.OffsetFetchResponse | m.FindCoordinatorResponse | m.JoinGroupResponse
     | m.HeartbeatResponse | m.LeaveGroupResponse | m.SyncGroupResponse | m.DescribeGroupsResponse
     | m.ListGroupsResponse | m.ApiVersionsResponse | m.CreateTopicsResponse | m.DeleteTopicsResponse
-    | m.InitProducerIdResponse
+    | m.InitProducerIdResponse | m.DescribeConfigsResponse | m.DescribeLogDirsResponse
 )  # fmt: skip
 """Any response body."""
 

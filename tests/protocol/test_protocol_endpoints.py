@@ -53,6 +53,9 @@ def test_advertised_table_is_design_section_0() -> None:
     assert _entries(api_versions_entries()) == DESIGN_TABLE
     extra = _entries(api_versions_entries([ApiKey.DESCRIBE_GROUPS, ApiKey.LIST_GROUPS]))
     assert extra == sorted([*DESIGN_TABLE, (15, 0, 4), (16, 0, 2)])
+    # Served by the broker, outside the §0 table: each range stops before the first flexible version.
+    described = _entries(api_versions_entries([ApiKey.DESCRIBE_CONFIGS, ApiKey.DESCRIBE_LOG_DIRS]))
+    assert described == sorted([*DESIGN_TABLE, (32, 0, 3), (35, 0, 1)])
 
 
 def test_fallback_reply_bytes_are_exact() -> None:
@@ -95,7 +98,9 @@ def test_client_reads_v0_layout_error_reply(version: int) -> None:
     assert _entries(body.api_keys) == [(18, 0, 2)]
 
 
-@pytest.mark.parametrize(("api_key", "version"), [(0, 9), (1, 3), (1, 12), (3, 9), (99, 0), (-1, 0)])
+@pytest.mark.parametrize(
+    ("api_key", "version"), [(0, 9), (1, 3), (1, 12), (3, 9), (32, 4), (35, 2), (99, 0), (-1, 0)]
+)
 def test_unsupported_requests_close_the_connection(api_key: int, version: int) -> None:
     frame = struct.pack(">hhih", api_key, version, 3, -1)
     with pytest.raises(UnsupportedVersionError) as info:

@@ -4,8 +4,10 @@ Import them from this package: ``from logq.protocol.messages import ProduceReque
 Each submodule lists its names in ``__all__`` (kept out of this file so there is one list per family).
 """
 
+from logq.protocol.messages.configs import *  # noqa: F403
 from logq.protocol.messages.fetch import *  # noqa: F403
 from logq.protocol.messages.groups import *  # noqa: F403
+from logq.protocol.messages.log_dirs import *  # noqa: F403
 from logq.protocol.messages.metadata import *  # noqa: F403
 from logq.protocol.messages.offsets import *  # noqa: F403
 from logq.protocol.messages.produce import *  # noqa: F403

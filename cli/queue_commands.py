@@ -1,0 +1,182 @@
+"""``logq queue ...`` and ``logq admin delete-queue``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+
+from cli.common import client_options, one_line_errors, print_json, print_table, settings
+from cli.specs import parse_key_values
+from logq.client.sync_admin import Admin
+
+
+def _when(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@click.group()
+def queue() -> None:
+    """Create, list and describe queues."""
+
+
+@queue.command("create")
+@click.argument("name")
+@click.option("-p", "--partitions", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("-r", "--replication", "replication", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "-c", "--config", "configs", multiple=True, metavar="KEY=VALUE", help="A queue setting; repeatable."
+)
+@client_options
+@click.pass_context
+def queue_create(
+    ctx: click.Context, name: str, partitions: int, replication: int, configs: tuple[str, ...]
+) -> None:
+    """Create queue NAME.
+
+    \b
+    Example:
+      logq queue create orders -p 6 -r 1 -c retention.ms=86400000
+    """
+    opts = settings(ctx)
+    with one_line_errors(opts.bootstrap):
+        settings_map = parse_key_values(configs, "setting")
+        with Admin(opts.bootstrap) as admin:
+            info = admin.create_queue(name, partitions, replication, settings_map)
+    if opts.fmt == "json":
+        print_json({"queue": name, "partitions": info.partition_count, "replication": replication})
+    else:
+        click.echo(
+            f"created queue {name} with {info.partition_count} partition(s), replication {replication}"
+        )
+
+
+@queue.command("list")
+@click.option("--internal", is_flag=True, help="Also list internal queues (__consumer_offsets).")
+@client_options
+@click.pass_context
+def queue_list(ctx: click.Context, internal: bool) -> None:
+    """List queues with their partition counts.
+
+    \b
+    Example:
+      logq queue list --format json
+    """
+    opts = settings(ctx)
+    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap) as admin:
+        queues = admin.list_queues(include_internal=internal)
+    if opts.fmt == "json":
+        print_json(
+            [
+                {
+                    "queue": q.name,
+                    "partitions": q.partition_count,
+                    "replication": len(q.partitions[0].replicas) if q.partitions else 0,
+                    "internal": q.internal,
+                }
+                for q in queues
+            ]
+        )
+        return
+    print_table(
+        ["QUEUE", "PARTITIONS", "REPLICATION"],
+        [[q.name, q.partition_count, len(q.partitions[0].replicas) if q.partitions else 0] for q in queues],
+    )
+
+
+@queue.command("describe")
+@click.argument("name")
+@client_options
+@click.pass_context
+def queue_describe(ctx: click.Context, name: str) -> None:
+    """Show NAME's partitions: leader, replicas, in-sync replicas, offsets, size and the oldest retained
+    timestamp.
+
+    \b
+    Example:
+      logq queue describe orders
+    """
+    opts = settings(ctx)
+    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap) as admin:
+        desc = admin.describe_queue(name)
+    parts = [
+        {
+            "partition": p.partition,
+            "leader": p.leader,
+            "replicas": list(p.replicas),
+            "isr": list(p.isr),
+            "log_start_offset": p.log_start,
+            "log_end_offset": p.log_end,
+            "messages": p.messages,
+            "size_bytes": p.size_bytes,
+            "oldest_timestamp_ms": p.oldest_timestamp,
+        }
+        for p in desc.partitions
+    ]
+    if opts.fmt == "json":
+        print_json(
+            {
+                "queue": desc.name,
+                "internal": desc.internal,
+                "partitions": parts,
+                "size_bytes": desc.size_bytes,
+                "messages": sum(p.messages for p in desc.partitions),
+                "settings": dict(desc.settings),
+            }
+        )
+        return
+    total = sum(p.messages for p in desc.partitions)
+    size = "unknown" if desc.size_bytes is None else f"{desc.size_bytes} B"
+    click.echo(f"queue {desc.name}: {len(parts)} partition(s), {total} message(s), {size}")
+    if desc.settings:
+        click.echo("settings: " + ", ".join(f"{k}={v}" for k, v in sorted(desc.settings.items())))
+    print_table(
+        ["PARTITION", "LEADER", "REPLICAS", "ISR", "START", "END", "MESSAGES", "BYTES", "OLDEST"],
+        [
+            [
+                p.partition,
+                p.leader,
+                ",".join(map(str, p.replicas)),
+                ",".join(map(str, p.isr)),
+                p.log_start,
+                p.log_end,
+                p.messages,
+                p.size_bytes,
+                _when(p.oldest_timestamp),
+            ]
+            for p in desc.partitions
+        ],
+    )
+
+
+@click.group()
+def admin() -> None:
+    """Administrative actions that destroy data."""
+
+
+@admin.command("delete-queue")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@client_options
+@click.pass_context
+def admin_delete_queue(ctx: click.Context, name: str, yes: bool) -> None:
+    """Delete queue NAME and all its messages (admin only).
+
+    Until authentication exists, the broker allows this only when its setting delete.queue.enable is
+    true.
+
+    \b
+    Example:
+      logq admin delete-queue orders --yes
+    """
+    opts = settings(ctx)
+    if not yes:
+        click.confirm(f"Delete queue {name} and all its messages?", abort=True)
+    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap) as admin_client:
+        admin_client.delete_queue(name)
+    if opts.fmt == "json":
+        print_json({"deleted": name})
+    else:
+        click.echo(f"deleted queue {name}")

@@ -1,0 +1,267 @@
+"""Handlers of the describe APIs that admin tools use: DescribeLogDirs (kafka-log-dirs.sh: bytes on disk
+per partition) and DescribeConfigs (kafka-configs.sh --describe: a queue's settings, or the broker's).
+
+Both only read: the coordinator's metadata, the hosted logs' sizes and the broker's settings. Problems with
+one resource become that resource's error code; nothing a client sends makes a handler raise.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+from logq.broker.config import BrokerConfig
+from logq.broker.handlers import Handler
+from logq.broker.metrics import BrokerMetrics
+from logq.broker.replica_manager import ReplicaManager
+from logq.coordinator import Coordinator, QueueMetadata
+from logq.error_codes import ErrorCode
+from logq.errors import LogqError
+from logq.groups.offsets import OFFSETS_QUEUE, offsets_log_config
+from logq.protocol import RequestHeader
+from logq.protocol import messages as m
+from logq.queues import log_config_for, queue_setting_values, validate_queue_name
+
+
+class ResourceType(enum.IntEnum):
+    """Kafka's ConfigResource.Type (the ones logq describes)."""
+
+    TOPIC = 2
+    BROKER = 4
+
+
+class ConfigSource(enum.IntEnum):
+    """Kafka's DescribeConfigsResponse.ConfigSource."""
+
+    DYNAMIC_TOPIC_CONFIG = 1  # set on the queue (at creation)
+    STATIC_BROKER_CONFIG = 4  # set in the broker's configuration file or flags
+    DEFAULT_CONFIG = 5
+
+
+class ConfigType(enum.IntEnum):
+    """Kafka's DescribeConfigsResponse.ConfigType (v3+)."""
+
+    BOOLEAN = 1
+    STRING = 2
+    INT = 3
+    LONG = 5
+
+
+# Settings that are Java ints in Kafka; every other integer setting is a long.
+_INT_SETTINGS = frozenset(
+    {
+        "broker.id",
+        "num.partitions",
+        "socket.request.max.bytes",
+        "fetch.max.bytes",
+        "offsets.topic.num.partitions",
+        "group.initial.rebalance.delay.ms",
+        "group.min.session.timeout.ms",
+        "group.max.session.timeout.ms",
+        "segment.bytes",
+        "max.message.bytes",
+        "index.interval.bytes",
+        "min.insync.replicas",
+    }
+)
+_BOOLEAN_SETTINGS = frozenset({"auto.create.queues", "delete.queue.enable", "log.fsync.before.ack"})
+_STRING_SETTINGS = frozenset({"listen", "advertised.listener", "metrics.listen", "data.dir"})
+
+_QUEUE_DOCS = {
+    "retention.ms": "Delete a segment once its newest data is older than this (ms, broker append time); "
+    "-1 keeps data forever.",
+    "retention.bytes": "Delete the oldest segments while the partition stays at or above this size without "
+    "them (bytes); -1 means no limit.",
+    "segment.bytes": "Roll the active segment when the next batch would take it past this size (bytes).",
+    "segment.ms": "Roll a non-empty active segment whose first batch is older than this (ms).",
+    "max.message.bytes": "The largest record batch a producer may send (bytes).",
+    "min.insync.replicas": "Replicas that must have a batch before acks=all is answered.",
+}
+
+
+class DescribeHandlers:
+    def __init__(
+        self,
+        config: BrokerConfig,
+        coordinator: Coordinator,
+        replicas: ReplicaManager,
+        metrics: BrokerMetrics,
+    ) -> None:
+        self._config = config
+        self._coordinator = coordinator
+        self._replicas = replicas
+        self._metrics = metrics
+        self._log_dir = str(config.data_dir.absolute())
+        self._queue_defaults = queue_setting_values(config.log)
+        self._broker_defaults = BrokerConfig().settings()
+        self.by_type: dict[type, Handler] = {
+            m.DescribeLogDirsRequest: self.describe_log_dirs,
+            m.DescribeConfigsRequest: self.describe_configs,
+        }
+
+    def _count_errors(self, api: str, codes: Iterable[int]) -> None:
+        for code in codes:
+            if code:
+                self._metrics.errors.labels(api, str(code)).inc()
+
+    # --- DescribeLogDirs ----------------------------------------------------------------------------
+
+    async def describe_log_dirs(
+        self, header: RequestHeader, req: m.DescribeLogDirsRequest
+    ) -> m.DescribeLogDirsResponse:
+        """One log dir (the data directory). Per requested partition that this broker hosts, its size on
+        disk; unknown queues and partitions are simply absent, as in Kafka. Null asks for everything."""
+        queues = self._coordinator.queues()
+        wanted: dict[str, set[int] | None] = {}
+        if req.topics is None:
+            wanted = dict.fromkeys(sorted(queues))
+        else:
+            for topic in req.topics:
+                partitions = wanted.setdefault(topic.topic, set())
+                if partitions is not None:
+                    partitions.update(topic.partitions)
+        topics = []
+        for name, partitions in wanted.items():
+            meta = queues.get(name)
+            if meta is None:
+                continue
+            count = len(meta.partitions)
+            indexes = range(count) if partitions is None else sorted(p for p in partitions if 0 <= p < count)
+            described = []
+            for index in indexes:
+                plog = self._replicas.log_for(name, index)
+                if plog is None:
+                    continue
+                described.append(
+                    m.DescribeLogDirsPartition(
+                        partition_index=index,
+                        partition_size=plog.size_bytes,
+                        offset_lag=max(0, plog.log_end_offset - plog.high_watermark),
+                        is_future_key=False,
+                    )
+                )
+            if described:
+                topics.append(m.DescribeLogDirsTopic(name=name, partitions=described))
+        result = m.DescribeLogDirsResult(error_code=ErrorCode.NONE, log_dir=self._log_dir, topics=topics)
+        return m.DescribeLogDirsResponse(results=[result])
+
+    # --- DescribeConfigs ----------------------------------------------------------------------------
+
+    async def describe_configs(
+        self, header: RequestHeader, req: m.DescribeConfigsRequest
+    ) -> m.DescribeConfigsResponse:
+        docs = header.api_version >= 3 and req.include_documentation
+        results = [self._describe(resource, docs) for resource in req.resources]
+        self._count_errors("DescribeConfigs", (r.error_code for r in results))
+        return m.DescribeConfigsResponse(results=results)
+
+    def _describe(self, resource: m.DescribeConfigsResource, docs: bool) -> m.DescribeConfigsResult:
+        name = resource.resource_name
+        try:
+            if resource.resource_type == ResourceType.TOPIC:
+                validate_queue_name(name)
+                meta = self._coordinator.queues().get(name)
+                if meta is None:
+                    raise _ResourceError(
+                        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"queue {name!r} does not exist"
+                    )
+                entries = self._queue_entries(meta, docs)
+            elif resource.resource_type == ResourceType.BROKER:
+                me = str(self._coordinator.broker_id)
+                if name == "":  # the cluster-wide dynamic defaults: logq has none
+                    entries = []
+                elif name == me:
+                    entries = self._broker_entries()
+                else:
+                    raise _ResourceError(
+                        ErrorCode.INVALID_REQUEST, f"unexpected broker id {name!r}: this is broker {me}"
+                    )
+            else:
+                raise _ResourceError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"resource type {resource.resource_type} is not supported (2 = topic, 4 = broker)",
+                )
+        except (LogqError, _ResourceError) as exc:
+            return m.DescribeConfigsResult(
+                error_code=exc.code,
+                error_message=str(exc),
+                resource_type=resource.resource_type,
+                resource_name=name,
+                configs=[],
+            )
+        keys = resource.configuration_keys
+        if keys:  # null or empty: every key (as Kafka)
+            wanted = set(keys)
+            entries = [e for e in entries if e.name in wanted]
+        return m.DescribeConfigsResult(
+            error_code=ErrorCode.NONE,
+            resource_type=resource.resource_type,
+            resource_name=name,
+            configs=entries,
+        )
+
+    def _queue_entries(self, meta: QueueMetadata, docs: bool) -> list[m.DescribeConfigsResourceResult]:
+        """Every queue setting with the value the queue's logs use; a setting is not a default when it was
+        given at creation (or is forced, as __consumer_offsets' retention is)."""
+        config = log_config_for(self._config.log, meta.settings)
+        if meta.name == OFFSETS_QUEUE:
+            config = offsets_log_config(config)
+        values = queue_setting_values(config, meta.settings)
+        entries = []
+        for key, value in values.items():
+            is_default = key not in meta.settings and value == self._queue_defaults.get(key)
+            entries.append(
+                _entry(
+                    key,
+                    value,
+                    ConfigSource.DEFAULT_CONFIG if is_default else ConfigSource.DYNAMIC_TOPIC_CONFIG,
+                    read_only=False,
+                    documentation=_QUEUE_DOCS.get(key) if docs else None,
+                )
+            )
+        return entries
+
+    def _broker_entries(self) -> list[m.DescribeConfigsResourceResult]:
+        """The broker's settings; read-only, since logq has no AlterConfigs."""
+        return [
+            _entry(
+                key,
+                value,
+                ConfigSource.DEFAULT_CONFIG
+                if value == self._broker_defaults.get(key)
+                else ConfigSource.STATIC_BROKER_CONFIG,
+                read_only=True,
+                documentation=None,
+            )
+            for key, value in sorted(self._config.settings().items())
+        ]
+
+
+class _ResourceError(Exception):
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _entry(
+    key: str, value: str | None, source: ConfigSource, *, read_only: bool, documentation: str | None
+) -> m.DescribeConfigsResourceResult:
+    return m.DescribeConfigsResourceResult(
+        name=key,
+        value=value,
+        read_only=read_only,
+        is_default=source == ConfigSource.DEFAULT_CONFIG,  # v0
+        config_source=source,  # v1+
+        is_sensitive=False,
+        synonyms=[],
+        config_type=_config_type(key),
+        documentation=documentation,
+    )
+
+
+def _config_type(key: str) -> ConfigType:
+    if key in _BOOLEAN_SETTINGS:
+        return ConfigType.BOOLEAN
+    if key in _STRING_SETTINGS:
+        return ConfigType.STRING
+    return ConfigType.INT if key in _INT_SETTINGS else ConfigType.LONG

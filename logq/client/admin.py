@@ -1,0 +1,584 @@
+"""The asyncio admin client: queues (create, delete, list, describe), groups (list, describe with lag) and
+offset resets planned before they are applied.
+
+Every call raises a LogqError subclass (``logq.errors``) that carries the broker's error code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from logq import batch as rb
+from logq.client.cluster import DEFAULT_BOOTSTRAP, Cluster, QueueInfo, QueuePartition
+from logq.error_codes import ErrorCode
+from logq.errors import ClientError, LogqError, UnknownQueueError, error_for_code
+from logq.protocol import messages as m
+from logq.protocol.apis import ApiKey
+
+EARLIEST = -2  # ListOffsets' special timestamps
+LATEST = -1
+_TOPIC_RESOURCE = 2  # DescribeConfigs resource type
+_DEFAULT_CONFIG = 5  # DescribeConfigs config source: a default nobody overrode
+
+
+class GroupNotEmptyError(ClientError):
+    """An offset reset was refused because the group has live members that would overwrite it."""
+
+    code = ErrorCode.REBALANCE_IN_PROGRESS
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionDescription:
+    partition: int
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    log_start: int
+    log_end: int  # the high watermark: the offset the next record will get
+    size_bytes: int | None  # None when the broker does not serve DescribeLogDirs
+    oldest_timestamp: int | None  # ms of the oldest retained batch; None when the partition is empty
+
+    @property
+    def messages(self) -> int:
+        return self.log_end - self.log_start
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDescription:
+    name: str
+    internal: bool
+    partitions: tuple[PartitionDescription, ...]
+    settings: Mapping[str, str] = field(default_factory=dict)  # non-default settings (DescribeConfigs)
+
+    @property
+    def size_bytes(self) -> int | None:
+        sizes = [p.size_bytes for p in self.partitions]
+        return None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupListing:
+    group_id: str
+    protocol_type: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMemberDescription:
+    member_id: str
+    client_id: str
+    client_host: str
+    group_instance_id: str | None
+    assignment: tuple[QueuePartition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionOffsets:
+    """A group's position in one partition."""
+
+    queue: str
+    partition: int
+    committed: int | None  # None: the group never committed here
+    log_start: int
+    log_end: int
+    owner: str | None  # member id, when a live member is assigned the partition
+
+    @property
+    def lag(self) -> int:
+        """Messages not yet consumed, clamped into [log start, log end] (all of them without a commit)."""
+        position = self.log_start if self.committed is None else self.committed
+        return self.log_end - min(max(position, self.log_start), self.log_end)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupDescription:
+    group_id: str
+    state: str
+    protocol_type: str
+    protocol: str
+    members: tuple[GroupMemberDescription, ...]
+    offsets: tuple[PartitionOffsets, ...]
+
+    @property
+    def total_lag(self) -> int:
+        return sum(o.lag for o in self.offsets)
+
+
+@dataclass(frozen=True, slots=True)
+class ResetSpec:
+    """Where to move a group's offsets, with kafka-consumer-groups' names:
+    ``earliest``, ``latest``, ``offset`` (value = N), ``datetime`` (value = ms since the epoch),
+    ``duration`` (value = ms before now), ``shift`` (value = ±N from the committed offset)."""
+
+    kind: str
+    value: int = 0
+
+    KINDS = ("earliest", "latest", "offset", "datetime", "duration", "shift")
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.KINDS:
+            raise ValueError(f"unknown reset kind {self.kind!r}; expected one of {', '.join(self.KINDS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class ResetRow:
+    queue: str
+    partition: int
+    current: int | None
+    new: int
+    log_start: int
+    log_end: int
+
+    @property
+    def lag_before(self) -> int:
+        position = self.log_start if self.current is None else self.current
+        return self.log_end - min(max(position, self.log_start), self.log_end)
+
+    @property
+    def lag_after(self) -> int:
+        return self.log_end - self.new
+
+
+def _check(code: int, what: str, message: str | None = None) -> None:
+    if code != ErrorCode.NONE:
+        name = ErrorCode(code).name if code in ErrorCode._value2member_map_ else str(code)
+        raise error_for_code(code, f"{what}: {message or name}")
+
+
+def decode_assignment(data: bytes) -> list[QueuePartition]:
+    """The partitions in a consumer-protocol assignment (version, [queue, [partition]], user data)."""
+    out: list[QueuePartition] = []
+    if len(data) < 6:
+        return out
+    try:
+        pos = 2
+        (count,) = struct.unpack_from(">i", data, pos)
+        pos += 4
+        for _ in range(max(count, 0)):
+            (size,) = struct.unpack_from(">h", data, pos)
+            pos += 2
+            name = data[pos : pos + size].decode()
+            pos += size
+            (parts,) = struct.unpack_from(">i", data, pos)
+            pos += 4
+            for i in range(max(parts, 0)):
+                out.append(QueuePartition(name, struct.unpack_from(">i", data, pos + 4 * i)[0]))
+            pos += 4 * max(parts, 0)
+    except (struct.error, UnicodeDecodeError):
+        return out  # another protocol's assignment: show no partitions rather than fail
+    return out
+
+
+class Admin:
+    def __init__(
+        self,
+        bootstrap: str | Sequence[str] = DEFAULT_BOOTSTRAP,
+        *,
+        client_id: str = "logq-admin",
+        request_timeout_ms: int = 30_000,
+    ) -> None:
+        self.cluster = Cluster(bootstrap, client_id=client_id, request_timeout_s=request_timeout_ms / 1000)
+        self._timeout_ms = request_timeout_ms
+
+    async def start(self) -> None:
+        await self.cluster.refresh()
+
+    async def close(self) -> None:
+        await self.cluster.close()
+
+    async def __aenter__(self) -> Admin:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def _controller(self) -> Any:
+        if self.cluster.controller_id >= 0:
+            return await self.cluster.connection(self.cluster.controller_id)
+        return await self.cluster.any_connection()
+
+    # --- queues ----------------------------------------------------------------------------------
+
+    async def create_queue(
+        self,
+        name: str,
+        partitions: int = 1,
+        replication_factor: int = 1,
+        settings: Mapping[str, str] | None = None,
+    ) -> QueueInfo:
+        """Create a queue; QueueExistsError, InvalidQueueNameError, InvalidConfigError... on refusal."""
+        topic = m.CreatableTopic(
+            name=name,
+            num_partitions=partitions,
+            replication_factor=replication_factor,
+            assignments=[],
+            configs=[m.CreatableTopicConfig(name=k, value=v) for k, v in (settings or {}).items()],
+        )
+        conn = await self._controller()
+        answer: m.CreateTopicsResponse = await self.cluster.send(
+            conn, m.CreateTopicsRequest(topics=[topic], timeout_ms=self._timeout_ms)
+        )
+        for result in answer.topics:
+            _check(result.error_code, f"cannot create queue {name!r}", result.error_message)
+        return await self._await_queue(name)
+
+    async def _await_queue(self, name: str) -> QueueInfo:
+        # Metadata may trail the creation by a moment in a cluster; ask until every partition has a leader.
+        for _ in range(50):
+            try:
+                info = await self.cluster.queue(name, refresh=True)
+            except UnknownQueueError:
+                info = None
+            if info is not None and all(p.leader >= 0 for p in info.partitions):
+                return info
+            await asyncio.sleep(0.1)
+        return await self.cluster.queue(name, refresh=True)
+
+    async def delete_queue(self, name: str) -> None:
+        """Delete a queue and its data. Refused with TopicDeletionDisabledError unless the broker allows it
+        (``delete.queue.enable``, an admin's switch until authentication exists)."""
+        conn = await self._controller()
+        answer: m.DeleteTopicsResponse = await self.cluster.send(
+            conn, m.DeleteTopicsRequest(topic_names=[name], timeout_ms=self._timeout_ms)
+        )
+        for result in answer.responses:
+            if result.error_code == ErrorCode.TOPIC_DELETION_DISABLED:
+                raise error_for_code(
+                    result.error_code,
+                    f"the broker refused to delete {name!r}: deleting queues is an admin's act, "
+                    "and the broker allows it only with delete.queue.enable = true",
+                )
+            if result.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+                raise UnknownQueueError(f"queue {name!r} does not exist")
+            _check(result.error_code, f"cannot delete queue {name!r}")
+        self.cluster.queues.pop(name, None)
+
+    async def list_queues(self, *, include_internal: bool = False) -> list[QueueInfo]:
+        await self.cluster.refresh()
+        return sorted(
+            (q for q in self.cluster.queues.values() if include_internal or not q.internal),
+            key=lambda q: q.name,
+        )
+
+    async def describe_queue(self, name: str) -> QueueDescription:
+        info = await self.cluster.queue(name, refresh=True)
+        parts = [QueuePartition(name, p.partition) for p in info.partitions]
+        starts, ends, sizes, settings = await asyncio.gather(
+            self.list_offsets(parts, EARLIEST),
+            self.list_offsets(parts, LATEST),
+            self._partition_sizes(info),
+            self._queue_settings(name),
+        )
+        oldest = await asyncio.gather(*(self._oldest_timestamp(qp, starts[qp], ends[qp]) for qp in parts))
+        described = tuple(
+            PartitionDescription(
+                p.partition,
+                p.leader,
+                p.replicas,
+                p.isr,
+                starts[qp],
+                ends[qp],
+                sizes.get(p.partition) if sizes is not None else None,
+                ts,
+            )
+            for p, qp, ts in zip(info.partitions, parts, oldest, strict=True)
+        )
+        return QueueDescription(name, info.internal, described, settings)
+
+    async def _partition_sizes(self, info: QueueInfo) -> dict[int, int] | None:
+        """Bytes on disk per partition, from the leaders' DescribeLogDirs (None if not served)."""
+        sizes: dict[int, int] = {}
+        by_leader: dict[int, list[int]] = {}
+        for p in info.partitions:
+            by_leader.setdefault(p.leader, []).append(p.partition)
+        for leader, partitions in by_leader.items():
+            conn = await self.cluster.connection(leader)
+            if ApiKey.DESCRIBE_LOG_DIRS not in conn.versions:
+                return None
+            request = m.DescribeLogDirsRequest(
+                topics=[m.DescribableLogDirTopic(topic=info.name, partitions=partitions)]
+            )
+            answer: m.DescribeLogDirsResponse = await self.cluster.send(conn, request)
+            for result in answer.results:
+                for topic in result.topics:
+                    if topic.name == info.name:
+                        for size in topic.partitions:
+                            if size.partition_index in partitions:
+                                sizes[size.partition_index] = size.partition_size
+        return sizes
+
+    async def _queue_settings(self, name: str) -> dict[str, str]:
+        """The queue's settings that differ from the broker's defaults (empty if not served)."""
+        conn = await self._controller()
+        if ApiKey.DESCRIBE_CONFIGS not in conn.versions:
+            return {}
+        request = m.DescribeConfigsRequest(
+            resources=[m.DescribeConfigsResource(resource_type=_TOPIC_RESOURCE, resource_name=name)]
+        )
+        answer: m.DescribeConfigsResponse = await self.cluster.send(conn, request)
+        version = conn.version_for(ApiKey.DESCRIBE_CONFIGS)
+        out = {}
+        for result in answer.results:
+            _check(result.error_code, f"cannot read the settings of {name!r}", result.error_message)
+            for entry in result.configs:
+                default = entry.is_default if version == 0 else entry.config_source == _DEFAULT_CONFIG
+                if not default and entry.value is not None:
+                    out[entry.name] = entry.value
+        return out
+
+    async def _oldest_timestamp(self, qp: QueuePartition, start: int, end: int) -> int | None:
+        """The first retained batch's timestamp: fetch one batch at the log start."""
+        if start >= end:
+            return None
+        conn = await self.cluster.leader_connection(qp.queue, qp.partition)
+        request = m.FetchRequest(
+            max_wait_ms=0,
+            min_bytes=0,
+            max_bytes=1,
+            isolation_level=0,
+            session_id=0,
+            topics=[
+                m.FetchTopic(
+                    topic=qp.queue,
+                    partitions=[
+                        m.FetchPartition(partition=qp.partition, fetch_offset=start, partition_max_bytes=1)
+                    ],
+                )
+            ],
+            forgotten_topics_data=[],
+            rack_id="",
+        )
+        answer: m.FetchResponse = await self.cluster.send(conn, request)
+        for topic in answer.responses:
+            for p in topic.partitions:
+                records = bytes(p.records or b"")
+                if p.error_code == ErrorCode.NONE and len(records) >= rb.HEADER_SIZE:
+                    header = rb.parse_header(records)
+                    if header.attributes & rb.ATTR_LOG_APPEND_TIME:
+                        return header.max_timestamp
+                    return header.base_timestamp
+        return None
+
+    async def list_offsets(
+        self, partitions: Iterable[QueuePartition], timestamp: int
+    ) -> dict[QueuePartition, int]:
+        """Per partition: the first offset whose timestamp is >= ``timestamp`` (the log end when there is
+        none), or the log start (EARLIEST) or log end (LATEST)."""
+        by_leader: dict[int, list[QueuePartition]] = {}
+        for qp in partitions:
+            info = await self.cluster.queue(qp.queue)
+            if not 0 <= qp.partition < info.partition_count:
+                raise UnknownQueueError(f"queue {qp.queue!r} has no partition {qp.partition}")
+            by_leader.setdefault(info.partitions[qp.partition].leader, []).append(qp)
+        out: dict[QueuePartition, int] = {}
+        latest: list[QueuePartition] = []
+        for leader, qps in by_leader.items():
+            conn = await self.cluster.connection(leader)
+            topics: dict[str, list[m.ListOffsetsPartition]] = {}
+            for qp in qps:
+                topics.setdefault(qp.queue, []).append(
+                    m.ListOffsetsPartition(partition_index=qp.partition, timestamp=timestamp)
+                )
+            request = m.ListOffsetsRequest(
+                isolation_level=0,
+                topics=[m.ListOffsetsTopic(name=n, partitions=ps) for n, ps in topics.items()],
+            )
+            answer: m.ListOffsetsResponse = await self.cluster.send(conn, request)
+            for topic in answer.topics:
+                for p in topic.partitions:
+                    qp = QueuePartition(topic.name, p.partition_index)
+                    _check(p.error_code, f"cannot list offsets of {qp.queue}/{qp.partition}")
+                    if p.offset < 0:
+                        latest.append(qp)  # no record at or after the timestamp
+                    else:
+                        out[qp] = p.offset
+        if latest:
+            out.update(await self.list_offsets(latest, LATEST))
+        return out
+
+    # --- groups ----------------------------------------------------------------------------------
+
+    async def list_groups(self) -> list[GroupListing]:
+        listed: dict[str, str] = {}
+        for node_id in list(self.cluster.brokers) or [-1]:
+            conn = await (self.cluster.connection(node_id) if node_id >= 0 else self.cluster.any_connection())
+            answer: m.ListGroupsResponse = await self.cluster.send(conn, m.ListGroupsRequest())
+            _check(answer.error_code, "cannot list groups")
+            for g in answer.groups:
+                listed[g.group_id] = g.protocol_type
+        states = await self._describe_raw(sorted(listed))
+        return [
+            GroupListing(name, listed[name], states[name].group_state if name in states else "Unknown")
+            for name in sorted(listed)
+        ]
+
+    async def _describe_raw(self, groups: Sequence[str]) -> dict[str, m.DescribedGroup]:
+        out = {}
+        for group in groups:
+            conn = await self.cluster.coordinator(group)
+            answer: m.DescribeGroupsResponse = await self.cluster.send(
+                conn, m.DescribeGroupsRequest(groups=[group])
+            )
+            for g in answer.groups:
+                _check(g.error_code, f"cannot describe group {g.group_id!r}")
+                out[g.group_id] = g
+        return out
+
+    async def committed_offsets(
+        self, group: str, partitions: Sequence[QueuePartition] | None = None
+    ) -> dict[QueuePartition, int]:
+        """The group's committed offsets (every one it has when ``partitions`` is None)."""
+        topics = None
+        if partitions is not None:
+            grouped: dict[str, list[int]] = {}
+            for qp in partitions:
+                grouped.setdefault(qp.queue, []).append(qp.partition)
+            topics = [m.OffsetFetchRequestTopic(name=n, partition_indexes=ps) for n, ps in grouped.items()]
+        conn = await self.cluster.coordinator(group)
+        answer: m.OffsetFetchResponse = await self.cluster.send(
+            conn, m.OffsetFetchRequest(group_id=group, topics=topics)
+        )
+        _check(answer.error_code, f"cannot read the offsets of group {group!r}")
+        out = {}
+        for topic in answer.topics:
+            for p in topic.partitions:
+                if p.error_code == ErrorCode.NONE and p.committed_offset >= 0:
+                    out[QueuePartition(topic.name, p.partition_index)] = p.committed_offset
+        return out
+
+    async def describe_group(self, group: str) -> GroupDescription:
+        """Members with their assignments, and per partition the committed offset, log end and lag.
+
+        Partitions shown: those the group committed to or is assigned. Raises GroupIdNotFound-style
+        BrokerError (GROUP_ID_NOT_FOUND) when the broker knows nothing of the group."""
+        raw = (await self._describe_raw([group]))[group]
+        committed = await self.committed_offsets(group)
+        if raw.group_state == "Dead" and not committed:
+            raise error_for_code(ErrorCode.GROUP_ID_NOT_FOUND, f"group {group!r} does not exist")
+        members = tuple(
+            GroupMemberDescription(
+                mem.member_id,
+                mem.client_id,
+                mem.client_host,
+                mem.group_instance_id,
+                tuple(decode_assignment(mem.member_assignment)) if raw.protocol_type == "consumer" else (),
+            )
+            for mem in raw.members
+        )
+        owners = {qp: mem.member_id for mem in members for qp in mem.assignment}
+        known = {
+            name
+            for name in {qp.queue for qp in committed} | {qp.queue for qp in owners}
+            if await self._exists(name)
+        }  # committed offsets may outlive a deleted queue
+        partitions = sorted(qp for qp in set(committed) | set(owners) if qp.queue in known)
+        starts, ends = await asyncio.gather(
+            self.list_offsets(partitions, EARLIEST), self.list_offsets(partitions, LATEST)
+        )
+        offsets = tuple(
+            PartitionOffsets(qp.queue, qp.partition, committed.get(qp), starts[qp], ends[qp], owners.get(qp))
+            for qp in partitions
+        )
+        return GroupDescription(
+            group, raw.group_state, raw.protocol_type, raw.protocol_data, members, offsets
+        )
+
+    async def _exists(self, name: str) -> bool:
+        try:
+            await self.cluster.queue(name)
+        except UnknownQueueError:
+            return False
+        return True
+
+    async def plan_offset_reset(
+        self, group: str, partitions: Sequence[QueuePartition], spec: ResetSpec, *, now_ms: int
+    ) -> list[ResetRow]:
+        """What a reset would do: per partition the current committed offset and the new one (clamped into
+        [log start, log end], as Kafka does)."""
+        committed = await self.committed_offsets(group, partitions)
+        starts, ends = await asyncio.gather(
+            self.list_offsets(partitions, EARLIEST), self.list_offsets(partitions, LATEST)
+        )
+        if spec.kind in ("datetime", "duration"):
+            ts = spec.value if spec.kind == "datetime" else now_ms - spec.value
+            targets = await self.list_offsets(partitions, ts)
+        rows = []
+        for qp in partitions:
+            start, end, current = starts[qp], ends[qp], committed.get(qp)
+            if spec.kind == "earliest":
+                new = start
+            elif spec.kind == "latest":
+                new = end
+            elif spec.kind == "offset":
+                new = spec.value
+            elif spec.kind == "shift":
+                new = (start if current is None else current) + spec.value
+            else:
+                new = targets[qp]
+            rows.append(ResetRow(qp.queue, qp.partition, current, min(max(new, start), end), start, end))
+        return rows
+
+    async def apply_offset_reset(self, group: str, rows: Sequence[ResetRow]) -> None:
+        """Commit the planned offsets for the group. Refused with GroupNotEmptyError while the group has
+        live members: they hold their positions in memory and their next commit would undo the reset."""
+        raw = (await self._describe_raw([group]))[group]
+        if raw.members:
+            names = ", ".join(f"{mem.client_id} ({mem.client_host})" for mem in raw.members[:5])
+            more = f" and {len(raw.members) - 5} more" if len(raw.members) > 5 else ""
+            raise GroupNotEmptyError(
+                f"group {group!r} is {raw.group_state} with {len(raw.members)} live member(s): "
+                f"{names}{more}; their next commit would overwrite a reset, so stop them "
+                "(or wait for their sessions to expire) and run the reset again"
+            )
+        topics: dict[str, list[m.OffsetCommitRequestPartition]] = {}
+        for row in rows:
+            topics.setdefault(row.queue, []).append(
+                m.OffsetCommitRequestPartition(
+                    partition_index=row.partition, committed_offset=row.new, committed_metadata=""
+                )
+            )
+        conn = await self.cluster.coordinator(group)
+        request = m.OffsetCommitRequest(
+            group_id=group,
+            generation_id=-1,
+            member_id="",
+            topics=[m.OffsetCommitRequestTopic(name=n, partitions=ps) for n, ps in topics.items()],
+        )
+        answer: m.OffsetCommitResponse = await self.cluster.send(conn, request)
+        for topic in answer.topics:
+            for p in topic.partitions:
+                if p.error_code in (ErrorCode.UNKNOWN_MEMBER_ID, ErrorCode.ILLEGAL_GENERATION):
+                    raise GroupNotEmptyError(
+                        f"group {group!r} gained members while the reset was applied; run it again "
+                        "once they have stopped"
+                    )
+                _check(p.error_code, f"cannot reset {topic.name}/{p.partition_index} for {group!r}")
+
+    async def partitions_of(self, queue: str) -> list[QueuePartition]:
+        info = await self.cluster.queue(queue, refresh=True)
+        return [QueuePartition(queue, p.partition) for p in info.partitions]
+
+
+__all__ = [
+    "EARLIEST",
+    "LATEST",
+    "Admin",
+    "GroupDescription",
+    "GroupListing",
+    "GroupMemberDescription",
+    "GroupNotEmptyError",
+    "LogqError",
+    "PartitionDescription",
+    "PartitionOffsets",
+    "QueueDescription",
+    "ResetRow",
+    "ResetSpec",
+]

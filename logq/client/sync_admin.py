@@ -1,0 +1,111 @@
+"""The synchronous admin client: the asyncio Admin run on a LoopThread, one call at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+
+from logq.client.admin import (
+    Admin as AsyncAdmin,
+)
+from logq.client.admin import (
+    GroupDescription,
+    GroupListing,
+    QueueDescription,
+    ResetRow,
+    ResetSpec,
+)
+from logq.client.cluster import DEFAULT_BOOTSTRAP, QueueInfo, QueuePartition
+from logq.client.loop_thread import LoopThread
+
+
+class Admin:
+    """Queues and groups, for scripts: ``with Admin("127.0.0.1:9092") as admin: admin.list_queues()``."""
+
+    def __init__(
+        self,
+        bootstrap: str | Sequence[str] = DEFAULT_BOOTSTRAP,
+        *,
+        client_id: str = "logq-admin",
+        request_timeout_ms: int = 30_000,
+    ) -> None:
+        self._loop = LoopThread("logq-admin")
+        self._timeout_s = request_timeout_ms / 1000 * 2 + 5  # a call may make a few requests
+        try:
+            self._admin = self._loop.run(
+                _start(bootstrap, client_id, request_timeout_ms), timeout=self._timeout_s
+            )
+        except BaseException:
+            self._loop.stop()
+            raise
+
+    def close(self) -> None:
+        try:
+            self._loop.run(self._admin.close(), timeout=self._timeout_s)
+        finally:
+            self._loop.stop()
+
+    def __enter__(self) -> Admin:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def create_queue(
+        self,
+        name: str,
+        partitions: int = 1,
+        replication_factor: int = 1,
+        settings: Mapping[str, str] | None = None,
+    ) -> QueueInfo:
+        return self._loop.run(
+            self._admin.create_queue(name, partitions, replication_factor, settings), self._timeout_s
+        )
+
+    def delete_queue(self, name: str) -> None:
+        self._loop.run(self._admin.delete_queue(name), self._timeout_s)
+
+    def list_queues(self, *, include_internal: bool = False) -> list[QueueInfo]:
+        return self._loop.run(self._admin.list_queues(include_internal=include_internal), self._timeout_s)
+
+    def describe_queue(self, name: str) -> QueueDescription:
+        return self._loop.run(self._admin.describe_queue(name), self._timeout_s)
+
+    def partitions_of(self, queue: str) -> list[QueuePartition]:
+        return self._loop.run(self._admin.partitions_of(queue), self._timeout_s)
+
+    def list_offsets(self, partitions: Sequence[QueuePartition], timestamp: int) -> dict[QueuePartition, int]:
+        return self._loop.run(self._admin.list_offsets(partitions, timestamp), self._timeout_s)
+
+    def list_groups(self) -> list[GroupListing]:
+        return self._loop.run(self._admin.list_groups(), self._timeout_s)
+
+    def describe_group(self, group: str) -> GroupDescription:
+        return self._loop.run(self._admin.describe_group(group), self._timeout_s)
+
+    def committed_offsets(
+        self, group: str, partitions: Sequence[QueuePartition] | None = None
+    ) -> dict[QueuePartition, int]:
+        return self._loop.run(self._admin.committed_offsets(group, partitions), self._timeout_s)
+
+    def plan_offset_reset(
+        self, group: str, partitions: Sequence[QueuePartition], spec: ResetSpec, *, now_ms: int
+    ) -> list[ResetRow]:
+        return self._loop.run(
+            self._admin.plan_offset_reset(group, partitions, spec, now_ms=now_ms), self._timeout_s
+        )
+
+    def apply_offset_reset(self, group: str, rows: Sequence[ResetRow]) -> None:
+        self._loop.run(self._admin.apply_offset_reset(group, rows), self._timeout_s)
+
+
+async def _start(bootstrap: str | Sequence[str], client_id: str, request_timeout_ms: int) -> AsyncAdmin:
+    admin = AsyncAdmin(bootstrap, client_id=client_id, request_timeout_ms=request_timeout_ms)
+    try:
+        await admin.start()
+    except BaseException:
+        await admin.close()
+        raise
+    return admin
