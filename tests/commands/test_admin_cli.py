@@ -68,14 +68,21 @@ def test_queue_create_list_describe(broker: BrokerProcess) -> None:
     desc = run_json(broker, "queue", "describe", "orders")
     assert desc["messages"] == 10
     parts = {p["partition"]: p for p in desc["partitions"]}
-    assert parts[0]["log_end_offset"] == 5 and parts[2]["log_end_offset"] == 0
-    assert parts[0]["oldest_timestamp_ms"] == ts and parts[2]["oldest_timestamp_ms"] is None
-    assert parts[0]["leader"] == 0 and parts[0]["replicas"] == [0] and parts[0]["isr"] == [0]
-    assert parts[0]["size_bytes"] > 5 * 3 and parts[2]["size_bytes"] == 0
+    assert parts[0]["log_end_offset"] == 5
+    assert parts[2]["log_end_offset"] == 0
+    assert parts[0]["oldest_timestamp_ms"] == ts
+    assert parts[2]["oldest_timestamp_ms"] is None
+    assert parts[0]["leader"] == 0
+    assert parts[0]["replicas"] == [0]
+    assert parts[0]["isr"] == [0]
+    assert parts[0]["size_bytes"] > 5 * 3
+    assert parts[2]["size_bytes"] == 0
     assert desc["size_bytes"] == sum(p["size_bytes"] for p in desc["partitions"])
     assert desc["settings"] == {"retention.ms": "86400000"}
     table = run(broker, "queue", "describe", "orders")
-    assert table.exit_code == 0 and "PARTITION" in table.output and "10 message(s)" in table.output
+    assert table.exit_code == 0
+    assert "PARTITION" in table.output
+    assert "10 message(s)" in table.output
 
 
 def test_queue_errors_are_one_line(broker: BrokerProcess) -> None:
@@ -88,7 +95,8 @@ def test_queue_errors_are_one_line(broker: BrokerProcess) -> None:
     down = CliRunner().invoke(main, ["-b", f"127.0.0.1:{free_port()}", "queue", "list"])
     assert_one_line_error(down, "cannot reach a broker")
     bad = CliRunner().invoke(main, ["-b", "nowhere", "queue", "list"])
-    assert bad.exit_code == 2 and "HOST:PORT" in bad.output
+    assert bad.exit_code == 2
+    assert "HOST:PORT" in bad.output
 
 
 def test_delete_queue_asks_and_can_be_refused(broker: BrokerProcess, tmp_path: Path) -> None:
@@ -142,9 +150,11 @@ def test_group_list_describe_and_reset(group_broker: BrokerProcess) -> None:
     consumer = _consume_and_commit(b.bootstrap, "billing", "orders", 12)
     try:
         live = run_json(b, "group", "describe", "billing")
-        assert live["state"] == "Stable" and len(live["members"]) == 1
+        assert live["state"] == "Stable"
+        assert len(live["members"]) == 1
         assert live["members"][0]["assignment"] == [{"queue": "orders", "partition": 0}]
-        assert live["offsets"][0]["committed"] == 12 and live["total_lag"] == 8
+        assert live["offsets"][0]["committed"] == 12
+        assert live["total_lag"] == 8
         assert live["offsets"][0]["owner"] == live["members"][0]["member_id"]
         refused = run(
             b, "group", "reset-offsets", "billing", "--queue", "orders", "--to-earliest", "--execute"
@@ -160,7 +170,8 @@ def test_group_list_describe_and_reset(group_broker: BrokerProcess) -> None:
         {"queue": "orders", "partition": 0, "current": 12, "new": 7, "lag_before": 8, "lag_after": 13}
     ]
     dry = run(b, "group", "reset-offsets", "billing", "--all-queues", "--to-latest")
-    assert dry.exit_code == 0 and "dry run" in dry.output
+    assert dry.exit_code == 0
+    assert "dry run" in dry.output
     assert run_json(b, "group", "describe", "billing")["offsets"][0]["committed"] == 12  # unchanged
 
     done = run(b, "group", "reset-offsets", "billing", "--queue", "orders:0", "--to-offset", "3", "--execute")
@@ -220,11 +231,13 @@ def test_commands_as_subprocesses(broker: BrokerProcess) -> None:
 
     assert logq("queue", "create", "orders", "-p", "2").returncode == 0
     listed = logq("--format", "json", "queue", "list")
-    assert listed.returncode == 0 and json.loads(listed.stdout)[0]["queue"] == "orders"
+    assert listed.returncode == 0
+    assert json.loads(listed.stdout)[0]["queue"] == "orders"
     assert "orders" in logq("queue", "describe", "orders").stdout
     assert logq("group", "list").returncode == 0
     missing = logq("queue", "describe", "nope")
-    assert missing.returncode == 1 and missing.stderr.strip() == "Error: queue 'nope' does not exist"
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "Error: queue 'nope' does not exist"
     assert logq("admin", "delete-queue", "orders", "--yes").returncode == 0
     for command in (
         ["queue", "create"],

@@ -71,9 +71,9 @@ def test_scopes_partitions_and_pairs() -> None:
     assert parse_queue_scope("orders:2,0,1-3") == ("orders", [0, 1, 2, 3])
     assert parse_key_values(("a=1", "b=x=y"), "header") == {"a": "1", "b": "x=y"}
     for bad in ("", ",", "a", "3-1"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="partition"):
             parse_partitions(bad)
     with pytest.raises(ValueError, match="key=value"):
         parse_key_values(("novalue",), "header")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bad queue"):
         parse_queue_scope(":1")
