@@ -249,4 +249,5 @@ def test_commands_as_subprocesses(broker: BrokerProcess) -> None:
         ["group", "reset-offsets"],
     ):
         helped = logq(*command, "--help")
-        assert helped.returncode == 0 and "Example" in helped.stdout, command
+        assert helped.returncode == 0, command
+        assert "Example" in helped.stdout, command
