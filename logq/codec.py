@@ -7,6 +7,7 @@ ListOffsets-by-timestamp and tests do.
 from __future__ import annotations
 
 import gzip
+import threading
 import zlib
 
 import zstandard
@@ -22,6 +23,17 @@ CODEC_NAMES = {
 }
 
 _ZSTD_MAX_OUTPUT = 1 << 30
+_local = threading.local()  # compressors are not thread-safe, and building one costs ~150 us
+
+
+def _zstd_compressor(level: int) -> zstandard.ZstdCompressor:
+    cache: dict[int, zstandard.ZstdCompressor] | None = getattr(_local, "zstd", None)
+    if cache is None:
+        cache = _local.zstd = {}
+    compressor = cache.get(level)
+    if compressor is None:
+        compressor = cache[level] = zstandard.ZstdCompressor(level=level)
+    return compressor
 
 
 class UnsupportedCodecError(ValueError):
@@ -34,7 +46,7 @@ def compress(codec: int, data: bytes, level: int | None = None) -> bytes:
     if codec == CODEC_GZIP:
         return gzip.compress(data, compresslevel=6 if level is None else level)
     if codec == CODEC_ZSTD:
-        return zstandard.ZstdCompressor(level=3 if level is None else level).compress(data)
+        return _zstd_compressor(3 if level is None else level).compress(data)
     raise UnsupportedCodecError(f"compression codec {CODEC_NAMES.get(codec, codec)} is not supported")
 
 

@@ -65,6 +65,11 @@ class BrokerConnection:
             answer = await connection.request(ApiVersionsRequest(), 2, timeout_s=timeout_s)
             if answer.error_code == ErrorCode.UNSUPPORTED_VERSION:
                 answer = await connection.request(ApiVersionsRequest(), 0, timeout_s=timeout_s)
+        except TimeoutError:
+            await connection.close()
+            raise BrokerConnectionError(
+                f"{host}:{port} did not answer ApiVersions within {timeout_s:g} s"
+            ) from None
         except BaseException:
             await connection.close()
             raise
@@ -90,17 +95,25 @@ class BrokerConnection:
         spec = spec_for_request(type(body))
         self._writer.writelines(encode_request_chunks(body, version, correlation_id, self.client_id))
         if not expects_response(body):
-            await self._writer.drain()
+            await self._drain()
             return None
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiting(correlation_id, spec.response_type, version, future))
-        await self._writer.drain()
+        await self._drain()
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout_s)
         except TimeoutError:
             # The answer may still come: the connection is out of step with us now, so give it up.
             self._fail(BrokerConnectionError(f"{self.address}: no answer within {timeout_s} s"))
             raise
+
+    async def _drain(self) -> None:
+        try:
+            await self._writer.drain()
+        except OSError as exc:  # reset or broken pipe: the connection is gone for every request
+            error = BrokerConnectionError(f"{self.address}: {exc}")
+            self._fail(error)
+            raise error from None
 
     async def _read_loop(self) -> None:
         frames = FrameBuffer()
@@ -137,6 +150,7 @@ class BrokerConnection:
             waiting = self._waiting.popleft()
             if not waiting.future.done():
                 waiting.future.set_exception(exc)
+                waiting.future.exception()  # its waiter may be gone (cancelled or timed out): no warning
         self._writer.close()
 
     @property

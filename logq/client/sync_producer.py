@@ -1,0 +1,101 @@
+"""The synchronous producer: the asyncio :class:`logq.client.producer.Producer` running on its own event
+loop thread (:class:`~logq.client.loop_thread.LoopThread`), for code that does not use asyncio.
+
+``send`` is the asyncio producer's ``send`` called from the caller's thread: it appends the record to its
+batch under a short lock and returns a :class:`~logq.client.producer.RecordFuture` at once; linger timers,
+compression and the requests run on the loop thread meanwhile. When ``buffer_memory`` is full, ``send``
+blocks until there is room. ``on_delivery(err, metadata)`` callbacks and ``add_done_callback`` functions
+run on the producer's loop thread (keep them short; do not call ``flush`` or ``close`` from them).
+
+    with Producer("127.0.0.1:9092") as producer:
+        future = producer.send("orders", b"hello", key=b"k1")
+        print(future.result(timeout=10))    # RecordMetadata(queue, partition, offset, timestamp)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from logq.client.loop_thread import LoopThread
+from logq.client.producer import DeliveryCallback, RecordFuture
+from logq.client.producer import Producer as AsyncProducer
+from logq.client.records import Headers
+from logq.errors import ClientError
+
+__all__ = ["Producer"]
+
+_START_TIMEOUT_S = 120.0
+
+
+class Producer:
+    """Takes the asyncio Producer's keyword settings; connects (and gets a producer id) in ``__init__``."""
+
+    def __init__(self, bootstrap: str | Sequence[str] = "127.0.0.1:9092", **settings: Any) -> None:
+        self._producer = AsyncProducer(bootstrap, **settings)  # validates: ValueError before any thread
+        self._thread = LoopThread(name="logq-producer")
+        try:
+            self._thread.run(self._producer.start(), _START_TIMEOUT_S)
+        except BaseException:
+            self._thread.stop()
+            raise
+        self._closed = False
+        # The hot path: the asyncio producer's send itself (thread-safe; from any thread but the loop's it
+        # blocks while the buffer is full), without a wrapper call per record.
+        self.send = self._producer.send  # type: ignore[method-assign]
+
+    def send(
+        self,
+        queue: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        *,
+        headers: Headers | None = None,
+        partition: int | None = None,
+        timestamp: int | None = None,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> RecordFuture:
+        """Queue one record and return its future at once (blocking only while the buffer is full).
+
+        (Replaced in ``__init__`` by the asyncio producer's ``send``, which this calls.)"""
+        return self._producer.send(
+            queue,
+            value,
+            key,
+            headers=headers,
+            partition=partition,
+            timestamp=timestamp,
+            on_delivery=on_delivery,
+        )
+
+    @property
+    def producer_id(self) -> int:
+        return self._producer.producer_id
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every record sent before this call is delivered or failed (ClientTimeoutError
+        after ``timeout`` seconds)."""
+        if not self._closed:
+            self._thread.run(self._producer.flush(timeout))
+
+    def partitions_for(self, queue: str) -> int:
+        """The number of partitions of ``queue`` (UnknownQueueError if there is no such queue)."""
+        if self._closed:
+            raise ClientError("the producer is closed")
+        return self._thread.run(self._producer.partitions_for(queue))
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush (up to ``timeout`` seconds), close the connections and stop the loop thread. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._thread.run(self._producer.close(timeout))
+        finally:
+            self._thread.stop()
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
