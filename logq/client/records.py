@@ -8,6 +8,7 @@ fetched buffer once, inlining the one-byte varint case, and builds each record a
 
 from __future__ import annotations
 
+import gc
 import struct
 from collections.abc import Iterable, Mapping
 from operator import itemgetter
@@ -190,6 +191,19 @@ def decode_fetched(data: bytes | memoryview, queue: str, partition: int, from_of
     """Every record at or past ``from_offset`` in the whole batches of ``data`` (a Fetch answer's
     records); a partial batch at the end (the broker cuts at max bytes) is left for the next fetch.
     Control batches are skipped; compressed batches are decompressed."""
+    # The records are tuples (tracked by the cyclic GC) and nothing here makes a cycle: pausing the
+    # collector spares it re-scanning the growing list every 700 records (~30% of the decoding time).
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        return _decode_fetched(data, queue, partition, from_offset)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _decode_fetched(data: bytes | memoryview, queue: str, partition: int, from_offset: int) -> FetchedBatches:
     out: list[ConsumerRecord] = []
     buf = bytes(data)
     pos = 0
@@ -219,10 +233,11 @@ def _decode_records(
     queue, partition, from_offset = where
     base_offset = header.base_offset
     if header.attributes & rb.ATTR_LOG_APPEND_TIME:
-        base_ts, fixed_ts = header.max_timestamp, True
+        base_ts, ts_scale = header.max_timestamp, 0  # every record gets the broker's append time
     else:
-        base_ts, fixed_ts = header.base_timestamp, False
+        base_ts, ts_scale = header.base_timestamp, 1
     append = out.append
+    first = len(out)
     pos = 0
     try:
         for _ in range(header.records_count):
@@ -243,25 +258,37 @@ def _decode_records(
             if b < 0x80:
                 ts_delta = (b >> 1) ^ -(b & 1)
                 pos += 1
+            elif buf[pos + 1] < 0x80:
+                raw = (b & 0x7F) | (buf[pos + 1] << 7)
+                ts_delta = (raw >> 1) ^ -(raw & 1)
+                pos += 2
             else:
                 ts_delta, pos = _varint_at(buf, pos)
             b = buf[pos]
             if b < 0x80:
                 offset_delta = (b >> 1) ^ -(b & 1)
                 pos += 1
+            elif buf[pos + 1] < 0x80:
+                raw = (b & 0x7F) | (buf[pos + 1] << 7)
+                offset_delta = (raw >> 1) ^ -(raw & 1)
+                pos += 2
             else:
                 offset_delta, pos = _varint_at(buf, pos)
             b = buf[pos]
-            if b < 0x80:
-                size = (b >> 1) ^ -(b & 1)
+            if b == 1:  # zigzag -1: no key
+                key = None
                 pos += 1
             else:
-                size, pos = _varint_at(buf, pos)
-            if size < 0:
-                key = None
-            else:
-                key = buf[pos : pos + size]
-                pos += size
+                if b < 0x80:
+                    size = (b >> 1) ^ -(b & 1)
+                    pos += 1
+                else:
+                    size, pos = _varint_at(buf, pos)
+                if size < 0:
+                    key = None
+                else:
+                    key = buf[pos : pos + size]
+                    pos += size
             b = buf[pos]
             if b < 0x80:
                 size = (b >> 1) ^ -(b & 1)
@@ -284,12 +311,24 @@ def _decode_records(
                 headers, pos = _decode_headers(buf, pos)
             if pos != record_end:
                 raise rb.BatchError("a record's length does not match its fields")
-            offset = base_offset + offset_delta
-            if offset >= from_offset:
-                ts = base_ts if fixed_ts else base_ts + ts_delta
-                append(_new(ConsumerRecord, (queue, partition, offset, ts, key, value, headers)))
+            append(
+                _new(
+                    ConsumerRecord,
+                    (
+                        queue,
+                        partition,
+                        base_offset + offset_delta,
+                        base_ts + ts_delta * ts_scale,
+                        key,
+                        value,
+                        headers,
+                    ),
+                )
+            )
     except IndexError:
         raise rb.BatchError("a records section is truncated") from None
+    if base_offset < from_offset:  # only the first batch of a fetch can start before the position
+        out[first:] = [r for r in out[first:] if r[2] >= from_offset]
 
 
 def _decode_headers(buf: bytes, pos: int) -> tuple[tuple[tuple[str, bytes | None], ...], int]:
