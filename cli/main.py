@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
+from cli.client_commands import consume, produce
 from cli.common import FORMATS, Settings, check_bootstrap
 from cli.group_commands import group
+from cli.perf_commands import perf
 from cli.queue_commands import admin, queue
 from logq import __version__
 from logq.broker.config import BrokerConfig
@@ -52,6 +54,9 @@ def main(ctx: click.Context, bootstrap: str, fmt: str) -> None:
 main.add_command(queue)
 main.add_command(admin)
 main.add_command(group)
+main.add_command(produce)
+main.add_command(consume)
+main.add_command(perf)
 
 
 @main.group()

@@ -1,0 +1,333 @@
+"""``logq produce`` and ``logq consume``: lines in, lines out."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import IO, Any
+
+import click
+
+from cli.common import client_options, one_line_errors, settings
+from cli.specs import OffsetSpec, parse_key_values, parse_offset_spec, parse_partitions
+from logq.client.cluster import QueuePartition
+from logq.client.records import ConsumerRecord, RecordMetadata
+from logq.client.sync_consumer import Consumer
+from logq.client.sync_producer import Producer
+from logq.errors import LogqError
+
+PRINT_FIELDS = ("key", "headers", "timestamp", "offset", "partition")
+
+
+def _lines(stream: IO[bytes]) -> Iterator[bytes]:
+    for line in stream:
+        yield line[:-2] if line.endswith(b"\r\n") else line[:-1] if line.endswith(b"\n") else line
+
+
+@click.command()
+@click.argument("queue_name", metavar="QUEUE")
+@click.option(
+    "-f",
+    "--file",
+    "path",
+    type=click.File("rb"),
+    default="-",
+    help="Read messages from FILE (default: stdin).",
+)
+@click.option("-k", "--key", help="The key of every message.")
+@click.option("-K", "--key-separator", help="Split each line at the first SEP into key and value.")
+@click.option("-H", "--header", "headers", multiple=True, metavar="KEY=VALUE", help="A header; repeatable.")
+@click.option("--acks", type=click.Choice(["0", "1", "all"]), default="all", show_default=True)
+@click.option(
+    "-z", "--compression", type=click.Choice(["none", "gzip", "zstd"]), default="zstd", show_default=True
+)
+@click.option("-p", "--partition", type=click.IntRange(min=0), help="Send every message to this partition.")
+@client_options
+@click.pass_context
+def produce(
+    ctx: click.Context,
+    *,
+    queue_name: str,
+    path: IO[bytes],
+    key: str | None,
+    key_separator: str | None,
+    headers: tuple[str, ...],
+    acks: str,
+    compression: str,
+    partition: int | None,
+) -> None:
+    """Send one message per line (stdin or -f FILE) to QUEUE, then print a one-line summary.
+
+    \b
+    Examples:
+      printf 'a\\nb\\n' | logq produce orders
+      logq produce orders -f events.txt -K : -H source=import --acks all -z zstd
+    """
+    opts = settings(ctx)
+    if key is not None and key_separator is not None:
+        raise click.UsageError("give -k/--key or -K/--key-separator, not both")
+    errors: list[LogqError] = []
+    partitions: set[int] = set()
+    lock = threading.Lock()
+
+    def delivered(err: LogqError | None, meta: RecordMetadata | None) -> None:
+        with lock:
+            if err is not None:
+                errors.append(err)
+            elif meta is not None:
+                partitions.add(meta.partition)
+
+    sent = 0
+    started = time.monotonic()
+    with one_line_errors(opts.bootstrap):
+        header_map = {k: v.encode() for k, v in parse_key_values(headers, "header").items()}
+        fixed_key = key.encode() if key is not None else None
+        separator = key_separator.encode() if key_separator is not None else None
+        with Producer(opts.bootstrap, acks=acks, compression=compression, allow_auto_create=True) as producer:
+            for line in _lines(path):
+                record_key, value = fixed_key, line
+                if separator is not None:
+                    head, sep, tail = line.partition(separator)
+                    if not sep:
+                        raise ValueError(f"line {sent + 1} has no key separator {key_separator!r}")
+                    record_key, value = head, tail
+                producer.send(
+                    queue_name,
+                    value,
+                    key=record_key,
+                    headers=header_map or None,
+                    partition=partition,
+                    on_delivery=delivered,
+                )
+                sent += 1
+                if errors:
+                    break
+            producer.flush()
+        if errors:
+            first = errors[0]
+            raise type(first)(f"{len(errors)} of {sent} message(s) failed: {first}", code=first.code)
+    seconds = time.monotonic() - started
+    where = ",".join(map(str, sorted(partitions))) or "-"
+    if opts.fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "queue": queue_name,
+                    "messages": sent,
+                    "partitions": sorted(partitions),
+                    "seconds": round(seconds, 3),
+                }
+            )
+        )
+    else:
+        click.echo(f"produced {sent} message(s) to {queue_name} (partitions {where}) in {seconds:.2f} s")
+
+
+def _text(data: bytes | None) -> str | None:
+    if data is None:
+        return None
+    return data.decode("utf-8", "backslashreplace")
+
+
+def _json_bytes(out: dict[str, Any], name: str, data: bytes | None) -> None:
+    if data is None:
+        out[name] = None
+        return
+    try:
+        out[name] = data.decode("utf-8")
+    except UnicodeDecodeError:
+        out[name + "_base64"] = base64.b64encode(data).decode()
+
+
+def _format_record(record: ConsumerRecord, fields: tuple[str, ...], fmt: str) -> str:
+    if fmt == "json":
+        out: dict[str, Any] = {
+            "queue": record.queue,
+            "partition": record.partition,
+            "offset": record.offset,
+            "timestamp": record.timestamp,
+        }
+        _json_bytes(out, "key", record.key)
+        _json_bytes(out, "value", record.value)
+        headers: dict[str, Any] = {}
+        for name, value in record.headers:
+            _json_bytes(headers, name, value)
+        out["headers"] = headers
+        return json.dumps(out)
+    parts = []
+    for field in fields:
+        if field == "key":
+            parts.append(_text(record.key) or "")
+        elif field == "headers":
+            parts.append(",".join(f"{k}={_text(v) or ''}" for k, v in record.headers))
+        else:
+            parts.append(str(getattr(record, field)))
+    parts.append(_text(record.value) or "")
+    return "\t".join(parts)
+
+
+def _parse_print(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    fields = tuple(f.strip() for f in text.split(",") if f.strip())
+    unknown = [f for f in fields if f not in PRINT_FIELDS]
+    if unknown:
+        raise ValueError(f"cannot print {unknown[0]!r}: choose from {','.join(PRINT_FIELDS)}")
+    return fields
+
+
+@click.command()
+@click.argument("queue_name", metavar="QUEUE")
+@click.option("-g", "--group", "group_id", help="Consume as a member of GROUP (commits its offsets).")
+@click.option(
+    "-p", "--partitions", "partition_text", metavar="P,P", help="Read only these partitions (no group)."
+)
+@click.option(
+    "-o",
+    "--offset",
+    "offset_text",
+    metavar="SPEC",
+    help="beginning | end | stored | N | -N (N before the end) | @TIMESTAMP (ms, s or ISO 8601). "
+    "Default: stored with a group (else beginning), beginning without.",
+)
+@click.option("-n", "--count", type=click.IntRange(min=1), help="Exit after COUNT messages.")
+@click.option("-e", "--exit-at-end", is_flag=True, help="Exit once every partition has been read to its end.")
+@click.option(
+    "--print",
+    "print_text",
+    metavar="FIELDS",
+    help=f"Print these before each value: {','.join(PRINT_FIELDS)}.",
+)
+@click.option("--timeout", type=float, default=None, help="Exit after this many seconds without a message.")
+@client_options
+@click.pass_context
+def consume(
+    ctx: click.Context,
+    *,
+    queue_name: str,
+    group_id: str | None,
+    partition_text: str | None,
+    offset_text: str | None,
+    count: int | None,
+    exit_at_end: bool,
+    print_text: str | None,
+    timeout: float | None,
+) -> None:
+    """Print QUEUE's messages, one per line (tab-separated fields with --print, JSON with --format json).
+
+    \b
+    Examples:
+      logq consume orders -o beginning -e
+      logq consume orders -g billing -n 10 --print key,offset,partition
+      logq consume orders -p 0,1 -o @2026-11-26T09:00:00 --format json
+    """
+    opts = settings(ctx)
+    if group_id is not None and partition_text is not None:
+        raise click.UsageError("give -g/--group or -p/--partitions, not both")
+    consumed = 0
+    with one_line_errors(opts.bootstrap):
+        fields = _parse_print(print_text)
+        spec = parse_offset_spec(offset_text) if offset_text else None
+        if spec is not None and spec.kind == "stored" and group_id is None:
+            raise ValueError("-o stored needs a group (-g GROUP)")
+        chosen = parse_partitions(partition_text) if partition_text else None
+        reset = "latest" if spec is not None and spec.kind == "end" else "earliest"
+        consumer = Consumer(
+            opts.bootstrap,
+            group_id=group_id,
+            auto_offset_reset=reset,
+            enable_auto_commit=False,
+            client_id="logq-cli",
+        )
+        with contextlib.closing(consumer):
+            ends = _start(consumer, queue_name, group_id, chosen, spec)
+            idle_since = time.monotonic()
+            with contextlib.suppress(KeyboardInterrupt):
+                while count is None or consumed < count:
+                    records = consumer.poll(timeout=0.5)
+                    if not records:
+                        if timeout is not None and time.monotonic() - idle_since > timeout:
+                            break
+                        if exit_at_end and _at_end(consumer, ends):
+                            break
+                        continue
+                    idle_since = time.monotonic()
+                    if count is not None:
+                        records = records[: count - consumed]
+                    click.echo("\n".join(_format_record(r, fields, opts.fmt) for r in records))
+                    consumed += len(records)
+                    if group_id is not None:
+                        # At least once: commit what was printed, and only that (-n may cut a poll short).
+                        printed: dict[QueuePartition, int] = {}
+                        for r in records:
+                            printed[QueuePartition(r.queue, r.partition)] = r.offset + 1
+                        consumer.commit(printed)
+                    if exit_at_end and _at_end(consumer, ends):
+                        break
+    click.echo(f"consumed {consumed} message(s)", err=True)
+
+
+def _start(
+    consumer: Consumer,
+    queue: str,
+    group_id: str | None,
+    chosen: list[int] | None,
+    spec: OffsetSpec | None,
+) -> dict[QueuePartition, int] | None:
+    """Subscribe or assign, and seek where ``spec`` says. The end offsets to stop at for -e (None with a
+    group: the assignment is only known after joining, so ends are read lazily)."""
+    if group_id is not None:
+        if spec is not None and spec.kind in ("offset", "from_end", "timestamp"):
+
+            def on_assign(c: Any, partitions: list[QueuePartition]) -> None:
+                _seek(c, partitions, spec)
+
+            consumer.subscribe([queue], on_assign=on_assign)
+        else:
+            consumer.subscribe([queue])
+        return None
+    every = consumer.partitions_for(queue)
+    partitions = [QueuePartition(queue, p) for p in (chosen if chosen is not None else range(every))]
+    for qp in partitions:
+        if qp.partition >= every:
+            raise ValueError(f"queue {queue!r} has no partition {qp.partition} (it has {every})")
+    consumer.assign(partitions)
+    _seek(consumer, partitions, spec or OffsetSpec("beginning"))
+    return consumer.end_offsets(partitions)
+
+
+def _seek(consumer: Any, partitions: list[QueuePartition], spec: OffsetSpec) -> None:
+    if spec.kind == "beginning":
+        consumer.seek_to_beginning(partitions)
+    elif spec.kind == "end":
+        consumer.seek_to_end(partitions)
+    elif spec.kind == "offset":
+        for qp in partitions:
+            consumer.seek(qp, spec.value)
+    elif spec.kind == "from_end":
+        starts = consumer.beginning_offsets(partitions)
+        ends = consumer.end_offsets(partitions)
+        for qp in partitions:
+            consumer.seek(qp, max(starts[qp], ends[qp] - spec.value))
+    elif spec.kind == "timestamp":
+        found = consumer.offsets_for_times(dict.fromkeys(partitions, spec.value))
+        ends = consumer.end_offsets(partitions)
+        for qp in partitions:
+            offset = found.get(qp)
+            consumer.seek(qp, ends[qp] if offset is None else offset)
+
+
+def _at_end(consumer: Consumer, ends: dict[QueuePartition, int] | None) -> bool:
+    partitions = consumer.assignment()
+    if not partitions:
+        return False
+    if ends is None or set(ends) != set(partitions):
+        ends = consumer.end_offsets(partitions)
+    return all(consumer.position(qp) >= ends[qp] for qp in partitions)
+
+
+__all__ = ["consume", "produce"]

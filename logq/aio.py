@@ -1,0 +1,25 @@
+"""logq's asyncio client: ``from logq.aio import Producer, Consumer, Admin``.
+
+async with Producer("127.0.0.1:9092") as producer:
+    metadata = await producer.send("orders", b"hello", key=b"k1")
+async with Consumer("127.0.0.1:9092", group_id="billing", auto_offset_reset="earliest") as consumer:
+    consumer.subscribe(["orders"])
+    for record in await consumer.poll(timeout=1.0):
+        ...
+"""
+
+from logq.client.admin import Admin
+from logq.client.cluster import QueuePartition
+from logq.client.consumer import Consumer
+from logq.client.producer import Producer, RecordFuture
+from logq.client.records import ConsumerRecord, RecordMetadata
+
+__all__ = [
+    "Admin",
+    "Consumer",
+    "ConsumerRecord",
+    "Producer",
+    "QueuePartition",
+    "RecordFuture",
+    "RecordMetadata",
+]
