@@ -136,6 +136,12 @@ def validate(buf: bytes | bytearray | memoryview) -> BatchHeader:
     return BatchHeader._make(fields)
 
 
+def checksum(data: bytes | bytearray | memoryview) -> int:
+    """CRC-32C, as a batch's crc field holds it over bytes [21, end)."""
+    value: int = crc32c(data)
+    return value
+
+
 def patch_prefix(header: BatchHeader, base_offset: int, leader_epoch: int) -> bytes:
     """The first 16 bytes of a stored batch: the new baseOffset and leader epoch, both outside the CRC."""
     return _PATCH.pack(base_offset, header.batch_length, leader_epoch)

@@ -14,8 +14,6 @@ from collections.abc import Iterable, Mapping
 from operator import itemgetter
 from typing import NamedTuple
 
-from crc32c import crc32c
-
 from logq import batch as rb
 from logq import codec
 
@@ -119,7 +117,7 @@ class BatchBuilder:
             )
             + section
         )
-        return _BEFORE_CRC.pack(0, len(body) + 9, -1, rb.MAGIC, crc32c(body)) + body
+        return _BEFORE_CRC.pack(0, len(body) + 9, -1, rb.MAGIC, rb.checksum(body)) + body
 
 
 def with_sequence(batch: bytes, producer_id: int, producer_epoch: int, base_sequence: int) -> bytes:
@@ -127,7 +125,7 @@ def with_sequence(batch: bytes, producer_id: int, producer_epoch: int, base_sequ
     tail = bytearray(batch[rb.CRC_START :])
     struct.pack_into(">qhi", tail, 22, producer_id, producer_epoch, base_sequence)
     head = bytearray(batch[: rb.CRC_START])
-    struct.pack_into(">I", head, 17, crc32c(tail))
+    struct.pack_into(">I", head, 17, rb.checksum(tail))
     return bytes(head + tail)
 
 
