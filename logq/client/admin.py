@@ -7,7 +7,6 @@ Every call raises a LogqError subclass (``logq.errors``) that carries the broker
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -15,6 +14,7 @@ from typing import Any
 
 from logq import batch as rb
 from logq.client.cluster import DEFAULT_BOOTSTRAP, Cluster, QueueInfo, QueuePartition
+from logq.client.consumer_protocol import ConsumerProtocolError, decode_assignment
 from logq.error_codes import ErrorCode
 from logq.errors import ClientError, LogqError, UnknownQueueError, error_for_code
 from logq.protocol import messages as m
@@ -150,28 +150,14 @@ def _check(code: int, what: str, message: str | None = None) -> None:
         raise error_for_code(code, f"{what}: {message or name}")
 
 
-def decode_assignment(data: bytes) -> list[QueuePartition]:
-    """The partitions in a consumer-protocol assignment (version, [queue, [partition]], user data)."""
-    out: list[QueuePartition] = []
-    if len(data) < 6:
-        return out
+def _assigned(data: bytes) -> tuple[QueuePartition, ...]:
+    """The partitions of a member's consumer-protocol assignment (none if it is not one)."""
+    if not data:
+        return ()
     try:
-        pos = 2
-        (count,) = struct.unpack_from(">i", data, pos)
-        pos += 4
-        for _ in range(max(count, 0)):
-            (size,) = struct.unpack_from(">h", data, pos)
-            pos += 2
-            name = data[pos : pos + size].decode()
-            pos += size
-            (parts,) = struct.unpack_from(">i", data, pos)
-            pos += 4
-            for i in range(max(parts, 0)):
-                out.append(QueuePartition(name, struct.unpack_from(">i", data, pos + 4 * i)[0]))
-            pos += 4 * max(parts, 0)
-    except (struct.error, UnicodeDecodeError):
-        return out  # another protocol's assignment: show no partitions rather than fail
-    return out
+        return tuple(decode_assignment(data).partitions)
+    except ConsumerProtocolError:
+        return ()
 
 
 class Admin:
@@ -469,7 +455,7 @@ class Admin:
                 mem.client_id,
                 mem.client_host,
                 mem.group_instance_id,
-                tuple(decode_assignment(mem.member_assignment)) if raw.protocol_type == "consumer" else (),
+                _assigned(mem.member_assignment) if raw.protocol_type == "consumer" else (),
             )
             for mem in raw.members
         )
