@@ -264,7 +264,7 @@ class DecodedRecord:
     headers: tuple[tuple[str, bytes | None], ...]
 
 
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
     shift = 0
     raw = 0
     while True:
@@ -279,7 +279,7 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
 
 
 def _read_bytes(buf: bytes, pos: int) -> tuple[bytes | None, int]:
-    length, pos = _read_varint(buf, pos)
+    length, pos = read_varint(buf, pos)
     if length < 0:
         return None, pos
     end = pos + length
@@ -295,14 +295,14 @@ def decode_records(records: bytes, header: BatchHeader) -> list[DecodedRecord]:
     log_append_time = bool(header.attributes & ATTR_LOG_APPEND_TIME)
     try:
         for _ in range(header.records_count):
-            length, pos = _read_varint(records, pos)
+            length, pos = read_varint(records, pos)
             end = pos + length
             pos += 1  # record attributes (unused)
-            ts_delta, pos = _read_varint(records, pos)
-            offset_delta, pos = _read_varint(records, pos)
+            ts_delta, pos = read_varint(records, pos)
+            offset_delta, pos = read_varint(records, pos)
             key, pos = _read_bytes(records, pos)
             value, pos = _read_bytes(records, pos)
-            count, pos = _read_varint(records, pos)
+            count, pos = read_varint(records, pos)
             headers = []
             for _ in range(count):
                 hkey, pos = _read_bytes(records, pos)

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from logq import batch as rb
 from logq import codec
+from logq.batch import read_varint
 
 Headers = Mapping[str, bytes | None] | Iterable[tuple[str, bytes | None]]
 
@@ -171,20 +172,6 @@ class FetchedBatches(NamedTuple):
     next_offset: int  # the offset after the last whole batch seen (the fetch position to continue from)
 
 
-def _varint_at(buf: bytes, pos: int) -> tuple[int, int]:
-    raw = 0
-    shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        raw |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return (raw >> 1) ^ -(raw & 1), pos
-        shift += 7
-        if shift > 63:
-            raise rb.BatchError("varint is too long")
-
-
 def decode_fetched(data: bytes | memoryview, queue: str, partition: int, from_offset: int) -> FetchedBatches:
     """Every record at or past ``from_offset`` in the whole batches of ``data`` (a Fetch answer's
     records); a partial batch at the end (the broker cuts at max bytes) is left for the next fetch.
@@ -249,7 +236,7 @@ def _decode_records(
                 length = (raw >> 1) ^ -(raw & 1)
                 pos += 2
             else:
-                length, pos = _varint_at(buf, pos)
+                length, pos = read_varint(buf, pos)
             record_end = pos + length
             pos += 1  # record attributes: unused
             b = buf[pos]
@@ -261,7 +248,7 @@ def _decode_records(
                 ts_delta = (raw >> 1) ^ -(raw & 1)
                 pos += 2
             else:
-                ts_delta, pos = _varint_at(buf, pos)
+                ts_delta, pos = read_varint(buf, pos)
             b = buf[pos]
             if b < 0x80:
                 offset_delta = (b >> 1) ^ -(b & 1)
@@ -271,7 +258,7 @@ def _decode_records(
                 offset_delta = (raw >> 1) ^ -(raw & 1)
                 pos += 2
             else:
-                offset_delta, pos = _varint_at(buf, pos)
+                offset_delta, pos = read_varint(buf, pos)
             b = buf[pos]
             if b == 1:  # zigzag -1: no key
                 key = None
@@ -281,7 +268,7 @@ def _decode_records(
                     size = (b >> 1) ^ -(b & 1)
                     pos += 1
                 else:
-                    size, pos = _varint_at(buf, pos)
+                    size, pos = read_varint(buf, pos)
                 if size < 0:
                     key = None
                 else:
@@ -296,7 +283,7 @@ def _decode_records(
                 size = (raw >> 1) ^ -(raw & 1)
                 pos += 2
             else:
-                size, pos = _varint_at(buf, pos)
+                size, pos = read_varint(buf, pos)
             if size < 0:
                 value = None
             else:
@@ -330,13 +317,13 @@ def _decode_records(
 
 
 def _decode_headers(buf: bytes, pos: int) -> tuple[tuple[tuple[str, bytes | None], ...], int]:
-    count, pos = _varint_at(buf, pos)
+    count, pos = read_varint(buf, pos)
     headers = []
     for _ in range(count):
-        size, pos = _varint_at(buf, pos)
+        size, pos = read_varint(buf, pos)
         name = buf[pos : pos + size].decode("utf-8", "replace")
         pos += size
-        size, pos = _varint_at(buf, pos)
+        size, pos = read_varint(buf, pos)
         if size < 0:
             value = None
         else:
