@@ -7,19 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
-import os
-import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from logq.client.consumer import Consumer
-from tests.broker_process import ROOT, BrokerProcess
+from tests.broker_process import BrokerProcess
 from tests.client.test_consumer import (
     FAST,
     GROUP_SETTINGS,
@@ -31,47 +25,9 @@ from tests.client.test_consumer import (
     run,
 )
 from tests.groups.test_group_members import wait_for
+from tests.member_process import MemberProcess
 
 __all__ = ["cbroker"]  # the fixture
-
-
-class MemberProcess:
-    """A group member in a process of its own; its JSON lines are collected as events."""
-
-    def __init__(self, module: str, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args], cwd=ROOT, stdout=subprocess.PIPE, text=True
-        )
-        self.events: list[dict[str, Any]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.strip():
-                self.events.append(json.loads(line))
-
-    @property
-    def assignment(self) -> list[int]:
-        assigned = [e["assigned"] for e in self.events if "assigned" in e]
-        return list(assigned[-1]) if assigned else []
-
-    @property
-    def values(self) -> set[str]:
-        return {e["v"] for e in self.events if "v" in e}
-
-    @property
-    def consumed(self) -> set[tuple[int, int]]:
-        return {(e["p"], e["o"]) for e in self.events if "p" in e}
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
-        self._reader.join(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 def logq_member(

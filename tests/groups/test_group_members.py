@@ -2,59 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.broker_process import ROOT, BrokerProcess
+from tests.broker_process import BrokerProcess
 from tests.groups.test_group_broker import gbroker, make_queue
+from tests.member_process import MemberProcess
 
 __all__ = ["gbroker"]  # the fixture
 
 
-class Member:
-    def __init__(self, bootstrap: str, queue: str, group: str, client: str, seconds: float) -> None:
-        args = [bootstrap, queue, group, client, str(seconds)]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.groups.group_member", *args],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.events: list[dict[str, Any]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.strip():
-                self.events.append(json.loads(line))
-
-    @property
-    def assignment(self) -> list[int]:
-        assigned = [e["assigned"] for e in self.events if "assigned" in e]
-        return list(assigned[-1]) if assigned else []
-
-    @property
-    def consumed(self) -> set[tuple[int, int]]:
-        return {(e["p"], e["o"]) for e in self.events if "p" in e}
-
-    def kill(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.finish()
-
-    def finish(self, timeout: float = 60) -> None:
-        self.proc.wait(timeout)
-        self._reader.join(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+def start_member(bootstrap: str, queue: str, group: str, client: str, seconds: float) -> MemberProcess:
+    """A member of ``tests.groups.group_member`` (confluent-kafka or kafka-python) in its own process."""
+    return MemberProcess("tests.groups.group_member", bootstrap, queue, group, client, str(seconds))
 
 
 def wait_for(condition: Any, seconds: float, what: str) -> float:
@@ -88,7 +51,7 @@ def all_offsets(bootstrap: str, queue: str, partitions: int) -> set[tuple[int, i
 
 def test_a_killed_member_s_partitions_move_to_the_others_and_nothing_is_lost(gbroker: BrokerProcess) -> None:
     make_queue(gbroker.bootstrap, "kq", 6, 300)
-    members = [Member(gbroker.bootstrap, "kq", "kg", "confluent", 40) for _ in range(3)]
+    members = [start_member(gbroker.bootstrap, "kq", "kg", "confluent", 40) for _ in range(3)]
     try:
         wait_for(lambda: sorted(p for x in members for p in x.assignment) == list(range(6)), 30, "assignment")
         victim, survivors = members[0], members[1:]
@@ -118,8 +81,8 @@ def test_a_killed_member_s_partitions_move_to_the_others_and_nothing_is_lost(gbr
 def test_a_mixed_group_agrees_on_the_assignment(gbroker: BrokerProcess) -> None:
     make_queue(gbroker.bootstrap, "mq", 4, 200)
     members = [
-        Member(gbroker.bootstrap, "mq", "mixed", "confluent", 15),
-        Member(gbroker.bootstrap, "mq", "mixed", "kafka-python", 15),
+        start_member(gbroker.bootstrap, "mq", "mixed", "confluent", 15),
+        start_member(gbroker.bootstrap, "mq", "mixed", "kafka-python", 15),
     ]
     try:
         wait_for(lambda: sorted(p for x in members for p in x.assignment) == [0, 1, 2, 3], 30, "assignment")
