@@ -15,7 +15,12 @@ from logq.client.sync_admin import Admin
 
 @click.group()
 def group() -> None:
-    """Consumer groups: list, describe with lag, reset offsets."""
+    """Consumer groups: list, describe with lag, reset offsets.
+
+    \b
+    Example:
+      logq group describe billing
+    """
 
 
 @group.command("list")

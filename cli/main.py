@@ -61,7 +61,12 @@ main.add_command(perf)
 
 @main.group()
 def broker() -> None:
-    """Run a broker."""
+    """Run a broker.
+
+    \b
+    Example:
+      logq broker start --data-dir ./data
+    """
 
 
 @broker.command("start")
@@ -108,7 +113,12 @@ def broker_start(
 
 @main.group()
 def storage() -> None:
-    """Inspect a broker's data directory."""
+    """Inspect a broker's data directory.
+
+    \b
+    Example:
+      logq storage inspect ./data
+    """
 
 
 @storage.command("inspect")

@@ -65,7 +65,12 @@ def report(result: dict[str, Any], as_json: bool) -> None:
 
 @click.group()
 def perf() -> None:
-    """Measure produce and consume throughput against a running broker."""
+    """Measure produce and consume throughput against a running broker.
+
+    \b
+    Example:
+      logq perf produce bench --count 100000 && logq perf consume bench --count 100000
+    """
 
 
 @perf.command("produce")

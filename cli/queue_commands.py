@@ -19,7 +19,12 @@ def _when(ms: int | None) -> str | None:
 
 @click.group()
 def queue() -> None:
-    """Create, list and describe queues."""
+    """Create, list and describe queues.
+
+    \b
+    Example:
+      logq queue create orders -p 3 && logq queue describe orders
+    """
 
 
 @queue.command("create")
@@ -153,7 +158,12 @@ def queue_describe(ctx: click.Context, name: str) -> None:
 
 @click.group()
 def admin() -> None:
-    """Administrative actions that destroy data."""
+    """Administrative actions that destroy data.
+
+    \b
+    Example:
+      logq admin delete-queue orders --yes
+    """
 
 
 @admin.command("delete-queue")

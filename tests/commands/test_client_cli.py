@@ -143,7 +143,21 @@ def test_produce_and_consume_as_subprocesses(broker: BrokerProcess) -> None:
     assert consumed.stderr.strip() == "consumed 2 message(s)"
     perf = logq("perf", "produce", "q", "--count", "1000", "--json")
     assert json.loads(perf.stdout)["messages"] == 1000
-    for command in (["produce"], ["consume"], ["perf", "produce"], ["perf", "consume"]):
+    for command in (
+        ["produce"],
+        ["consume"],
+        ["perf"],
+        ["perf", "produce"],
+        ["perf", "consume"],
+        ["queue"],
+        ["group"],
+        ["admin"],
+        ["broker"],
+        ["broker", "start"],
+        ["storage"],
+        ["storage", "inspect"],
+        [],
+    ):
         helped = logq(*command, "--help")
         assert helped.returncode == 0, command
         assert "Example" in helped.stdout, command
