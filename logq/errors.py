@@ -14,6 +14,11 @@ LogqError
       +-- BrokerUnavailableError  NETWORK_EXCEPTION: cannot reach a broker, or the connection broke
       +-- ClientTimeoutError      REQUEST_TIMED_OUT: no answer within the client's deadline
       +-- BrokerError             any other error code a broker answered; ``code`` says which
+      +-- BufferFullError         the producer's buffer_memory is full (also a builtin BufferError)
+      +-- CommitFailedError       ILLEGAL_GENERATION: the consumer is no longer in the group's generation
+      +-- RebalanceInProgressError  REBALANCE_IN_PROGRESS: the group is rebalancing; poll, then retry
+      +-- GroupNotEmptyError      an offset reset refused while the group has live members
+      +-- ConsumerProtocolError   member metadata or an assignment that is not consumer protocol
 
 Every error has ``code`` (an ErrorCode) and ``retriable``. ``error_for_code(code, message)`` builds the
 most specific class for a code a broker sent, so ``except UnknownQueueError`` works on the client too.
@@ -115,6 +120,33 @@ class ClientTimeoutError(ClientError):
 
 class BrokerError(ClientError):
     """A broker answered an error code that has no more specific class here."""
+
+
+class BufferFullError(ClientError, BufferError):
+    """``buffer_memory`` is full: on the event loop, ``await producer.wait_for_room()`` before sending."""
+
+
+class CommitFailedError(ClientError):
+    """The commit was refused because this consumer is no longer in the group's current generation (it
+    was dropped after a session timeout or a rebalance); its partitions may belong to another member now."""
+
+    code = ErrorCode.ILLEGAL_GENERATION
+
+
+class RebalanceInProgressError(ClientError):
+    """The group is rebalancing: poll() to rejoin, then commit again."""
+
+    code = ErrorCode.REBALANCE_IN_PROGRESS
+
+
+class GroupNotEmptyError(ClientError):
+    """An offset reset was refused because the group has live members that would overwrite it."""
+
+    code = ErrorCode.REBALANCE_IN_PROGRESS
+
+
+class ConsumerProtocolError(ClientError):
+    """Member metadata or an assignment that is not a valid consumer-protocol message."""
 
 
 _BY_CODE: dict[ErrorCode, type[LogqError]] = {
