@@ -14,9 +14,15 @@ from typing import Any
 
 from logq import batch as rb
 from logq.client.cluster import DEFAULT_BOOTSTRAP, Cluster, QueueInfo, QueuePartition
-from logq.client.consumer_protocol import ConsumerProtocolError, decode_assignment
+from logq.client.consumer_protocol import decode_assignment
 from logq.error_codes import ErrorCode
-from logq.errors import ClientError, LogqError, UnknownQueueError, error_for_code
+from logq.errors import (
+    ConsumerProtocolError,
+    GroupNotEmptyError,
+    LogqError,
+    UnknownQueueError,
+    error_for_code,
+)
 from logq.protocol import messages as m
 from logq.protocol.apis import ApiKey
 
@@ -24,12 +30,6 @@ EARLIEST = -2  # ListOffsets' special timestamps
 LATEST = -1
 _TOPIC_RESOURCE = 2  # DescribeConfigs resource type
 _DEFAULT_CONFIG = 5  # DescribeConfigs config source: a default nobody overrode
-
-
-class GroupNotEmptyError(ClientError):
-    """An offset reset was refused because the group has live members that would overwrite it."""
-
-    code = ErrorCode.REBALANCE_IN_PROGRESS
 
 
 @dataclass(frozen=True, slots=True)

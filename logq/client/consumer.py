@@ -72,15 +72,16 @@ from typing import Any
 from logq.client.cluster import DEFAULT_BOOTSTRAP, Cluster, QueuePartition
 from logq.client.consumer_protocol import queue_partitions
 from logq.client.fetcher import EARLIEST, LATEST, RESET_STRATEGIES, Fetcher
-from logq.client.group_member import (
-    CommitFailedError,
-    GroupMember,
-    JoinResult,
-    RebalanceInProgressError,
-)
+from logq.client.group_member import GroupMember, JoinResult
 from logq.client.records import ConsumerRecord
 from logq.error_codes import ErrorCode
-from logq.errors import ClientError, LogqError, OffsetOutOfRangeError
+from logq.errors import (
+    ClientError,
+    CommitFailedError,
+    LogqError,
+    OffsetOutOfRangeError,
+    RebalanceInProgressError,
+)
 
 __all__ = [
     "CommitFailedError",

@@ -21,16 +21,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from logq.client.cluster import QueuePartition
-from logq.errors import ClientError
+from logq.errors import ConsumerProtocolError
 
 PROTOCOL_TYPE = "consumer"
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
-
-
-class ConsumerProtocolError(ClientError):
-    """Member metadata or an assignment that is not a valid consumer-protocol message."""
 
 
 @dataclass(frozen=True, slots=True)

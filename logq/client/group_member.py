@@ -37,7 +37,6 @@ from logq.client.connection import BrokerConnection
 from logq.client.consumer_protocol import (
     PROTOCOL_TYPE,
     Assignment,
-    ConsumerProtocolError,
     Subscription,
     decode_assignment,
     decode_subscription,
@@ -50,7 +49,10 @@ from logq.errors import (
     BrokerUnavailableError,
     ClientError,
     ClientTimeoutError,
+    CommitFailedError,
+    ConsumerProtocolError,
     LogqError,
+    RebalanceInProgressError,
     error_for_code,
 )
 from logq.protocol import messages as m
@@ -67,19 +69,6 @@ FENCED = frozenset({E.ILLEGAL_GENERATION, E.UNKNOWN_MEMBER_ID, E.FENCED_INSTANCE
 REJOIN = frozenset({E.ILLEGAL_GENERATION, E.UNKNOWN_MEMBER_ID, E.REBALANCE_IN_PROGRESS})
 RETRY_BACKOFF_S = 0.1
 METADATA_CHECK_S = 30.0  # how often a leader checks the subscribed queues' partition counts
-
-
-class RebalanceInProgressError(ClientError):
-    """The group is rebalancing: poll() to rejoin, then commit again."""
-
-    code = ErrorCode.REBALANCE_IN_PROGRESS
-
-
-class CommitFailedError(ClientError):
-    """The commit was refused because this consumer is no longer in the group's current generation (it
-    was dropped after a session timeout or a rebalance); its partitions may belong to another member now."""
-
-    code = ErrorCode.ILLEGAL_GENERATION
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,8 @@ import time
 from typing import Any, NamedTuple
 
 from logq.client.cluster import QueuePartition
-from logq.client.group_member import CommitFailedError, RebalanceInProgressError
 from logq.client.sync_consumer import Consumer
+from logq.errors import CommitFailedError, RebalanceInProgressError
 
 
 class Options(NamedTuple):

@@ -22,13 +22,13 @@ from logq.client.assignors import (
 from logq.client.cluster import QueuePartition
 from logq.client.consumer_protocol import (
     Assignment,
-    ConsumerProtocolError,
     Subscription,
     decode_assignment,
     decode_subscription,
     encode_assignment,
     encode_subscription,
 )
+from logq.errors import ConsumerProtocolError
 
 
 def tp(queue: str, partition: int) -> QueuePartition:
