@@ -1,0 +1,349 @@
+"""The ZooKeeper layout of a logq cluster: znode paths, the JSON each one holds, and the records the
+coordinator and the store (``zk_store``, the only kazoo user) exchange. Pure: no kazoo, no I/O.
+
+The paths and most formats are Kafka's (pre-KRaft), so anyone who knows Kafka's tree can read logq's:
+
+    /cluster/id                                {"version":"1","id":"<22 chars>"}
+    /controller                    ephemeral   {"version":1,"brokerid":1,"timestamp":"<ms>"}
+    /controller_epoch                          "7"
+    /brokers/ids/<id>              ephemeral   {"version":1,"host":..,"port":..,"rack":..,"timestamp":..}
+    /brokers/topics/<queue>                    {"version":1,"partitions":{"0":[1,2]},"settings":{..}}
+    /brokers/topics/<queue>/partitions/<p>/state
+                                  {"version":1,"leader":1,"leader_epoch":0,"isr":[1,2],"controller_epoch":7}
+    /admin/delete_topics/<queue>               (empty: a deletion request the controller carries out)
+    /latest_producer_id_block                  {"version":1,"broker":1,"block_start":"0","block_end":"999"}
+
+Unlike Kafka, a queue's settings live in its assignment znode (Kafka: /config/topics/<queue>), so a
+queue and its settings appear in one write.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from logq.coordinator.assignment import LeaderAndIsr
+from logq.coordinator.interface import BrokerInfo
+from logq.errors import CoordinationError
+
+CLUSTER_ID = "/cluster/id"
+CONTROLLER = "/controller"
+CONTROLLER_EPOCH = "/controller_epoch"
+BROKER_IDS = "/brokers/ids"
+TOPICS = "/brokers/topics"
+DELETE_TOPICS = "/admin/delete_topics"
+PRODUCER_ID_BLOCK = "/latest_producer_id_block"
+
+# Created by whichever broker starts first; never deleted.
+PERSISTENT_PATHS = (BROKER_IDS, TOPICS, DELETE_TOPICS, "/cluster")
+
+
+class BrokerIdInUseError(CoordinationError):
+    """Another live ZooKeeper session holds this broker id's registration."""
+
+
+class ControllerFencedError(CoordinationError):
+    """A controller write failed its /controller_epoch check: another broker became controller."""
+
+
+class ZooKeeperUnavailableError(CoordinationError):
+    """ZooKeeper could not be reached (or the session was lost) while doing a cluster-metadata write."""
+
+
+class StaleVersionError(CoordinationError):
+    """A conditional write met a newer znode version than the caller read: re-read and decide again."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def broker_path(broker_id: int) -> str:
+    return f"{BROKER_IDS}/{broker_id}"
+
+
+def topic_path(name: str) -> str:
+    return f"{TOPICS}/{name}"
+
+
+def partitions_path(name: str) -> str:
+    return f"{TOPICS}/{name}/partitions"
+
+
+def partition_path(name: str, partition: int) -> str:
+    return f"{TOPICS}/{name}/partitions/{partition}"
+
+
+def state_path(name: str, partition: int) -> str:
+    return f"{TOPICS}/{name}/partitions/{partition}/state"
+
+
+def delete_request_path(name: str) -> str:
+    return f"{DELETE_TOPICS}/{name}"
+
+
+def split_connect(connect: str) -> tuple[str, str]:
+    """``HOST:PORT[,HOST:PORT...][/chroot]`` -> (hosts, chroot); chroot is "" or "/a/b" (no trailing /)."""
+    hosts, slash, chroot = connect.partition("/")
+    if not hosts:
+        raise ValueError(f"ZooKeeper connect string {connect!r} names no server")
+    chroot = ("/" + chroot).rstrip("/") if slash else ""
+    if "//" in chroot:
+        raise ValueError(f"ZooKeeper chroot {chroot!r} has an empty path element")
+    return hosts, chroot
+
+
+# --- what a watch event is about -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """What changed, from a watch event's path. kind: brokers, controller, topics, topic, state,
+    deletes, other."""
+
+    kind: str
+    queue: str = ""
+    partition: int = -1
+
+
+def classify(path: str) -> Watched:
+    if path in (BROKER_IDS, CONTROLLER, CONTROLLER_EPOCH, TOPICS, DELETE_TOPICS):
+        kind = {
+            BROKER_IDS: "brokers",
+            CONTROLLER: "controller",
+            CONTROLLER_EPOCH: "controller",
+            TOPICS: "topics",
+            DELETE_TOPICS: "deletes",
+        }[path]
+        return Watched(kind)
+    if path.startswith(BROKER_IDS + "/"):
+        return Watched("brokers")
+    if path.startswith(TOPICS + "/"):
+        parts = path[len(TOPICS) + 1 :].split("/")
+        if len(parts) == 1:
+            return Watched("topic", parts[0])
+        if len(parts) == 4 and parts[1] == "partitions" and parts[3] == "state" and parts[2].isdigit():
+            return Watched("state", parts[0], int(parts[2]))
+        return Watched("topic", parts[0])
+    return Watched("other")
+
+
+# --- records and codecs --------------------------------------------------------------------------
+
+
+def _now_ms() -> str:
+    return str(int(time.time() * 1000))
+
+
+def _loads(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        raise CoordinationError(f"{what}: not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise CoordinationError(f"{what}: expected a JSON object")
+    return value
+
+
+def _dumps(value: Mapping[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerRecord:
+    """A live broker's registration; ``epoch`` is the znode's czxid (KIP-380 broker epoch)."""
+
+    info: BrokerInfo
+    epoch: int
+    owner: int  # the session (ephemeralOwner) holding it
+
+
+def encode_broker(info: BrokerInfo) -> bytes:
+    return _dumps(
+        {"version": 1, "host": info.host, "port": info.port, "rack": info.rack, "timestamp": _now_ms()}
+    )
+
+
+def decode_broker(broker_id: int, data: bytes) -> BrokerInfo:
+    d = _loads(data, f"{broker_path(broker_id)}")
+    rack = d.get("rack")
+    return BrokerInfo(broker_id, str(d["host"]), int(d["port"]), None if rack is None else str(rack))
+
+
+def encode_controller(broker_id: int) -> bytes:
+    return _dumps({"version": 1, "brokerid": broker_id, "timestamp": _now_ms()})
+
+
+def decode_controller(data: bytes) -> int:
+    return int(_loads(data, CONTROLLER)["brokerid"])
+
+
+def encode_epoch(epoch: int) -> bytes:
+    return str(epoch).encode()
+
+
+def decode_epoch(data: bytes) -> int:
+    return int(data.decode().strip() or "0")
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRecord:
+    """A queue's assignment znode: the replicas of each partition (first = preferred leader)."""
+
+    name: str
+    replicas: tuple[tuple[int, ...], ...]
+    settings: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def encode_topic(replicas: Sequence[Sequence[int]], settings: Mapping[str, str]) -> bytes:
+    return _dumps(
+        {
+            "version": 1,
+            "partitions": {str(p): list(r) for p, r in enumerate(replicas)},
+            "settings": dict(settings),
+        }
+    )
+
+
+def decode_topic(name: str, data: bytes) -> TopicRecord:
+    d = _loads(data, topic_path(name))
+    parts = {int(p): tuple(int(b) for b in r) for p, r in d.get("partitions", {}).items()}
+    if sorted(parts) != list(range(len(parts))):
+        raise CoordinationError(f"{topic_path(name)}: partitions are not numbered 0..n-1")
+    settings = {str(k): str(v) for k, v in d.get("settings", {}).items()}
+    return TopicRecord(name, tuple(parts[p] for p in range(len(parts))), MappingProxyType(settings))
+
+
+@dataclass(frozen=True, slots=True)
+class StateRecord:
+    """A partition's state znode and its version (every change is conditional on it)."""
+
+    leader_and_isr: LeaderAndIsr
+    controller_epoch: int
+    version: int
+    mzxid: int  # when it was last written: a broker registered later (higher czxid) restarted since
+
+
+def encode_state(state: LeaderAndIsr, controller_epoch: int) -> bytes:
+    return _dumps(
+        {
+            "version": 1,
+            "leader": state.leader,
+            "leader_epoch": state.leader_epoch,
+            "isr": list(state.isr),
+            "controller_epoch": controller_epoch,
+        }
+    )
+
+
+def decode_state(path: str, data: bytes, version: int, mzxid: int) -> StateRecord:
+    d = _loads(data, path)
+    state = LeaderAndIsr(int(d["leader"]), int(d["leader_epoch"]), tuple(int(b) for b in d["isr"]))
+    return StateRecord(state, int(d.get("controller_epoch", 0)), version, mzxid)
+
+
+def new_cluster_id() -> str:
+    """Kafka's format: a random UUID in URL-safe base64 without padding (22 characters)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def encode_cluster_id(cluster_id: str) -> bytes:
+    return _dumps({"version": "1", "id": cluster_id})
+
+
+def decode_cluster_id(data: bytes) -> str:
+    return str(_loads(data, CLUSTER_ID)["id"])
+
+
+def encode_producer_block(broker_id: int, start: int, end: int) -> bytes:
+    return _dumps({"version": 1, "broker": broker_id, "block_start": str(start), "block_end": str(end)})
+
+
+def decode_producer_block_end(data: bytes) -> int:
+    """The last id of the latest block handed out (-1 for an empty znode)."""
+    if not data.strip():
+        return -1
+    return int(_loads(data, PRODUCER_ID_BLOCK)["block_end"])
+
+
+# --- what the coordinator and the store exchange --------------------------------------------------
+
+
+@dataclass
+class ControllerContext:
+    """This broker's term as controller: valid while /controller_epoch still has ``epoch_version``."""
+
+    epoch: int
+    epoch_version: int
+    session_id: int
+
+    def holds(self, view: ControllerView) -> bool:
+        """Whether ``view`` (a read of /controller) still shows this term."""
+        return (view.owner, view.epoch) == (self.session_id, self.epoch)
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerView:
+    broker_id: int  # -1: none
+    owner: int  # the session holding /controller (0 if none)
+    epoch: int  # /controller_epoch's value (0 if absent)
+
+
+@dataclass
+class ReadRequest:
+    everything: bool = False
+    brokers: bool = False
+    controller: bool = False
+    topic_names: bool = False
+    deletes: bool = False
+    topics: set[str] = field(default_factory=set)
+    states: set[tuple[str, int]] = field(default_factory=set)
+
+    def merge(self, other: ReadRequest) -> None:
+        self.everything |= other.everything
+        self.brokers |= other.brokers
+        self.controller |= other.controller
+        self.topic_names |= other.topic_names
+        self.deletes |= other.deletes
+        self.topics |= other.topics
+        self.states |= other.states
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.everything
+            or self.brokers
+            or self.controller
+            or self.topic_names
+            or self.deletes
+            or self.topics
+            or self.states
+        )
+
+
+@dataclass
+class ReadResult:
+    """What was read (None / absent keys: not read). A topic or state mapped to None is gone."""
+
+    everything: bool = False
+    brokers: dict[int, BrokerRecord] | None = None
+    controller: ControllerView | None = None
+    topic_names: set[str] | None = None
+    deletes: set[str] | None = None
+    topics: dict[str, TopicRecord | None] = field(default_factory=dict)
+    states: dict[tuple[str, int], StateRecord | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One write of a controller transaction: ``create`` (persistent), ``set`` or ``delete``."""
+
+    kind: str
+    path: str
+    data: bytes = b""
+    version: int = -1

@@ -1,0 +1,566 @@
+"""Every ZooKeeper call of logq: the only module that imports kazoo.
+
+``ZkStore`` is synchronous and blocking: the coordinator calls it from worker threads
+(``asyncio.to_thread``), never from the event loop and never from a kazoo thread. kazoo calls back on
+its own threads: ``on_state`` (from the connection thread) and ``on_watch`` (from the callback thread)
+must only hand the event over (they are never allowed to call ZooKeeper, reliability.md pitfall 1).
+
+What it guards against (reliability.md §2):
+- a stale ephemeral (``/brokers/ids/N``, ``/controller``) left by one of *our* earlier sessions is
+  deleted and re-created; one owned by another live session is waited for, then refused;
+- a ``create`` retried after a ConnectionLoss may have succeeded: the node is read back and compared;
+- every controller write is one transaction that starts with ``check(/controller_epoch, version)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import (
+    BadVersionError,
+    ConnectionClosedError,
+    ConnectionLoss,
+    KazooException,
+    NodeExistsError,
+    NoNodeError,
+    OperationTimeoutError,
+    RolledBackError,
+    RuntimeInconsistency,
+    SessionExpiredError,
+    ZookeeperError,
+)
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.retry import KazooRetry
+
+from logq.coordinator.interface import BrokerInfo
+from logq.coordinator.zk_layout import (
+    BROKER_IDS,
+    CLUSTER_ID,
+    CONTROLLER,
+    CONTROLLER_EPOCH,
+    DELETE_TOPICS,
+    PERSISTENT_PATHS,
+    PRODUCER_ID_BLOCK,
+    TOPICS,
+    BrokerIdInUseError,
+    BrokerRecord,
+    ControllerContext,
+    ControllerFencedError,
+    ControllerView,
+    Op,
+    ReadRequest,
+    ReadResult,
+    StaleVersionError,
+    StateRecord,
+    TopicRecord,
+    ZooKeeperUnavailableError,
+    broker_path,
+    decode_broker,
+    decode_cluster_id,
+    decode_controller,
+    decode_epoch,
+    decode_producer_block_end,
+    decode_state,
+    decode_topic,
+    delete_request_path,
+    encode_broker,
+    encode_cluster_id,
+    encode_controller,
+    encode_epoch,
+    encode_producer_block,
+    new_cluster_id,
+    partition_path,
+    partitions_path,
+    split_connect,
+    state_path,
+    topic_path,
+)
+from logq.errors import QueueExistsError, UnknownQueueError
+from logq.queues import collides
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+# Errors after which the same call may simply be made again once connected.
+_TRANSIENT = (ConnectionLoss, SessionExpiredError, ConnectionClosedError, OperationTimeoutError)
+MAX_OPS_PER_TRANSACTION = 200  # keeps a multi well under jute.maxbuffer (1 MiB)
+
+
+def _unavailable_on_disconnect(fn: Callable[P, T]) -> Callable[P, T]:
+    """Report a lost connection or session as ZooKeeperUnavailableError (the caller retries)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except _TRANSIENT as exc:
+            raise ZooKeeperUnavailableError(f"ZooKeeper unavailable: {exc!r}") from None
+        except KazooTimeoutError:
+            raise ZooKeeperUnavailableError("ZooKeeper did not answer in time") from None
+
+    return wrapper
+
+
+class ZkStore:
+    def __init__(
+        self,
+        connect: str,
+        *,
+        session_timeout_ms: int,
+        on_state: Callable[[str], None],
+        on_watch: Callable[[str], None],
+    ) -> None:
+        hosts, self.chroot = split_connect(connect)
+        self._on_state = on_state
+        self._on_watch = on_watch
+        self._connected = threading.Event()
+        self._sessions: set[int] = set()  # every session id this store has had
+        self._client: Any = KazooClient(
+            hosts=hosts,
+            timeout=session_timeout_ms / 1000,
+            # Reconnect forever but never wait more than 1 s between attempts (pitfall 6).
+            connection_retry=KazooRetry(max_tries=-1, delay=0.05, backoff=2, max_delay=1.0),
+        )
+        self._client.add_listener(self._state_listener)
+
+    # --- session ---------------------------------------------------------------------------------
+
+    def start(self, timeout: float) -> None:
+        try:
+            self._client.start(timeout=timeout)
+        except KazooTimeoutError:
+            raise ZooKeeperUnavailableError(f"cannot connect to ZooKeeper at {self.hosts}") from None
+        try:
+            if self.chroot:
+                self._client.ensure_path(self.chroot)
+                self._client.chroot = self.chroot  # only now: kazoo warns about a missing chroot
+            for path in (*PERSISTENT_PATHS, CONTROLLER_EPOCH):
+                self._client.ensure_path(path)
+        except (KazooException, ZookeeperError) as exc:
+            self.stop()
+            raise ZooKeeperUnavailableError(f"ZooKeeper setup failed: {exc!r}") from exc
+
+    def stop(self) -> None:
+        """Close the session (its ephemerals go at once) and the client's threads."""
+        self._client.remove_listener(self._state_listener)
+        try:
+            self._client.stop()
+        finally:
+            self._client.close()
+
+    def _state_listener(self, state: str) -> None:
+        # kazoo's connection thread: no ZooKeeper call here (pitfall 1).
+        if state == KazooState.CONNECTED:
+            client_id = self._client.client_id
+            if client_id is not None:
+                self._sessions.add(int(client_id[0]))
+            self._connected.set()
+        else:
+            self._connected.clear()
+        self._on_state(str(state).lower())
+
+    def _watch(self, event: Any) -> None:
+        # kazoo's callback thread. A NONE-type event without a path means kazoo dropped every watch
+        # (after a disconnection); the coordinator re-reads everything when it reconnects.
+        if event.path:
+            self._on_watch(str(event.path))
+
+    @property
+    def session_id(self) -> int | None:
+        client_id = self._client.client_id
+        return None if client_id is None else int(client_id[0])
+
+    def session_credentials(self) -> tuple[int, bytes] | None:
+        """(session id, password): what a second client needs to take over and end the session."""
+        client_id = self._client.client_id
+        return None if client_id is None else (int(client_id[0]), bytes(client_id[1]))
+
+    @property
+    def negotiated_timeout_ms(self) -> int:
+        return int(self._client._session_timeout)
+
+    @property
+    def hosts(self) -> str:
+        return ",".join(f"{h}:{p}" for h, p in self._client.hosts) + self.chroot
+
+    def _ours_from_before(self, owner: int) -> bool:
+        return owner != 0 and owner in self._sessions and owner != self.session_id
+
+    def _retrying(self, fn: Callable[[], T], deadline_s: float) -> T:
+        """Call ``fn`` until it does not fail with a transient connection error, up to ``deadline_s``."""
+        deadline = time.monotonic() + deadline_s
+        while True:
+            try:
+                return fn()
+            except _TRANSIENT as exc:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ZooKeeperUnavailableError(f"ZooKeeper unavailable: {exc!r}") from None
+                self._connected.wait(min(remaining, 1.0))
+            except KazooTimeoutError:
+                raise ZooKeeperUnavailableError("ZooKeeper did not answer in time") from None
+
+    # --- reads (each sets a watch that reports to on_watch) --------------------------------------
+
+    @_unavailable_on_disconnect
+    def read(self, request: ReadRequest, known: Iterable[str]) -> ReadResult:
+        """Read what ``request`` asks for (``known``: the topics the caller has); a topic read also
+        reads all its partition states."""
+        have = set(known)
+        out = ReadResult(everything=request.everything)
+        # Queues first, brokers after: a queue's creator saw its replicas registered before creating
+        # it, so the broker list read here includes them (the controller then puts them in the ISR).
+        if request.everything or request.deletes:
+            out.deletes = set(self._client.get_children(DELETE_TOPICS, watch=self._watch))
+        topics = set(request.topics)
+        if request.everything or request.topic_names:
+            out.topic_names = set(self._client.get_children(TOPICS, watch=self._watch))
+            topics |= out.topic_names if request.everything else out.topic_names - have
+            for gone in have - out.topic_names:
+                out.topics[gone] = None
+        out.topics.update(self._read_topics(sorted(topics)))
+        states = {key for key in request.states if key[0] not in out.topics}
+        for name, record in out.topics.items():
+            if record is not None:
+                states.update((name, p) for p in range(len(record.replicas)))
+        out.states = self._read_states(sorted(states))
+        if request.everything or request.brokers:
+            out.brokers = self._read_brokers()
+        if request.everything or request.controller:
+            out.controller = self._read_controller()
+        return out
+
+    @_unavailable_on_disconnect
+    def live_broker_ids(self) -> list[int]:
+        """The registered brokers, read now (no watch)."""
+        return sorted(int(c) for c in self._client.get_children(BROKER_IDS) if c.isdigit())
+
+    def _read_brokers(self) -> dict[int, BrokerRecord]:
+        ids = [int(c) for c in self._client.get_children(BROKER_IDS, watch=self._watch) if c.isdigit()]
+        pending = [(i, self._client.get_async(broker_path(i))) for i in ids]
+        out: dict[int, BrokerRecord] = {}
+        for broker_id, result in pending:
+            try:
+                data, stat = result.get()
+            except NoNodeError:
+                continue  # gone since the listing; the child watch reports it
+            out[broker_id] = BrokerRecord(decode_broker(broker_id, data), stat.czxid, stat.ephemeralOwner)
+        return out
+
+    def _read_controller(self) -> ControllerView:
+        view = ControllerView(-1, 0, 0)
+        for _attempt in range(5):
+            try:
+                data, stat = self._client.get(CONTROLLER, watch=self._watch)
+            except NoNodeError:
+                if self._client.exists(CONTROLLER, watch=self._watch) is not None:
+                    continue
+                epoch_data, _ = self._client.get(CONTROLLER_EPOCH)
+                return ControllerView(-1, 0, decode_epoch(epoch_data))
+            epoch_data, epoch_stat = self._client.get(CONTROLLER_EPOCH)
+            view = ControllerView(decode_controller(data), stat.ephemeralOwner, decode_epoch(epoch_data))
+            # /controller and its epoch are written by one transaction: same zxid, same term.
+            if epoch_stat.mzxid == stat.czxid:
+                return view
+        return view
+
+    def _read_topics(self, names: Sequence[str]) -> dict[str, TopicRecord | None]:
+        pending = [(n, self._client.get_async(topic_path(n), watch=self._watch)) for n in names]
+        out: dict[str, TopicRecord | None] = {}
+        for name, result in pending:
+            try:
+                data, _ = result.get()
+            except NoNodeError:
+                out[name] = None
+                continue
+            out[name] = decode_topic(name, data)
+        return out
+
+    def _read_states(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], StateRecord | None]:
+        out: dict[tuple[str, int], StateRecord | None] = {}
+        todo = list(keys)
+        while todo:
+            pending = [(k, self._client.get_async(state_path(*k), watch=self._watch)) for k in todo]
+            missing = []
+            for key, result in pending:
+                try:
+                    data, stat = result.get()
+                except NoNodeError:
+                    missing.append(key)
+                    continue
+                out[key] = decode_state(state_path(*key), data, stat.version, stat.mzxid)
+            # Watch for the creation of the missing ones; any created meanwhile is read again.
+            checks = [(k, self._client.exists_async(state_path(*k), watch=self._watch)) for k in missing]
+            todo = []
+            for key, result in checks:
+                if result.get() is None:
+                    out[key] = None
+                else:
+                    todo.append(key)
+        return out
+
+    # --- broker registration ---------------------------------------------------------------------
+
+    def register_broker(self, info: BrokerInfo, wait_s: float) -> BrokerRecord:
+        """Create the ephemeral ``/brokers/ids/N``; returns it with its czxid (the broker epoch).
+
+        A node left by one of our own earlier sessions is deleted; one held by another session is
+        waited for (``wait_s``: a crashed process's session takes up to its timeout to expire), then
+        refused with BrokerIdInUseError."""
+        path = broker_path(info.broker_id)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                _, stat = self._client.create(path, encode_broker(info), ephemeral=True, include_data=True)
+                return BrokerRecord(info, stat.czxid, stat.ephemeralOwner)
+            except NodeExistsError:
+                pass
+            except _TRANSIENT as exc:
+                if not self._connected.wait(max(0.0, min(1.0, deadline - time.monotonic()))):
+                    raise ZooKeeperUnavailableError(f"ZooKeeper unavailable: {exc!r}") from None
+                continue
+            try:
+                data, stat = self._client.get(path)
+            except NoNodeError:
+                continue
+            owner = stat.ephemeralOwner
+            if owner == self.session_id:  # a create retried after ConnectionLoss had succeeded
+                return BrokerRecord(decode_broker(info.broker_id, data), stat.czxid, owner)
+            if self._ours_from_before(owner):
+                log.info("deleting %s left by our expired session 0x%x", path, owner)
+                self._delete_quietly(path, stat.version)
+                continue
+            if not self._wait_gone(path, deadline):
+                holder = decode_broker(info.broker_id, data)
+                raise BrokerIdInUseError(
+                    f"broker id {info.broker_id} is already registered by another live ZooKeeper "
+                    f"session (0x{owner:x}, advertising {holder.host}:{holder.port}); "
+                    "is another broker running with the same broker.id?"
+                )
+
+    def _wait_gone(self, path: str, deadline: float) -> bool:
+        gone = threading.Event()
+        while True:
+            gone.clear()
+            if self._client.exists(path, watch=lambda _event: gone.set()) is None:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            gone.wait(min(remaining, 0.5))
+
+    def _delete_quietly(self, path: str, version: int) -> None:
+        with contextlib.suppress(NoNodeError, BadVersionError):
+            self._client.delete(path, version=version)
+
+    # --- cluster id, producer ids -------------------------------------------------------------------
+
+    def ensure_cluster_id(self, deadline_s: float) -> str:
+        def attempt() -> str:
+            with contextlib.suppress(NodeExistsError):
+                self._client.create(CLUSTER_ID, encode_cluster_id(new_cluster_id()))
+            data, _ = self._client.get(CLUSTER_ID)
+            return decode_cluster_id(data)
+
+        return self._retrying(attempt, deadline_s)
+
+    def claim_producer_id_block(self, broker_id: int, size: int, deadline_s: float) -> int:
+        """Claim the next ``size`` producer ids by a conditional update; returns the first one."""
+
+        def attempt() -> int:
+            while True:
+                try:
+                    data, stat = self._client.get(PRODUCER_ID_BLOCK)
+                except NoNodeError:
+                    try:
+                        self._client.create(PRODUCER_ID_BLOCK, encode_producer_block(broker_id, 0, size - 1))
+                        return 0
+                    except NodeExistsError:
+                        continue
+                start = decode_producer_block_end(data) + 1
+                try:
+                    self._client.set(
+                        PRODUCER_ID_BLOCK,
+                        encode_producer_block(broker_id, start, start + size - 1),
+                        version=stat.version,
+                    )
+                    return start
+                except BadVersionError:
+                    continue  # another broker claimed one meanwhile
+
+        # A retried claim after a ConnectionLoss may skip a block that was claimed: never a reuse.
+        return self._retrying(attempt, deadline_s)
+
+    # --- queues (any broker) ------------------------------------------------------------------------
+
+    def create_topic(self, name: str, data: bytes, deadline_s: float) -> None:
+        """Create the assignment znode; QueueExistsError if it exists (and is not our own retry) or if
+        a queue whose name differs only by '.' versus '_' exists (checked on a fresh listing, as Kafka
+        does: two brokers creating such a pair at the same instant can both succeed)."""
+        path = topic_path(name)
+        tries = 0
+
+        def attempt() -> None:
+            nonlocal tries
+            tries += 1
+            clash = next((q for q in self._client.get_children(TOPICS) if collides(q, name)), None)
+            if clash is not None:
+                raise QueueExistsError(
+                    f"queue {name!r} collides with {clash!r} ('.' and '_' are treated alike)"
+                )
+            try:
+                self._client.create(path, data)
+            except NodeExistsError:
+                if tries > 1:  # a create retried after ConnectionLoss may have succeeded
+                    try:
+                        if self._client.get(path)[0] == data:
+                            return
+                    except NoNodeError:
+                        pass
+                raise QueueExistsError(f"queue {name!r} already exists") from None
+
+        self._retrying(attempt, deadline_s)
+
+    def request_delete(self, name: str, deadline_s: float) -> None:
+        def attempt() -> None:
+            if self._client.exists(topic_path(name)) is None:
+                raise UnknownQueueError(f"queue {name!r} does not exist")
+            with contextlib.suppress(NodeExistsError):  # already requested
+                self._client.create(delete_request_path(name))
+
+        self._retrying(attempt, deadline_s)
+
+    # --- controller --------------------------------------------------------------------------------
+
+    @_unavailable_on_disconnect
+    def elect(self, broker_id: int) -> ControllerContext | None:
+        """Try to become controller: create /controller and bump /controller_epoch in one transaction.
+
+        Returns the new term, or None when another broker is controller. A /controller left by one of
+        our earlier sessions is deleted first."""
+        while True:
+            data, epoch_stat = self._client.get(CONTROLLER_EPOCH)
+            epoch = decode_epoch(data) + 1
+            session = self.session_id
+            if session is None:
+                return None
+            tx = self._client.transaction()
+            tx.create(CONTROLLER, encode_controller(broker_id), ephemeral=True)
+            tx.set_data(CONTROLLER_EPOCH, encode_epoch(epoch), version=epoch_stat.version)
+            results = tx.commit()
+            error = _first_error(results)
+            if error is None:
+                return ControllerContext(epoch, results[1].version, session)
+            if isinstance(error, BadVersionError):
+                continue  # a controller came and went meanwhile
+            if not isinstance(error, NodeExistsError):
+                raise ZooKeeperUnavailableError(f"controller election failed: {error!r}")
+            try:
+                _, stat = self._client.get(CONTROLLER)
+            except NoNodeError:
+                continue
+            if not self._ours_from_before(stat.ephemeralOwner):
+                return None
+            log.info("deleting /controller left by our expired session 0x%x", stat.ephemeralOwner)
+            self._delete_quietly(CONTROLLER, stat.version)
+
+    @_unavailable_on_disconnect
+    def resign(self, ctx: ControllerContext) -> None:
+        """Delete /controller if this session holds it, so that a new election (and epoch) follows."""
+        try:
+            _, stat = self._client.get(CONTROLLER)
+        except NoNodeError:
+            return
+        if stat.ephemeralOwner == self.session_id == ctx.session_id:
+            self._delete_quietly(CONTROLLER, stat.version)
+
+    @_unavailable_on_disconnect
+    def fenced_commit(self, ctx: ControllerContext, ops: Sequence[Op]) -> None:
+        """Commit ``ops`` in transactions of at most MAX_OPS_PER_TRANSACTION, each one starting with a
+        check of /controller_epoch's version. ControllerFencedError if the check fails (another broker
+        became controller), StaleVersionError if another op's condition fails."""
+        for i in range(0, len(ops), MAX_OPS_PER_TRANSACTION):
+            chunk = ops[i : i + MAX_OPS_PER_TRANSACTION]
+            tx = self._client.transaction()
+            tx.check(CONTROLLER_EPOCH, ctx.epoch_version)
+            for op in chunk:
+                if op.kind == "create":
+                    tx.create(op.path, op.data)
+                elif op.kind == "set":
+                    tx.set_data(op.path, op.data, version=op.version)
+                elif op.kind == "delete":
+                    tx.delete(op.path, version=op.version)
+                else:
+                    raise ValueError(f"unknown op {op.kind!r}")
+            results = tx.commit()
+            error = _first_error(results)
+            if error is None:
+                continue
+            if not isinstance(results[0], Exception) or isinstance(results[0], RolledBackError):
+                failed = next(op for op, r in zip(chunk, results[1:], strict=False) if _is_cause(r))
+                raise StaleVersionError(f"{failed.kind} {failed.path}: {error!r}", failed.path)
+            raise ControllerFencedError(
+                f"controller epoch {ctx.epoch} is over: /controller_epoch is no longer at version "
+                f"{ctx.epoch_version}"
+            )
+
+    @_unavailable_on_disconnect
+    def missing_partition_ops(self, name: str, states: Mapping[int, bytes]) -> list[Op]:
+        """The creates that give queue ``name`` a state znode for each partition of ``states`` that
+        lacks one (and the parent znodes they need)."""
+        try:
+            existing = set(self._client.get_children(partitions_path(name)))
+            ops: list[Op] = []
+        except NoNodeError:
+            existing = set()
+            ops = [Op("create", partitions_path(name))]
+        have_state = {}
+        pending = [(p, self._client.exists_async(state_path(name, p))) for p in states if str(p) in existing]
+        for p, result in pending:
+            have_state[p] = result.get() is not None
+        for p, data in sorted(states.items()):
+            if str(p) not in existing:
+                ops.append(Op("create", partition_path(name, p)))
+            elif have_state[p]:
+                continue
+            ops.append(Op("create", state_path(name, p), data))
+        return ops
+
+    @_unavailable_on_disconnect
+    def topic_tree_delete_ops(self, name: str) -> list[Op]:
+        """The deletes that remove queue ``name``'s znodes (children first) and its delete request."""
+        ops: list[Op] = []
+
+        def walk(path: str) -> None:
+            try:
+                children = self._client.get_children(path)
+            except NoNodeError:
+                return
+            for child in sorted(children):
+                walk(f"{path}/{child}")
+            ops.append(Op("delete", path))
+
+        walk(topic_path(name))
+        ops.append(Op("delete", delete_request_path(name)))
+        return ops
+
+
+def _first_error(results: Sequence[Any]) -> Exception | None:
+    """The error that failed a transaction (kazoo reports the others as rolled back), or None."""
+    errors = [r for r in results if isinstance(r, Exception)]
+    if not errors:
+        return None
+    return next((e for e in errors if _is_cause(e)), errors[0])
+
+
+def _is_cause(result: Any) -> bool:
+    return isinstance(result, Exception) and not isinstance(result, RolledBackError | RuntimeInconsistency)

@@ -1,0 +1,480 @@
+"""ZooKeeperCoordinator: the cluster's metadata in ZooKeeper. The znode layout is in ``zk_layout``, every
+ZooKeeper call in ``zk_store`` (the only kazoo user), the in-memory view and the controller's decisions
+in ``zk_view`` (and ``assignment``); this module is the asyncio side that ties them together.
+
+Threads and the event loop. Every ZooKeeper call runs in a worker thread (``asyncio.to_thread``). kazoo's
+state listener and watches only post an event to the loop that called ``start()`` (they never call
+ZooKeeper themselves). One task on that loop, the processor, owns the in-memory view: each round it
+re-reads what the events marked dirty (setting new watches), rebuilds the immutable snapshot, calls the
+listeners, re-registers the broker after a lost session, runs the controller election when there is no
+controller, and, on the controller, carries out deletions, creates missing partition states and elects
+leaders. Every round is level-triggered (it acts on what it has just read), so a missed or repeated event
+costs a round, never correctness; a failed round is retried after a short backoff.
+
+Sessions. SUSPENDED (connection lost, session maybe alive) pauses the processor; kazoo drops every
+watch then, so the next CONNECTED re-reads everything. LOST (session expired: our ephemerals are gone)
+ends any controller term at once (in the listener, without a ZooKeeper call); after the next CONNECTED
+the processor registers the broker again (new broker epoch) and takes part in a new election.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from logq.coordinator.assignment import assign_replicas
+from logq.coordinator.interface import BrokerInfo, MetadataListener, QueueMetadata
+from logq.coordinator.zk_layout import (
+    BrokerIdInUseError,
+    ControllerContext,
+    ControllerFencedError,
+    ControllerView,
+    Op,
+    ReadRequest,
+    StaleVersionError,
+    ZooKeeperUnavailableError,
+    classify,
+    encode_state,
+    encode_topic,
+    state_path,
+)
+from logq.coordinator.zk_store import ZkStore
+from logq.coordinator.zk_view import EMPTY_QUEUES, ClusterView
+from logq.error_codes import ErrorCode
+from logq.errors import CoordinationError, InvalidPartitionsError, InvalidReplicationFactorError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SESSION_TIMEOUT_MS = 6000  # Kafka's zookeeper.session.timeout.ms before 2.5
+PRODUCER_ID_BLOCK = 1000
+MAX_PARTITIONS = 10_000
+RETRY_BACKOFF_S = (0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+@dataclass
+class _Waiter:
+    """A create/delete call waiting for a round (begun after its write) in which ``done()`` holds."""
+
+    first_round: int
+    done: Callable[[], bool]
+    future: asyncio.Future[None]
+
+
+class ZooKeeperCoordinator:
+    """The Coordinator of a cluster member.
+
+    ``connect`` is ``HOST:PORT[,HOST:PORT...][/chroot]`` (the chroot is created if missing); ``broker``
+    is this broker's id and advertised address. ``session_timeout_ms`` is how long after a crash or a
+    network partition this broker's registration and controllership vanish: the default, 6000 ms
+    (Kafka's before 2.5), keeps tests short; ZooKeeper clamps it to 2-20 tick times.
+    ``register_wait_ms`` (default: twice the session timeout) is how long start() waits for a
+    registration of the same id held by another session (a crashed process's session ending) before
+    refusing. Queue creation and deletion wait up to ``request_timeout_ms`` for the controller.
+    """
+
+    def __init__(
+        self,
+        connect: str,
+        broker: BrokerInfo,
+        *,
+        session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
+        request_timeout_ms: int = 30_000,
+        register_wait_ms: int | None = None,
+        connect_timeout_ms: int = 15_000,
+        unclean_leader_election: bool = False,
+    ) -> None:
+        self.broker_id = broker.broker_id
+        self._broker = broker
+        self._request_timeout_s = request_timeout_ms / 1000
+        self._register_wait_s = (
+            2 * session_timeout_ms / 1000 if register_wait_ms is None else register_wait_ms / 1000
+        )
+        self._connect_timeout_s = connect_timeout_ms / 1000
+        self._unclean = unclean_leader_election
+        self._store = ZkStore(
+            connect,
+            session_timeout_ms=session_timeout_ms,
+            on_state=self._state_from_kazoo,
+            on_watch=self._watch_from_kazoo,
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._wake = asyncio.Event()
+        self._dirty = ReadRequest()
+        self._connected = False
+        self._registered = False
+        self._ctl: ControllerContext | None = None  # set to None from kazoo's thread on LOST
+        self._cluster_id = ""
+        self._broker_epoch = -1
+        self._view = ClusterView()
+        self._snapshot: Mapping[str, QueueMetadata] = EMPTY_QUEUES
+        self._listeners: list[MetadataListener] = []
+        self._waiters: list[_Waiter] = []
+        self._round = 0
+        self._pid_lock = asyncio.Lock()
+        self._next_producer_id = 0
+        self._producer_block_end = 0
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._store.start, self._connect_timeout_s)
+        try:
+            self._connected = True
+            self._cluster_id = await asyncio.to_thread(self._store.ensure_cluster_id, self._request_timeout_s)
+            await self._register()
+            self._dirty.everything = True
+            await self._process_round()
+        except BaseException:
+            self._closed = True
+            await asyncio.to_thread(self._store.stop)
+            raise
+        self._task = self._loop.create_task(self._run(), name=f"zk-coordinator-{self.broker_id}")
+        log.info(
+            "broker %d registered in ZooKeeper %s (session 0x%x, timeout %d ms, broker epoch %d)",
+            self.broker_id,
+            self._store.hosts,
+            self._store.session_id or 0,
+            self._store.negotiated_timeout_ms,
+            self._broker_epoch,
+        )
+
+    async def stop(self) -> None:
+        """Leave the cluster: closing the session removes the registration (and /controller) at once."""
+        if self._closed:
+            return
+        self._closed = True
+        self._ctl = None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for waiter in self._waiters:
+            if not waiter.future.done():
+                waiter.future.set_exception(CoordinationError("the coordinator stopped"))
+        self._waiters.clear()
+        await asyncio.to_thread(self._store.stop)
+
+    # --- reads (from memory) -------------------------------------------------------------------------
+
+    def cluster_id(self) -> str:
+        return self._cluster_id
+
+    def brokers(self) -> list[BrokerInfo]:
+        brokers = self._view.brokers
+        return [brokers[b].info for b in sorted(brokers)]
+
+    def broker_epochs(self) -> Mapping[int, int]:
+        """Live broker id -> broker epoch (the czxid of its registration; newer after a restart)."""
+        return MappingProxyType(self._view.broker_epochs())
+
+    @property
+    def broker_epoch(self) -> int:
+        """This broker's epoch: the czxid of its current registration."""
+        return self._broker_epoch
+
+    def controller_id(self) -> int:
+        ctl = self._ctl
+        return self.broker_id if ctl is not None else self._view.controller.broker_id
+
+    @property
+    def controller_epoch(self) -> int:
+        """The controller epoch last seen (this broker's own while it is the controller)."""
+        ctl = self._ctl
+        return ctl.epoch if ctl is not None else self._view.controller.epoch
+
+    @property
+    def is_controller(self) -> bool:
+        return self._ctl is not None
+
+    @property
+    def session_id(self) -> int | None:
+        return self._store.session_id
+
+    def session_credentials(self) -> tuple[int, bytes] | None:
+        """The ZooKeeper session id and password (fault tests end the session through a second client)."""
+        return self._store.session_credentials()
+
+    def queues(self) -> Mapping[str, QueueMetadata]:
+        return self._snapshot
+
+    def add_listener(self, listener: MetadataListener) -> None:
+        self._listeners.append(listener)
+
+    # --- writes --------------------------------------------------------------------------------------
+
+    async def create_queue(
+        self, name: str, partitions: int, replication_factor: int, settings: Mapping[str, str]
+    ) -> QueueMetadata:
+        """Write the assignment znode; the controller then creates the partition states. Returns once
+        this broker's snapshot has the whole queue (CoordinationError REQUEST_TIMED_OUT after
+        ``request_timeout_ms``; the creation then still completes when a controller is there)."""
+        if partitions < 1 or partitions > MAX_PARTITIONS:
+            raise InvalidPartitionsError(f"a queue needs 1 to {MAX_PARTITIONS} partitions, not {partitions}")
+        live = await asyncio.to_thread(self._store.live_broker_ids)  # not the view: it may lag
+        if replication_factor < 1 or replication_factor > len(live):
+            raise InvalidReplicationFactorError(
+                f"replication factor {replication_factor} is impossible with {len(live)} live "
+                f"broker{'s' if len(live) != 1 else ''} ({', '.join(map(str, live)) or 'none'})"
+            )
+        data = encode_topic(assign_replicas(partitions, replication_factor, live), settings)
+        await asyncio.to_thread(self._store.create_topic, name, data, self._request_timeout_s)
+        self._mark(ReadRequest(topics={name}))
+        await self._wait_for(lambda: name in self._snapshot, f"creation of queue {name!r}")
+        return self._snapshot[name]
+
+    async def delete_queue(self, name: str) -> None:
+        """Ask the controller to delete the queue (``/admin/delete_topics/<name>``) and wait until its
+        znodes are gone. UnknownQueueError if there is no such queue."""
+        await asyncio.to_thread(self._store.request_delete, name, self._request_timeout_s)
+        self._mark(ReadRequest(topics={name}, deletes=True))
+        await self._wait_for(
+            lambda: name not in self._view.topics and name not in self._snapshot,
+            f"deletion of queue {name!r}",
+        )
+
+    async def allocate_producer_id(self) -> int:
+        async with self._pid_lock:
+            if self._next_producer_id >= self._producer_block_end:
+                start = await asyncio.to_thread(
+                    self._store.claim_producer_id_block,
+                    self.broker_id,
+                    PRODUCER_ID_BLOCK,
+                    self._request_timeout_s,
+                )
+                self._next_producer_id, self._producer_block_end = start, start + PRODUCER_ID_BLOCK
+            pid = self._next_producer_id
+            self._next_producer_id += 1
+            return pid
+
+    async def _wait_for(self, done: Callable[[], bool], what: str) -> None:
+        assert self._loop is not None
+        waiter = _Waiter(self._round + 1, done, self._loop.create_future())
+        self._waiters.append(waiter)
+        self._wake.set()
+        try:
+            await asyncio.wait_for(waiter.future, self._request_timeout_s)
+        except TimeoutError:
+            raise CoordinationError(
+                f"{what} did not complete within {self._request_timeout_s:g} s "
+                f"(controller: {self.controller_id()}); it will complete when a controller is available",
+                code=ErrorCode.REQUEST_TIMED_OUT,
+            ) from None
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    # --- events from kazoo's threads -------------------------------------------------------------------
+
+    def _post(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is None or self._closed:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening any more
+            loop.call_soon_threadsafe(fn, *args)
+
+    def _state_from_kazoo(self, state: str) -> None:
+        # kazoo's connection thread. Losing the session ends the controller term here and now (our
+        # /controller is already gone server-side); everything else happens on the loop.
+        if state == "lost":
+            self._ctl = None
+        self._post(self._on_state, state)
+
+    def _watch_from_kazoo(self, path: str) -> None:
+        self._post(self._on_watch, path)
+
+    def _on_state(self, state: str) -> None:
+        log.info("broker %d: ZooKeeper session %s", self.broker_id, state)
+        self._connected = state == "connected"
+        if state == "lost":
+            self._registered = False
+            self._ctl = None
+        if state == "connected":
+            self._mark(ReadRequest(everything=True))  # kazoo dropped the watches while disconnected
+
+    def _on_watch(self, path: str) -> None:
+        what = classify(path)
+        request = ReadRequest()
+        if what.kind == "brokers":
+            request.brokers = True
+        elif what.kind == "controller":
+            request.controller = True
+        elif what.kind == "topics":
+            request.topic_names = True
+        elif what.kind == "deletes":
+            request.deletes = True
+        elif what.kind == "topic":
+            request.topics.add(what.queue)
+        elif what.kind == "state":
+            request.states.add((what.queue, what.partition))
+        else:
+            return
+        self._mark(request)
+
+    def _mark(self, request: ReadRequest) -> None:
+        self._dirty.merge(request)
+        self._wake.set()
+
+    # --- the processor ---------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._process_round()
+                failures = 0
+            except BrokerIdInUseError as exc:
+                log.error("broker %d cannot register again: %s", self.broker_id, exc)
+                failures += 1
+            except Exception as exc:
+                level = logging.INFO if isinstance(exc, ZooKeeperUnavailableError) else logging.WARNING
+                log.log(level, "broker %d: coordinator round failed: %r", self.broker_id, exc)
+                failures += 1
+            if failures:
+                self._dirty.everything = True
+                await asyncio.sleep(RETRY_BACKOFF_S[min(failures, len(RETRY_BACKOFF_S)) - 1])
+                self._wake.set()
+
+    async def _process_round(self) -> None:
+        if not self._connected:
+            return  # the CONNECTED event starts the next round
+        self._round += 1
+        if not self._registered:
+            await self._register()
+        request, self._dirty = self._dirty, ReadRequest()
+        if request:
+            try:
+                result = await asyncio.to_thread(self._store.read, request, list(self._view.topics))
+            except BaseException:
+                self._dirty.merge(request)
+                raise
+            if self._view.apply(result):
+                self._publish()
+            ctl, view = self._ctl, result.controller
+            if ctl is not None and view is not None and not ctl.holds(view):
+                await self._step_down(
+                    ctl, ControllerFencedError(f"/controller is broker {view.broker_id}, epoch {view.epoch}")
+                )
+        self._resolve_waiters()
+        if self._ctl is None:
+            await self._maybe_elect()
+        ctl = self._ctl
+        if ctl is not None:
+            await self._controller_round(ctl)
+
+    async def _register(self) -> None:
+        record = await asyncio.to_thread(self._store.register_broker, self._broker, self._register_wait_s)
+        self._registered = True
+        self._broker_epoch = record.epoch
+        self._mark(ReadRequest(brokers=True))
+
+    def _publish(self) -> None:
+        queues = self._view.queues()
+        if dict(self._snapshot) == queues:
+            return
+        self._snapshot = MappingProxyType(queues)
+        for listener in list(self._listeners):
+            try:
+                listener(self._snapshot)
+            except Exception:
+                log.exception("metadata listener %r failed", listener)
+
+    def _resolve_waiters(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.future.done() and self._round >= waiter.first_round and waiter.done():
+                waiter.future.set_result(None)
+
+    # --- the controller ----------------------------------------------------------------------------
+
+    async def _maybe_elect(self) -> None:
+        view = self._view.controller
+        # /controller held by an earlier session of ours (we lost it): elect() deletes it.
+        ours_from_before = view.broker_id == self.broker_id and view.owner not in (0, self.session_id)
+        if view.broker_id != -1 and not ours_from_before:
+            return
+        ctl = await asyncio.to_thread(self._store.elect, self.broker_id)
+        if ctl is None:
+            self._mark(ReadRequest(controller=True))
+            return
+        self._ctl = ctl
+        self._view.controller = ControllerView(self.broker_id, ctl.session_id, ctl.epoch)
+        log.info("broker %d is the controller (epoch %d)", self.broker_id, ctl.epoch)
+        # A new controller starts from a fresh read of everything, as Kafka's does.
+        self._mark(ReadRequest(everything=True))
+
+    async def _controller_round(self, ctl: ControllerContext) -> None:
+        if self._dirty.everything or self._dirty.brokers:
+            return  # decide on a current view of the brokers: the next round reads it first
+        try:
+            await self._carry_out_deletions(ctl)
+            await self._create_missing_states(ctl)
+            await self._elect_leaders(ctl)
+        except ControllerFencedError as exc:
+            await self._step_down(ctl, exc)
+        except StaleVersionError as exc:
+            log.info("controller %d: %s; reading it again", self.broker_id, exc)
+            self._on_watch(exc.path)
+
+    async def _fenced(self, ctl: ControllerContext, ops: list[Op]) -> None:
+        """Commit controller writes, each transaction conditional on /controller_epoch's version."""
+        if ops:
+            await asyncio.to_thread(self._store.fenced_commit, ctl, ops)
+
+    async def _step_down(self, ctl: ControllerContext, exc: Exception) -> None:
+        log.warning("broker %d steps down as controller: %s", self.broker_id, exc)
+        if self._ctl is ctl:
+            self._ctl = None
+        # If /controller is still ours (its epoch was bumped behind our back), delete it: a new
+        # election gives the cluster a controller with a current epoch.
+        await asyncio.to_thread(self._store.resign, ctl)
+        self._mark(ReadRequest(everything=True))
+
+    async def _carry_out_deletions(self, ctl: ControllerContext) -> None:
+        for name in sorted(self._view.deletes):
+            ops = await asyncio.to_thread(self._store.topic_tree_delete_ops, name)
+            await self._fenced(ctl, ops)
+            log.info("controller %d deleted queue %s", self.broker_id, name)
+            self._mark(ReadRequest(topics={name}, deletes=True))
+
+    async def _create_missing_states(self, ctl: ControllerContext) -> None:
+        for name, states in self._view.missing_states(ctl.epoch).items():
+            ops = await asyncio.to_thread(self._store.missing_partition_ops, name, states)
+            await self._fenced(ctl, ops)
+            log.info("controller %d created %d partition states of %s", self.broker_id, len(states), name)
+            self._mark(ReadRequest(topics={name}))
+
+    async def _elect_leaders(self, ctl: ControllerContext) -> None:
+        changes = self._view.leader_changes(self._unclean)
+        for c in changes:
+            old = c.old.leader_and_isr
+            log.info(
+                "controller %d: %s-%d leader %d -> %d, leader epoch %d -> %d, isr %s -> %s",
+                self.broker_id, c.queue, c.partition, old.leader, c.new.leader, old.leader_epoch,
+                c.new.leader_epoch, list(old.isr), list(c.new.isr),
+            )  # fmt: skip
+        if changes:
+            self._mark(ReadRequest(states={(c.queue, c.partition) for c in changes}))
+            ops = [
+                Op("set", state_path(c.queue, c.partition), encode_state(c.new, ctl.epoch), c.old.version)
+                for c in changes
+            ]
+            await self._fenced(ctl, ops)
+
+    # --- test hooks ------------------------------------------------------------------------------------
+
+    async def _controller_write(self, ctl: ControllerContext, ops: list[Op]) -> None:
+        """A controller write with a given term (fault tests replay a deposed controller's write)."""
+        try:
+            await self._fenced(ctl, ops)
+        except ControllerFencedError as exc:
+            await self._step_down(ctl, exc)
+            raise
