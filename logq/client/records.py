@@ -191,6 +191,7 @@ def decode_fetched(data: bytes | memoryview, queue: str, partition: int, from_of
 def _decode_fetched(data: bytes | memoryview, queue: str, partition: int, from_offset: int) -> FetchedBatches:
     out: list[ConsumerRecord] = []
     buf = bytes(data)
+    view = memoryview(buf)
     pos = 0
     end = len(buf)
     next_offset = from_offset
@@ -203,6 +204,9 @@ def _decode_fetched(data: bytes | memoryview, queue: str, partition: int, from_o
             raise rb.BatchError(f"magic {header.magic} is not supported")
         last = header.base_offset + header.last_offset_delta
         if last >= next_offset and not header.attributes & rb.ATTR_CONTROL:
+            # As Kafka's check.crcs: a batch damaged on the way or on a broker's disk is never handed out.
+            if rb.checksum(view[pos + rb.CRC_START : pos + size]) != header.crc:
+                raise rb.BatchError(f"batch at offset {header.base_offset} fails its CRC-32C check")
             section = buf[pos + rb.HEADER_SIZE : pos + size]
             if header.attributes & rb.CODEC_MASK:
                 section = codec.decompress(header.attributes & rb.CODEC_MASK, section)
