@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run cluster cluster-stop test lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,13 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/logq broker start
+
+# Cluster mode (preview): ZooKeeper and three brokers on 127.0.0.1 (scripts/cluster.sh; data in ./cluster-data).
+cluster: $(STAMP)
+	scripts/cluster.sh start
+
+cluster-stop:
+	scripts/cluster.sh stop
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -80,24 +80,38 @@ def broker() -> None:
 @click.option("--listen", metavar="HOST:PORT", help="Default: 127.0.0.1:9092")
 @click.option("--advertised-listener", metavar="HOST:PORT", help="The address clients are told to use.")
 @click.option("--metrics-listen", metavar="HOST:PORT", help="Serve Prometheus metrics here.")
+@click.option(
+    "--zookeeper",
+    metavar="HOST:PORT[/chroot]",
+    help="Cluster mode (preview): join the cluster kept in this ZooKeeper (setting zookeeper.connect).",
+)
+@click.option("--broker-id", type=int, help="This broker's id, unique in the cluster (setting broker.id).")
 def broker_start(
+    *,
     config_file: Path | None,
     data_dir: Path | None,
     listen: str | None,
     advertised_listener: str | None,
     metrics_listen: str | None,
+    zookeeper: str | None,
+    broker_id: int | None,
 ) -> None:
-    """Start a standalone broker (no ZooKeeper). Flags override the config file.
+    """Start a broker: standalone (no ZooKeeper), or a cluster member with --zookeeper. Flags override
+    the config file.
 
     \b
-    Example:
+    Examples:
       logq broker start --data-dir ./data --listen 127.0.0.1:9092 --metrics-listen 127.0.0.1:9100
+      logq broker start --zookeeper 127.0.0.1:2181/logq --broker-id 1 --data-dir ./data-1 \\
+          --listen 127.0.0.1:9093
     """
     overrides = {
         "data.dir": data_dir,
         "listen": listen,
         "advertised.listener": advertised_listener,
         "metrics.listen": metrics_listen,
+        "zookeeper.connect": zookeeper,
+        "broker.id": broker_id,
     }
     try:
         config = BrokerConfig.load(config_file, overrides)

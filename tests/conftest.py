@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +11,7 @@ from logq.config import LogConfig
 from logq.segments import LogManager
 from logq.testing import FakeClock
 from tests.broker_process import BrokerProcess
+from tests.zookeeper_server import ZooKeeperUnavailable, find_zookeeper
 
 
 @pytest.fixture
@@ -34,3 +37,28 @@ def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
     proc = BrokerProcess(tmp_path / "broker-data").start()
     yield proc
     proc.kill()
+
+
+# A real ZooKeeper (tests/zookeeper_server.py: LOGQ_TEST_ZOOKEEPER, Debian's package, testcontainers) for
+# tests/coordinator and tests/cluster; skipped without one, except under CI, where it fails.
+
+
+@pytest.fixture(scope="session")
+def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``HOST:PORT`` of a running ZooKeeper."""
+    try:
+        handle = find_zookeeper(tmp_path_factory.mktemp("zookeeper"))
+    except ZooKeeperUnavailable as exc:
+        if os.environ.get("CI"):  # .ci/run installs ZooKeeper: a skip there would hide a broken step
+            pytest.fail(f"ZooKeeper is required under CI: {exc}")
+        pytest.skip(str(exc))
+    try:
+        yield handle.connect
+    finally:
+        handle.stop()
+
+
+@pytest.fixture
+def zk_connect(zookeeper: str) -> str:
+    """A connect string with a chroot of its own: ``HOST:PORT/logq-test-<random>``."""
+    return f"{zookeeper}/logq-test-{uuid.uuid4().hex[:12]}"

@@ -4,6 +4,12 @@ Start: storage (recovering the data directory) -> coordinator -> the logs of eve
 flush and retention -> metrics endpoint -> the TCP listener (last, so nothing is served half-ready).
 Stop: the listener -> open connections -> background tasks -> storage (flush, checkpoints, the clean
 shutdown marker) -> coordinator.
+
+Standalone (no ``zookeeper.connect``): the EmbeddedCoordinator; this broker hosts and leads everything.
+Cluster mode: a ZooKeeperCoordinator, and a ``ClusterMember`` that hosts the partitions assigned here and
+follows leadership from the coordinator's snapshots (``logq/broker/cluster.py``). ``__consumer_offsets``
+is created (replication factor 1) by the first FindCoordinator, as Kafka does, so that it is spread over
+the brokers running by then.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ import asyncio
 import contextlib
 import logging
 import resource
+from collections.abc import Callable
 
+from logq.broker.cluster import ClusterMember
 from logq.broker.config import BrokerConfig, HostPort
 from logq.broker.describe_handlers import DescribeHandlers
 from logq.broker.group_handlers import GroupHandlers
@@ -22,9 +30,10 @@ from logq.broker.metrics import BrokerMetrics
 from logq.broker.replica_manager import ReplicaManager
 from logq.broker.server import Server
 from logq.clock import SYSTEM_CLOCK, Clock
-from logq.coordinator import BrokerInfo, EmbeddedCoordinator
+from logq.coordinator import BrokerInfo, Coordinator, EmbeddedCoordinator
+from logq.coordinator.zookeeper import ZooKeeperCoordinator
 from logq.groups.membership import Group, GroupMembership, MembershipConfig
-from logq.groups.offsets import OFFSETS_QUEUE, OffsetStore
+from logq.groups.offsets import OFFSETS_QUEUE, NotCoordinatorError, OffsetStore
 from logq.groups.state import GroupState
 from logq.retention import RetentionJob
 from logq.segments import LogManager, PartitionLog
@@ -43,7 +52,7 @@ class Broker:
         self._listener: asyncio.Server | None = None
         self._logs: LogManager | None = None
         self._server: Server | None = None
-        self._coordinator: EmbeddedCoordinator | None = None
+        self._coordinator: EmbeddedCoordinator | ZooKeeperCoordinator | None = None
         self.address: HostPort | None = None
         self.lag: LagTracker | None = None
 
@@ -61,16 +70,36 @@ class Broker:
         port = listener.sockets[0].getsockname()[1]
         self.address = HostPort(config.listen.host, port)
         advertised = config.advertised_listener or self.address
-        self._coordinator = coordinator = EmbeddedCoordinator(
-            config.data_dir, BrokerInfo(config.broker_id, advertised.host, advertised.port)
-        )
-        await coordinator.start()
-        replicas = ReplicaManager(logs, config.log, fsync_before_ack=config.log.fsync_before_ack)
-        if OFFSETS_QUEUE not in coordinator.queues():
-            await coordinator.create_queue(OFFSETS_QUEUE, config.offsets_topic_num_partitions, 1, {})
-        await replicas.host(coordinator.queues())
-        replicas.warn_about_strays(coordinator.queues())
-        offsets = await self._load_offsets(coordinator, replicas)
+        me = BrokerInfo(config.broker_id, advertised.host, advertised.port)
+        member: ClusterMember | None = None
+        coordinator: Coordinator
+        if config.zookeeper_connect is not None:
+            zk = ZooKeeperCoordinator(
+                config.zookeeper_connect, me, session_timeout_ms=config.zookeeper_session_timeout_ms
+            )
+            self._coordinator = coordinator = zk
+            await zk.start()
+            log.info("broker %d joined the cluster at %s", config.broker_id, config.zookeeper_connect)
+            replicas = ReplicaManager(
+                logs, config.log, fsync_before_ack=config.log.fsync_before_ack, broker_id=config.broker_id
+            )
+            await replicas.host(zk.queues())
+            replicas.warn_about_strays(zk.queues())
+            offsets_meta = zk.queues().get(OFFSETS_QUEUE)
+            partitions = len(offsets_meta.partitions) if offsets_meta else config.offsets_topic_num_partitions
+            offsets = OffsetStore(self._offsets_log_for(replicas), partitions, self._clock)
+            member = ClusterMember(zk, replicas, offsets)
+            await member.start()
+        else:
+            embedded = EmbeddedCoordinator(config.data_dir, me)
+            self._coordinator = coordinator = embedded
+            await embedded.start()
+            replicas = ReplicaManager(logs, config.log, fsync_before_ack=config.log.fsync_before_ack)
+            if OFFSETS_QUEUE not in embedded.queues():
+                await embedded.create_queue(OFFSETS_QUEUE, config.offsets_topic_num_partitions, 1, {})
+            await replicas.host(embedded.queues())
+            replicas.warn_about_strays(embedded.queues())
+            offsets = await self._load_offsets(embedded, replicas)
         membership = GroupMembership(
             MembershipConfig(
                 initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
@@ -105,6 +134,8 @@ class Broker:
             asyncio.create_task(membership.run(), name="group-timers"),
             asyncio.create_task(self._maintain_offsets(offsets), name="offsets-maintenance"),
         ]
+        if member is not None:
+            self._tasks.append(asyncio.create_task(member.run(), name="cluster-member"))
         self.metrics.watch_logs(logs.logs)
         if config.metrics_listen is not None:
             self.metrics.serve(config.metrics_listen.host, config.metrics_listen.port)
@@ -112,16 +143,19 @@ class Broker:
         await listener.start_serving()
         log.info("listening on %s (advertised as %s), data in %s", self.address, advertised, config.data_dir)
 
-    async def _load_offsets(self, coordinator: EmbeddedCoordinator, replicas: ReplicaManager) -> OffsetStore:
-        """Standalone, this broker leads every __consumer_offsets partition: load them all."""
-        partitions = len(coordinator.queues()[OFFSETS_QUEUE].partitions)
-
+    @staticmethod
+    def _offsets_log_for(replicas: ReplicaManager) -> Callable[[int], PartitionLog]:
         def log_for(partition: int) -> PartitionLog:
             plog = replicas.log_for(OFFSETS_QUEUE, partition)
             assert plog is not None
             return plog
 
-        offsets = OffsetStore(log_for, partitions, self._clock)
+        return log_for
+
+    async def _load_offsets(self, coordinator: EmbeddedCoordinator, replicas: ReplicaManager) -> OffsetStore:
+        """Standalone, this broker leads every __consumer_offsets partition: load them all."""
+        partitions = len(coordinator.queues()[OFFSETS_QUEUE].partitions)
+        offsets = OffsetStore(self._offsets_log_for(replicas), partitions, self._clock)
         records = 0
         for partition in range(partitions):
             records += await asyncio.to_thread(offsets.load, partition)
@@ -146,7 +180,9 @@ class Broker:
             await asyncio.sleep(config.log.retention_check_interval_ms / 1000)
             await asyncio.to_thread(offsets.expire, self._clock.time_ms(), config.offsets_retention_ms)
             for partition in range(offsets.partitions):
-                await asyncio.to_thread(offsets.maybe_compact, partition, OFFSETS_COMPACT_BYTES)
+                if offsets.loaded(partition):  # cluster mode: only the partitions led here
+                    with contextlib.suppress(NotCoordinatorError):  # unloaded meanwhile (leader moved)
+                        await asyncio.to_thread(offsets.maybe_compact, partition, OFFSETS_COMPACT_BYTES)
 
     def _protocol(self) -> asyncio.Protocol:
         assert self._server is not None  # set before the listener starts serving

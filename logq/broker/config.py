@@ -54,7 +54,14 @@ class BrokerConfig:
     group_min_session_timeout_ms: int = 6000
     group_max_session_timeout_ms: int = 1_800_000
     group_stalled_owner_ms: int = 60_000  # an owner with lag, no fetch and no commit this long is stalled
+    # Cluster mode: ZooKeeper's HOST:PORT[,HOST:PORT...][/chroot]; None runs a standalone broker.
+    zookeeper_connect: str | None = None
+    zookeeper_session_timeout_ms: int = 6000  # how long a crashed broker keeps its registration
     log: LogConfig = field(default_factory=LogConfig)
+
+    @property
+    def cluster_mode(self) -> bool:
+        return self.zookeeper_connect is not None
 
     @property
     def advertised(self) -> HostPort:
@@ -106,6 +113,10 @@ def _convert(key: str, type_name: Any, value: Any) -> Any:
         return value if isinstance(value, HostPort) else HostPort.parse(str(value))
     if "Path" in kind:
         return Path(value)
+    if kind == "str | None":
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"broker setting {key!r} must be a non-empty string, not {value!r}")
+        return value
     if kind == "bool":
         if isinstance(value, bool):
             return value

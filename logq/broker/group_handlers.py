@@ -3,23 +3,29 @@ OffsetCommit, OffsetFetch, DescribeGroups and ListGroups.
 
 Membership lives in ``logq.groups.membership`` and committed offsets in ``logq.groups.offsets``; these
 functions translate requests and answers. A standalone broker coordinates every group (it leads every
-``__consumer_offsets`` partition). An OffsetCommit is answered only after its batch is fsynced.
+``__consumer_offsets`` partition). In cluster mode a group's coordinator is the leader of its offsets
+partition: FindCoordinator names that broker; any other broker answers NOT_COORDINATOR, and the leader
+answers COORDINATOR_LOAD_IN_PROGRESS until it has loaded the partition. An OffsetCommit is answered only
+after its batch is fsynced.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from logq.broker.handlers import Handler
 from logq.broker.replica_manager import ReplicaManager
-from logq.coordinator import Coordinator
+from logq.coordinator import Coordinator, QueueMetadata
 from logq.error_codes import ErrorCode
-from logq.errors import LogqError
+from logq.errors import LogqError, QueueExistsError
 from logq.groups.membership import GroupMembership
 from logq.groups.offsets import OFFSETS_QUEUE, OffsetAndMetadata, OffsetStore
 from logq.groups.state import GroupState, commit_answer
 from logq.protocol import RequestHeader
 from logq.protocol import messages as m
+
+log = logging.getLogger(__name__)
 
 GROUP_KEY = 0  # FindCoordinator key_type: a consumer group (1 would be a transaction)
 
@@ -55,12 +61,59 @@ class GroupHandlers:
             return m.FindCoordinatorResponse(
                 error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, error_message="transactions are not supported"
             )
-        me = next(b for b in self._coordinator.brokers() if b.broker_id == self._coordinator.broker_id)
+        if not self._replicas.cluster_mode:
+            me = next(b for b in self._coordinator.brokers() if b.broker_id == self._coordinator.broker_id)
+            return m.FindCoordinatorResponse(
+                error_code=ErrorCode.NONE, node_id=me.broker_id, host=me.host, port=me.port
+            )
+        offsets = self._coordinator.queues().get(OFFSETS_QUEUE)
+        if offsets is None:
+            offsets = await self._create_offsets_queue()
+        partition = self._offsets.partition_of(req.key)
+        leader = -1
+        if offsets is not None and partition < len(offsets.partitions):
+            leader = offsets.partitions[partition].leader
+        found = next((b for b in self._coordinator.brokers() if b.broker_id == leader), None)
+        if found is None:
+            return m.FindCoordinatorResponse(
+                error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
+                error_message=f"{OFFSETS_QUEUE} partition {partition} has no live leader",
+                node_id=-1,
+                host="",
+                port=-1,
+            )
         return m.FindCoordinatorResponse(
-            error_code=ErrorCode.NONE, node_id=me.broker_id, host=me.host, port=me.port
+            error_code=ErrorCode.NONE, node_id=found.broker_id, host=found.host, port=found.port
         )
 
+    async def _create_offsets_queue(self) -> QueueMetadata | None:
+        """Cluster mode: the first FindCoordinator creates __consumer_offsets (replication factor 1 until
+        replication exists), placed over the brokers live then, as Kafka does."""
+        try:
+            await self._coordinator.create_queue(OFFSETS_QUEUE, self._offsets.partitions, 1, {})
+            log.info("created %s with %d partitions", OFFSETS_QUEUE, self._offsets.partitions)
+        except QueueExistsError:
+            pass  # another broker created it at the same time
+        except LogqError as exc:
+            log.warning("cannot create %s yet: %s", OFFSETS_QUEUE, exc)
+        return self._coordinator.queues().get(OFFSETS_QUEUE)
+
+    def _not_here(self, group_id: str) -> ErrorCode:
+        """NONE if this broker coordinates the group now, else NOT_COORDINATOR or
+        COORDINATOR_LOAD_IN_PROGRESS (always NONE standalone)."""
+        if not self._replicas.cluster_mode:
+            return ErrorCode.NONE
+        partition = self._offsets.partition_of(group_id)
+        if not self._replicas.is_leader(OFFSETS_QUEUE, partition):
+            return ErrorCode.NOT_COORDINATOR
+        if not self._offsets.loaded(partition):
+            return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+        return ErrorCode.NONE
+
     async def join_group(self, header: RequestHeader, req: m.JoinGroupRequest) -> m.JoinGroupResponse:
+        error = self._not_here(req.group_id)
+        if error:
+            return m.JoinGroupResponse(error_code=error, member_id=req.member_id)
         result = await self._membership.join(
             req.group_id,
             req.member_id,
@@ -89,6 +142,9 @@ class GroupHandlers:
         )
 
     async def sync_group(self, header: RequestHeader, req: m.SyncGroupRequest) -> m.SyncGroupResponse:
+        error = self._not_here(req.group_id)
+        if error:
+            return m.SyncGroupResponse(error_code=error, assignment=b"")
         assignments = {a.member_id: bytes(a.assignment) for a in req.assignments}
         error, assignment = await self._membership.sync(
             req.group_id, req.generation_id, req.member_id, assignments
@@ -96,11 +152,17 @@ class GroupHandlers:
         return m.SyncGroupResponse(error_code=error, assignment=assignment)
 
     async def heartbeat(self, header: RequestHeader, req: m.HeartbeatRequest) -> m.HeartbeatResponse:
+        error = self._not_here(req.group_id)
+        if error:
+            return m.HeartbeatResponse(error_code=error)
         return m.HeartbeatResponse(
             error_code=self._membership.heartbeat(req.group_id, req.generation_id, req.member_id)
         )
 
     async def leave_group(self, header: RequestHeader, req: m.LeaveGroupRequest) -> m.LeaveGroupResponse:
+        error = self._not_here(req.group_id)
+        if error:
+            return m.LeaveGroupResponse(error_code=error)
         if header.api_version < 3:
             return m.LeaveGroupResponse(error_code=self._membership.leave(req.group_id, req.member_id))
         members = [
@@ -118,6 +180,10 @@ class GroupHandlers:
     ) -> m.DescribeGroupsResponse:
         described = []
         for group_id in req.groups:
+            error = self._not_here(group_id)
+            if error:
+                described.append(m.DescribedGroup(error_code=error, group_id=group_id, group_state=""))
+                continue
             group = self._membership.groups.get(group_id)
             if group is None:
                 described.append(
@@ -169,8 +235,7 @@ class GroupHandlers:
         simple = req.generation_id < 0 and not req.member_id  # assign() users and kcat
         matches = group is not None and req.generation_id == group.generation
         error = commit_answer(state, simple=simple, known_member=known, generation_matches=matches)
-        if not req.group_id:
-            error = ErrorCode.INVALID_GROUP_ID
+        error = self._not_here(req.group_id) or error if req.group_id else ErrorCode.INVALID_GROUP_ID
         codes: dict[tuple[str, int], int] = {}
         wanted: dict[tuple[str, int], OffsetAndMetadata] = {}
         queues = self._coordinator.queues()
@@ -221,6 +286,19 @@ class GroupHandlers:
         wanted = (
             None if req.topics is None else [(t.name, p) for t in req.topics for p in t.partition_indexes]
         )
+        error = self._not_here(req.group_id)
+        if error:  # per partition too: v0-1 have no top-level error
+            failed: dict[str, list[m.OffsetFetchResponsePartition]] = {}
+            for name, index in wanted or []:
+                failed.setdefault(name, []).append(
+                    m.OffsetFetchResponsePartition(
+                        partition_index=index, committed_offset=-1, metadata="", error_code=error
+                    )
+                )
+            return m.OffsetFetchResponse(
+                topics=[m.OffsetFetchResponseTopic(name=n, partitions=ps) for n, ps in failed.items()],
+                error_code=error,
+            )
         try:
             found = self._offsets.fetch(req.group_id, wanted)
         except LogqError as exc:

@@ -177,8 +177,10 @@ class Handlers:
         if plog is None and self._config.auto_create_queues and queue not in self._coordinator.queues():
             await self._auto_create(queue)
             plog = self._replicas.log_for(queue, part.index)
-        if plog is None:
-            return _produce_error(part.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        if plog is None or not self._replicas.is_leader(queue, part.index):
+            return _produce_error(
+                part.index, self._replicas.not_served(queue, part.index, self._coordinator.queues())
+            )
         if queue.startswith(INTERNAL_PREFIX):
             return _produce_error(
                 part.index, ErrorCode.INVALID_TOPIC_EXCEPTION, "internal queues are not writable"
@@ -264,8 +266,9 @@ class Handlers:
             partitions = []
             for p in topic.partitions:
                 data, error, plog = EMPTY, ErrorCode.NONE, self._replicas.log_for(topic.topic, p.partition)
-                if plog is None:
-                    error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                if plog is None or not self._replicas.is_leader(topic.topic, p.partition):
+                    error = self._replicas.not_served(topic.topic, p.partition, self._coordinator.queues())
+                    plog = None
                 elif not plog.log_start_offset <= p.fetch_offset <= plog.log_end_offset:
                     error = ErrorCode.OFFSET_OUT_OF_RANGE
                 elif (topic.topic, p.partition) not in served:
@@ -307,8 +310,10 @@ class Handlers:
                 result = m.ListOffsetsPartitionResponse(
                     partition_index=p.partition_index, error_code=ErrorCode.NONE
                 )
-                if plog is None:
-                    result.error_code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                if plog is None or not self._replicas.is_leader(topic.name, p.partition_index):
+                    result.error_code = self._replicas.not_served(
+                        topic.name, p.partition_index, self._coordinator.queues()
+                    )
                 elif p.timestamp == -1:  # latest
                     result.offset = plog.high_watermark
                 elif p.timestamp == -2:  # earliest
@@ -378,6 +383,12 @@ class Handlers:
             replication = 1
         if partitions < 1:
             raise InvalidPartitionsError(f"a queue needs at least 1 partition, not {partitions}")
+        if replication > 1 and self._config.cluster_mode:
+            raise InvalidReplicationFactorError(
+                f"replication factor {replication} is refused: replication is not available yet in "
+                "cluster mode (a replica without the data would lose acknowledged messages on failover); "
+                "use replication factor 1"
+            )
         if replication < 1 or replication > len(live):
             raise InvalidReplicationFactorError(
                 f"replication factor {replication} is impossible with {len(live)} live broker(s)"

@@ -4,6 +4,13 @@ wake-ups that long-polling fetches wait for.
 Standalone mode: this broker leads every partition and is its only replica, so the high watermark moves
 to the log end on every append. Runs on the event loop; blocking work (fsync, creating and deleting
 logs) goes to threads.
+
+Cluster mode (``broker_id`` given): the broker hosts only the partitions whose replicas include it, and
+leads those whose state in the coordinator's latest snapshot names it as leader (``update_leadership``).
+``fence()`` (the ZooKeeper session was lost) drops every leadership at once and remembers each
+partition's leader epoch: the partition is led again only once a snapshot names this broker leader in a
+*newer* leader epoch (the controller always gives a re-registered leader a new epoch), so nothing is
+acknowledged in an epoch that may already have another leader.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from collections.abc import Iterable, Mapping
 
 from logq.config import LogConfig
 from logq.coordinator import QueueMetadata
+from logq.error_codes import ErrorCode
 from logq.groups.offsets import OFFSETS_QUEUE, offsets_log_config
 from logq.queues import log_config_for
 from logq.segments import AppendInfo, LogManager, PartitionLog
@@ -24,8 +32,13 @@ QueuePartition = tuple[str, int]
 
 
 class ReplicaManager:
-    def __init__(self, logs: LogManager, defaults: LogConfig, *, fsync_before_ack: bool) -> None:
+    def __init__(
+        self, logs: LogManager, defaults: LogConfig, *, fsync_before_ack: bool, broker_id: int | None = None
+    ) -> None:
         self._logs = logs
+        self._broker_id = broker_id  # None: standalone, the only replica and leader of everything
+        self._leading: dict[QueuePartition, int] = {}  # cluster mode: led partition -> its leader epoch
+        self._fenced: dict[QueuePartition, int] = {}  # leader epoch at the last fence(), per partition
         self._defaults = defaults
         self._fsync_before_ack = fsync_before_ack
         self._waiters: dict[QueuePartition, set[asyncio.Future[None]]] = {}
@@ -49,24 +62,86 @@ class ReplicaManager:
             config = log_config_for(self._defaults, queue.settings)
             if queue.name == OFFSETS_QUEUE:
                 config = offsets_log_config(config)  # compacted by the offset store, never aged out
-            for partition in range(len(queue.partitions)):
+            for partition, state in enumerate(queue.partitions):
+                if self._broker_id is not None and self._broker_id not in state.replicas:
+                    continue  # another broker's partition
                 plog = self._logs.create(queue.name, partition, config)
                 plog.high_watermark = plog.log_end_offset
+
+    # --- leadership --------------------------------------------------------------------------------
+
+    @property
+    def cluster_mode(self) -> bool:
+        return self._broker_id is not None
+
+    def is_leader(self, queue: str, partition: int) -> bool:
+        """Whether this broker may serve produce, consumer fetches and ListOffsets for the partition."""
+        return self._broker_id is None or (queue, partition) in self._leading
+
+    def leading(self) -> set[QueuePartition]:
+        return set(self._leading)
+
+    def not_served(self, queue: str, partition: int, queues: Mapping[str, QueueMetadata]) -> ErrorCode:
+        """The error for a partition this broker has no log of or does not lead."""
+        meta = queues.get(queue)
+        if self._broker_id is None or meta is None or not 0 <= partition < len(meta.partitions):
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        return ErrorCode.NOT_LEADER_OR_FOLLOWER
+
+    def update_leadership(
+        self, queues: Mapping[str, QueueMetadata]
+    ) -> tuple[set[QueuePartition], set[QueuePartition]]:
+        """Take the leaders of a new snapshot; returns the partitions (gained, lost)."""
+        if self._broker_id is None:
+            return set(), set()
+        now: dict[QueuePartition, int] = {}
+        for queue in queues.values():
+            for partition, state in enumerate(queue.partitions):
+                key = (queue.name, partition)
+                if state.leader == self._broker_id and state.leader_epoch > self._fenced.get(key, -1):
+                    now[key] = state.leader_epoch
+        gained = set(now) - set(self._leading)
+        lost = set(self._leading) - set(now)
+        self._leading = now
+        for key in lost:
+            self._wake(key)
+        return gained, lost
+
+    def fence(self) -> set[QueuePartition]:
+        """Stop leading everything now (session lost); returns the partitions that were led."""
+        lost = set(self._leading)
+        self._fenced.update(self._leading)
+        self._leading = {}
+        for key in lost:
+            self._wake(key)
+        return lost
 
     def warn_about_strays(self, queues: Mapping[str, QueueMetadata]) -> None:
         """Logs on disk for partitions the metadata does not know are kept, never deleted silently."""
         for queue, partition in self._logs.partitions():
             meta = queues.get(queue)
-            if meta is None or partition >= len(meta.partitions):
+            mine = self._broker_id is None or (
+                meta is not None
+                and partition < len(meta.partitions)
+                and self._broker_id in meta.partitions[partition].replicas
+            )
+            if not mine:
                 log.warning(
-                    "partition %s-%d is on disk but not in the metadata; leaving it alone", queue, partition
+                    "partition %s-%d is on disk but not assigned here by the metadata; leaving it alone",
+                    queue,
+                    partition,
                 )
 
     async def drop(self, queue: str, partitions: int) -> None:
-        """Delete the data of a deleted queue."""
+        """Delete the data of a deleted queue (the partitions hosted here)."""
         for partition in range(partitions):
             await asyncio.to_thread(self._logs.delete, queue, partition)
+            self._leading.pop((queue, partition), None)
+            self._fenced.pop((queue, partition), None)
             self._wake((queue, partition))
+
+    def hosted_queues(self) -> set[str]:
+        return {queue for queue, _ in self._logs.partitions()}
 
     # --- produce -----------------------------------------------------------------------------------
 

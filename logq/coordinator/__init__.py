@@ -1,5 +1,5 @@
 """Cluster metadata behind one interface (``Coordinator``): the embedded implementation runs a
-standalone broker; a ZooKeeper implementation will run a cluster. The broker only sees the interface."""
+standalone broker; the ZooKeeper implementation runs a cluster member."""
 
 from logq.coordinator.embedded import EmbeddedCoordinator
 from logq.coordinator.interface import (

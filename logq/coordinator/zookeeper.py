@@ -115,6 +115,7 @@ class ZooKeeperCoordinator:
         self._view = ClusterView()
         self._snapshot: Mapping[str, QueueMetadata] = EMPTY_QUEUES
         self._listeners: list[MetadataListener] = []
+        self._session_listeners: list[Callable[[str], None]] = []
         self._waiters: list[_Waiter] = []
         self._round = 0
         self._pid_lock = asyncio.Lock()
@@ -208,6 +209,11 @@ class ZooKeeperCoordinator:
     def add_listener(self, listener: MetadataListener) -> None:
         self._listeners.append(listener)
 
+    def add_session_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener`` on the event loop with each ZooKeeper session state ("connected",
+        "suspended", "lost"), before the coordinator acts on it. A broker uses "lost" to stop leading."""
+        self._session_listeners.append(listener)
+
     # --- writes --------------------------------------------------------------------------------------
 
     async def create_queue(
@@ -292,6 +298,11 @@ class ZooKeeperCoordinator:
 
     def _on_state(self, state: str) -> None:
         log.info("broker %d: ZooKeeper session %s", self.broker_id, state)
+        for listener in list(self._session_listeners):
+            try:
+                listener(state)
+            except Exception:
+                log.exception("session listener %r failed", listener)
         self._connected = state == "connected"
         if state == "lost":
             self._registered = False

@@ -1,0 +1,140 @@
+"""A broker as a cluster member: follows the ZooKeeper coordinator's metadata snapshots.
+
+On every snapshot (the coordinator's listener, called on the event loop):
+
+- leadership is updated at once (``ReplicaManager.update_leadership``): a partition whose leader is now
+  another broker (or -1) stops being served before anything else runs, so produce, consumer fetches and
+  ListOffsets for it answer NOT_LEADER_OR_FOLLOWER; offsets partitions no longer led are unloaded (their
+  groups then get NOT_COORDINATOR);
+- then, in this member's task: the logs of new partitions assigned here are opened (created), the data of
+  queues deleted from the metadata is removed, and each ``__consumer_offsets`` partition this broker
+  has just come to lead is loaded (the existing load path); meanwhile its groups get
+  COORDINATOR_LOAD_IN_PROGRESS.
+
+A lost ZooKeeper session (the coordinator's session listener, "lost") fences the broker: every
+leadership ends at once and is taken back only from a snapshot that names this broker leader in a newer
+leader epoch (see ``ReplicaManager.fence``). Queues deleted while this broker was down are not removed
+from its disk (``warn_about_strays`` logs them), as standalone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from logq.broker.replica_manager import QueuePartition, ReplicaManager
+from logq.coordinator import QueueMetadata
+from logq.coordinator.zookeeper import ZooKeeperCoordinator
+from logq.groups.offsets import OFFSETS_QUEUE, OffsetStore
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 0.5
+
+
+class ClusterMember:
+    def __init__(
+        self, coordinator: ZooKeeperCoordinator, replicas: ReplicaManager, offsets: OffsetStore
+    ) -> None:
+        self._coordinator = coordinator
+        self._replicas = replicas
+        self._offsets = offsets
+        self._latest: Mapping[str, QueueMetadata] = coordinator.queues()
+        self._known: dict[str, int] = {}  # queues of the last applied snapshot -> partition count
+        self._to_load: set[int] = set()
+        self._wake = asyncio.Event()
+
+    async def start(self) -> None:
+        """Take the current snapshot: host its partitions, take leadership, load led offsets partitions."""
+        self._coordinator.add_listener(self._on_metadata)
+        self._coordinator.add_session_listener(self._on_session)
+        self._on_metadata(self._coordinator.queues())
+        self._wake.clear()
+        await self._apply()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._apply()
+            except Exception:
+                log.exception("applying the cluster metadata failed; retrying")
+                await asyncio.sleep(RETRY_S)
+                self._wake.set()
+
+    # --- from the coordinator (on the event loop) ---------------------------------------------------
+
+    def _on_metadata(self, queues: Mapping[str, QueueMetadata]) -> None:
+        self._latest = queues
+        gained, lost = self._replicas.update_leadership(queues)
+        self._unload(lost)
+        self._to_load |= {p for q, p in gained if q == OFFSETS_QUEUE}
+        for queue, partition in sorted(gained | lost):
+            log.info(
+                "partition %s-%d: %s",
+                queue,
+                partition,
+                "leading" if (queue, partition) in gained else "no longer leading",
+            )
+        self._check_offsets_partitions(queues)
+        self._wake.set()
+
+    def _on_session(self, state: str) -> None:
+        if state != "lost":
+            return
+        lost = self._replicas.fence()
+        self._unload(lost)
+        log.warning(
+            "ZooKeeper session lost: no longer leading %d partitions until the controller gives them a new "
+            "leader epoch",
+            len(lost),
+        )
+
+    def _unload(self, lost: set[QueuePartition]) -> None:
+        for queue, partition in lost:
+            if queue == OFFSETS_QUEUE:
+                self._to_load.discard(partition)
+                if partition < self._offsets.partitions:
+                    self._offsets.unload(partition)
+
+    def _check_offsets_partitions(self, queues: Mapping[str, QueueMetadata]) -> None:
+        meta = queues.get(OFFSETS_QUEUE)
+        if meta is not None and len(meta.partitions) != self._offsets.partitions:
+            log.error(
+                "%s has %d partitions but this broker's offsets.topic.num.partitions is %d: groups may be "
+                "coordinated by the wrong broker",
+                OFFSETS_QUEUE,
+                len(meta.partitions),
+                self._offsets.partitions,
+            )
+
+    # --- the member's task ------------------------------------------------------------------------
+
+    async def _apply(self) -> None:
+        queues = self._latest
+        for name, partitions in sorted(self._known.items()):
+            if name not in queues:
+                await self._replicas.drop(name, partitions)
+                log.info("queue %s was deleted: removed its partitions hosted here", name)
+        self._known = {name: len(meta.partitions) for name, meta in queues.items()}
+        await self._replicas.host(queues)
+        for partition in sorted(self._to_load):
+            if partition >= self._offsets.partitions:
+                self._to_load.discard(partition)
+                continue
+            if not self._replicas.is_leader(OFFSETS_QUEUE, partition):
+                self._to_load.discard(partition)
+                continue
+            if self._replicas.log_for(OFFSETS_QUEUE, partition) is None:
+                continue  # hosted by the next round
+            records = await asyncio.to_thread(self._offsets.load, partition)
+            if self._replicas.is_leader(OFFSETS_QUEUE, partition):
+                self._to_load.discard(partition)
+                log.info("loaded %s partition %d: %d records", OFFSETS_QUEUE, partition, records)
+            else:  # lost it while loading
+                self._offsets.unload(partition)
+        if self._to_load:
+            await asyncio.sleep(RETRY_S)
+            self._wake.set()
