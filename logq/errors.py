@@ -6,6 +6,7 @@ LogqError
  |    +-- BatchTooLargeError      MESSAGE_TOO_LARGE: larger than max.message.bytes
  |    +-- OffsetOutOfRangeError   OFFSET_OUT_OF_RANGE: below the log start or past the log end
  |    +-- LogClosedError          KAFKA_STORAGE_ERROR: the partition log is closed or deleted
+ +-- FencedLeaderEpochError       FENCED_LEADER_EPOCH: an append's leader epoch is below the log's latest
  +-- ProducerStateError           a sequence/epoch check of an idempotent producer failed
       +-- InvalidProducerEpochError   INVALID_PRODUCER_EPOCH
       +-- OutOfOrderSequenceError     OUT_OF_ORDER_SEQUENCE_NUMBER
@@ -60,6 +61,13 @@ class OffsetOutOfRangeError(StorageError):
 
 class LogClosedError(StorageError):
     code = ErrorCode.KAFKA_STORAGE_ERROR
+
+
+class FencedLeaderEpochError(LogqError):
+    """An append stamped with a leader epoch older than the latest one the log has recorded (KIP-101).
+    Not a StorageError: nothing is wrong with the log; the writer is a deposed leader."""
+
+    code = ErrorCode.FENCED_LEADER_EPOCH
 
 
 class ProducerStateError(LogqError):
@@ -156,6 +164,7 @@ _BY_CODE: dict[ErrorCode, type[LogqError]] = {
     ErrorCode.KAFKA_STORAGE_ERROR: StorageError,
     ErrorCode.INVALID_PRODUCER_EPOCH: InvalidProducerEpochError,
     ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER: OutOfOrderSequenceError,
+    ErrorCode.FENCED_LEADER_EPOCH: FencedLeaderEpochError,
     ErrorCode.TOPIC_ALREADY_EXISTS: QueueExistsError,
     ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: UnknownQueueError,
     ErrorCode.INVALID_TOPIC_EXCEPTION: InvalidQueueNameError,

@@ -11,6 +11,7 @@ Keys (``P`` = the partition's directory name, e.g. ``orders-3``; names never con
     t P / be64(timestamp)    time index: running max timestamp -> be64(base offset of that batch)
     m P / be64(segment base) segment metadata: broker append times (ms) of its first and newest batch
     r P / be64(producer id)  idempotent-producer state as of the checkpoint
+    e P / be64(leader epoch) leader-epoch history (KIP-101): be64(start offset), as of the checkpoint
 
 Offset entries are sparse (one per ``index.interval.bytes``); time entries mark each rise of the running
 max timestamp. Lookups return the greatest entry at or below the target and the reader scans forward
@@ -24,7 +25,7 @@ import bisect
 import logging
 import shutil
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +118,7 @@ class PartitionIndex:
         self._times = b"t" + raw + b"/"
         self._segments = b"m" + raw + b"/"
         self._producers = b"r" + raw + b"/"
+        self._epochs = b"e" + raw + b"/"
 
     # --- offset index ---------------------------------------------------------------------------
 
@@ -216,6 +218,14 @@ class PartitionIndex:
             _U64.unpack_from(k, len(self._producers))[0]: bytes(v) for k, v in self._scan(self._producers)
         }
 
+    def leader_epochs(self) -> list[tuple[int, int]]:
+        """The leader-epoch history as of the checkpoint: (epoch, start offset), in epoch order."""
+        return [
+            (_U64.unpack_from(k, len(self._epochs))[0], _U64.unpack(v)[0])
+            for k, v in self._scan(self._epochs)
+            if len(v) == _U64.size
+        ]
+
     def commit(
         self,
         checkpoint: Checkpoint,
@@ -224,6 +234,7 @@ class PartitionIndex:
         dropped_segments: tuple[int, ...] = (),
         producers: Mapping[int, bytes] | None = None,
         dropped_producers: tuple[int, ...] = (),
+        leader_epochs: Sequence[tuple[int, int]] | None = None,
         sync: bool = False,
     ) -> None:
         """Write the checkpoint and the state that goes with it atomically (one RocksDB write batch).
@@ -233,6 +244,7 @@ class PartitionIndex:
         start from an earlier checkpoint (and rocksdict holds the GIL through a synced write, which
         would stall the broker's event loop). Truncation passes ``sync`` because after it, bytes below
         an older checkpoint may differ from what that checkpoint described.
+        ``leader_epochs``, when given, replaces the whole leader-epoch history (it is a handful of entries).
         """
         wb = WriteBatch(raw_mode=True)
         for base, (first_ms, last_ms) in (segment_times or {}).items():
@@ -243,6 +255,10 @@ class PartitionIndex:
             wb.put(self._producers + _U64.pack(pid), blob)
         for pid in dropped_producers:
             wb.delete(self._producers + _U64.pack(pid))
+        if leader_epochs is not None:
+            wb.delete_range(self._epochs, _range_end(self._epochs))
+            for epoch, start_offset in leader_epochs:
+                wb.put(self._epochs + _U64.pack(epoch), _U64.pack(start_offset))
         wb.put(
             self._checkpoint_key,
             _CHECKPOINT.pack(
@@ -255,7 +271,7 @@ class PartitionIndex:
         """Forget this partition's index (before a full rebuild, or when the partition is deleted)."""
         wb = WriteBatch(raw_mode=True)
         wb.delete(self._checkpoint_key)
-        prefixes = [self._offsets, self._times, self._producers]
+        prefixes = [self._offsets, self._times, self._producers, self._epochs]
         if not keep_segment_times:
             prefixes.append(self._segments)
         for prefix in prefixes:

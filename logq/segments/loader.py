@@ -9,9 +9,10 @@ Pass 3  Decide how much to scan:
         - no checkpoint (a new or lost index), one that disagrees with the files, or an index entry
           that points past a segment's end: forget the partition's index and scan every segment.
 Pass 4  Scan: validate every batch (length, magic, CRC-32C, continuous offsets), re-index it and replay
-        its header into the idempotent-producer state. At the first invalid batch cut the segment
-        there, delete every later segment and log how many bytes were dropped. A corrupt batch is
-        therefore never served.
+        its header into the idempotent-producer state and the leader-epoch history (its
+        partitionLeaderEpoch). At the first invalid batch cut the segment there, delete every later
+        segment and log how many bytes were dropped. A corrupt batch is therefore never served. The
+        leader-epoch history is then cut to the recovered log end and clamped to the log start.
 Pass 5  fsync what was recovered and write a fresh checkpoint, so that the next start scans nothing.
 """
 
@@ -28,6 +29,7 @@ from logq.clock import Clock
 from logq.config import LogConfig
 from logq.segments import files
 from logq.segments.index import Checkpoint, PartitionIndex, SparseIndexer
+from logq.segments.leader_epochs import LeaderEpochHistory
 from logq.segments.log import PartitionLog
 from logq.segments.producer_state import ProducerStateTable
 from logq.segments.segment import Segment
@@ -56,6 +58,7 @@ def load_partition(
 
     problem = _checkpoint_problem(checkpoint, segments, index)  # pass 3
     producers = ProducerStateTable()
+    epochs = LeaderEpochHistory()
     if checkpoint is None or problem:
         report.full_rebuild = True
         report.reason = problem or "no checkpoint in the index"
@@ -69,6 +72,7 @@ def load_partition(
         index.delete_offsets_from(next_offset)
         index.delete_times_from_offset(next_offset)
         producers.load(index.producer_entries())
+        epochs = LeaderEpochHistory(index.leader_epochs())
     for earlier, later in itertools.pairwise(segments):
         earlier.next_offset = later.base_offset
 
@@ -90,11 +94,15 @@ def load_partition(
             expected=next_offset,
             indexer=indexer,
             producers=producers,
+            epochs=epochs,
             report=report,
         )
         scanned = segments[start_segment:]
     if report.full_rebuild:
         producers.mark_all_dirty()
+        epochs.mark_dirty()
+    epochs.truncate_from_end(next_offset)
+    epochs.truncate_from_start(segments[0].base_offset)
 
     now = clock.time_ms()
     known = index.segment_times()
@@ -118,6 +126,7 @@ def load_partition(
         segment_times={s.base_offset: (s.first_append_ms, s.last_append_ms) for s in segments},
         producers=changed,
         dropped_producers=gone,
+        leader_epochs=epochs.take_changes(),
     )
     partition_log = PartitionLog(
         name=directory.name,
@@ -130,6 +139,7 @@ def load_partition(
         checkpoint=final,
         config=config,
         clock=clock,
+        leader_epochs=epochs,
     )
     return partition_log, report
 
@@ -187,6 +197,7 @@ def _scan(
     expected: int,
     indexer: SparseIndexer,
     producers: ProducerStateTable,
+    epochs: LeaderEpochHistory,
     report: LoadReport,
 ) -> int:
     """Pass 4 over segments[start:] from ``position``; returns the recovered log end offset."""
@@ -203,6 +214,7 @@ def _scan(
         for pos, header in found:
             indexer.add(segment.base_offset, pos, header.base_offset, header.size, header.max_timestamp)
             producers.update(header, header.base_offset)
+            epochs.replay(header.partition_leader_epoch, header.base_offset)
             expected = header.last_offset + 1
             report.scanned_bytes += header.size
         report.scanned_batches += len(found)

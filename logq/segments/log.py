@@ -34,6 +34,7 @@ from logq.errors import (
 )
 from logq.segments import files
 from logq.segments.index import Checkpoint, PartitionIndex, SparseIndexer
+from logq.segments.leader_epochs import LeaderEpochHistory
 from logq.segments.producer_state import ProducerStateTable
 from logq.segments.segment import Segment
 
@@ -78,6 +79,7 @@ class PartitionLog:
         checkpoint: Checkpoint,
         config: LogConfig,
         clock: Clock,
+        leader_epochs: LeaderEpochHistory | None = None,
     ) -> None:
         self.name = name
         self.directory = directory
@@ -88,6 +90,7 @@ class PartitionLog:
         self._segments = segments
         self._bases = [s.base_offset for s in segments]
         self._producers = producers
+        self._epochs = leader_epochs if leader_epochs is not None else LeaderEpochHistory()
         self._next_offset = next_offset
         self._durable_offset = checkpoint.next_offset
         self._high_watermark = next_offset
@@ -142,7 +145,11 @@ class PartitionLog:
         """Validate one batch as a producer sent it, assign its offsets and write it.
 
         Only baseOffset (bytes 0-7) and partitionLeaderEpoch (12-15) are rewritten, both outside the CRC.
-        Raises BatchTooLargeError, CorruptBatchError, or a ProducerStateError for idempotent batches.
+        ``leader_epoch`` is stamped into the batch; a leader epoch newer than the latest one recorded
+        starts a new entry (epoch, base offset) of the leader-epoch history. -1 means "no epoch"
+        (standalone) and records nothing.
+        Raises BatchTooLargeError, CorruptBatchError, FencedLeaderEpochError (an epoch below the latest
+        recorded one), or a ProducerStateError for idempotent batches.
         The batch is in the page cache when this returns; ``flush()`` makes it durable.
         """
         if len(data) > self.config.max_message_bytes:
@@ -158,6 +165,8 @@ class PartitionLog:
         with self._lock:
             if self._closed:
                 raise LogClosedError(f"{self.name}: the log is closed")
+            if leader_epoch != -1:
+                self._epochs.check(leader_epoch)
             if idempotent:
                 original = self._producers.check(header)
                 if original is not None:
@@ -167,6 +176,8 @@ class PartitionLog:
             base = self._next_offset
             position = segment.append(rb.patch_prefix(header, base, leader_epoch), view[16:])
             self._indexer.add(segment.base_offset, position, base, len(data), header.max_timestamp)
+            if leader_epoch != -1:
+                self._epochs.assign(leader_epoch, base)
             if idempotent:
                 self._producers.update(header, base)
             self._next_offset = segment.next_offset = base + header.last_offset_delta + 1
@@ -341,6 +352,28 @@ class PartitionLog:
                 return TimestampOffset(record.offset, record.timestamp)
         return TimestampOffset(header.base_offset, header.max_timestamp)
 
+    # --- leader epochs (KIP-101) ------------------------------------------------------------------
+
+    def epoch_history(self) -> list[tuple[int, int]]:
+        """The leader-epoch history: (epoch, start offset) for every epoch with data in the log, oldest
+        first (the first entry's start is clamped to the log start once retention deletes older data)."""
+        with self._lock:
+            return self._epochs.entries()
+
+    @property
+    def latest_leader_epoch(self) -> int:
+        """The newest recorded leader epoch, or -1 when none has been recorded."""
+        with self._lock:
+            return self._epochs.latest_epoch
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """OffsetForLeaderEpoch: (the largest recorded epoch <= ``epoch``, the start offset of the next
+        recorded epoch, or the log end offset when it is the latest); (-1, -1) when ``epoch`` is below
+        the first recorded epoch (or none is recorded)."""
+        with self._lock:
+            self._check_open_locked()
+            return self._epochs.end_offset_for(epoch, self._next_offset)
+
     # --- flush (group commit) ---------------------------------------------------------------------
 
     def flush(self) -> int:
@@ -364,6 +397,7 @@ class PartitionLog:
                 dropped = tuple(self._dropped_segment_meta)
                 self._dropped_segment_meta.clear()
                 producers, gone = self._producers.take_changes()
+                epochs = self._epochs.take_changes()
             try:
                 for segment in dirty:
                     segment.flush()
@@ -373,10 +407,12 @@ class PartitionLog:
                     dropped_segments=dropped,
                     producers=producers,
                     dropped_producers=gone,
+                    leader_epochs=epochs,
                 )
             except OSError as exc:
                 with self._lock:
                     self._producers.restore_changes(producers, gone)
+                    self._epochs.restore_changes(epochs)
                     self._dropped_segment_meta.extend(dropped)
                 raise StorageError(f"{self.name}: flush failed: {exc}") from exc
             self._durable_offset = checkpoint.next_offset
@@ -419,6 +455,7 @@ class PartitionLog:
             self._high_watermark = min(self._high_watermark, new_end)
             self._indexer.drop_from(new_end)
             self._producers.truncate(new_end)
+            self._epochs.truncate_from_end(new_end)
             segment.flush()
             files.fsync_dir(self.directory)
             producers, gone = self._producers.take_changes()
@@ -429,6 +466,7 @@ class PartitionLog:
                 dropped_segments=dropped,
                 producers=producers,
                 dropped_producers=gone,
+                leader_epochs=self._epochs.take_changes(),
                 sync=True,
             )
             self._durable_offset = new_end
@@ -467,6 +505,7 @@ class PartitionLog:
                 )
             if deleted:
                 self._indexer.drop_below(self.log_start_offset)
+                self._epochs.truncate_from_start(self.log_start_offset)
         if deleted:
             files.fsync_dir(self.directory)
         return deleted
@@ -504,6 +543,7 @@ class PartitionLog:
                 dropped_segments=tuple(self._dropped_segment_meta),
                 producers=producers,
                 dropped_producers=gone,
+                leader_epochs=self._epochs.take_changes(),
             )
             self._closed = True
         self.purge_deleted(force=True)
@@ -526,10 +566,12 @@ class PartitionLog:
     # --- index repair -----------------------------------------------------------------------------
 
     def _reindex_locked(self) -> None:
-        """Rebuild the offset and time index from the batch headers of every segment."""
+        """Rebuild the offset and time index and the leader-epoch history from the batch headers of every
+        segment (the history is written with the next checkpoint)."""
         self._index.delete_offsets_from(0)
         self._index.delete_times_from_offset(0)
         self._indexer = SparseIndexer(self._index, self.config.index_interval_bytes)
+        epochs = LeaderEpochHistory()
         for segment in self._segments:
             position = 0
             while position < segment.size:
@@ -540,5 +582,9 @@ class PartitionLog:
                     self._indexer.add(
                         segment.base_offset, pos, header.base_offset, header.size, header.max_timestamp
                     )
+                    epochs.replay(header.partition_leader_epoch, header.base_offset)
                     position = pos + header.size
         self._indexer.write_pending()
+        epochs.truncate_from_end(self._next_offset)
+        epochs.mark_dirty()
+        self._epochs = epochs
