@@ -367,9 +367,7 @@ class PartitionLog:
             return self._epochs.latest_epoch
 
     def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
-        """OffsetForLeaderEpoch: (the largest recorded epoch <= ``epoch``, the start offset of the next
-        recorded epoch, or the log end offset when it is the latest); (-1, -1) when ``epoch`` is below
-        the first recorded epoch (or none is recorded)."""
+        """OffsetForLeaderEpoch, with Kafka's answers (see ``LeaderEpochHistory.end_offset_for``)."""
         with self._lock:
             self._check_open_locked()
             return self._epochs.end_offset_for(epoch, self._next_offset)
