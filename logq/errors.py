@@ -7,6 +7,7 @@ LogqError
  |    +-- OffsetOutOfRangeError   OFFSET_OUT_OF_RANGE: below the log start or past the log end
  |    +-- LogClosedError          KAFKA_STORAGE_ERROR: the partition log is closed or deleted
  +-- FencedLeaderEpochError       FENCED_LEADER_EPOCH: an append's leader epoch is below the log's latest
+ +-- ReplicationError             an acks=all write not replicated: NOT_ENOUGH_REPLICAS(_AFTER_APPEND), ...
  +-- ProducerStateError           a sequence/epoch check of an idempotent producer failed
       +-- InvalidProducerEpochError   INVALID_PRODUCER_EPOCH
       +-- OutOfOrderSequenceError     OUT_OF_ORDER_SEQUENCE_NUMBER
@@ -80,6 +81,15 @@ class InvalidProducerEpochError(ProducerStateError):
 
 class OutOfOrderSequenceError(ProducerStateError):
     code = ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+
+
+class ReplicationError(LogqError):
+    """An acks=all write that cannot be acknowledged: the ISR is smaller than min.insync.replicas
+    (NOT_ENOUGH_REPLICAS, nothing appended; NOT_ENOUGH_REPLICAS_AFTER_APPEND, appended but the ISR
+    shrank meanwhile), the ISR did not catch up in time (REQUEST_TIMED_OUT), or this broker stopped
+    leading while it waited (NOT_LEADER_OR_FOLLOWER). The instance carries the precise code."""
+
+    code = ErrorCode.NOT_ENOUGH_REPLICAS
 
 
 class CoordinationError(LogqError):

@@ -12,7 +12,8 @@ MAX_NAME_LENGTH = 249
 _NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 INTERNAL_PREFIX = "__"
 
-DEFAULT_MIN_INSYNC_REPLICAS = 1  # Kafka's default; not a log setting, so not in LogConfig
+DEFAULT_MIN_INSYNC_REPLICAS = 1  # with fewer than 3 replicas; not a log setting, so not in LogConfig
+MIN_INSYNC_REPLICAS_FROM_3 = 2  # the default once a queue has 3 or more replicas
 
 # Settings a queue may override at creation (the rest are broker-wide).
 QUEUE_SETTINGS = frozenset(
@@ -75,12 +76,22 @@ def log_config_for(defaults: LogConfig, settings: Mapping[str, str]) -> LogConfi
     return defaults.with_overrides({k: v for k, v in settings.items() if k != "min.insync.replicas"})
 
 
-def queue_setting_values(config: LogConfig, settings: Mapping[str, str] | None = None) -> dict[str, str]:
+def min_insync_replicas(settings: Mapping[str, str], replication_factor: int) -> int:
+    """The queue's min.insync.replicas: its own setting, else 2 with 3 or more replicas (one broker may
+    fail and acks=all still means two copies), else 1."""
+    explicit = settings.get("min.insync.replicas")
+    if explicit is not None:
+        return int(explicit)
+    return MIN_INSYNC_REPLICAS_FROM_3 if replication_factor >= 3 else DEFAULT_MIN_INSYNC_REPLICAS
+
+
+def queue_setting_values(
+    config: LogConfig, settings: Mapping[str, str] | None = None, replication_factor: int = 1
+) -> dict[str, str]:
     """Every per-queue setting by name, as a string: the log settings from ``config`` (a queue's effective
-    log config, or the broker defaults) and min.insync.replicas from ``settings`` (a queue's overrides)."""
+    log config, or the broker defaults) and min.insync.replicas from ``settings`` (a queue's overrides)
+    and its replication factor."""
     logs = settings_of(config)
     values = {key: str(logs[key]) for key in QUEUE_SETTINGS if key in logs}
-    values["min.insync.replicas"] = (settings or {}).get(
-        "min.insync.replicas", str(DEFAULT_MIN_INSYNC_REPLICAS)
-    )
+    values["min.insync.replicas"] = str(min_insync_replicas(settings or {}, replication_factor))
     return dict(sorted(values.items()))

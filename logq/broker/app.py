@@ -27,6 +27,8 @@ from logq.broker.group_handlers import GroupHandlers
 from logq.broker.handlers import Handlers
 from logq.broker.lag import LagTracker
 from logq.broker.metrics import BrokerMetrics
+from logq.broker.replica_fetcher import ReplicaFetchers
+from logq.broker.replica_handlers import ReplicaHandlers
 from logq.broker.replica_manager import ReplicaManager
 from logq.broker.server import Server
 from logq.clock import SYSTEM_CLOCK, Clock
@@ -55,6 +57,7 @@ class Broker:
         self._coordinator: EmbeddedCoordinator | ZooKeeperCoordinator | None = None
         self.address: HostPort | None = None
         self.lag: LagTracker | None = None
+        self._member: ClusterMember | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -81,14 +84,33 @@ class Broker:
             await zk.start()
             log.info("broker %d joined the cluster at %s", config.broker_id, config.zookeeper_connect)
             replicas = ReplicaManager(
-                logs, config.log, fsync_before_ack=config.log.fsync_before_ack, broker_id=config.broker_id
+                logs,
+                config.log,
+                fsync_before_ack=config.log.fsync_before_ack,
+                broker_id=config.broker_id,
+                replica_lag_time_max_ms=config.replica_lag_time_max_ms,
+                isr_writer=zk.update_isr,
             )
             await replicas.host(zk.queues())
             replicas.warn_about_strays(zk.queues())
             offsets_meta = zk.queues().get(OFFSETS_QUEUE)
             partitions = len(offsets_meta.partitions) if offsets_meta else config.offsets_topic_num_partitions
             offsets = OffsetStore(self._offsets_log_for(replicas), partitions, self._clock)
-            member = ClusterMember(zk, replicas, offsets)
+            fetchers = ReplicaFetchers(
+                config.broker_id,
+                replicas,
+                zk.brokers,
+                fsync=config.log.fsync_before_ack,
+                wait_max_ms=config.replica_fetch_wait_max_ms,
+                max_bytes=config.replica_fetch_max_bytes,
+            )
+            member = ClusterMember(
+                zk,
+                replicas,
+                offsets,
+                fetchers,
+                isr_check_interval_ms=max(config.replica_lag_time_max_ms // 2, 100),
+            )
             await member.start()
         else:
             embedded = EmbeddedCoordinator(config.data_dir, me)
@@ -110,7 +132,17 @@ class Broker:
             on_change=lambda group: self._group_changed(offsets, group),
         )
         handlers = Handlers(config, coordinator, replicas, self.metrics)
-        handlers.by_type.update(GroupHandlers(coordinator, membership, offsets, replicas).by_type)
+        handlers.by_type.update(
+            GroupHandlers(
+                coordinator,
+                membership,
+                offsets,
+                replicas,
+                offsets_replication_factor=config.offsets_topic_replication_factor,
+            ).by_type
+        )
+        if member is not None:
+            handlers.by_type.update(ReplicaHandlers(coordinator, replicas).by_type)
         handlers.by_type.update(DescribeHandlers(config, coordinator, replicas, self.metrics).by_type)
         self.lag = LagTracker(
             offsets=offsets,
@@ -135,7 +167,9 @@ class Broker:
             asyncio.create_task(self._maintain_offsets(offsets), name="offsets-maintenance"),
         ]
         if member is not None:
+            self._member = member
             self._tasks.append(asyncio.create_task(member.run(), name="cluster-member"))
+            self._tasks.append(asyncio.create_task(member.check_isrs(), name="isr-checks"))
         self.metrics.watch_logs(logs.logs)
         if config.metrics_listen is not None:
             self.metrics.serve(config.metrics_listen.host, config.metrics_listen.port)
@@ -184,16 +218,27 @@ class Broker:
                     with contextlib.suppress(NotCoordinatorError):  # unloaded meanwhile (leader moved)
                         await asyncio.to_thread(offsets.maybe_compact, partition, OFFSETS_COMPACT_BYTES)
 
+    async def end_zookeeper_session(self) -> None:
+        """A fault drill (SIGUSR1): end this broker's ZooKeeper session as an expiry would."""
+        if isinstance(self._coordinator, ZooKeeperCoordinator):
+            log.warning("ending this broker's ZooKeeper session on request")
+            await self._coordinator.end_session()
+
     def _protocol(self) -> asyncio.Protocol:
         assert self._server is not None  # set before the listener starts serving
         return self._server.protocol()
 
     async def stop(self) -> None:
-        """Clean shutdown: stop serving, then flush and checkpoint every log and write the marker."""
+        """Clean shutdown: in cluster mode move the leaderships away first (controlled shutdown); stop
+        serving, then flush and checkpoint every log and write the marker."""
+        if self._member is not None:
+            await self._member.controlled_shutdown(self.config.controlled_shutdown_timeout_ms)
         if self._listener is not None:
             self._listener.close()
         if self._server is not None:
             await self._server.close_connections()
+        if self._member is not None:
+            await self._member.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -2,10 +2,10 @@
 
 On every snapshot (the coordinator's listener, called on the event loop):
 
-- leadership is updated at once (``ReplicaManager.update_leadership``): a partition whose leader is now
+- roles are updated at once (``ReplicaManager.update_leadership``): a partition whose leader is now
   another broker (or -1) stops being served before anything else runs, so produce, consumer fetches and
   ListOffsets for it answer NOT_LEADER_OR_FOLLOWER; offsets partitions no longer led are unloaded (their
-  groups then get NOT_COORDINATOR);
+  groups then get NOT_COORDINATOR); the replica fetchers follow the new leaders (``replica_fetcher``);
 - then, in this member's task: the logs of new partitions assigned here are opened (created), the data of
   queues deleted from the metadata is removed, and each ``__consumer_offsets`` partition this broker
   has just come to lead is loaded (the existing load path); meanwhile its groups get
@@ -13,19 +13,23 @@ On every snapshot (the coordinator's listener, called on the event loop):
 
 A lost ZooKeeper session (the coordinator's session listener, "lost") fences the broker: every
 leadership ends at once and is taken back only from a snapshot that names this broker leader in a newer
-leader epoch (see ``ReplicaManager.fence``). Queues deleted while this broker was down are not removed
-from its disk (``warn_about_strays`` logs them), as standalone.
+leader epoch (see ``ReplicaManager.fence``). ``check_isrs`` drops lagging followers from the ISRs this
+broker leads; ``controlled_shutdown`` (SIGTERM) moves its leaderships away before it stops. Queues
+deleted while this broker was down are not removed from its disk (``warn_about_strays`` logs them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 
+from logq.broker.replica_fetcher import ReplicaFetchers
 from logq.broker.replica_manager import QueuePartition, ReplicaManager
 from logq.coordinator import QueueMetadata
 from logq.coordinator.zookeeper import ZooKeeperCoordinator
+from logq.errors import CoordinationError
 from logq.groups.offsets import OFFSETS_QUEUE, OffsetStore
 
 log = logging.getLogger(__name__)
@@ -35,15 +39,25 @@ RETRY_S = 0.5
 
 class ClusterMember:
     def __init__(
-        self, coordinator: ZooKeeperCoordinator, replicas: ReplicaManager, offsets: OffsetStore
+        self,
+        coordinator: ZooKeeperCoordinator,
+        replicas: ReplicaManager,
+        offsets: OffsetStore,
+        fetchers: ReplicaFetchers,
+        *,
+        isr_check_interval_ms: int,
     ) -> None:
         self._coordinator = coordinator
         self._replicas = replicas
         self._offsets = offsets
+        self._fetchers = fetchers
+        self._isr_check_s = isr_check_interval_ms / 1000
         self._latest: Mapping[str, QueueMetadata] = coordinator.queues()
         self._known: dict[str, int] = {}  # queues of the last applied snapshot -> partition count
         self._to_load: set[int] = set()
         self._wake = asyncio.Event()
+        self._shutting_down = False
+        self._changed = asyncio.Event()  # set on every snapshot
 
     async def start(self) -> None:
         """Take the current snapshot: host its partitions, take leadership, load led offsets partitions."""
@@ -66,9 +80,62 @@ class ClusterMember:
 
     # --- from the coordinator (on the event loop) ---------------------------------------------------
 
+    async def check_isrs(self) -> None:
+        """The leader side of ISR shrinking: drop followers that stopped keeping up."""
+        while True:
+            await asyncio.sleep(self._isr_check_s)
+            try:
+                await self._replicas.shrink_lagging_isrs()
+            except Exception:
+                log.exception("checking the ISRs failed")
+
+    async def stop(self) -> None:
+        await self._fetchers.stop()
+
+    async def controlled_shutdown(self, timeout_ms: int) -> None:
+        """Move this broker's leaderships away before it stops (SIGTERM). The replica fetchers stop
+        first, so no leader takes this broker back into an ISR; the controller then hands each
+        partition it leads to another ISR member (new leader epoch) and drops it from every ISR.
+        Returns once it leads only partitions that have no other in-sync copy, or after ``timeout_ms``."""
+        self._shutting_down = True
+        await self._fetchers.stop()
+        try:
+            await self._coordinator.announce_shutdown()
+        except CoordinationError as exc:
+            log.warning("controlled shutdown: cannot reach the controller (%s); stopping anyway", exc)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_ms / 1000
+        while (movable := self._movable()) and loop.time() < deadline:
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), max(deadline - loop.time(), 0))
+        if movable:
+            log.warning(
+                "controlled shutdown: still leading %d partitions after %d ms", len(movable), timeout_ms
+            )
+        else:
+            log.info("controlled shutdown: leaderships moved away")
+
+    def _movable(self) -> set[QueuePartition]:
+        """Led partitions with another live in-sync replica to take over."""
+        live = {b.broker_id for b in self._coordinator.brokers()}
+        me = self._coordinator.broker_id
+        out = set()
+        for queue, partition in self._replicas.leading():
+            meta = self._latest.get(queue)
+            if meta is None or partition >= len(meta.partitions):
+                continue
+            if any(r != me and r in live for r in meta.partitions[partition].isr):
+                out.add((queue, partition))
+        return out
+
     def _on_metadata(self, queues: Mapping[str, QueueMetadata]) -> None:
         self._latest = queues
-        gained, lost = self._replicas.update_leadership(queues)
+        self._changed.set()
+        gained, lost = self._replicas.update_leadership(queues, self._coordinator.state_is_current)
+        if not self._shutting_down:
+            self._fetchers.update(self._replicas.following())
         self._unload(lost)
         self._to_load |= {p for q, p in gained if q == OFFSETS_QUEUE}
         for queue, partition in sorted(gained | lost):
@@ -120,6 +187,8 @@ class ClusterMember:
                 log.info("queue %s was deleted: removed its partitions hosted here", name)
         self._known = {name: len(meta.partitions) for name, meta in queues.items()}
         await self._replicas.host(queues)
+        if not self._shutting_down:
+            self._fetchers.update(self._replicas.following())
         for partition in sorted(self._to_load):
             if partition >= self._offsets.partitions:
                 self._to_load.discard(partition)

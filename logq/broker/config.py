@@ -57,6 +57,12 @@ class BrokerConfig:
     # Cluster mode: ZooKeeper's HOST:PORT[,HOST:PORT...][/chroot]; None runs a standalone broker.
     zookeeper_connect: str | None = None
     zookeeper_session_timeout_ms: int = 6000  # how long a crashed broker keeps its registration
+    default_replication_factor: int = 1  # CreateTopics with -1 and auto-created queues (cluster mode)
+    offsets_topic_replication_factor: int = 3  # __consumer_offsets (at most the live brokers at creation)
+    replica_lag_time_max_ms: int = 30_000  # an ISR follower not caught up this long leaves the ISR
+    replica_fetch_wait_max_ms: int = 500  # a follower's fetch waits this long on the leader for data
+    replica_fetch_max_bytes: int = 1 << 20  # a follower fetches at most this much per partition and round
+    controlled_shutdown_timeout_ms: int = 10_000  # SIGTERM: how long to wait for leaderships to move away
     log: LogConfig = field(default_factory=LogConfig)
 
     @property

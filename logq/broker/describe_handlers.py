@@ -206,10 +206,11 @@ class DescribeHandlers:
         config = log_config_for(self._config.log, meta.settings)
         if meta.name == OFFSETS_QUEUE:
             config = offsets_log_config(config)
-        values = queue_setting_values(config, meta.settings)
+        values = queue_setting_values(config, meta.settings, meta.replication_factor)
         entries = []
         for key, value in values.items():
-            is_default = key not in meta.settings and value == self._queue_defaults.get(key)
+            derived = key == "min.insync.replicas"  # its default depends on the replication factor
+            is_default = key not in meta.settings and (derived or value == self._queue_defaults.get(key))
             entries.append(
                 _entry(
                     key,

@@ -18,7 +18,7 @@ from logq.broker.handlers import Handler
 from logq.broker.replica_manager import ReplicaManager
 from logq.coordinator import Coordinator, QueueMetadata
 from logq.error_codes import ErrorCode
-from logq.errors import LogqError, QueueExistsError
+from logq.errors import LogqError, QueueExistsError, ReplicationError
 from logq.groups.membership import GroupMembership
 from logq.groups.offsets import OFFSETS_QUEUE, OffsetAndMetadata, OffsetStore
 from logq.groups.state import GroupState, commit_answer
@@ -28,6 +28,7 @@ from logq.protocol import messages as m
 log = logging.getLogger(__name__)
 
 GROUP_KEY = 0  # FindCoordinator key_type: a consumer group (1 would be a transaction)
+OFFSET_COMMIT_TIMEOUT_MS = 5000  # Kafka's offsets.commit.timeout.ms: waiting for the ISR
 
 
 class GroupHandlers:
@@ -37,7 +38,10 @@ class GroupHandlers:
         membership: GroupMembership,
         offsets: OffsetStore,
         replicas: ReplicaManager,
+        *,
+        offsets_replication_factor: int = 1,
     ) -> None:
+        self._offsets_replication_factor = offsets_replication_factor
         self._coordinator = coordinator
         self._membership = membership
         self._offsets = offsets
@@ -87,11 +91,15 @@ class GroupHandlers:
         )
 
     async def _create_offsets_queue(self) -> QueueMetadata | None:
-        """Cluster mode: the first FindCoordinator creates __consumer_offsets (replication factor 1 until
-        replication exists), placed over the brokers live then, as Kafka does."""
+        """Cluster mode: the first FindCoordinator creates __consumer_offsets, placed over the brokers
+        live then, as Kafka does, with offsets.topic.replication.factor replicas (at most that many)."""
+        replication = max(1, min(self._offsets_replication_factor, len(self._coordinator.brokers())))
         try:
-            await self._coordinator.create_queue(OFFSETS_QUEUE, self._offsets.partitions, 1, {})
-            log.info("created %s with %d partitions", OFFSETS_QUEUE, self._offsets.partitions)
+            await self._coordinator.create_queue(OFFSETS_QUEUE, self._offsets.partitions, replication, {})
+            log.info(
+                "created %s with %d partitions, replication factor %d",
+                OFFSETS_QUEUE, self._offsets.partitions, replication,
+            )  # fmt: skip
         except QueueExistsError:
             pass  # another broker created it at the same time
         except LogqError as exc:
@@ -277,10 +285,23 @@ class GroupHandlers:
         )
 
     async def _commit(self, group_id: str, offsets: dict[tuple[str, int], OffsetAndMetadata]) -> None:
+        """A commit is acknowledged once it is on disk and, in cluster mode, on every ISR member of its
+        __consumer_offsets partition (as an acks=all produce)."""
         info = self._offsets.commit(group_id, offsets)
-        plog = self._replicas.log_for(OFFSETS_QUEUE, self._offsets.partition_of(group_id))
-        if info is not None and plog is not None and plog.durable_offset <= info.last_offset:
-            await asyncio.to_thread(plog.flush)  # a commit is acknowledged only once it is on disk
+        partition = self._offsets.partition_of(group_id)
+        plog = self._replicas.log_for(OFFSETS_QUEUE, partition)
+        if info is None or plog is None:
+            return
+        if plog.durable_offset <= info.last_offset:
+            await asyncio.to_thread(plog.flush)
+        try:
+            await self._replicas.wait_replicated(
+                OFFSETS_QUEUE, partition, info.last_offset + 1, OFFSET_COMMIT_TIMEOUT_MS
+            )
+        except ReplicationError as exc:  # Kafka's mapping of a failed offsets write
+            moved = exc.code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+            code = ErrorCode.NOT_COORDINATOR if moved else ErrorCode.COORDINATOR_NOT_AVAILABLE
+            raise LogqError(str(exc), code=code) from None
 
     async def offset_fetch(self, header: RequestHeader, req: m.OffsetFetchRequest) -> m.OffsetFetchResponse:
         wanted = (

@@ -123,7 +123,9 @@ class Handlers:
         meta: QueueMetadata | None
         try:
             validate_queue_name(name)
-            meta = await self._coordinator.create_queue(name, self._config.num_partitions, 1, {})
+            meta = await self._coordinator.create_queue(
+                name, self._config.num_partitions, self._config.default_replication_factor, {}
+            )
         except QueueExistsError:  # created concurrently by another request
             meta = self._coordinator.queues().get(name)
         except LogqError as exc:
@@ -153,7 +155,14 @@ class Handlers:
                     pending.append(_done(_produce_error(part.index, general)))
                 else:
                     pending.append(
-                        self._produce_partition(header.api_version, client, topic.name, part, req.acks)
+                        self._produce_partition(
+                            header.api_version,
+                            client,
+                            topic.name,
+                            part,
+                            acks=req.acks,
+                            timeout_ms=req.timeout_ms,
+                        )
                     )
         results = await asyncio.gather(*pending) if req.acks == -1 else [await p for p in pending]
         position = 0
@@ -171,7 +180,14 @@ class Handlers:
         return m.ProduceResponse(responses=responses)
 
     async def _produce_partition(
-        self, version: int, client: str, queue: str, part: m.PartitionProduceData, acks: int
+        self,
+        version: int,
+        client: str,
+        queue: str,
+        part: m.PartitionProduceData,
+        *,
+        acks: int,
+        timeout_ms: int,
     ) -> m.PartitionProduceResponse:
         plog = self._replicas.log_for(queue, part.index)
         if plog is None and self._config.auto_create_queues and queue not in self._coordinator.queues():
@@ -203,7 +219,7 @@ class Handlers:
         if header.codec == rb.CODEC_ZSTD and version < 7:
             return _produce_error(part.index, ErrorCode.UNSUPPORTED_COMPRESSION_TYPE)
         try:
-            info = await self._replicas.append(queue, part.index, plog, view, acks)
+            info = await self._replicas.append(queue, part.index, plog, view, acks, timeout_ms=timeout_ms)
         except LogqError as exc:
             return _produce_error(part.index, exc.code, str(exc))
         self._metrics.bytes_in.labels(queue, client).inc(len(view))
@@ -232,8 +248,9 @@ class Handlers:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(req.max_wait_ms, 0) / 1000
         keys = [(t.topic, p.partition) for t in req.topics for p in t.partitions]
+        refused = self._check_fetch(req)
         while True:
-            responses, size, error = self._read(req)
+            responses, size, error = self._read(req, refused)
             remaining = deadline - loop.time()
             if error or size >= req.min_bytes or remaining <= 0:
                 break
@@ -241,7 +258,7 @@ class Handlers:
             try:
                 await asyncio.wait_for(arrival, remaining)
             except TimeoutError:
-                responses, size, error = self._read(req)
+                responses, size, error = self._read(req, refused)
                 break
             finally:
                 arrival.cancel()
@@ -254,9 +271,29 @@ class Handlers:
                 self._count_errors("Fetch", (p.error_code for p in topic.partitions))
         return m.FetchResponse(error_code=ErrorCode.NONE, session_id=0, responses=responses)
 
-    def _read(self, req: m.FetchRequest) -> tuple[list[m.FetchableTopicResponse], int, bool]:
+    def _check_fetch(self, req: m.FetchRequest) -> dict[tuple[str, int], ErrorCode]:
+        """Per partition, the error that refuses it before any read: a stale or future leader epoch
+        (KIP-320), and for a follower's fetch (replica_id >= 0) what its progress report says. A
+        follower's fetch offset is its log end: recorded once per request, before any wait."""
+        refused: dict[tuple[str, int], ErrorCode] = {}
+        for topic in req.topics:
+            for p in topic.partitions:
+                code = self._replicas.check_leader_epoch(topic.topic, p.partition, p.current_leader_epoch)
+                if code == ErrorCode.NONE and req.replica_id >= 0:
+                    code = self._replicas.follower_fetched(
+                        topic.topic, p.partition, req.replica_id, p.fetch_offset
+                    )
+                if code != ErrorCode.NONE:
+                    refused[(topic.topic, p.partition)] = code
+        return refused
+
+    def _read(
+        self, req: m.FetchRequest, refused: dict[tuple[str, int], ErrorCode]
+    ) -> tuple[list[m.FetchableTopicResponse], int, bool]:
         """Read every requested partition, in request order. A partition listed twice is served once (the
-        repeats answer with no records), and the response is capped at the broker's fetch.max.bytes."""
+        repeats answer with no records), and the response is capped at the broker's fetch.max.bytes.
+        Consumers read up to the high watermark, followers (replica_id >= 0) up to the log end."""
+        follower = req.replica_id >= 0
         budget = min(req.max_bytes if req.max_bytes > 0 else INT32_MAX, self._config.fetch_max_bytes)
         total = 0
         any_error = False
@@ -269,15 +306,19 @@ class Handlers:
                 if plog is None or not self._replicas.is_leader(topic.topic, p.partition):
                     error = self._replicas.not_served(topic.topic, p.partition, self._coordinator.queues())
                     plog = None
+                elif (topic.topic, p.partition) in refused:
+                    error = refused[(topic.topic, p.partition)]
                 elif not plog.log_start_offset <= p.fetch_offset <= plog.log_end_offset:
                     error = ErrorCode.OFFSET_OUT_OF_RANGE
                 elif (topic.topic, p.partition) not in served:
                     served.add((topic.topic, p.partition))
-                    self._replicas.record_fetch(topic.topic, p.partition)
+                    if not follower:
+                        self._replicas.record_fetch(topic.topic, p.partition)
                     limit = min(p.partition_max_bytes, budget - total)
                     if limit > 0 or total == 0:
                         try:
-                            data = plog.read(p.fetch_offset, limit, upto=plog.high_watermark)
+                            upto = None if follower else plog.high_watermark
+                            data = plog.read(p.fetch_offset, limit, upto=upto)
                         except LogqError as exc:  # retention (another thread) moved the start; log closed
                             error = exc.code
                         if total and len(data) > limit:  # only the first non-empty partition may overshoot
@@ -380,15 +421,9 @@ class Handlers:
         if partitions == -1:
             partitions = self._config.num_partitions
         if replication == -1:
-            replication = 1
+            replication = self._config.default_replication_factor
         if partitions < 1:
             raise InvalidPartitionsError(f"a queue needs at least 1 partition, not {partitions}")
-        if replication > 1 and self._config.cluster_mode:
-            raise InvalidReplicationFactorError(
-                f"replication factor {replication} is refused: replication is not available yet in "
-                "cluster mode (a replica without the data would lose acknowledged messages on failover); "
-                "use replication factor 1"
-            )
         if replication < 1 or replication > len(live):
             raise InvalidReplicationFactorError(
                 f"replication factor {replication} is impossible with {len(live)} live broker(s)"

@@ -1,49 +1,78 @@
-"""The partitions this broker hosts: their logs, appends with the acks rules, high watermarks, and the
-wake-ups that long-polling fetches wait for.
+"""The partitions this broker hosts: their logs, appends with the acks rules, high watermarks,
+replication bookkeeping on leaders, and the wake-ups that long-polling fetches wait for.
 
 Standalone mode: this broker leads every partition and is its only replica, so the high watermark moves
 to the log end on every append. Runs on the event loop; blocking work (fsync, creating and deleting
 logs) goes to threads.
 
-Cluster mode (``broker_id`` given): the broker hosts only the partitions whose replicas include it, and
-leads those whose state in the coordinator's latest snapshot names it as leader (``update_leadership``).
-``fence()`` (the ZooKeeper session was lost) drops every leadership at once and remembers each
-partition's leader epoch: the partition is led again only once a snapshot names this broker leader in a
-*newer* leader epoch (the controller always gives a re-registered leader a new epoch), so nothing is
-acknowledged in an epoch that may already have another leader.
+Cluster mode (``broker_id`` given): the broker hosts only the partitions whose replicas include it. It
+leads those whose state in the coordinator's latest snapshot names it leader (``update_leadership``)
+and follows the others (``following()``: the replica fetchers copy them from their leaders). A led
+partition has a ``LeaderState`` (``replication.py``): the ISR, each follower's log end from its
+fetches, and min.insync.replicas. Its high watermark is the smallest log end over the ISR; acks=all
+waits until it passes the batch. The ISR shrinks when a follower lags longer than
+``replica.lag.time.max.ms`` and grows when one catches up, each by a conditional write of the
+partition state (``isr_writer``, the coordinator's ``update_isr``).
+
+Leadership starts only for a state written after this broker registered (``is_current``) and, after a
+lost ZooKeeper session (``fence()``), only in a *newer* leader epoch than the one fenced: the controller
+always gives a returning broker a new epoch, so nothing is acknowledged in an epoch that may already
+have another leader. Taking the lead records the epoch's start in the log (``become_leader``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from logq.config import LogConfig
-from logq.coordinator import QueueMetadata
+from logq.coordinator import PartitionState, QueueMetadata
 from logq.error_codes import ErrorCode
+from logq.errors import LogqError, ReplicationError
 from logq.groups.offsets import OFFSETS_QUEUE, offsets_log_config
-from logq.queues import log_config_for
+from logq.queues import log_config_for, min_insync_replicas
 from logq.segments import AppendInfo, LogManager, PartitionLog
+
+from .replication import LeaderState
 
 log = logging.getLogger(__name__)
 
 QueuePartition = tuple[str, int]
+IsrWriter = Callable[[str, int, int, tuple[int, ...]], Awaitable[bool]]
+DEFAULT_REPLICA_LAG_TIME_MAX_MS = 30_000  # Kafka's replica.lag.time.max.ms
 
 
 class ReplicaManager:
     def __init__(
-        self, logs: LogManager, defaults: LogConfig, *, fsync_before_ack: bool, broker_id: int | None = None
+        self,
+        logs: LogManager,
+        defaults: LogConfig,
+        *,
+        fsync_before_ack: bool,
+        broker_id: int | None = None,
+        replica_lag_time_max_ms: int = DEFAULT_REPLICA_LAG_TIME_MAX_MS,
+        isr_writer: IsrWriter | None = None,
     ) -> None:
         self._logs = logs
         self._broker_id = broker_id  # None: standalone, the only replica and leader of everything
-        self._leading: dict[QueuePartition, int] = {}  # cluster mode: led partition -> its leader epoch
-        self._fenced: dict[QueuePartition, int] = {}  # leader epoch at the last fence(), per partition
         self._defaults = defaults
         self._fsync_before_ack = fsync_before_ack
+        self._lag_max_ms = replica_lag_time_max_ms
+        self._isr_writer = isr_writer
+        self._leaders: dict[QueuePartition, LeaderState] = {}  # cluster mode: led and ready
+        self._want_lead: dict[QueuePartition, tuple[PartitionState, int]] = {}  # (state, min ISR)
+        self._following: dict[QueuePartition, PartitionState] = {}
+        self._fenced: dict[QueuePartition, int] = {}  # leader epoch at the last fence(), per partition
+        self._acks: dict[QueuePartition, list[tuple[int, asyncio.Future[None]]]] = {}
         self._waiters: dict[QueuePartition, set[asyncio.Future[None]]] = {}
         self._last_fetch_ms: dict[QueuePartition, int] = {}
         self._clock = logs.clock
+        if broker_id is not None:
+            # No high watermark survives a restart: a loaded log's tail may not be committed. A leader
+            # learns it again from its followers; a follower from its leader.
+            for plog in logs.logs():
+                plog.high_watermark = plog.log_start_offset
 
     def log_for(self, queue: str, partition: int) -> PartitionLog | None:
         return self._logs.get(queue, partition)
@@ -54,8 +83,12 @@ class ReplicaManager:
     # --- hosting -----------------------------------------------------------------------------------
 
     async def host(self, queues: Mapping[str, QueueMetadata]) -> None:
-        """Open (creating if needed) the log of every partition of ``queues``, with its settings."""
+        """Open (creating if needed) the log of every partition of ``queues`` hosted here, with its
+        settings; then start leading the partitions that waited for their log."""
         await asyncio.to_thread(self._host_blocking, list(queues.values()))
+        for key in sorted(self._want_lead):
+            if key not in self._leaders:
+                self._activate(key)
 
     def _host_blocking(self, queues: Iterable[QueueMetadata]) -> None:
         for queue in queues:
@@ -65,8 +98,9 @@ class ReplicaManager:
             for partition, state in enumerate(queue.partitions):
                 if self._broker_id is not None and self._broker_id not in state.replicas:
                     continue  # another broker's partition
-                plog = self._logs.create(queue.name, partition, config)
-                plog.high_watermark = plog.log_end_offset
+                plog = self._logs.create(queue.name, partition, config)  # a loaded log takes the config
+                if self._broker_id is None:
+                    plog.high_watermark = plog.log_end_offset
 
     # --- leadership --------------------------------------------------------------------------------
 
@@ -76,10 +110,17 @@ class ReplicaManager:
 
     def is_leader(self, queue: str, partition: int) -> bool:
         """Whether this broker may serve produce, consumer fetches and ListOffsets for the partition."""
-        return self._broker_id is None or (queue, partition) in self._leading
+        return self._broker_id is None or (queue, partition) in self._leaders
 
     def leading(self) -> set[QueuePartition]:
-        return set(self._leading)
+        return set(self._leaders)
+
+    def following(self) -> dict[QueuePartition, PartitionState]:
+        """Cluster mode: the hosted partitions led by another live broker, with their state."""
+        return dict(self._following)
+
+    def leader_state(self, queue: str, partition: int) -> LeaderState | None:
+        return self._leaders.get((queue, partition))
 
     def not_served(self, queue: str, partition: int, queues: Mapping[str, QueueMetadata]) -> ErrorCode:
         """The error for a partition this broker has no log of or does not lead."""
@@ -89,31 +130,90 @@ class ReplicaManager:
         return ErrorCode.NOT_LEADER_OR_FOLLOWER
 
     def update_leadership(
-        self, queues: Mapping[str, QueueMetadata]
+        self,
+        queues: Mapping[str, QueueMetadata],
+        is_current: Callable[[str, int], bool] = lambda queue, partition: True,
     ) -> tuple[set[QueuePartition], set[QueuePartition]]:
-        """Take the leaders of a new snapshot; returns the partitions (gained, lost)."""
+        """Take the roles of a new snapshot; returns the partitions (gained, lost) as leader. A gained
+        partition is led once its log exists (at once, or after ``host``)."""
         if self._broker_id is None:
             return set(), set()
-        now: dict[QueuePartition, int] = {}
+        me = self._broker_id
+        want: dict[QueuePartition, tuple[PartitionState, int]] = {}
+        following: dict[QueuePartition, PartitionState] = {}
         for queue in queues.values():
+            min_isr = min_insync_replicas(queue.settings, queue.replication_factor)
             for partition, state in enumerate(queue.partitions):
                 key = (queue.name, partition)
-                if state.leader == self._broker_id and state.leader_epoch > self._fenced.get(key, -1):
-                    now[key] = state.leader_epoch
-        gained = set(now) - set(self._leading)
-        lost = set(self._leading) - set(now)
-        self._leading = now
-        for key in lost:
-            self._wake(key)
+                if me not in state.replicas:
+                    continue
+                if state.leader != me:
+                    if state.leader >= 0:
+                        following[key] = state
+                    continue
+                led = self._leaders.get(key)
+                if led is not None and led.leader_epoch == state.leader_epoch:
+                    want[key] = (state, min_isr)  # still leading; the snapshot may change the ISR
+                elif state.leader_epoch > self._fenced.get(key, -1) and is_current(queue.name, partition):
+                    want[key] = (state, min_isr)
+        before = {key: state.leader_epoch for key, (state, _) in self._want_lead.items()}
+        after = {key: state.leader_epoch for key, (state, _) in want.items()}
+        for key, led in list(self._leaders.items()):
+            if after.get(key) != led.leader_epoch:
+                self._resign(key)
+        self._want_lead = want
+        self._following = following
+        for key, (state, min_isr) in want.items():
+            led = self._leaders.get(key)
+            if led is None:
+                self._activate(key)
+            elif led.isr != state.isr or led.min_isr != min_isr:
+                led.isr, led.min_isr = state.isr, min_isr  # e.g. the controller removed a dead follower
+                self._advance_high_watermark(key)
+        gained = {key for key, epoch in after.items() if before.get(key) != epoch}
+        lost = {key for key, epoch in before.items() if after.get(key) != epoch}
         return gained, lost
+
+    def _activate(self, key: QueuePartition) -> None:
+        state, min_isr = self._want_lead[key]
+        plog = self._logs.get(*key)
+        if plog is None or self._broker_id is None:
+            return  # hosted by the next host()
+        try:
+            plog.become_leader(state.leader_epoch)
+        except LogqError as exc:
+            log.error("cannot lead %s-%d in leader epoch %d: %s", key[0], key[1], state.leader_epoch, exc)
+            return
+        self._leaders[key] = LeaderState(
+            self._broker_id,
+            state.leader_epoch,
+            replicas=state.replicas,
+            isr=state.isr,
+            min_isr=min_isr,
+            epoch_start=plog.log_end_offset,
+            now_ms=self._clock.time_ms(),
+        )
+        self._advance_high_watermark(key)
+
+    def _resign(self, key: QueuePartition) -> None:
+        self._leaders.pop(key, None)
+        for _, future in self._acks.pop(key, []):
+            if not future.done():
+                future.set_exception(
+                    ReplicationError(
+                        f"{key[0]}-{key[1]}: this broker stopped leading before the ISR had the batch",
+                        code=ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                    )
+                )
+        self._wake(key)
 
     def fence(self) -> set[QueuePartition]:
         """Stop leading everything now (session lost); returns the partitions that were led."""
-        lost = set(self._leading)
-        self._fenced.update(self._leading)
-        self._leading = {}
-        for key in lost:
-            self._wake(key)
+        lost = set(self._want_lead)  # led, or waiting for its log to be led
+        self._fenced.update({key: state.leader_epoch for key, (state, _) in self._want_lead.items()})
+        for key in list(self._leaders):
+            self._resign(key)
+        self._want_lead = {}
         return lost
 
     def warn_about_strays(self, queues: Mapping[str, QueueMetadata]) -> None:
@@ -135,10 +235,13 @@ class ReplicaManager:
     async def drop(self, queue: str, partitions: int) -> None:
         """Delete the data of a deleted queue (the partitions hosted here)."""
         for partition in range(partitions):
+            key = (queue, partition)
+            self._resign(key)
+            self._want_lead.pop(key, None)
+            self._following.pop(key, None)
+            self._fenced.pop(key, None)
             await asyncio.to_thread(self._logs.delete, queue, partition)
-            self._leading.pop((queue, partition), None)
-            self._fenced.pop((queue, partition), None)
-            self._wake((queue, partition))
+            self._wake(key)  # fetches waiting on it answer that it is gone
 
     def hosted_queues(self) -> set[str]:
         return {queue for queue, _ in self._logs.partitions()}
@@ -146,16 +249,153 @@ class ReplicaManager:
     # --- produce -----------------------------------------------------------------------------------
 
     async def append(
-        self, queue: str, partition: int, plog: PartitionLog, batch: memoryview, acks: int
+        self,
+        queue: str,
+        partition: int,
+        plog: PartitionLog,
+        batch: memoryview,
+        acks: int,
+        *,
+        timeout_ms: int = 30_000,
     ) -> AppendInfo:
-        """Append one producer batch; with acks=all (-1) and log.fsync.before.ack, return only once it is
-        fsynced. Concurrent callers share fsyncs (the log's group commit), off the event loop."""
+        """Append one producer batch. acks=all (-1) returns once every ISR member has it (and, with
+        log.fsync.before.ack, has fsynced it: the leader here, followers before they fetch again).
+        Concurrent callers share fsyncs (the log's group commit), off the event loop."""
+        key = (queue, partition)
+        led = self._leaders.get(key)
+        if led is None and self._broker_id is not None:
+            raise ReplicationError(
+                f"{queue}-{partition}: not the leader", code=ErrorCode.NOT_LEADER_OR_FOLLOWER
+            )
+        if led is not None and acks == -1 and not led.enough_in_sync():
+            raise ReplicationError(
+                f"{queue}-{partition}: {len(led.isr)} in-sync replica(s) {list(led.isr)}, "
+                f"min.insync.replicas is {led.min_isr}"
+            )
         info = plog.append(batch)
-        plog.high_watermark = plog.log_end_offset  # the only replica: committed once written
-        self._wake((queue, partition))
-        if acks == -1 and self._fsync_before_ack and plog.durable_offset <= info.last_offset:
-            await asyncio.to_thread(plog.flush)
+        if led is None:
+            plog.high_watermark = plog.log_end_offset  # standalone: the only replica
+        else:
+            self._advance_high_watermark(key)
+        self._wake(key)
+        if acks == -1:
+            if self._fsync_before_ack and plog.durable_offset <= info.last_offset:
+                await asyncio.to_thread(plog.flush)
+            if led is not None:
+                await self.wait_replicated(queue, partition, info.last_offset + 1, timeout_ms)
         return info
+
+    async def wait_replicated(self, queue: str, partition: int, offset: int, timeout_ms: int) -> None:
+        """Return once the high watermark reaches ``offset`` with at least min.insync.replicas in the
+        ISR; ReplicationError otherwise (see its codes). Standalone: at once."""
+        key = (queue, partition)
+        if self._broker_id is None:
+            return
+        plog = self._logs.get(queue, partition)
+        if key not in self._leaders or plog is None:
+            raise ReplicationError(
+                f"{queue}-{partition}: not the leader", code=ErrorCode.NOT_LEADER_OR_FOLLOWER
+            )
+        if plog.high_watermark < offset:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            waiting = self._acks.setdefault(key, [])
+            waiting.append((offset, future))
+            try:
+                await asyncio.wait_for(future, max(timeout_ms, 0) / 1000)
+            except TimeoutError:
+                raise ReplicationError(
+                    f"{queue}-{partition}: the ISR did not reach offset {offset} within {timeout_ms} ms",
+                    code=ErrorCode.REQUEST_TIMED_OUT,
+                ) from None
+            finally:
+                if (offset, future) in waiting:
+                    waiting.remove((offset, future))
+        led = self._leaders.get(key)
+        if led is None:
+            raise ReplicationError(
+                f"{queue}-{partition}: not the leader", code=ErrorCode.NOT_LEADER_OR_FOLLOWER
+            )
+        if not led.enough_in_sync():
+            raise ReplicationError(
+                f"{queue}-{partition}: written, but the ISR shrank to {list(led.isr)} "
+                f"(min.insync.replicas {led.min_isr})",
+                code=ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+            )
+
+    def _advance_high_watermark(self, key: QueuePartition) -> None:
+        led = self._leaders.get(key)
+        plog = self._logs.get(*key)
+        if led is None or plog is None:
+            return
+        hw = led.high_watermark(plog.log_end_offset)
+        if hw <= plog.high_watermark:
+            return
+        plog.high_watermark = hw
+        waiting = self._acks.get(key)
+        if waiting:
+            for offset, future in list(waiting):
+                if offset <= hw and not future.done():
+                    future.set_result(None)
+        self._wake(key)
+
+    # --- followers' fetches (on the leader) ----------------------------------------------------------
+
+    def check_leader_epoch(self, queue: str, partition: int, epoch: int) -> ErrorCode:
+        """KIP-320 fencing of a request that names the leader epoch it believes current (-1: none)."""
+        led = self._leaders.get((queue, partition))
+        if epoch == -1 or led is None or epoch == led.leader_epoch:
+            return ErrorCode.NONE
+        return ErrorCode.FENCED_LEADER_EPOCH if epoch < led.leader_epoch else ErrorCode.UNKNOWN_LEADER_EPOCH
+
+    def follower_fetched(self, queue: str, partition: int, replica: int, fetch_offset: int) -> ErrorCode:
+        """A follower's Fetch says its log ends at ``fetch_offset``: update its progress, the high
+        watermark, and the ISR if it has caught up."""
+        key = (queue, partition)
+        led = self._leaders.get(key)
+        plog = self._logs.get(queue, partition)
+        if led is None or plog is None:
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
+        if not led.is_replica(replica):
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER  # not a replica of this partition (Kafka: 9 or 6)
+        if fetch_offset > plog.log_end_offset:
+            return ErrorCode.OFFSET_OUT_OF_RANGE  # a diverged log: it must truncate by epoch first
+        led.on_fetch(replica, fetch_offset, plog.log_end_offset, self._clock.time_ms())
+        self._advance_high_watermark(key)
+        joining = led.ready_to_join(plog.high_watermark)
+        if joining:
+            self._change_isr(key, led, tuple(sorted({*led.isr, *joining})))
+        return ErrorCode.NONE
+
+    async def shrink_lagging_isrs(self) -> None:
+        """Drop followers that lagged longer than replica.lag.time.max.ms from every led ISR."""
+        now = self._clock.time_ms()
+        for key, led in list(self._leaders.items()):
+            lagging = led.lagging(now, self._lag_max_ms)
+            if lagging:
+                log.info(
+                    "%s-%d: replicas %s lagged more than %d ms; removing them from the ISR",
+                    key[0], key[1], list(lagging), self._lag_max_ms,
+                )  # fmt: skip
+                self._change_isr(key, led, tuple(r for r in led.isr if r not in lagging))
+
+    def _change_isr(self, key: QueuePartition, led: LeaderState, isr: tuple[int, ...]) -> None:
+        if self._isr_writer is None or led.isr_change_in_flight or isr == led.isr:
+            return
+        led.isr_change_in_flight = True
+        asyncio.get_running_loop().create_task(self._write_isr(key, led, isr), name=f"isr-{key[0]}-{key[1]}")
+
+    async def _write_isr(self, key: QueuePartition, led: LeaderState, isr: tuple[int, ...]) -> None:
+        assert self._isr_writer is not None
+        try:
+            written = await self._isr_writer(key[0], key[1], led.leader_epoch, isr)
+        except Exception:
+            log.exception("%s-%d: writing the ISR failed", key[0], key[1])
+            written = False
+        finally:
+            led.isr_change_in_flight = False
+        if written and self._leaders.get(key) is led:
+            led.isr = isr
+            self._advance_high_watermark(key)
 
     # --- fetch bookkeeping ---------------------------------------------------------------------------
 
@@ -169,7 +409,8 @@ class ReplicaManager:
     # --- fetch wake-ups ----------------------------------------------------------------------------
 
     def data_arrival(self, keys: Iterable[QueuePartition]) -> asyncio.Future[None]:
-        """A future that completes at the next append to any of ``keys`` (cancel it when done)."""
+        """A future that completes at the next append to (or high-watermark move of) any of ``keys``
+        (cancel it when done)."""
         wanted = tuple(keys)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for key in wanted:

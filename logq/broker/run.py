@@ -1,4 +1,5 @@
-"""Running a broker as a process: logging, signals, clean shutdown on SIGTERM/SIGINT."""
+"""Running a broker as a process: logging, signals, clean shutdown on SIGTERM/SIGINT; SIGUSR1 ends the
+broker's ZooKeeper session (a fault drill: the broker sees an expiry, stops leading and registers again)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,14 @@ async def _main(config: BrokerConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    drills: set[asyncio.Task[None]] = set()
+
+    def end_session() -> None:
+        task = loop.create_task(broker.end_zookeeper_session())
+        drills.add(task)
+        task.add_done_callback(drills.discard)
+
+    loop.add_signal_handler(signal.SIGUSR1, end_session)
     await broker.start()
     try:
         await stop.wait()

@@ -12,7 +12,10 @@ leaders are spread evenly; each further replica is shifted from the first by an 
 - with no live ISR member the partition has no leader (-1) and keeps its last ISR, so a broker of that
   ISR that comes back takes the lead again; a broker outside it never does, unless unclean election is on;
 - the controller removes dead brokers from an ISR but never adds a broker back: a follower rejoins the
-  ISR through its leader once it has caught up (replication).
+  ISR through its leader once it has caught up (replication);
+- a broker in a controlled shutdown hands each leadership to the next live ISR member (new leader
+  epoch) and leaves every ISR, unless it is the last member: then the partition stays as it is (the
+  broker then stops, and the partition waits for it, as after a crash).
 """
 
 from __future__ import annotations
@@ -112,23 +115,42 @@ def _step(
     return LeaderAndIsr(NO_LEADER, current.leader_epoch + 1, current.isr)
 
 
+def _shutdown_step(
+    current: LeaderAndIsr, replicas: Sequence[int], live: Collection[int], shutting: Collection[int]
+) -> LeaderAndIsr:
+    staying = tuple(r for r in current.isr if r in live and r not in shutting)
+    if not staying:
+        return current  # the last in-sync copy: it cannot be handed over
+    if current.leader in shutting:
+        leader = choose_leader(replicas, staying, live)
+        if leader == NO_LEADER:
+            leader = staying[0]
+        return LeaderAndIsr(leader, current.leader_epoch + 1, staying)
+    if current.leader == NO_LEADER or len(staying) == len(current.isr):
+        return current
+    return LeaderAndIsr(current.leader, current.leader_epoch, staying)
+
+
 def next_state(
     current: LeaderAndIsr,
     replicas: Sequence[int],
     live: Collection[int],
     *,
     bounced: Collection[int] = (),
+    shutting: Collection[int] = (),
     unclean: bool = False,
 ) -> LeaderAndIsr | None:
     """The partition's new leader and ISR given the live brokers, or None when nothing changes.
 
     ``bounced`` are live brokers that restarted since the controller last looked (their registration is
     newer): they are treated as failed and then back, so a restarted leader gets a new leader epoch and a
-    restarted follower leaves the ISR."""
+    restarted follower leaves the ISR. ``shutting`` are live brokers in a controlled shutdown."""
     state = current
     if bounced:
         state = _step(state, replicas, [b for b in live if b not in bounced], unclean)
     state = _step(state, replicas, live, unclean)
+    if shutting:
+        state = _shutdown_step(state, replicas, live, shutting)
     return None if state == current else state
 
 

@@ -11,6 +11,7 @@ The paths and most formats are Kafka's (pre-KRaft), so anyone who knows Kafka's 
     /brokers/topics/<queue>/partitions/<p>/state
                                   {"version":1,"leader":1,"leader_epoch":0,"isr":[1,2],"controller_epoch":7}
     /admin/delete_topics/<queue>               (empty: a deletion request the controller carries out)
+    /admin/controlled_shutdown/<id>  ephemeral (empty: broker <id> is shutting down; move its leaderships)
     /latest_producer_id_block                  {"version":1,"broker":1,"block_start":"0","block_end":"999"}
 
 Unlike Kafka, a queue's settings live in its assignment znode (Kafka: /config/topics/<queue>), so a
@@ -38,10 +39,11 @@ CONTROLLER_EPOCH = "/controller_epoch"
 BROKER_IDS = "/brokers/ids"
 TOPICS = "/brokers/topics"
 DELETE_TOPICS = "/admin/delete_topics"
+CONTROLLED_SHUTDOWN = "/admin/controlled_shutdown"
 PRODUCER_ID_BLOCK = "/latest_producer_id_block"
 
 # Created by whichever broker starts first; never deleted.
-PERSISTENT_PATHS = (BROKER_IDS, TOPICS, DELETE_TOPICS, "/cluster")
+PERSISTENT_PATHS = (BROKER_IDS, TOPICS, DELETE_TOPICS, CONTROLLED_SHUTDOWN, "/cluster")
 
 
 class BrokerIdInUseError(CoordinationError):
@@ -66,6 +68,10 @@ class StaleVersionError(CoordinationError):
 
 def broker_path(broker_id: int) -> str:
     return f"{BROKER_IDS}/{broker_id}"
+
+
+def shutdown_path(broker_id: int) -> str:
+    return f"{CONTROLLED_SHUTDOWN}/{broker_id}"
 
 
 def topic_path(name: str) -> str:
@@ -113,13 +119,14 @@ class Watched:
 
 
 def classify(path: str) -> Watched:
-    if path in (BROKER_IDS, CONTROLLER, CONTROLLER_EPOCH, TOPICS, DELETE_TOPICS):
+    if path in (BROKER_IDS, CONTROLLER, CONTROLLER_EPOCH, TOPICS, DELETE_TOPICS, CONTROLLED_SHUTDOWN):
         kind = {
             BROKER_IDS: "brokers",
             CONTROLLER: "controller",
             CONTROLLER_EPOCH: "controller",
             TOPICS: "topics",
             DELETE_TOPICS: "deletes",
+            CONTROLLED_SHUTDOWN: "shutdowns",
         }[path]
         return Watched(kind)
     if path.startswith(BROKER_IDS + "/"):
@@ -302,11 +309,13 @@ class ReadRequest:
     controller: bool = False
     topic_names: bool = False
     deletes: bool = False
+    shutdowns: bool = False
     topics: set[str] = field(default_factory=set)
     states: set[tuple[str, int]] = field(default_factory=set)
 
     def merge(self, other: ReadRequest) -> None:
         self.everything |= other.everything
+        self.shutdowns |= other.shutdowns
         self.brokers |= other.brokers
         self.controller |= other.controller
         self.topic_names |= other.topic_names
@@ -321,6 +330,7 @@ class ReadRequest:
             or self.controller
             or self.topic_names
             or self.deletes
+            or self.shutdowns
             or self.topics
             or self.states
         )
@@ -335,6 +345,7 @@ class ReadResult:
     controller: ControllerView | None = None
     topic_names: set[str] | None = None
     deletes: set[str] | None = None
+    shutdowns: set[int] | None = None
     topics: dict[str, TopicRecord | None] = field(default_factory=dict)
     states: dict[tuple[str, int], StateRecord | None] = field(default_factory=dict)
 

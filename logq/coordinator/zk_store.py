@@ -43,6 +43,7 @@ from logq.coordinator.interface import BrokerInfo
 from logq.coordinator.zk_layout import (
     BROKER_IDS,
     CLUSTER_ID,
+    CONTROLLED_SHUTDOWN,
     CONTROLLER,
     CONTROLLER_EPOCH,
     DELETE_TOPICS,
@@ -78,6 +79,7 @@ from logq.coordinator.zk_layout import (
     new_cluster_id,
     partition_path,
     partitions_path,
+    shutdown_path,
     split_connect,
     state_path,
     topic_path,
@@ -120,6 +122,7 @@ class ZkStore:
         on_watch: Callable[[str], None],
     ) -> None:
         hosts, self.chroot = split_connect(connect)
+        self._hosts = hosts
         self._on_state = on_state
         self._on_watch = on_watch
         self._connected = threading.Event()
@@ -184,6 +187,19 @@ class ZkStore:
         client_id = self._client.client_id
         return None if client_id is None else (int(client_id[0]), bytes(client_id[1]))
 
+    def end_session(self) -> None:
+        """End this store's session server-side (fault drills): a second client takes the session over
+        and closes it, so this client sees it expire exactly as after a long pause or partition."""
+        credentials = self.session_credentials()
+        if credentials is None:
+            return
+        twin = KazooClient(hosts=self._hosts, client_id=credentials, timeout=10.0)
+        try:
+            twin.start(timeout=10)
+            twin.stop()
+        finally:
+            twin.close()
+
     @property
     def negotiated_timeout_ms(self) -> int:
         return int(self._client._session_timeout)
@@ -221,6 +237,9 @@ class ZkStore:
         # it, so the broker list read here includes them (the controller then puts them in the ISR).
         if request.everything or request.deletes:
             out.deletes = set(self._client.get_children(DELETE_TOPICS, watch=self._watch))
+        if request.everything or request.shutdowns:
+            children = self._client.get_children(CONTROLLED_SHUTDOWN, watch=self._watch)
+            out.shutdowns = {int(c) for c in children if c.isdigit()}
         topics = set(request.topics)
         if request.everything or request.topic_names:
             out.topic_names = set(self._client.get_children(TOPICS, watch=self._watch))
@@ -238,6 +257,13 @@ class ZkStore:
         if request.everything or request.controller:
             out.controller = self._read_controller()
         return out
+
+    @_unavailable_on_disconnect
+    def announce_shutdown(self, broker_id: int) -> None:
+        """Ask the controller to move this broker's leaderships away (an ephemeral request: it ends
+        with the session, so a broker that dies meanwhile leaves nothing behind)."""
+        with contextlib.suppress(NodeExistsError):
+            self._client.create(shutdown_path(broker_id), b"", ephemeral=True, makepath=True)
 
     @_unavailable_on_disconnect
     def live_broker_ids(self) -> list[int]:
@@ -512,6 +538,16 @@ class ZkStore:
                 f"controller epoch {ctx.epoch} is over: /controller_epoch is no longer at version "
                 f"{ctx.epoch_version}"
             )
+
+    @_unavailable_on_disconnect
+    def set_state(self, path: str, data: bytes, version: int) -> tuple[int, int]:
+        """A partition leader's conditional write of its state (ISR changes, Kafka's pre-AlterIsr way);
+        returns the znode's new (version, mzxid). StaleVersionError if it changed since ``version``."""
+        try:
+            stat = self._client.set(path, data, version=version)
+        except (BadVersionError, NoNodeError) as exc:
+            raise StaleVersionError(f"set {path}: {exc!r}", path) from None
+        return int(stat.version), int(stat.mzxid)
 
     @_unavailable_on_disconnect
     def missing_partition_ops(self, name: str, states: Mapping[int, bytes]) -> list[Op]:

@@ -41,6 +41,7 @@ class ClusterView:
     topics: dict[str, TopicRecord] = field(default_factory=dict)
     states: dict[PartitionKey, StateRecord] = field(default_factory=dict)
     deletes: set[str] = field(default_factory=set)
+    shutting_down: set[int] = field(default_factory=set)  # brokers in a controlled shutdown
 
     def apply(self, result: ReadResult) -> bool:
         """Take in a read; True if queues (assignments or partition states) may have changed."""
@@ -55,6 +56,8 @@ class ClusterView:
             self.controller = result.controller
         if result.deletes is not None:
             self.deletes = result.deletes
+        if result.shutdowns is not None:
+            self.shutting_down = result.shutdowns
         for name, topic in result.topics.items():
             old = self.topics.get(name)
             if topic is None:
@@ -121,8 +124,11 @@ class ClusterView:
         A leader or ISR member whose registration is newer than the partition state (broker epoch =
         czxid > the state's mzxid) re-registered since it was put there: it restarted or lost its
         session in between, maybe before this controller was elected. It counts as lost and then
-        back (KIP-380), so it loses its ISR place and a restarted leader gets a new leader epoch."""
+        back (KIP-380), so it loses its ISR place and a restarted leader gets a new leader epoch.
+        A broker in a controlled shutdown hands its leaderships to other ISR members and leaves the
+        ISRs (``assignment.next_state``)."""
         epochs = self.broker_epochs()
+        shutting = self.shutting_down & epochs.keys()
         out = []
         for (name, p), record in sorted(self.states.items()):
             topic = self.topics.get(name)
@@ -130,7 +136,9 @@ class ClusterView:
                 continue
             current = record.leader_and_isr
             bounced = [b for b in (current.leader, *current.isr) if epochs.get(b, -1) > record.mzxid]
-            new = next_state(current, topic.replicas[p], epochs.keys(), bounced=bounced, unclean=unclean)
+            new = next_state(
+                current, topic.replicas[p], epochs.keys(), bounced=bounced, shutting=shutting, unclean=unclean
+            )
             if new is not None:
                 out.append(LeaderChange(name, p, record, new))
         return out

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from logq.coordinator.assignment import assign_replicas
+from logq.coordinator.assignment import LeaderAndIsr, assign_replicas
 from logq.coordinator.interface import BrokerInfo, MetadataListener, QueueMetadata
 from logq.coordinator.zk_layout import (
     BrokerIdInUseError,
@@ -37,6 +37,7 @@ from logq.coordinator.zk_layout import (
     Op,
     ReadRequest,
     StaleVersionError,
+    StateRecord,
     ZooKeeperUnavailableError,
     classify,
     encode_state,
@@ -260,6 +261,59 @@ class ZooKeeperCoordinator:
             self._next_producer_id += 1
             return pid
 
+    async def update_isr(self, queue: str, partition: int, leader_epoch: int, isr: tuple[int, ...]) -> bool:
+        """A partition leader changes its ISR (shrink or expand): a write of the state znode conditional
+        on the version this broker last read, and only while the state still names this broker leader
+        in ``leader_epoch``. False when the state moved on (a new leader, the controller's own ISR
+        change) or ZooKeeper is unreachable: the leader decides again on its next check."""
+        key = (queue, partition)
+        record = self._view.states.get(key)
+        if record is None or not self._registered:
+            return False
+        current = record.leader_and_isr
+        if current.leader != self.broker_id or current.leader_epoch != leader_epoch:
+            return False
+        if current.isr == isr:
+            return True
+        new = LeaderAndIsr(self.broker_id, leader_epoch, isr)
+        try:
+            version, mzxid = await asyncio.to_thread(
+                self._store.set_state,
+                state_path(queue, partition),
+                encode_state(new, record.controller_epoch),
+                record.version,
+            )
+        except (StaleVersionError, ZooKeeperUnavailableError) as exc:
+            log.info("broker %d: ISR change of %s-%d not written: %s", self.broker_id, queue, partition, exc)
+            self._mark(ReadRequest(states={key}))
+            return False
+        if self._view.states.get(key) is record:  # not replaced by a read meanwhile
+            self._view.states[key] = StateRecord(new, record.controller_epoch, version, mzxid)
+            self._publish()
+        log.info(
+            "broker %d: %s-%d ISR %s -> %s (leader epoch %d)",
+            self.broker_id, queue, partition, list(current.isr), list(isr), leader_epoch,
+        )  # fmt: skip
+        return True
+
+    async def announce_shutdown(self) -> None:
+        """Controlled shutdown: ask the controller to move this broker's leaderships to other ISR
+        members and take it out of the ISRs. The broker watches its snapshots for the result."""
+        await asyncio.to_thread(self._store.announce_shutdown, self.broker_id)
+        self._mark(ReadRequest(shutdowns=True))
+
+    def state_is_current(self, queue: str, partition: int) -> bool:
+        """Whether the partition's state was written after this broker registered. A state that names
+        this broker leader but predates its registration was written for an earlier process (or
+        session) of this broker: the controller will give it a new leader epoch before it may lead."""
+        record = self._view.states.get((queue, partition))
+        return record is not None and record.mzxid > self._broker_epoch
+
+    async def end_session(self) -> None:
+        """End this broker's ZooKeeper session server-side (a fault drill: ``logq`` brokers do it on
+        SIGUSR1). The broker then sees its session lost, stops leading and registers again."""
+        await asyncio.to_thread(self._store.end_session)
+
     async def _wait_for(self, done: Callable[[], bool], what: str) -> None:
         assert self._loop is not None
         waiter = _Waiter(self._round + 1, done, self._loop.create_future())
@@ -321,6 +375,8 @@ class ZooKeeperCoordinator:
             request.topic_names = True
         elif what.kind == "deletes":
             request.deletes = True
+        elif what.kind == "shutdowns":
+            request.shutdowns = True
         elif what.kind == "topic":
             request.topics.add(what.queue)
         elif what.kind == "state":

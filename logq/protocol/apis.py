@@ -37,6 +37,7 @@ class ApiKey(enum.IntEnum):
     CREATE_TOPICS = 19
     DELETE_TOPICS = 20
     INIT_PRODUCER_ID = 22
+    OFFSET_FOR_LEADER_EPOCH = 23
     DESCRIBE_CONFIGS = 32
     DESCRIBE_LOG_DIRS = 35
 
@@ -72,6 +73,9 @@ _SPECS: Final = (
     ApiSpec(ApiKey.CREATE_TOPICS, 0, 4, m.CreateTopicsRequest, m.CreateTopicsResponse),
     ApiSpec(ApiKey.DELETE_TOPICS, 0, 3, m.DeleteTopicsRequest, m.DeleteTopicsResponse),
     ApiSpec(ApiKey.INIT_PRODUCER_ID, 0, 1, m.InitProducerIdRequest, m.InitProducerIdResponse),
+    ApiSpec(
+        ApiKey.OFFSET_FOR_LEADER_EPOCH, 0, 3, m.OffsetForLeaderEpochRequest, m.OffsetForLeaderEpochResponse
+    ),
     ApiSpec(ApiKey.DESCRIBE_CONFIGS, 0, 3, m.DescribeConfigsRequest, m.DescribeConfigsResponse),
     ApiSpec(ApiKey.DESCRIBE_LOG_DIRS, 0, 1, m.DescribeLogDirsRequest, m.DescribeLogDirsResponse),
 )
@@ -84,6 +88,7 @@ _OPTIONAL: Final = (
     ApiKey.LIST_GROUPS,
     ApiKey.DESCRIBE_CONFIGS,
     ApiKey.DESCRIBE_LOG_DIRS,
+    ApiKey.OFFSET_FOR_LEADER_EPOCH,
 )
 
 ADVERTISED_API_KEYS: Final = tuple(k for k in API_SPECS if k not in _OPTIONAL)
@@ -97,7 +102,7 @@ RequestBody = (
     | m.OffsetFetchRequest | m.FindCoordinatorRequest | m.JoinGroupRequest | m.HeartbeatRequest
     | m.LeaveGroupRequest | m.SyncGroupRequest | m.DescribeGroupsRequest | m.ListGroupsRequest
     | m.ApiVersionsRequest | m.CreateTopicsRequest | m.DeleteTopicsRequest | m.InitProducerIdRequest
-    | m.DescribeConfigsRequest | m.DescribeLogDirsRequest
+    | m.DescribeConfigsRequest | m.DescribeLogDirsRequest | m.OffsetForLeaderEpochRequest
 )  # fmt: skip
 """Any decoded request body; dispatch with ``match``/``isinstance``."""
 
@@ -107,6 +112,7 @@ ResponseBody = (
     | m.HeartbeatResponse | m.LeaveGroupResponse | m.SyncGroupResponse | m.DescribeGroupsResponse
     | m.ListGroupsResponse | m.ApiVersionsResponse | m.CreateTopicsResponse | m.DeleteTopicsResponse
     | m.InitProducerIdResponse | m.DescribeConfigsResponse | m.DescribeLogDirsResponse
+    | m.OffsetForLeaderEpochResponse
 )  # fmt: skip
 """Any response body."""
 

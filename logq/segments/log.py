@@ -91,6 +91,7 @@ class PartitionLog:
         self._bases = [s.base_offset for s in segments]
         self._producers = producers
         self._epochs = leader_epochs if leader_epochs is not None else LeaderEpochHistory()
+        self._leader_epoch = -1  # stamped on appends that name none (become_leader sets it)
         self._next_offset = next_offset
         self._durable_offset = checkpoint.next_offset
         self._high_watermark = next_offset
@@ -141,13 +142,13 @@ class PartitionLog:
 
     # --- append -----------------------------------------------------------------------------------
 
-    def append(self, data: bytes | memoryview, *, leader_epoch: int = -1) -> AppendInfo:
+    def append(self, data: bytes | memoryview, *, leader_epoch: int | None = None) -> AppendInfo:
         """Validate one batch as a producer sent it, assign its offsets and write it.
 
         Only baseOffset (bytes 0-7) and partitionLeaderEpoch (12-15) are rewritten, both outside the CRC.
-        ``leader_epoch`` is stamped into the batch; a leader epoch newer than the latest one recorded
-        starts a new entry (epoch, base offset) of the leader-epoch history. -1 means "no epoch"
-        (standalone) and records nothing.
+        ``leader_epoch`` (default: the epoch of ``become_leader``, -1 until then) is stamped into the
+        batch; a leader epoch newer than the latest one recorded starts a new entry (epoch, base offset)
+        of the leader-epoch history. -1 means "no epoch" (standalone) and records nothing.
         Raises BatchTooLargeError, CorruptBatchError, FencedLeaderEpochError (an epoch below the latest
         recorded one), or a ProducerStateError for idempotent batches.
         The batch is in the page cache when this returns; ``flush()`` makes it durable.
@@ -165,6 +166,8 @@ class PartitionLog:
         with self._lock:
             if self._closed:
                 raise LogClosedError(f"{self.name}: the log is closed")
+            if leader_epoch is None:
+                leader_epoch = self._leader_epoch
             if leader_epoch != -1:
                 self._epochs.check(leader_epoch)
             if idempotent:
@@ -185,6 +188,56 @@ class PartitionLog:
                 segment.first_append_ms = now
             segment.last_append_ms = now
             return AppendInfo(base, self._next_offset - 1)
+
+    def append_replicated(self, data: bytes | memoryview) -> int:
+        """A follower's append of whole batches fetched from its leader, stored with the offsets and leader
+        epochs the leader gave them (the bytes are not changed). Each batch is validated (CRC-32C
+        included) and must start at the log end; a trailing partial batch is ignored. Updates the
+        leader-epoch history and the producer state from the batch headers. Returns the new log end.
+        Raises CorruptBatchError (nothing after the bad batch is written)."""
+        view = memoryview(data)
+        position = 0
+        with self._lock:
+            self._check_open_locked()
+            while len(view) - position >= rb.HEADER_SIZE:
+                base, size = rb.read_prefix(view, position)
+                if len(view) - position < size:
+                    break
+                try:
+                    header = rb.validate(view[position : position + size])
+                except rb.BatchError as exc:
+                    raise CorruptBatchError(f"{self.name}: replicated batch at {base}: {exc}") from None
+                if base != self._next_offset:
+                    raise CorruptBatchError(
+                        f"{self.name}: replicated batch starts at {base}, the log ends at {self._next_offset}"
+                    )
+                now = self._clock.time_ms()
+                segment = self._maybe_roll_locked(size, now)
+                epoch = header.partition_leader_epoch
+                stored_at = segment.append(
+                    bytes(view[position : position + 16]), view[position + 16 : position + size]
+                )
+                self._indexer.add(segment.base_offset, stored_at, base, size, header.max_timestamp)
+                if epoch >= 0:
+                    self._epochs.replay(epoch, base)
+                self._producers.update(header, base)
+                self._next_offset = segment.next_offset = base + header.last_offset_delta + 1
+                if segment.first_append_ms < 0:
+                    segment.first_append_ms = now
+                segment.last_append_ms = now
+                position += size
+            return self._next_offset
+
+    def become_leader(self, leader_epoch: int) -> None:
+        """Start leading in ``leader_epoch``: record that it starts at the log end (Kafka's
+        assignEpochStartOffset, so a returning follower asking about an older epoch learns where it
+        ended) and stamp it on the appends that follow. FencedLeaderEpochError if the log already
+        has a newer epoch."""
+        with self._lock:
+            self._check_open_locked()
+            self._epochs.check(leader_epoch)
+            self._epochs.assign(leader_epoch, self._next_offset)
+            self._leader_epoch = leader_epoch
 
     def _maybe_roll_locked(self, incoming: int, now: int) -> Segment:
         active = self._segments[-1]

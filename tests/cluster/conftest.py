@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +21,9 @@ OFFSETS_PARTITIONS = 6
 
 
 class Cluster:
-    def __init__(self, root: Path, zk_connect: str, size: int = 3) -> None:
+    def __init__(
+        self, root: Path, zk_connect: str, size: int = 3, settings: Mapping[str, Any] | None = None
+    ) -> None:
         self.brokers = {
             i: BrokerProcess(
                 root / f"broker-{i}",
@@ -31,6 +33,7 @@ class Cluster:
                     "zookeeper.session.timeout.ms": SESSION_TIMEOUT_MS,
                     "group.initial.rebalance.delay.ms": 100,
                     "offsets.topic.num.partitions": OFFSETS_PARTITIONS,
+                    **(settings or {}),
                 },
             )
             for i in range(1, size + 1)

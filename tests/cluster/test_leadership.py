@@ -42,6 +42,7 @@ def test_hosts_only_its_partitions_and_leads_what_the_snapshot_says(manager: Log
 
 def test_after_a_fence_only_a_newer_leader_epoch_gives_leadership_back(manager: LogManager) -> None:
     replicas = ReplicaManager(manager, LogConfig(), fsync_before_ack=False, broker_id=1)
+    asyncio.run(replicas.host(snapshot(state(1, 5), state(1, 2))))
     replicas.update_leadership(snapshot(state(1, 5), state(1, 2)))
     assert replicas.fence() == {("q", 0), ("q", 1)}
     assert not replicas.is_leader("q", 0)

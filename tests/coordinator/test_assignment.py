@@ -103,3 +103,16 @@ def test_a_restarted_broker_counts_as_lost_and_back() -> None:
     assert next_state(alone, REPLICAS, live={1, 2, 3}, bounced={1}) == LeaderAndIsr(1, 6, (1,))
     # A follower restarted: it leaves the ISR.
     assert next_state(FULL, REPLICAS, live={1, 2, 3}, bounced={3}) == LeaderAndIsr(1, 4, (1, 2))
+
+
+def test_a_controlled_shutdown_hands_leadership_to_the_next_isr_member_and_leaves_the_isrs() -> None:
+    # The leader shuts down: the next ISR member in assignment order leads in a new epoch.
+    assert next_state(FULL, REPLICAS, live={1, 2, 3}, shutting={1}) == LeaderAndIsr(2, 5, (2, 3))
+    # A follower shuts down: it leaves the ISR; the leader and its epoch stay.
+    assert next_state(FULL, REPLICAS, live={1, 2, 3}, shutting={3}) == LeaderAndIsr(1, 4, (1, 2))
+    # The last in-sync copy cannot be handed over: nothing changes.
+    alone = LeaderAndIsr(1, 4, (1,))
+    assert next_state(alone, REPLICAS, live={1, 2, 3}, shutting={1}) is None
+    # Once it has moved, the same shutdown changes nothing more.
+    moved = LeaderAndIsr(2, 5, (2, 3))
+    assert next_state(moved, REPLICAS, live={1, 2, 3}, shutting={1}) is None

@@ -5,6 +5,7 @@ Each submodule lists its names in ``__all__`` (kept out of this file so there is
 """
 
 from logq.protocol.messages.configs import *  # noqa: F403
+from logq.protocol.messages.epochs import *  # noqa: F403
 from logq.protocol.messages.fetch import *  # noqa: F403
 from logq.protocol.messages.groups import *  # noqa: F403
 from logq.protocol.messages.log_dirs import *  # noqa: F403

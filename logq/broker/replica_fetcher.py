@@ -1,0 +1,282 @@
+"""Followers: copy the partitions this broker follows from their leaders.
+
+One task per leader broker fetches all the partitions this broker follows from it, with Fetch v11 and
+``replica_id`` = this broker (the leader then reads up to its log end and counts the fetch offset as this
+replica's log end). Each partition starts, and starts again after every leader change, by truncating
+its log by leader epoch (KIP-101, with KIP-279's loop): it asks the leader, with OffsetForLeaderEpoch,
+where the latest epoch of its own log ended in the leader's log, and cuts its log there. A follower
+therefore never keeps a tail the new leader does not have (the old leader's unacknowledged writes),
+and never cuts data the leader has (truncating to the high watermark, Kafka's first design, loses
+acknowledged messages when leaders change twice in a row).
+
+Fetched batches are appended unchanged (``PartitionLog.append_replicated``). With
+``log.fsync.before.ack`` they are fsynced before the next fetch, whose offset tells the leader that
+this replica holds them: so acks=all means "fsynced on every ISR member".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from logq.broker.replica_manager import QueuePartition, ReplicaManager
+from logq.client.connection import BrokerConnection
+from logq.coordinator import BrokerInfo, PartitionState
+from logq.error_codes import ErrorCode
+from logq.errors import LogqError
+from logq.protocol import messages as m
+from logq.segments import PartitionLog
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 0.2
+IDLE_S = 0.05
+FETCH_VERSION = 11
+EPOCH_VERSION = 3
+
+
+@dataclass(slots=True)
+class _Follow:
+    leader_epoch: int
+    truncate: bool = True  # truncate by leader epoch before the next fetch
+    retry_at: float = 0.0
+
+
+class ReplicaFetchers:
+    def __init__(
+        self,
+        broker_id: int,
+        replicas: ReplicaManager,
+        brokers: Callable[[], list[BrokerInfo]],
+        *,
+        fsync: bool,
+        wait_max_ms: int,
+        max_bytes: int,
+    ) -> None:
+        self._broker_id = broker_id
+        self._replicas = replicas
+        self._brokers = brokers
+        self._fsync = fsync
+        self._wait_max_ms = wait_max_ms
+        self._max_bytes = max_bytes
+        self._by_leader: dict[int, dict[QueuePartition, _Follow]] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    def update(self, following: Mapping[QueuePartition, PartitionState]) -> None:
+        """Follow exactly ``following``: a partition whose leader or leader epoch changed truncates again."""
+        wanted: dict[int, dict[QueuePartition, int]] = {}
+        for key, state in following.items():
+            wanted.setdefault(state.leader, {})[key] = state.leader_epoch
+        for leader in list(self._by_leader):
+            if leader not in wanted:
+                del self._by_leader[leader]
+                task = self._tasks.pop(leader, None)
+                if task is not None:
+                    task.cancel()
+        for leader, partitions in wanted.items():
+            current = self._by_leader.setdefault(leader, {})
+            for key in [k for k in current if k not in partitions]:
+                del current[key]
+            for key, epoch in partitions.items():
+                if key not in current or current[key].leader_epoch != epoch:
+                    current[key] = _Follow(epoch)
+            task = self._tasks.get(leader)
+            if task is None or task.done():
+                self._tasks[leader] = asyncio.get_running_loop().create_task(
+                    self._run(leader), name=f"replica-fetcher-{leader}"
+                )
+
+    async def stop(self) -> None:
+        self._by_leader.clear()
+        tasks, self._tasks = list(self._tasks.values()), {}
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # --- one leader --------------------------------------------------------------------------------
+
+    async def _run(self, leader: int) -> None:
+        connection: BrokerConnection | None = None
+        try:
+            while self._by_leader.get(leader):
+                try:
+                    if connection is None:
+                        connection = await self._connect(leader)
+                        if connection is None:
+                            await asyncio.sleep(RETRY_S)
+                            continue
+                    await self._round(connection, leader)
+                except (LogqError, OSError, TimeoutError) as exc:
+                    log.info("replica fetcher for broker %d: %s; retrying", leader, exc)
+                    if connection is not None:
+                        await connection.close()
+                        connection = None
+                    await asyncio.sleep(RETRY_S)
+        finally:
+            if connection is not None:
+                await connection.close()
+
+    async def _connect(self, leader: int) -> BrokerConnection | None:
+        info = next((b for b in self._brokers() if b.broker_id == leader), None)
+        if info is None:
+            return None  # not registered (yet, or any more): the metadata will move the partitions
+        return await BrokerConnection.open(info.host, info.port, client_id=f"logq-replica-{self._broker_id}")
+
+    async def _round(self, connection: BrokerConnection, leader: int) -> None:
+        follows = self._by_leader.get(leader, {})
+        now = asyncio.get_running_loop().time()
+        ready = {
+            key: f
+            for key, f in follows.items()
+            if f.retry_at <= now and self._replicas.log_for(*key) is not None
+        }
+        truncating = {key: f for key, f in ready.items() if f.truncate}
+        if truncating:
+            await self._truncate(connection, truncating)
+        fetching = {key: f for key, f in ready.items() if not f.truncate}
+        if not fetching:
+            await asyncio.sleep(IDLE_S)
+            return
+        await self._fetch(connection, fetching)
+
+    # --- truncation by leader epoch ----------------------------------------------------------------
+
+    async def _truncate(self, connection: BrokerConnection, follows: dict[QueuePartition, _Follow]) -> None:
+        asked: dict[QueuePartition, int] = {}
+        topics: dict[str, list[m.OffsetForLeaderPartition]] = {}
+        for key, follow in follows.items():
+            plog = self._replicas.log_for(*key)
+            if plog is None:
+                continue
+            asked[key] = plog.latest_leader_epoch
+            if asked[key] < 0:
+                follow.truncate = False  # no epoch in this log (empty, or written without epochs): fetch
+                continue
+            topics.setdefault(key[0], []).append(
+                m.OffsetForLeaderPartition(
+                    partition=key[1], current_leader_epoch=follow.leader_epoch, leader_epoch=asked[key]
+                )
+            )
+        if not topics:
+            return
+        request = m.OffsetForLeaderEpochRequest(
+            replica_id=self._broker_id,
+            topics=[m.OffsetForLeaderTopic(topic=t, partitions=ps) for t, ps in topics.items()],
+        )
+        response = await connection.request(request, EPOCH_VERSION)
+        now = asyncio.get_running_loop().time()
+        for topic in response.topics:
+            for answer in topic.partitions:
+                key = (topic.topic, answer.partition)
+                f = follows.get(key)
+                plog = self._replicas.log_for(*key)
+                if f is None or plog is None or key not in asked:
+                    continue
+                if answer.error_code != ErrorCode.NONE:
+                    f.retry_at = now + RETRY_S  # not (yet) the leader in our epoch: metadata will say
+                    continue
+                offset, done = truncation_point(plog, asked[key], answer.leader_epoch, answer.end_offset)
+                if offset < plog.log_end_offset:
+                    log.info(
+                        "%s-%d: truncating to %d by leader epoch (asked epoch %d; leader answered epoch %d "
+                        "ending at %d)",
+                        key[0], key[1], offset, asked[key], answer.leader_epoch, answer.end_offset,
+                    )  # fmt: skip
+                    await asyncio.to_thread(plog.truncate_to, offset)
+                f.truncate = not done
+
+    # --- fetch ---------------------------------------------------------------------------------------
+
+    async def _fetch(self, connection: BrokerConnection, follows: dict[QueuePartition, _Follow]) -> None:
+        topics: dict[str, list[m.FetchPartition]] = {}
+        for key, follow in follows.items():
+            plog = self._replicas.log_for(*key)
+            assert plog is not None  # _round checked
+            topics.setdefault(key[0], []).append(
+                m.FetchPartition(
+                    partition=key[1],
+                    current_leader_epoch=follow.leader_epoch,
+                    fetch_offset=plog.log_end_offset,
+                    log_start_offset=plog.log_start_offset,
+                    partition_max_bytes=self._max_bytes,
+                )
+            )
+        request = m.FetchRequest(
+            replica_id=self._broker_id,
+            max_wait_ms=self._wait_max_ms,
+            min_bytes=1,
+            max_bytes=self._max_bytes * max(len(follows), 1),
+            isolation_level=0,
+            session_id=0,
+            session_epoch=-1,
+            topics=[m.FetchTopic(topic=t, partitions=ps) for t, ps in topics.items()],
+            forgotten_topics_data=[],
+            rack_id="",
+        )
+        response = await connection.request(request, FETCH_VERSION, timeout_s=self._wait_max_ms / 1000 + 30)
+        now = asyncio.get_running_loop().time()
+        written: list[PartitionLog] = []
+        for topic in response.responses:
+            for data in topic.partitions:
+                key = (topic.topic, data.partition_index)
+                f = follows.get(key)
+                plog = self._replicas.log_for(*key)
+                if f is None or plog is None or self._stale(key, f):
+                    continue  # the partition moved while the fetch was out
+                if data.error_code == ErrorCode.NONE:
+                    if data.records:
+                        try:
+                            plog.append_replicated(data.records)
+                        except LogqError as exc:
+                            log.error("%s-%d: cannot append replicated data: %s", key[0], key[1], exc)
+                            f.truncate, f.retry_at = True, now + RETRY_S
+                            continue
+                        written.append(plog)
+                    plog.high_watermark = data.high_watermark
+                elif data.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
+                    self._out_of_range(key, plog, f, data)
+                    f.retry_at = now + RETRY_S
+                else:  # not the leader, fenced or unknown epoch: wait for the metadata to catch up
+                    f.retry_at = now + RETRY_S
+        if written and self._fsync:
+            await asyncio.gather(*(asyncio.to_thread(plog.flush) for plog in written))
+
+    def _stale(self, key: QueuePartition, f: _Follow) -> bool:
+        return all(follows.get(key) is not f for follows in self._by_leader.values())
+
+    @staticmethod
+    def _out_of_range(
+        key: QueuePartition, plog: PartitionLog, f: _Follow, data: m.FetchPartitionData
+    ) -> None:
+        if plog.log_end_offset < data.log_start_offset:
+            # The leader's retention deleted what this replica lacks; Kafka restarts the log at the
+            # leader's start. Not supported yet: say so loudly instead of guessing.
+            log.error(
+                "%s-%d: this replica ends at %d, before the leader's log start %d; it cannot catch up "
+                "(delete its directory to rebuild it from the leader)",
+                key[0], key[1], plog.log_end_offset, data.log_start_offset,
+            )  # fmt: skip
+        else:
+            f.truncate = True  # the log ends past the leader's: truncate by epoch again
+
+
+def truncation_point(plog: PartitionLog, asked: int, leader_epoch: int, leader_end: int) -> tuple[int, bool]:
+    """Where to cut the follower's log given the leader's answer (Kafka's getOffsetTruncationState):
+    (offset, whether truncation is complete). When the leader answers an older epoch than the one asked
+    (it never had ours), cut at the end of our own copy of that epoch and ask again (KIP-279)."""
+    end = plog.log_end_offset
+    if leader_end < 0 or leader_epoch < 0:
+        return end, True  # the leader knows no epoch: nothing to compare
+    if leader_epoch == asked:
+        return min(leader_end, end), True
+    follower_epoch, follower_end = plog.end_offset_for_epoch(leader_epoch)
+    if follower_epoch < 0:
+        return min(leader_end, end), True
+    if follower_epoch != leader_epoch:
+        return follower_end, False
+    return min(leader_end, follower_end), True

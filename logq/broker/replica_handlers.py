@@ -1,0 +1,50 @@
+"""OffsetForLeaderEpoch (key 23): where an epoch of the log ended, as this broker leads it.
+
+A follower asks it before fetching (KIP-101/279): it names the latest leader epoch in its own log and
+truncates to the answer, so its log never diverges from the leader's. Consumers may ask it too (KIP-320,
+to detect truncation after a leader change). Served in cluster mode only; answered by the leader.
+"""
+
+from __future__ import annotations
+
+from logq.broker.handlers import Handler
+from logq.broker.replica_manager import ReplicaManager
+from logq.coordinator import Coordinator
+from logq.error_codes import ErrorCode
+from logq.errors import LogqError
+from logq.protocol import RequestHeader
+from logq.protocol import messages as m
+
+
+class ReplicaHandlers:
+    def __init__(self, coordinator: Coordinator, replicas: ReplicaManager) -> None:
+        self._coordinator = coordinator
+        self._replicas = replicas
+        self.by_type: dict[type, Handler] = {m.OffsetForLeaderEpochRequest: self.offset_for_leader_epoch}
+
+    async def offset_for_leader_epoch(
+        self, header: RequestHeader, req: m.OffsetForLeaderEpochRequest
+    ) -> m.OffsetForLeaderEpochResponse:
+        topics = []
+        for topic in req.topics:
+            results = []
+            for p in topic.partitions:
+                results.append(self._end_offset(topic.topic, p))
+            topics.append(m.OffsetForLeaderTopicResult(topic=topic.topic, partitions=results))
+        return m.OffsetForLeaderEpochResponse(topics=topics)
+
+    def _end_offset(self, queue: str, p: m.OffsetForLeaderPartition) -> m.EpochEndOffset:
+        plog = self._replicas.log_for(queue, p.partition)
+        if plog is None or not self._replicas.is_leader(queue, p.partition):
+            code = self._replicas.not_served(queue, p.partition, self._coordinator.queues())
+            return m.EpochEndOffset(error_code=code, partition=p.partition)
+        code = self._replicas.check_leader_epoch(queue, p.partition, p.current_leader_epoch)
+        if code != ErrorCode.NONE:
+            return m.EpochEndOffset(error_code=code, partition=p.partition)
+        try:
+            epoch, end = plog.end_offset_for_epoch(p.leader_epoch)
+        except LogqError as exc:
+            return m.EpochEndOffset(error_code=exc.code, partition=p.partition)
+        return m.EpochEndOffset(
+            error_code=ErrorCode.NONE, partition=p.partition, leader_epoch=epoch, end_offset=end
+        )

@@ -1,0 +1,236 @@
+"""Replication: RF 3 queues on three broker processes, acks=all, followers, the ISR, failover.
+
+The tests share one cluster (module scope) and run in file order."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from logq import batch as rb
+from logq.error_codes import ErrorCode
+from logq.protocol import messages as m
+from logq.segments.files import LOG_SUFFIX, partition_dir_name
+from tests.broker.test_bad_input import produce_at
+from tests.cluster.conftest import Cluster, wait_for
+from tests.wire_client import WireClient
+
+QUEUE = "replicated"
+PARTITIONS = 3
+LAG_MS = 1500
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, zookeeper: str) -> Iterator[Cluster]:
+    chroot = tmp_path_factory.mktemp("replication").name
+    c = Cluster(
+        tmp_path_factory.mktemp("brokers"),
+        f"{zookeeper}/logq-{chroot}",
+        settings={"replica.lag.time.max.ms": LAG_MS},
+    )
+    try:
+        yield c.start()
+    finally:
+        c.stop()
+
+
+def create(
+    cluster: Cluster, name: str, partitions: int, rf: int, configs: dict[str, str] | None = None
+) -> Any:
+    topic = m.CreatableTopic(
+        name=name,
+        num_partitions=partitions,
+        replication_factor=rf,
+        configs=[m.CreateableTopicConfig(name=k, value=v) for k, v in (configs or {}).items()],
+    )
+    with WireClient(cluster.brokers[cluster.live()[0]].bootstrap, timeout=40) as client:
+        return client.call(m.CreateTopicsRequest(topics=[topic], timeout_ms=30_000), 4).topics[0]
+
+
+def partition_meta(cluster: Cluster, queue: str, partition: int) -> Any:
+    topic = cluster.metadata(cluster.live()[0], [queue]).topics[0]
+    return next(p for p in topic.partitions if p.partition_index == partition)
+
+
+def full_isr(cluster: Cluster, queue: str, partitions: int) -> bool:
+    topic = cluster.metadata(cluster.live()[0], [queue]).topics[0]
+    return len(topic.partitions) == partitions and all(
+        p.leader_id >= 0 and sorted(p.isr_nodes) == sorted(p.replica_nodes) for p in topic.partitions
+    )
+
+
+def segment_bytes(data_dir: Path, queue: str, partition: int) -> bytes:
+    directory = data_dir / partition_dir_name(queue, partition)
+    return b"".join(f.read_bytes() for f in sorted(directory.glob(f"*{LOG_SUFFIX}")))
+
+
+def replicas_identical(cluster: Cluster, queue: str, partition: int) -> bool:
+    copies = {segment_bytes(b.data_dir, queue, partition) for b in cluster.brokers.values()}
+    return len(copies) == 1
+
+
+class AckedProducer:
+    """confluent-kafka with acks=all and idempotence; remembers every acknowledged (partition, offset)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.acked: dict[tuple[int, int], bytes] = {}
+        self.failed: list[KafkaError] = []
+        self._producer = Producer(
+            {
+                "bootstrap.servers": cluster.bootstrap,
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 2,
+                "message.timeout.ms": 60_000,
+                "retry.backoff.ms": 100,
+                "topic.metadata.refresh.interval.ms": 1000,
+            }
+        )
+
+    def _report(self, error: KafkaError | None, msg: Message) -> None:
+        if error is not None:
+            self.failed.append(error)
+            return
+        value = msg.value()
+        assert value is not None
+        self.acked[(msg.partition(), msg.offset())] = value
+
+    def send(self, values: list[bytes], partition: int | None = None) -> None:
+        for value in values:
+            if partition is None:
+                self._producer.produce(QUEUE, value, on_delivery=self._report)
+            else:
+                self._producer.produce(QUEUE, value, partition=partition, on_delivery=self._report)
+            self._producer.poll(0)
+
+    def flush(self, timeout: float = 60) -> None:
+        assert self._producer.flush(timeout) == 0
+
+
+def read_partition(cluster: Cluster, partition: int, count: int, timeout: float = 30) -> dict[int, bytes]:
+    consumer = Consumer(
+        {"bootstrap.servers": cluster.bootstrap, "group.id": "check", "enable.auto.commit": False}
+    )
+    consumer.assign([TopicPartition(QUEUE, partition, 0)])
+    got: dict[int, bytes] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while len(got) < count and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                value = msg.value()
+                assert value is not None
+                got[msg.offset()] = value
+    finally:
+        consumer.close()
+    return got
+
+
+def assert_nothing_acked_lost(cluster: Cluster, acked: dict[tuple[int, int], bytes]) -> None:
+    for partition in range(PARTITIONS):
+        mine = {offset: value for (p, offset), value in acked.items() if p == partition}
+        got = read_partition(cluster, partition, max(mine, default=-1) + 1)
+        assert {offset: got.get(offset) for offset in mine} == mine
+
+
+def test_an_rf3_queue_is_copied_to_every_replica(cluster: Cluster) -> None:
+    created = create(cluster, QUEUE, PARTITIONS, 3)
+    assert created.error_code == ErrorCode.NONE, created.error_message
+    wait_for(lambda: full_isr(cluster, QUEUE, PARTITIONS), "an ISR of 3 everywhere")
+    for p in cluster.metadata(1, [QUEUE]).topics[0].partitions:
+        assert sorted(p.replica_nodes) == [1, 2, 3]
+    producer = AckedProducer(cluster)
+    for partition in range(PARTITIONS):
+        producer.send([b"first-%d-%d" % (partition, i) for i in range(100)], partition=partition)
+    producer.flush()
+    assert not producer.failed
+    assert len(producer.acked) == 300
+    for partition in range(PARTITIONS):
+        wait_for(
+            lambda p=partition: replicas_identical(cluster, QUEUE, p), f"identical replicas of {partition}"
+        )
+    assert_nothing_acked_lost(cluster, producer.acked)
+
+
+def test_describe_reports_min_insync_replicas_2_for_rf3(cluster: Cluster) -> None:
+    request = m.DescribeConfigsRequest(
+        resources=[m.DescribeConfigsResource(resource_type=2, resource_name=QUEUE, configuration_keys=None)]
+    )
+    with WireClient(cluster.brokers[1].bootstrap) as client:
+        configs = client.call(request, 1).results[0].configs
+    assert {c.name: c.value for c in configs}["min.insync.replicas"] == "2"
+
+
+def test_the_isr_shrinks_and_acks_all_is_refused_below_min_insync_then_it_grows_back(
+    cluster: Cluster,
+) -> None:
+    meta = partition_meta(cluster, QUEUE, 0)
+    leader = meta.leader_id
+    followers = [b for b in meta.replica_nodes if b != leader]
+    cluster.brokers[followers[0]].pause()
+    try:
+        wait_for(
+            lambda: len(partition_meta(cluster, QUEUE, 0).isr_nodes) == 2, "the ISR without a paused follower"
+        )
+        with WireClient(cluster.brokers[leader].bootstrap) as client:
+            answer = produce_at(client, QUEUE, rb.build_batch([rb.Record(b"two-of-three")]), acks=-1)
+        assert answer.error_code == ErrorCode.NONE  # min.insync.replicas 2: still met
+        cluster.brokers[followers[1]].pause()
+        try:
+            wait_for(
+                lambda: partition_meta(cluster, QUEUE, 0).isr_nodes == [leader], "an ISR of the leader alone"
+            )
+            with WireClient(cluster.brokers[leader].bootstrap) as client:
+                refused = produce_at(client, QUEUE, rb.build_batch([rb.Record(b"alone")]), acks=-1)
+                assert refused.error_code == ErrorCode.NOT_ENOUGH_REPLICAS
+                leader_only = produce_at(client, QUEUE, rb.build_batch([rb.Record(b"acks=1")]), acks=1)
+                assert leader_only.error_code == ErrorCode.NONE
+        finally:
+            cluster.brokers[followers[1]].resume()
+    finally:
+        cluster.brokers[followers[0]].resume()
+    wait_for(lambda: full_isr(cluster, QUEUE, PARTITIONS), "the followers back in the ISR", timeout=30)
+    wait_for(lambda: replicas_identical(cluster, QUEUE, 0), "identical replicas after the catch-up")
+
+
+def test_killing_a_leader_moves_leadership_and_loses_nothing_acknowledged(cluster: Cluster) -> None:
+    producer = AckedProducer(cluster)
+    producer.send([b"before-%d" % i for i in range(200)], partition=1)
+    producer.flush()
+    old = partition_meta(cluster, QUEUE, 1)
+    cluster.brokers[old.leader_id].kill()
+    producer.send([b"during-%d" % i for i in range(200)], partition=1)
+    producer.flush()
+    new = partition_meta(cluster, QUEUE, 1)
+    assert new.leader_id not in (old.leader_id, -1)
+    assert not producer.failed
+    assert len(producer.acked) == 400
+    cluster.brokers[old.leader_id].start()
+    wait_for(lambda: full_isr(cluster, QUEUE, PARTITIONS), "the restarted broker back in the ISR", timeout=30)
+    wait_for(lambda: replicas_identical(cluster, QUEUE, 1), "identical replicas after the failover")
+    assert_nothing_acked_lost(cluster, producer.acked)
+
+
+def test_a_controlled_shutdown_hands_leadership_over_before_the_broker_exits(cluster: Cluster) -> None:
+    producer = AckedProducer(cluster)
+    producer.send([b"steady-%d" % i for i in range(100)], partition=2)
+    producer.flush()
+    old = partition_meta(cluster, QUEUE, 2)
+    victim = cluster.brokers[old.leader_id]
+    assert victim.stop() == 0  # SIGTERM; returns once the process has exited
+    assert "controlled shutdown: leaderships moved away" in victim.log_text
+    new = partition_meta(cluster, QUEUE, 2)  # at once: no session timeout to wait for
+    assert new.leader_id not in (old.leader_id, -1)
+    assert old.leader_id not in new.isr_nodes
+    producer.send([b"after-%d" % i for i in range(100)], partition=2)
+    producer.flush()
+    assert not producer.failed
+    victim.start()
+    wait_for(lambda: full_isr(cluster, QUEUE, PARTITIONS), "the stopped broker back in the ISR", timeout=30)
+    wait_for(lambda: replicas_identical(cluster, QUEUE, 2), "identical replicas after the restart")
+    assert_nothing_acked_lost(cluster, producer.acked)

@@ -1,0 +1,85 @@
+"""A follower's side of the log: appending a leader's batches unchanged, taking the lead in an epoch, and
+the truncation point computed from a leader's OffsetForLeaderEpoch answer (KIP-101/279)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from logq.errors import CorruptBatchError, FencedLeaderEpochError
+from logq.segments import LogManager, PartitionLog
+from logq.testing import FakeClock, make_batch
+from tests.segments.test_leader_epochs import CONFIG, append_epochs
+from tests.segments.test_log import read_all
+
+
+def new_log(root: Path, name: str, clock: FakeClock) -> tuple[LogManager, PartitionLog]:
+    manager = LogManager(root / name, CONFIG, clock)
+    return manager, manager.create("q", 0)
+
+
+@pytest.fixture
+def pair(tmp_path: Path, clock: FakeClock) -> tuple[PartitionLog, PartitionLog]:
+    _, leader = new_log(tmp_path, "leader", clock)
+    _, follower = new_log(tmp_path, "follower", clock)
+    return leader, follower
+
+
+def copy(leader: PartitionLog, follower: PartitionLog) -> None:
+    """What a replica fetcher does: read from the follower's log end on, append unchanged."""
+    while follower.log_end_offset < leader.log_end_offset:
+        follower.append_replicated(leader.read(follower.log_end_offset, 1 << 20))
+
+
+def test_replicated_batches_are_stored_byte_for_byte(pair: tuple[PartitionLog, PartitionLog]) -> None:
+    leader, follower = pair
+    append_epochs(leader, [0, 0, 2, 2, 5])  # rolls segments (2 KiB each)
+    copy(leader, follower)
+    assert bytes(read_all(follower)) == bytes(read_all(leader))
+    assert follower.epoch_history() == leader.epoch_history() == [(0, 0), (2, 6), (5, 12)]
+    assert follower.end_offset_for_epoch(2) == (2, 12)
+
+
+def test_a_batch_that_does_not_start_at_the_log_end_or_is_corrupt_is_refused(
+    pair: tuple[PartitionLog, PartitionLog],
+) -> None:
+    leader, follower = pair
+    append_epochs(leader, [0, 0])
+    second = bytes(leader.read(3, 1 << 20))
+    with pytest.raises(CorruptBatchError, match="starts at 3, the log ends at 0"):
+        follower.append_replicated(second)
+    first = bytearray(leader.read(0, 1))
+    first[-1] ^= 0xFF
+    with pytest.raises(CorruptBatchError, match="CRC"):
+        follower.append_replicated(first)
+    assert follower.log_end_offset == 0
+    whole = bytes(leader.read(0, 1 << 20))
+    assert follower.append_replicated(whole[:-10]) == 3  # the partial second batch is left for later
+
+
+def test_replicated_idempotent_batches_rebuild_the_producer_state(
+    pair: tuple[PartitionLog, PartitionLog],
+) -> None:
+    leader, follower = pair
+    leader.append(make_batch(2, producer_id=7, producer_epoch=0, sequence=0))
+    copy(leader, follower)
+    # After a failover the follower leads: a retry of the same batch is a duplicate, not a new write.
+    follower.become_leader(1)
+    again = follower.append(make_batch(2, producer_id=7, producer_epoch=0, sequence=0))
+    assert again.duplicate
+    assert follower.log_end_offset == 2
+
+
+def test_become_leader_records_the_epoch_at_the_log_end_and_stamps_appends(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    _, plog = new_log(tmp_path, "one", clock)
+    append_epochs(plog, [3])
+    plog.become_leader(4)
+    assert plog.epoch_history() == [(3, 0), (4, 3)]
+    plog.append(make_batch(1))
+    assert plog.end_offset_for_epoch(3) == (3, 3)
+    assert plog.end_offset_for_epoch(4) == (4, 4)
+    with pytest.raises(FencedLeaderEpochError):
+        plog.become_leader(2)
