@@ -95,7 +95,13 @@ class Broker:
             replicas.warn_about_strays(zk.queues())
             offsets_meta = zk.queues().get(OFFSETS_QUEUE)
             partitions = len(offsets_meta.partitions) if offsets_meta else config.offsets_topic_num_partitions
-            offsets = OffsetStore(self._offsets_log_for(replicas), partitions, self._clock)
+            offsets = OffsetStore(
+                self._offsets_log_for(replicas),
+                partitions,
+                self._clock,
+                on_append=lambda p: _call_soon(loop, replicas.appended, OFFSETS_QUEUE, p),
+                replicated=True,
+            )
             fetchers = ReplicaFetchers(
                 config.broker_id,
                 replicas,
@@ -257,3 +263,8 @@ def _raise_open_files_limit() -> None:
     if soft < hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: object) -> None:
+    """Run ``fn(*args)`` on ``loop`` soon; safe from any thread."""
+    loop.call_soon_threadsafe(fn, *args)

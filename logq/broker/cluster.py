@@ -118,8 +118,8 @@ class ClusterMember:
             log.info("controlled shutdown: leaderships moved away")
 
     def _movable(self) -> set[QueuePartition]:
-        """Led partitions with another live in-sync replica to take over."""
-        live = {b.broker_id for b in self._coordinator.brokers()}
+        """Led partitions with another live in-sync replica, not shutting down itself, to take over."""
+        live = {b.broker_id for b in self._coordinator.brokers()} - self._coordinator.shutting_down()
         me = self._coordinator.broker_id
         out = set()
         for queue, partition in self._replicas.leading():

@@ -281,7 +281,7 @@ class Handlers:
                 code = self._replicas.check_leader_epoch(topic.topic, p.partition, p.current_leader_epoch)
                 if code == ErrorCode.NONE and req.replica_id >= 0:
                     code = self._replicas.follower_fetched(
-                        topic.topic, p.partition, req.replica_id, p.fetch_offset
+                        topic.topic, p.partition, req.replica_id, p.fetch_offset, p.current_leader_epoch
                     )
                 if code != ErrorCode.NONE:
                     refused[(topic.topic, p.partition)] = code

@@ -113,9 +113,13 @@ class ReplicaFetchers:
                     await self._round(connection, leader)
                 except (LogqError, OSError, TimeoutError) as exc:
                     log.info("replica fetcher for broker %d: %s; retrying", leader, exc)
-                    if connection is not None:
-                        await connection.close()
-                        connection = None
+                    await _close(connection)
+                    connection = None
+                    await asyncio.sleep(RETRY_S)
+                except Exception:  # a bug must not stop replication for good: log it, start over
+                    log.exception("replica fetcher for broker %d failed; retrying", leader)
+                    await _close(connection)
+                    connection = None
                     await asyncio.sleep(RETRY_S)
         finally:
             if connection is not None:
@@ -177,26 +181,42 @@ class ReplicaFetchers:
                 plog = self._replicas.log_for(*key)
                 if f is None or plog is None or key not in asked:
                     continue
+                if self._stale(key, f) or self._replicas.is_leader(*key):
+                    continue  # the partition moved while the question was out: the answer is void
                 if answer.error_code != ErrorCode.NONE:
                     f.retry_at = now + RETRY_S  # not (yet) the leader in our epoch: metadata will say
                     continue
                 offset, done = truncation_point(plog, asked[key], answer.leader_epoch, answer.end_offset)
-                if offset < plog.log_end_offset:
-                    log.info(
-                        "%s-%d: truncating to %d by leader epoch (asked epoch %d; leader answered epoch %d "
-                        "ending at %d)",
-                        key[0], key[1], offset, asked[key], answer.leader_epoch, answer.end_offset,
-                    )  # fmt: skip
-                    await asyncio.to_thread(plog.truncate_to, offset)
+                if offset <= plog.log_end_offset:
+                    if offset < plog.log_end_offset:
+                        log.info(
+                            "%s-%d: truncating to %d by leader epoch (asked epoch %d; leader answered "
+                            "epoch %d ending at %d)",
+                            key[0], key[1], offset, asked[key], answer.leader_epoch, answer.end_offset,
+                        )  # fmt: skip
+                    # On the loop, with no await since the checks above: leadership cannot arrive in
+                    # between (rare, and a few milliseconds of fsync).
+                    plog.truncate_to(offset)
                 f.truncate = not done
 
     # --- fetch ---------------------------------------------------------------------------------------
 
     async def _fetch(self, connection: BrokerConnection, follows: dict[QueuePartition, _Follow]) -> None:
+        if self._fsync:
+            # A fetch offset tells the leader this replica holds everything below it, fsynced: flush
+            # whatever an interrupted round left unflushed before saying so.
+            unflushed = [
+                plog
+                for key in follows
+                if (plog := self._replicas.log_for(*key)) is not None
+                and plog.durable_offset < plog.log_end_offset
+            ]
+            await asyncio.gather(*(asyncio.to_thread(plog.flush) for plog in unflushed))
         topics: dict[str, list[m.FetchPartition]] = {}
         for key, follow in follows.items():
             plog = self._replicas.log_for(*key)
-            assert plog is not None  # _round checked
+            if plog is None:
+                continue  # the queue was deleted meanwhile
             topics.setdefault(key[0], []).append(
                 m.FetchPartition(
                     partition=key[1],
@@ -238,6 +258,7 @@ class ReplicaFetchers:
                             continue
                         written.append(plog)
                     plog.high_watermark = data.high_watermark
+                    _follow_log_start(key, plog, data.log_start_offset)
                 elif data.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
                     self._out_of_range(key, plog, f, data)
                     f.retry_at = now + RETRY_S
@@ -263,6 +284,19 @@ class ReplicaFetchers:
             )  # fmt: skip
         else:
             f.truncate = True  # the log ends past the leader's: truncate by epoch again
+
+
+async def _close(connection: BrokerConnection | None) -> None:
+    if connection is not None:
+        await connection.close()
+
+
+def _follow_log_start(key: QueuePartition, plog: PartitionLog, leader_start: int) -> None:
+    """Delete the whole segments below the leader's log start (its retention or the offset store's
+    compaction removed them), as Kafka's followers do, so a replica does not grow without end."""
+    doomed = sum(1 for s in plog.segment_infos() if not s.active and s.end_offset <= leader_start)
+    if doomed:
+        plog.delete_oldest_segments(doomed, f"the leader's log starts at {leader_start}")
 
 
 def truncation_point(plog: PartitionLog, asked: int, leader_epoch: int, leader_end: int) -> tuple[int, bool]:

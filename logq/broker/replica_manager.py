@@ -39,7 +39,8 @@ from .replication import LeaderState
 log = logging.getLogger(__name__)
 
 QueuePartition = tuple[str, int]
-IsrWriter = Callable[[str, int, int, tuple[int, ...]], Awaitable[bool]]
+# (queue, partition, leader epoch, the ISR the change is based on, the new ISR) -> written
+IsrWriter = Callable[[str, int, int, tuple[int, ...], tuple[int, ...]], Awaitable[bool]]
 DEFAULT_REPLICA_LAG_TIME_MAX_MS = 30_000  # Kafka's replica.lag.time.max.ms
 
 
@@ -67,6 +68,7 @@ class ReplicaManager:
         self._acks: dict[QueuePartition, list[tuple[int, asyncio.Future[None]]]] = {}
         self._waiters: dict[QueuePartition, set[asyncio.Future[None]]] = {}
         self._last_fetch_ms: dict[QueuePartition, int] = {}
+        self._isr_writes: set[asyncio.Task[None]] = set()
         self._clock = logs.clock
         if broker_id is not None:
             # No high watermark survives a restart: a loaded log's tail may not be committed. A leader
@@ -167,8 +169,12 @@ class ReplicaManager:
             led = self._leaders.get(key)
             if led is None:
                 self._activate(key)
-            elif led.isr != state.isr or led.min_isr != min_isr:
-                led.isr, led.min_isr = state.isr, min_isr  # e.g. the controller removed a dead follower
+            elif led.min_isr != min_isr or (led.isr != state.isr and led.pending_isr is None):
+                # e.g. the controller removed a dead follower. While this leader's own ISR write is
+                # out, a snapshot may predate it: the write's outcome decides.
+                if led.pending_isr is None:
+                    led.isr = state.isr
+                led.min_isr = min_isr
                 self._advance_high_watermark(key)
         gained = {key for key, epoch in after.items() if before.get(key) != epoch}
         lost = {key for key, epoch in before.items() if after.get(key) != epoch}
@@ -264,9 +270,7 @@ class ReplicaManager:
         key = (queue, partition)
         led = self._leaders.get(key)
         if led is None and self._broker_id is not None:
-            raise ReplicationError(
-                f"{queue}-{partition}: not the leader", code=ErrorCode.NOT_LEADER_OR_FOLLOWER
-            )
+            raise _not_leader(key)
         if led is not None and acks == -1 and not led.enough_in_sync():
             raise ReplicationError(
                 f"{queue}-{partition}: {len(led.isr)} in-sync replica(s) {list(led.isr)}, "
@@ -282,20 +286,23 @@ class ReplicaManager:
             if self._fsync_before_ack and plog.durable_offset <= info.last_offset:
                 await asyncio.to_thread(plog.flush)
             if led is not None:
-                await self.wait_replicated(queue, partition, info.last_offset + 1, timeout_ms)
+                await self.wait_replicated(queue, partition, info.last_offset + 1, timeout_ms, led=led)
         return info
 
-    async def wait_replicated(self, queue: str, partition: int, offset: int, timeout_ms: int) -> None:
+    async def wait_replicated(
+        self, queue: str, partition: int, offset: int, timeout_ms: int, *, led: LeaderState | None = None
+    ) -> None:
         """Return once the high watermark reaches ``offset`` with at least min.insync.replicas in the
-        ISR; ReplicationError otherwise (see its codes). Standalone: at once."""
+        ISR, all within the leadership ``led`` (default: the current one) that wrote the data: a lost
+        and regained leadership does not count. ReplicationError otherwise (see its codes).
+        Standalone: at once."""
         key = (queue, partition)
         if self._broker_id is None:
             return
         plog = self._logs.get(queue, partition)
-        if key not in self._leaders or plog is None:
-            raise ReplicationError(
-                f"{queue}-{partition}: not the leader", code=ErrorCode.NOT_LEADER_OR_FOLLOWER
-            )
+        led = led or self._leaders.get(key)
+        if led is None or self._leaders.get(key) is not led or plog is None:
+            raise _not_leader(key)
         if plog.high_watermark < offset:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             waiting = self._acks.setdefault(key, [])
@@ -310,17 +317,21 @@ class ReplicaManager:
             finally:
                 if (offset, future) in waiting:
                     waiting.remove((offset, future))
-        led = self._leaders.get(key)
-        if led is None:
-            raise ReplicationError(
-                f"{queue}-{partition}: not the leader", code=ErrorCode.NOT_LEADER_OR_FOLLOWER
-            )
+        if self._leaders.get(key) is not led:
+            raise _not_leader(key)
         if not led.enough_in_sync():
             raise ReplicationError(
                 f"{queue}-{partition}: written, but the ISR shrank to {list(led.isr)} "
                 f"(min.insync.replicas {led.min_isr})",
                 code=ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
             )
+
+    def appended(self, queue: str, partition: int) -> None:
+        """Something other than a producer (the offset store) appended to a led partition: move the
+        high watermark (an ISR of one) and wake the followers' fetches."""
+        key = (queue, partition)
+        self._advance_high_watermark(key)
+        self._wake(key)
 
     def _advance_high_watermark(self, key: QueuePartition) -> None:
         led = self._leaders.get(key)
@@ -347,7 +358,9 @@ class ReplicaManager:
             return ErrorCode.NONE
         return ErrorCode.FENCED_LEADER_EPOCH if epoch < led.leader_epoch else ErrorCode.UNKNOWN_LEADER_EPOCH
 
-    def follower_fetched(self, queue: str, partition: int, replica: int, fetch_offset: int) -> ErrorCode:
+    def follower_fetched(
+        self, queue: str, partition: int, replica: int, fetch_offset: int, epoch: int
+    ) -> ErrorCode:
         """A follower's Fetch says its log ends at ``fetch_offset``: update its progress, the high
         watermark, and the ISR if it has caught up."""
         key = (queue, partition)
@@ -357,13 +370,14 @@ class ReplicaManager:
             return ErrorCode.NOT_LEADER_OR_FOLLOWER
         if not led.is_replica(replica):
             return ErrorCode.NOT_LEADER_OR_FOLLOWER  # not a replica of this partition (Kafka: 9 or 6)
+        if epoch < 0:
+            return ErrorCode.FENCED_LEADER_EPOCH  # a replica must say which leader epoch it follows
         if fetch_offset > plog.log_end_offset:
             return ErrorCode.OFFSET_OUT_OF_RANGE  # a diverged log: it must truncate by epoch first
         led.on_fetch(replica, fetch_offset, plog.log_end_offset, self._clock.time_ms())
         self._advance_high_watermark(key)
-        joining = led.ready_to_join(plog.high_watermark)
-        if joining:
-            self._change_isr(key, led, tuple(sorted({*led.isr, *joining})))
+        if led.may_join(replica, plog.high_watermark):
+            self._change_isr(key, led, tuple(sorted({*led.isr, replica})))
         return ErrorCode.NONE
 
     async def shrink_lagging_isrs(self) -> None:
@@ -379,23 +393,29 @@ class ReplicaManager:
                 self._change_isr(key, led, tuple(r for r in led.isr if r not in lagging))
 
     def _change_isr(self, key: QueuePartition, led: LeaderState, isr: tuple[int, ...]) -> None:
-        if self._isr_writer is None or led.isr_change_in_flight or isr == led.isr:
+        if self._isr_writer is None or led.pending_isr is not None or isr == led.isr:
             return
-        led.isr_change_in_flight = True
-        asyncio.get_running_loop().create_task(self._write_isr(key, led, isr), name=f"isr-{key[0]}-{key[1]}")
+        led.pending_isr = isr
+        task = asyncio.get_running_loop().create_task(
+            self._write_isr(key, led, led.isr, isr), name=f"isr-{key[0]}-{key[1]}"
+        )
+        self._isr_writes.add(task)
+        task.add_done_callback(self._isr_writes.discard)
 
-    async def _write_isr(self, key: QueuePartition, led: LeaderState, isr: tuple[int, ...]) -> None:
+    async def _write_isr(
+        self, key: QueuePartition, led: LeaderState, based_on: tuple[int, ...], isr: tuple[int, ...]
+    ) -> None:
         assert self._isr_writer is not None
         try:
-            written = await self._isr_writer(key[0], key[1], led.leader_epoch, isr)
+            written = await self._isr_writer(key[0], key[1], led.leader_epoch, based_on, isr)
         except Exception:
             log.exception("%s-%d: writing the ISR failed", key[0], key[1])
             written = False
         finally:
-            led.isr_change_in_flight = False
+            led.pending_isr = None
         if written and self._leaders.get(key) is led:
             led.isr = isr
-            self._advance_high_watermark(key)
+        self._advance_high_watermark(key)
 
     # --- fetch bookkeeping ---------------------------------------------------------------------------
 
@@ -432,3 +452,7 @@ class ReplicaManager:
             for future in list(waiting):
                 if not future.done():
                     future.set_result(None)
+
+
+def _not_leader(key: QueuePartition) -> ReplicationError:
+    return ReplicationError(f"{key[0]}-{key[1]}: not the leader", code=ErrorCode.NOT_LEADER_OR_FOLLOWER)

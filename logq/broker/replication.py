@@ -6,10 +6,13 @@ The rules are Kafka's (``Partition``/``Replica`` in AK core):
 - a follower has *caught up* at the time of a fetch whose offset reached the leader's log end, or that
   reached the log end the leader had at the follower's previous fetch (it is keeping up, just one
   round behind); an ISR follower not caught up for ``replica.lag.time.max.ms`` leaves the ISR;
-- a follower outside the ISR joins it once its log reaches the high watermark and the start of the
-  current leader epoch (so it holds this leader's history, not a diverged one);
-- the high watermark is the smallest log end over the ISR (the leader's own included) and never moves
-  back; a follower whose position is not known yet (no fetch since this leader took over) holds it.
+- a follower outside the ISR joins it, on one of its own fetches, once its log reaches the high
+  watermark and the start of the current leader epoch (so it holds this leader's history, not a
+  diverged one); a follower that leaves the ISR forgets its position, so only a new fetch brings it back;
+- the high watermark is the smallest log end over the ISR (the leader's own included), counting a
+  follower whose addition is being written as a member already (Kafka's "maximal ISR": ZooKeeper may
+  list it before the leader hears back), and never moves back; a follower whose position is not known
+  yet (no fetch since this leader took over) holds it.
 """
 
 from __future__ import annotations
@@ -44,9 +47,20 @@ class LeaderState:
         self.leader_epoch = leader_epoch
         self.min_isr = min_isr
         self.epoch_start = epoch_start  # the log end when this leader epoch began
-        self.isr: tuple[int, ...] = tuple(isr)
+        self._isr: tuple[int, ...] = tuple(isr)
         self.followers = {r: FollowerProgress(caught_up_ms=now_ms) for r in replicas if r != leader_id}
-        self.isr_change_in_flight = False
+        self.pending_isr: tuple[int, ...] | None = None  # an ISR change being written
+
+    @property
+    def isr(self) -> tuple[int, ...]:
+        return self._isr
+
+    @isr.setter
+    def isr(self, isr: tuple[int, ...]) -> None:
+        for replica in self._isr:
+            if replica not in isr and replica in self.followers:
+                self.followers[replica].log_end = -1  # out: only a new fetch may bring it back
+        self._isr = tuple(isr)
 
     def is_replica(self, broker_id: int) -> bool:
         return broker_id in self.followers
@@ -64,7 +78,8 @@ class LeaderState:
     def high_watermark(self, leader_end: int) -> int:
         """The smallest log end over the ISR; -1 while an ISR follower's position is unknown."""
         ends = [leader_end]
-        for replica in self.isr:
+        members = set(self._isr) | set(self.pending_isr or ())
+        for replica in members:
             if replica != self.leader_id:
                 follower = self.followers.get(replica)
                 ends.append(follower.log_end if follower is not None else -1)
@@ -74,17 +89,19 @@ class LeaderState:
         """ISR followers not caught up within ``max_lag_ms``: the ISR should drop them."""
         return tuple(
             r
-            for r in self.isr
+            for r in self._isr
             if r in self.followers and now_ms - self.followers[r].caught_up_ms > max_lag_ms
         )
 
-    def ready_to_join(self, high_watermark: int) -> tuple[int, ...]:
-        """Followers outside the ISR whose log reached the high watermark and this epoch's start."""
-        return tuple(
-            r
-            for r, f in sorted(self.followers.items())
-            if r not in self.isr and f.log_end >= max(high_watermark, self.epoch_start)
+    def may_join(self, replica: int, high_watermark: int) -> bool:
+        """Whether ``replica``, outside the ISR, has just reached the high watermark and this epoch's
+        start (asked on its own fetch, never from another follower's old progress)."""
+        follower = self.followers.get(replica)
+        return (
+            follower is not None
+            and replica not in self._isr
+            and follower.log_end >= max(high_watermark, self.epoch_start)
         )
 
     def enough_in_sync(self) -> bool:
-        return len(self.isr) >= self.min_isr
+        return len(self._isr) >= self.min_isr

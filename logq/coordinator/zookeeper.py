@@ -261,11 +261,14 @@ class ZooKeeperCoordinator:
             self._next_producer_id += 1
             return pid
 
-    async def update_isr(self, queue: str, partition: int, leader_epoch: int, isr: tuple[int, ...]) -> bool:
-        """A partition leader changes its ISR (shrink or expand): a write of the state znode conditional
-        on the version this broker last read, and only while the state still names this broker leader
-        in ``leader_epoch``. False when the state moved on (a new leader, the controller's own ISR
-        change) or ZooKeeper is unreachable: the leader decides again on its next check."""
+    async def update_isr(
+        self, queue: str, partition: int, leader_epoch: int, based_on: tuple[int, ...], isr: tuple[int, ...]
+    ) -> bool:
+        """A partition leader changes its ISR from ``based_on`` to ``isr`` (shrink or expand): a write
+        of the state znode conditional on the version this broker last read, and only while that state
+        still names this broker leader in ``leader_epoch`` with the ISR ``based_on``. False when the
+        state moved on (a new leader, the controller's own ISR change) or ZooKeeper is unreachable: the
+        leader decides again on its next check."""
         key = (queue, partition)
         record = self._view.states.get(key)
         if record is None or not self._registered:
@@ -275,6 +278,9 @@ class ZooKeeperCoordinator:
             return False
         if current.isr == isr:
             return True
+        if current.isr != based_on:
+            self._mark(ReadRequest(states={key}))
+            return False
         new = LeaderAndIsr(self.broker_id, leader_epoch, isr)
         try:
             version, mzxid = await asyncio.to_thread(
@@ -301,6 +307,10 @@ class ZooKeeperCoordinator:
         members and take it out of the ISRs. The broker watches its snapshots for the result."""
         await asyncio.to_thread(self._store.announce_shutdown, self.broker_id)
         self._mark(ReadRequest(shutdowns=True))
+
+    def shutting_down(self) -> frozenset[int]:
+        """The brokers in a controlled shutdown (as last read)."""
+        return frozenset(self._view.shutting_down)
 
     def state_is_current(self, queue: str, partition: int) -> bool:
         """Whether the partition's state was written after this broker registered. A state that names

@@ -255,15 +255,31 @@ class OffsetStore:
     ``offsets_log_config``). Writers append one batch and then update memory; they do not flush.
     """
 
-    def __init__(self, log_for: Callable[[int], PartitionLog], partitions: int, clock: Clock) -> None:
+    def __init__(
+        self,
+        log_for: Callable[[int], PartitionLog],
+        partitions: int,
+        clock: Clock,
+        *,
+        on_append: Callable[[int], None] = lambda partition: None,
+        replicated: bool = False,
+    ) -> None:
+        """``on_append(p)`` is called after every append to partition ``p`` (from the writing thread):
+        in cluster mode it lets the replica manager move the high watermark and wake the followers.
+        ``replicated``: the partitions have followers, so compaction deletes only what they have."""
         if partitions < 1:
             raise ValueError(f"the offsets queue needs at least one partition, not {partitions}")
         self._log_for = log_for
+        self._on_append = on_append
+        self._replicated = replicated
         self.partitions = partitions
         self._clock = clock
         self._lock = threading.Lock()
         self._state: dict[int, _Groups] = {}
         self._snapshot_bytes: dict[int, int] = {}  # log size right after this store's last compaction
+        self._pending_snapshot: dict[
+            int, int
+        ] = {}  # replicated: snapshot start, old segments not deleted yet
 
     # --- loading ----------------------------------------------------------------------------------
 
@@ -291,6 +307,7 @@ class OffsetStore:
         with self._lock:
             self._state.pop(partition, None)
             self._snapshot_bytes.pop(partition, None)
+            self._pending_snapshot.pop(partition, None)
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -401,6 +418,8 @@ class OffsetStore:
     def maybe_compact(self, partition: int, max_bytes: int) -> bool:
         """Compact when the log is larger than max_bytes and than COMPACTION_RATIO x the last snapshot."""
         with self._lock:
+            if self._drop_replaced_segments(partition):
+                return True
             size = self._log_for(partition).size_bytes
             if size <= max(max_bytes, COMPACTION_RATIO * self._snapshot_bytes.get(partition, 0)):
                 return False
@@ -418,7 +437,13 @@ class OffsetStore:
         records = (_to_record(c) for c in _live_changes(self._state[partition]))
         for chunk in _chunks(records, limit):
             partition_log.append(rb.build_batch(chunk, base_timestamp=self._clock.time_ms()))
+        self._on_append(partition)
         partition_log.flush()  # the snapshot must be durable before the segments it replaces go
+        if self._replicated:
+            # Followers copy the snapshot like any write; the old segments go once the ISR has it (a
+            # later compaction check), never below the high watermark (the retention rule).
+            self._pending_snapshot[partition] = snapshot_start
+            return
         partition_log.high_watermark = partition_log.log_end_offset
         old = sum(1 for s in partition_log.segment_infos() if s.base_offset < snapshot_start)
         partition_log.delete_oldest_segments(old, "offsets compaction")
@@ -426,6 +451,21 @@ class OffsetStore:
         log.info(
             "offsets partition %d: compacted %d bytes to %d", partition, before, partition_log.size_bytes
         )
+
+    def _drop_replaced_segments(self, partition: int) -> bool:
+        """Replicated: delete the segments a snapshot replaced once the high watermark has passed the
+        snapshot (every ISR member has it). True if a snapshot was pending (done or not)."""
+        start = self._pending_snapshot.get(partition)
+        if start is None or partition not in self._state:
+            return False
+        partition_log = self._log_for(partition)
+        if partition_log.high_watermark < partition_log.log_end_offset:
+            return True  # not replicated yet: try again at the next check
+        del self._pending_snapshot[partition]
+        old = sum(1 for s in partition_log.segment_infos() if s.base_offset < start)
+        partition_log.delete_oldest_segments(old, "offsets compaction")
+        self._snapshot_bytes[partition] = partition_log.size_bytes
+        return True
 
     # --- helpers ----------------------------------------------------------------------------------
 
@@ -445,6 +485,7 @@ class OffsetStore:
         """Append the changes as one batch, then apply them to memory (so a failed append changes nothing)."""
         batch = rb.build_batch([_to_record(c) for c in changes], base_timestamp=self._clock.time_ms())
         info = self._log_for(partition).append(batch)
+        self._on_append(partition)
         groups = self._state[partition]
         for change in changes:
             _apply(groups, change)

@@ -44,17 +44,19 @@ class LeaderEpochHistory:
             )
 
     def assign(self, epoch: int, start_offset: int) -> None:
-        """Record that ``epoch`` starts at ``start_offset`` if it is newer than the latest (after check())."""
+        """Record that ``epoch`` starts at ``start_offset`` if it is newer than the latest (after check()).
+        Entries starting at or after ``start_offset`` go (Kafka's assign): an epoch that began there and
+        wrote nothing (a leader that took over and lost the lead at once) ended before it started."""
         if epoch > self.latest_epoch:
+            while self._entries and self._entries[-1][1] >= start_offset:
+                self._entries.pop()
             self._entries.append((epoch, start_offset))
             self._dirty = True
 
     def replay(self, epoch: int, start_offset: int) -> None:
-        """Recovery: the same as assign() for a stored batch, ignoring epochs that do not move forward
-        (the stored bytes are trusted; they were checked on append)."""
-        if epoch > self.latest_epoch and (not self._entries or start_offset > self._entries[-1][1]):
-            self._entries.append((epoch, start_offset))
-            self._dirty = True
+        """Recovery and replication: assign() for a stored batch, ignoring epochs that do not move
+        forward (the stored bytes are trusted; they were checked on append)."""
+        self.assign(epoch, start_offset)
 
     def truncate_from_end(self, end_offset: int) -> None:
         """The log was truncated to ``end_offset``: forget the epochs that started at or after it."""

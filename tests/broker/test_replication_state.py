@@ -43,11 +43,30 @@ def test_a_follower_joins_the_isr_once_it_reaches_the_high_watermark_and_the_epo
     led = state(isr=(1, 2))
     led.on_fetch(2, 12, 12, now_ms=0)
     led.on_fetch(3, 9, 12, now_ms=0)
-    assert led.ready_to_join(led.high_watermark(12)) == ()  # below the start of this leader's epoch (10)
+    assert not led.may_join(3, led.high_watermark(12))  # below the start of this leader's epoch (10)
     led.on_fetch(3, 12, 12, now_ms=0)
-    assert led.ready_to_join(led.high_watermark(12)) == (3,)
+    assert led.may_join(3, led.high_watermark(12))
+    assert not led.may_join(2, led.high_watermark(12))  # already in
     assert led.enough_in_sync()
     assert not state(isr=(1,)).enough_in_sync()
+
+
+def test_a_follower_that_leaves_the_isr_forgets_its_position() -> None:
+    led = state()
+    led.on_fetch(2, 20, 20, now_ms=0)
+    led.on_fetch(3, 20, 20, now_ms=0)
+    led.isr = (1, 2)
+    assert led.followers[3].log_end == -1  # only a new fetch of its own may bring it back
+    assert not led.may_join(3, led.high_watermark(20))
+
+
+def test_a_member_being_added_counts_for_the_high_watermark_already() -> None:
+    led = state(isr=(1, 2))
+    led.on_fetch(2, 20, 20, now_ms=0)
+    led.on_fetch(3, 15, 20, now_ms=0)
+    assert led.high_watermark(20) == 20
+    led.pending_isr = (1, 2, 3)  # ZooKeeper may list 3 before the leader hears back (the maximal ISR)
+    assert led.high_watermark(20) == 15
 
 
 def test_truncation_point_follows_kafka(tmp_path: Path, clock: FakeClock) -> None:

@@ -77,7 +77,7 @@ def test_kill_leader(cluster: FaultCluster) -> None:
     watcher, recorder = run(cluster, queue, count)
     with watcher, recorder:
         for _ in range(3):
-            recorder.wait_for_acks(len(recorder.acks) + 150, timeout=20)
+            recorder.wait_for_acks(min(len(recorder.acks) + 150, count), timeout=20)
             victim = cluster.leader_of(queue, 0)
             cluster.kill(victim)
             cluster.wait_for_leader_change(queue, 0, victim, timeout=20)
@@ -208,7 +208,7 @@ def test_rolling_restart(cluster: FaultCluster) -> None:
     watcher, recorder = run(cluster, queue, count)
     with watcher, recorder:
         for broker_id in list(cluster.brokers):
-            recorder.wait_for_acks(len(recorder.acks) + 150, timeout=20)
+            recorder.wait_for_acks(min(len(recorder.acks) + 150, count), timeout=20)
             assert cluster.stop(broker_id) == 0
             cluster.restart(broker_id)
             cluster.wait_for_full_isr(queue, timeout=30)

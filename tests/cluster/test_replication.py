@@ -198,6 +198,23 @@ def test_the_isr_shrinks_and_acks_all_is_refused_below_min_insync_then_it_grows_
     wait_for(lambda: replicas_identical(cluster, QUEUE, 0), "identical replicas after the catch-up")
 
 
+def test_a_dead_follower_stays_out_of_the_isr(cluster: Cluster) -> None:
+    """The controller drops a killed follower from the ISR; its leader must not put it back from the
+    progress it made before it died (nothing fetches for it any more)."""
+    meta = partition_meta(cluster, QUEUE, 0)
+    victim = next(b for b in meta.replica_nodes if b != meta.leader_id)
+    cluster.brokers[victim].kill()
+    wait_for(lambda: victim not in partition_meta(cluster, QUEUE, 0).isr_nodes, "the ISR without the dead")
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        assert victim not in partition_meta(cluster, QUEUE, 0).isr_nodes
+        time.sleep(0.1)
+    cluster.brokers[victim].start()
+    wait_for(
+        lambda: full_isr(cluster, QUEUE, PARTITIONS), "the restarted follower back in the ISR", timeout=30
+    )
+
+
 def test_killing_a_leader_moves_leadership_and_loses_nothing_acknowledged(cluster: Cluster) -> None:
     producer = AckedProducer(cluster)
     producer.send([b"before-%d" % i for i in range(200)], partition=1)

@@ -83,3 +83,20 @@ def test_become_leader_records_the_epoch_at_the_log_end_and_stamps_appends(
     assert plog.end_offset_for_epoch(4) == (4, 4)
     with pytest.raises(FencedLeaderEpochError):
         plog.become_leader(2)
+
+
+def test_an_epoch_that_wrote_nothing_is_replaced_by_the_next_one_at_the_same_offset(
+    pair: tuple[PartitionLog, PartitionLog],
+) -> None:
+    leader, follower = pair
+    append_epochs(leader, [3, 3])
+    copy(leader, follower)
+    follower.become_leader(5)  # led epoch 5 from offset 6 and lost the lead before writing anything
+    assert follower.epoch_history() == [(3, 0), (5, 6)]
+    leader.become_leader(6)
+    append_epochs(leader, [6])
+    copy(leader, follower)
+    # Epoch 5 ended where it began: the history must say epoch 6 starts at 6, or a later question about
+    # epoch 5 would be answered "ends at 6" while the log holds epoch 6's batch there.
+    assert follower.epoch_history() == [(3, 0), (6, 6)]
+    assert follower.end_offset_for_epoch(5) == (3, 6)
