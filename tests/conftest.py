@@ -62,3 +62,13 @@ def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def zk_connect(zookeeper: str) -> str:
     """A connect string with a chroot of its own: ``HOST:PORT/logq-test-<random>``."""
     return f"{zookeeper}/logq-test-{uuid.uuid4().hex[:12]}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault scenarios' figures (acknowledged, lost, windows), so CI logs show them."""
+    from tests.cluster.fault_harness import FIGURE_LINES  # imported late: cluster tests may not run
+
+    if FIGURE_LINES:
+        terminalreporter.section("fault figures")
+        for line in FIGURE_LINES:
+            terminalreporter.write_line(line)

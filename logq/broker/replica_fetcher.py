@@ -102,6 +102,7 @@ class ReplicaFetchers:
 
     async def _run(self, leader: int) -> None:
         connection: BrokerConnection | None = None
+        failing = False  # log the first failure of a streak only: a dead leader fails every round
         try:
             while self._by_leader.get(leader):
                 try:
@@ -111,8 +112,14 @@ class ReplicaFetchers:
                             await asyncio.sleep(RETRY_S)
                             continue
                     await self._round(connection, leader)
+                    failing = False
                 except (LogqError, OSError, TimeoutError) as exc:
-                    log.info("replica fetcher for broker %d: %s; retrying", leader, exc)
+                    log.log(
+                        logging.DEBUG if failing else logging.INFO,
+                        "replica fetcher for broker %d: %s; retrying every %g s",
+                        leader, exc, RETRY_S,
+                    )  # fmt: skip
+                    failing = True
                     await _close(connection)
                     connection = None
                     await asyncio.sleep(RETRY_S)

@@ -65,6 +65,7 @@ REPLICA_LAG_TIME_MAX_MS = 3000  # a paused follower leaves the ISR quickly
 METADATA_VERSION = 8
 CREATE_TOPICS_VERSION = 4
 WIRE_TIMEOUT = 5.0  # one request to one broker
+FIGURE_LINES: list[str] = []  # every verify()'s figures, printed at the end of the run (tests/conftest.py)
 
 
 def fault_broker_settings(broker_id: int, zk_connect: str, session_timeout_ms: int) -> dict[str, Any]:
@@ -919,6 +920,7 @@ def verify(
         figures.problems += [f"leader epochs: {text}" for text in epoch_problems(watcher.history)]
         figures.states_missed = watcher.missed_states()
 
+    FIGURE_LINES.append(f"{queue}: {figures.line()}")
     print(f"[fault figures] {queue}: {figures.line()}")
     if figures.violated(allow_duplicates=allow_duplicates):
         logs = [f"--- broker {i} ---\n{cluster.logs(i)}" for i in cluster.brokers]

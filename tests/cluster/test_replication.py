@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+from logq import Consumer as LogqConsumer
+from logq import Producer as LogqProducer
 from logq import batch as rb
 from logq.error_codes import ErrorCode
 from logq.protocol import messages as m
@@ -251,3 +253,35 @@ def test_a_controlled_shutdown_hands_leadership_over_before_the_broker_exits(clu
     wait_for(lambda: full_isr(cluster, QUEUE, PARTITIONS), "the stopped broker back in the ISR", timeout=30)
     wait_for(lambda: replicas_identical(cluster, QUEUE, 2), "identical replicas after the restart")
     assert_nothing_acked_lost(cluster, producer.acked)
+
+
+def test_the_logq_client_follows_a_failover(cluster: Cluster) -> None:
+    """logq's own producer and consumer ride out a leader's SIGKILL on their own: every acknowledged
+    record is read back, in order, once."""
+    producer = LogqProducer(cluster.bootstrap, acks="all")
+    try:
+        futures = [producer.send(QUEUE, b"logq-%d" % i, partition=1) for i in range(100)]
+        producer.flush(30)
+        old = partition_meta(cluster, QUEUE, 1)
+        cluster.brokers[old.leader_id].kill()
+        futures += [producer.send(QUEUE, b"logq-%d" % i, partition=1) for i in range(100, 200)]
+        producer.flush(60)
+        acked = {f.result().offset: b"logq-%d" % i for i, f in enumerate(futures)}
+    finally:
+        producer.close()
+    assert partition_meta(cluster, QUEUE, 1).leader_id not in (old.leader_id, -1)
+    cluster.brokers[old.leader_id].start()
+    wait_for(lambda: full_isr(cluster, QUEUE, PARTITIONS), "the restarted broker back in the ISR", timeout=30)
+    consumer = LogqConsumer(cluster.bootstrap)
+    try:
+        consumer.assign([(QUEUE, 1)])
+        consumer.seek((QUEUE, 1), min(acked))
+        got: dict[int, bytes] = {}
+        deadline = time.monotonic() + 30
+        while len(got) < len(acked) and time.monotonic() < deadline:
+            for record in consumer.poll(timeout=0.5):
+                if record.offset <= max(acked):
+                    got[record.offset] = record.value
+    finally:
+        consumer.close()
+    assert got == acked
