@@ -66,7 +66,7 @@ from tests.broker_process import BrokerProcess  # noqa: E402
 from tests.zookeeper_server import LocalZooKeeper  # noqa: E402
 
 VALUE_SIZE = 100
-COUNT = 300_000
+COUNT = 1_000_000  # about a second per run: shorter runs swing too much on this machine
 QUICK_COUNT = 100_000
 BROKERS = 3
 CHROOT = "/logq-cluster-bench"
@@ -748,7 +748,7 @@ def main() -> None:
     parser.add_argument(
         "--count", type=int, help=f"messages per throughput run ({COUNT:,}; quick {QUICK_COUNT:,})"
     )
-    parser.add_argument("--rounds", type=int, help="throughput rounds, alternating the systems (3; quick 2)")
+    parser.add_argument("--rounds", type=int, help="throughput rounds, alternating the systems (5; quick 2)")
     parser.add_argument("--repeats", type=int, help="failover runs per signal (3; quick 1)")
     parser.add_argument(
         "--session-timeout-ms", type=int, default=SESSION_TIMEOUT_MS, help="1000-10000 (2000)"
@@ -766,7 +766,7 @@ def main() -> None:
     if not 1000 <= args.session_timeout_ms <= 10_000:
         parser.error("--session-timeout-ms must be 1000..10000 (ZooKeeper's tickTime is 500 ms)")
     count = args.count or (QUICK_COUNT if args.quick else COUNT)
-    rounds = args.rounds or (2 if args.quick else 3)
+    rounds = args.rounds or (2 if args.quick else 5)
     repeats = args.repeats or (1 if args.quick else 3)
     outage_limit_s = args.outage_limit or args.session_timeout_ms / 1000 + 5
     min_isr = min(args.min_insync_replicas, args.replication_factor)
