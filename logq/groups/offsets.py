@@ -277,9 +277,8 @@ class OffsetStore:
         self._lock = threading.Lock()
         self._state: dict[int, _Groups] = {}
         self._snapshot_bytes: dict[int, int] = {}  # log size right after this store's last compaction
-        self._pending_snapshot: dict[
-            int, int
-        ] = {}  # replicated: snapshot start, old segments not deleted yet
+        # Replicated: (start, end) of a snapshot whose replaced segments are not deleted yet.
+        self._pending_snapshot: dict[int, tuple[int, int]] = {}
 
     # --- loading ----------------------------------------------------------------------------------
 
@@ -442,7 +441,7 @@ class OffsetStore:
         if self._replicated:
             # Followers copy the snapshot like any write; the old segments go once the ISR has it (a
             # later compaction check), never below the high watermark (the retention rule).
-            self._pending_snapshot[partition] = snapshot_start
+            self._pending_snapshot[partition] = (snapshot_start, partition_log.log_end_offset)
             return
         partition_log.high_watermark = partition_log.log_end_offset
         old = sum(1 for s in partition_log.segment_infos() if s.base_offset < snapshot_start)
@@ -455,11 +454,12 @@ class OffsetStore:
     def _drop_replaced_segments(self, partition: int) -> bool:
         """Replicated: delete the segments a snapshot replaced once the high watermark has passed the
         snapshot (every ISR member has it). True if a snapshot was pending (done or not)."""
-        start = self._pending_snapshot.get(partition)
-        if start is None or partition not in self._state:
+        pending = self._pending_snapshot.get(partition)
+        if pending is None or partition not in self._state:
             return False
+        start, end = pending
         partition_log = self._log_for(partition)
-        if partition_log.high_watermark < partition_log.log_end_offset:
+        if partition_log.high_watermark < end:
             return True  # not replicated yet: try again at the next check
         del self._pending_snapshot[partition]
         old = sum(1 for s in partition_log.segment_infos() if s.base_offset < start)

@@ -273,6 +273,39 @@ def test_compaction_bounds_the_log(data_dir: Path, clock: FakeClock) -> None:
     again.manager.close()
 
 
+def test_replicated_compaction_deletes_the_old_segments_once_the_isr_has_the_snapshot(
+    data_dir: Path, clock: FakeClock
+) -> None:
+    """Cluster mode: followers copy the snapshot like any write; the leader deletes what it replaced only
+    once the high watermark has passed it, and tells the replica manager about every append."""
+    config = LogConfig(segment_bytes=64 * 1024, index_interval_bytes=4096)
+    manager = LogManager(data_dir, config, clock)
+
+    def log_for(partition: int) -> PartitionLog:
+        return manager.create(OFFSETS_QUEUE, partition, offsets_log_config(config))
+
+    appended: list[int] = []
+    store = OffsetStore(log_for, 1, clock, on_append=appended.append, replicated=True)
+    store.load(0)
+    partition_log = log_for(0)
+    for i in range(5_000):
+        store.commit("g", {("q", i % 4): om(i)})
+    assert len(appended) == 5_000
+    partition_log.high_watermark = 4_000  # the followers are behind
+    assert store.maybe_compact(0, max_bytes=64 * 1024)
+    end = partition_log.log_end_offset
+    assert end == 5_004  # the snapshot (one batch of four records) was appended...
+    assert partition_log.log_start_offset == 0  # ...but nothing is deleted yet
+    assert store.maybe_compact(0, max_bytes=64 * 1024)  # still waiting for the ISR
+    assert partition_log.log_start_offset == 0
+    partition_log.high_watermark = end
+    assert store.maybe_compact(0, max_bytes=64 * 1024)
+    assert partition_log.log_start_offset == 5_000
+    assert not store.maybe_compact(0, max_bytes=64 * 1024)
+    assert store.fetch("g") == {("q", j): om(4996 + j) for j in range(4)}
+    manager.close()
+
+
 def test_a_snapshot_larger_than_one_batch(data_dir: Path, clock: FakeClock) -> None:
     config = dataclasses.replace(CONFIG, max_message_bytes=4000)
     node = Node(data_dir, clock, partitions=1, config=config)
