@@ -218,7 +218,8 @@ class ReplicaFetchers:
                 if (plog := self._replicas.log_for(*key)) is not None
                 and plog.durable_offset < plog.log_end_offset
             ]
-            await asyncio.gather(*(asyncio.to_thread(plog.flush) for plog in unflushed))
+            if unflushed:
+                await asyncio.to_thread(_flush_all, unflushed)
         topics: dict[str, list[m.FetchPartition]] = {}
         for key, follow in follows.items():
             plog = self._replicas.log_for(*key)
@@ -272,7 +273,7 @@ class ReplicaFetchers:
                 else:  # not the leader, fenced or unknown epoch: wait for the metadata to catch up
                     f.retry_at = now + RETRY_S
         if written and self._fsync:
-            await asyncio.gather(*(asyncio.to_thread(plog.flush) for plog in written))
+            await asyncio.to_thread(_flush_all, written)
 
     def _stale(self, key: QueuePartition, f: _Follow) -> bool:
         return all(follows.get(key) is not f for follows in self._by_leader.values())
@@ -291,6 +292,12 @@ class ReplicaFetchers:
             )  # fmt: skip
         else:
             f.truncate = True  # the log ends past the leader's: truncate by epoch again
+
+
+def _flush_all(logs: list[PartitionLog]) -> None:
+    """fsync the logs a round wrote, in one worker-thread hop (the hop costs more than the loop)."""
+    for plog in logs:
+        plog.flush()
 
 
 async def _close(connection: BrokerConnection | None) -> None:
