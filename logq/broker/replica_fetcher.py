@@ -282,14 +282,14 @@ class ReplicaFetchers:
     def _out_of_range(
         key: QueuePartition, plog: PartitionLog, f: _Follow, data: m.FetchPartitionData
     ) -> None:
-        if plog.log_end_offset < data.log_start_offset:
-            # The leader's retention deleted what this replica lacks; Kafka restarts the log at the
-            # leader's start. Not supported yet: say so loudly instead of guessing.
-            log.error(
-                "%s-%d: this replica ends at %d, before the leader's log start %d; it cannot catch up "
-                "(delete its directory to rebuild it from the leader)",
+        if 0 <= plog.log_end_offset < data.log_start_offset:
+            # The leader's retention (or compaction) deleted everything this replica lacks: start again
+            # at the leader's log start (on the loop: rare, and a few milliseconds of fsync).
+            log.warning(
+                "%s-%d: this replica ends at %d, before the leader's log start %d",
                 key[0], key[1], plog.log_end_offset, data.log_start_offset,
             )  # fmt: skip
+            plog.restart_at(data.log_start_offset)
         else:
             f.truncate = True  # the log ends past the leader's: truncate by epoch again
 

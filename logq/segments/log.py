@@ -529,6 +529,37 @@ class PartitionLog:
             )
             return new_end
 
+    def restart_at(self, offset: int) -> None:
+        """Empty the log and continue it at ``offset`` (Kafka's truncateFullyAndStartAt): a follower
+        whose leader has deleted (retention, compaction) everything this replica lacks. Nothing here
+        is worth keeping then: the leader's log starts after all of it. Durable before it returns."""
+        self.truncate_to(self.log_start_offset)  # one empty segment is left
+        with self._flush_lock, self._lock:
+            self._check_open_locked()
+            if offset <= self._next_offset:
+                return
+            emptied = self._segments[0]
+            self._next_offset = offset
+            self._roll_locked()
+            del self._segments[0]
+            del self._bases[0]
+            self._trash_locked(emptied)
+            self._durable_offset = self._high_watermark = offset
+            self._indexer.drop_below(offset)
+            self._epochs.truncate_from_start(offset)
+            producers, gone = self._producers.take_changes()
+            dropped = tuple(self._dropped_segment_meta)
+            self._dropped_segment_meta.clear()
+            self._index.commit(
+                Checkpoint(offset, 0, offset),
+                dropped_segments=dropped,
+                producers=producers,
+                dropped_producers=gone,
+                leader_epochs=self._epochs.take_changes(),
+                sync=True,
+            )
+        log.warning("%s: emptied and restarted at offset %d (the leader's log start)", self.name, offset)
+
     def delete_oldest_segments(self, count: int, reason: str) -> int:
         """Delete the ``count`` oldest segments (never the active one, never data at or above the high
         watermark); advances the log start offset. Returns how many were deleted.

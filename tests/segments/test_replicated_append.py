@@ -100,3 +100,26 @@ def test_an_epoch_that_wrote_nothing_is_replaced_by_the_next_one_at_the_same_off
     # epoch 5 would be answered "ends at 6" while the log holds epoch 6's batch there.
     assert follower.epoch_history() == [(3, 0), (6, 6)]
     assert follower.end_offset_for_epoch(5) == (3, 6)
+
+
+def test_a_follower_behind_the_leaders_log_start_restarts_there(tmp_path: Path, clock: FakeClock) -> None:
+    _, leader = new_log(tmp_path, "leader", clock)
+    follower_manager, follower = new_log(tmp_path, "follower", clock)
+    append_epochs(leader, [0] * 12)  # 36 records over several 2 KiB segments
+    copy(leader, follower)
+    follower.truncate_to(3)  # this replica fell behind...
+    leader.high_watermark = leader.log_end_offset
+    leader.delete_oldest_segments(2, "retention")  # ...and the leader deleted what it lacks
+    start = leader.log_start_offset
+    assert follower.log_end_offset < start
+    follower.restart_at(start)
+    assert (follower.log_start_offset, follower.log_end_offset) == (start, start)
+    copy(leader, follower)
+    assert bytes(read_all(follower)) == bytes(read_all(leader))
+    end = follower.log_end_offset
+    follower.flush()
+    follower_manager.close()
+    reopened = LogManager(tmp_path / "follower", CONFIG, clock).get("q", 0)
+    assert reopened is not None
+    assert (reopened.log_start_offset, reopened.log_end_offset) == (start, end)
+    assert bytes(read_all(reopened)) == bytes(read_all(leader))
