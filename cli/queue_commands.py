@@ -30,32 +30,37 @@ def queue() -> None:
 @queue.command("create")
 @click.argument("name")
 @click.option("-p", "--partitions", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("-r", "--replication", "replication", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "-r",
+    "--replication",
+    "replication",
+    type=click.IntRange(min=1),
+    help="Copies of each partition (default: the broker's default.replication.factor).",
+)
 @click.option(
     "-c", "--config", "configs", multiple=True, metavar="KEY=VALUE", help="A queue setting; repeatable."
 )
 @client_options
 @click.pass_context
 def queue_create(
-    ctx: click.Context, name: str, partitions: int, replication: int, configs: tuple[str, ...]
+    ctx: click.Context, name: str, partitions: int, replication: int | None, configs: tuple[str, ...]
 ) -> None:
     """Create queue NAME.
 
     \b
     Example:
-      logq queue create orders -p 6 -r 1 -c retention.ms=86400000
+      logq queue create orders -p 6 -r 3 -c retention.ms=86400000
     """
     opts = settings(ctx)
     with one_line_errors(opts.bootstrap):
         settings_map = parse_key_values(configs, "setting")
         with Admin(opts.bootstrap) as admin:
-            info = admin.create_queue(name, partitions, replication, settings_map)
+            info = admin.create_queue(name, partitions, replication or -1, settings_map)
+    copies = len(info.partitions[0].replicas) if info.partitions else replication
     if opts.fmt == "json":
-        print_json({"queue": name, "partitions": info.partition_count, "replication": replication})
+        print_json({"queue": name, "partitions": info.partition_count, "replication": copies})
     else:
-        click.echo(
-            f"created queue {name} with {info.partition_count} partition(s), replication {replication}"
-        )
+        click.echo(f"created queue {name} with {info.partition_count} partition(s), replication {copies}")
 
 
 @queue.command("list")

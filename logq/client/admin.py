@@ -197,10 +197,11 @@ class Admin:
         self,
         name: str,
         partitions: int = 1,
-        replication_factor: int = 1,
+        replication_factor: int = -1,
         settings: Mapping[str, str] | None = None,
     ) -> QueueInfo:
-        """Create a queue; QueueExistsError, InvalidQueueNameError, InvalidConfigError... on refusal."""
+        """Create a queue; QueueExistsError, InvalidQueueNameError, InvalidConfigError... on refusal.
+        ``replication_factor`` -1: the broker's ``default.replication.factor``."""
         topic = m.CreatableTopic(
             name=name,
             num_partitions=partitions,

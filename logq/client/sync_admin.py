@@ -57,7 +57,7 @@ class Admin:
         self,
         name: str,
         partitions: int = 1,
-        replication_factor: int = 1,
+        replication_factor: int = -1,
         settings: Mapping[str, str] | None = None,
     ) -> QueueInfo:
         return self._loop.run(
