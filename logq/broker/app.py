@@ -177,6 +177,8 @@ class Broker:
             self._tasks.append(asyncio.create_task(member.run(), name="cluster-member"))
             self._tasks.append(asyncio.create_task(member.check_isrs(), name="isr-checks"))
         self.metrics.watch_logs(logs.logs)
+        if member is not None:
+            self.metrics.watch_replication(replicas.replication_status)
         if config.metrics_listen is not None:
             self.metrics.serve(config.metrics_listen.host, config.metrics_listen.port)
             log.info("metrics on http://%s/metrics", config.metrics_listen)

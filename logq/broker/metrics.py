@@ -17,6 +17,7 @@ from logq.segments import PartitionLog
 
 if TYPE_CHECKING:
     from logq.broker.lag import PartitionLag
+    from logq.broker.replication import ReplicationStatus
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -52,6 +53,9 @@ class BrokerMetrics:
 
     def watch_lag(self, lag: Callable[[], Iterable[PartitionLag]]) -> None:
         self.registry.register(_LagCollector(lag))
+
+    def watch_replication(self, status: Callable[[], Iterable[ReplicationStatus]]) -> None:
+        self.registry.register(_ReplicationCollector(status))
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
@@ -99,3 +103,35 @@ class _LagCollector(Collector):
             age.add_metric(key, row.oldest_unconsumed_age_ms / 1000)
             stalled.add_metric(key, 1 if row.stalled else 0)
         yield from (committed, lag, age, stalled)
+
+
+class _ReplicationCollector(Collector):
+    """Cluster mode, on the leaders: what an operator watches first (under-replicated partitions)."""
+
+    def __init__(self, status: Callable[[], Iterable[ReplicationStatus]]) -> None:
+        self._status = status
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        rows = list(self._status())
+        under = GaugeMetricFamily(
+            "logq_under_replicated_partitions", "Partitions led here whose ISR lacks a replica"
+        )
+        under_min = GaugeMetricFamily(
+            "logq_under_min_isr_partitions",
+            "Partitions led here whose ISR is below min.insync.replicas (acks=all is refused)",
+        )
+        isr = GaugeMetricFamily("logq_partition_isr_size", "In-sync replicas", labels=["partition"])
+        replicas = GaugeMetricFamily("logq_partition_replicas", "Assigned replicas", labels=["partition"])
+        lag = GaugeMetricFamily(
+            "logq_follower_lag_offsets",
+            "Offsets a follower is behind the leader's log end (-1: no fetch yet)",
+            labels=["partition", "follower"],
+        )
+        under.add_metric([], sum(1 for row in rows if row.isr < row.replicas))
+        under_min.add_metric([], sum(1 for row in rows if row.isr < row.min_isr))
+        for row in rows:
+            isr.add_metric([row.partition], row.isr)
+            replicas.add_metric([row.partition], row.replicas)
+            for follower, behind in sorted(row.follower_lag.items()):
+                lag.add_metric([row.partition, str(follower)], behind)
+        yield from (under, under_min, isr, replicas, lag)

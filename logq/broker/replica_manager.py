@@ -34,7 +34,7 @@ from logq.groups.offsets import OFFSETS_QUEUE, offsets_log_config
 from logq.queues import log_config_for, min_insync_replicas
 from logq.segments import AppendInfo, LogManager, PartitionLog
 
-from .replication import LeaderState
+from .replication import LeaderState, ReplicationStatus
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,18 @@ class ReplicaManager:
 
     def leader_state(self, queue: str, partition: int) -> LeaderState | None:
         return self._leaders.get((queue, partition))
+
+    def replication_status(self) -> list[ReplicationStatus]:
+        """Every led partition's replicas, ISR and followers' lag (for the metrics; cheap, on scrape)."""
+        out = []
+        for key, led in list(self._leaders.items()):
+            plog = self._logs.get(*key)
+            if plog is None:
+                continue
+            end = plog.log_end_offset
+            lag = {r: end - f.log_end if f.log_end >= 0 else -1 for r, f in led.followers.items()}
+            out.append(ReplicationStatus(plog.name, len(led.followers) + 1, len(led.isr), led.min_isr, lag))
+        return out
 
     def not_served(self, queue: str, partition: int, queues: Mapping[str, QueueMetadata]) -> ErrorCode:
         """The error for a partition this broker has no log of or does not lead."""

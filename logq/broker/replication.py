@@ -17,8 +17,19 @@ The rules are Kafka's (``Partition``/``Replica`` in AK core):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
+
+
+class ReplicationStatus(NamedTuple):
+    """A led partition as the metrics report it."""
+
+    partition: str  # the log's name, "<queue>-<partition>"
+    replicas: int
+    isr: int
+    min_isr: int
+    follower_lag: Mapping[int, int]  # follower id -> offsets behind the leader's log end (-1: unknown)
 
 
 @dataclass(slots=True)

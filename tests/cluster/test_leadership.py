@@ -1,15 +1,20 @@
-"""ReplicaManager's leadership in cluster mode: what is hosted, what is led, and the fence after a lost
-ZooKeeper session (no processes)."""
+"""ReplicaManager's leadership in cluster mode: what is hosted, what is led, the fence after a lost
+ZooKeeper session, and the replication metrics (no processes)."""
 
 from __future__ import annotations
 
 import asyncio
 
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from logq.broker.metrics import BrokerMetrics
 from logq.broker.replica_manager import ReplicaManager
 from logq.config import LogConfig
 from logq.coordinator import PartitionState, QueueMetadata
 from logq.error_codes import ErrorCode
 from logq.segments import LogManager
+from logq.testing import make_batch
 
 
 def snapshot(*states: PartitionState) -> dict[str, QueueMetadata]:
@@ -61,3 +66,39 @@ def test_standalone_leads_everything(manager: LogManager) -> None:
     assert replicas.is_leader("q", 0)
     assert replicas.is_leader("anything", 7)
     assert replicas.not_served("q", 0, queues) == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_replication_metrics_report_the_isr_and_the_followers_lag(manager: LogManager) -> None:
+    replicas = ReplicaManager(manager, LogConfig(), fsync_before_ack=False, broker_id=1)
+    queues = {
+        "q": QueueMetadata(
+            name="q",
+            partitions=(
+                PartitionState(leader=1, leader_epoch=0, replicas=(1, 2, 3), isr=(1, 2, 3)),
+                PartitionState(leader=1, leader_epoch=0, replicas=(1, 2, 3), isr=(1, 2)),
+            ),
+            replication_factor=3,
+        )
+    }
+    asyncio.run(replicas.host(queues))
+    replicas.update_leadership(queues)
+    for partition in (0, 1):
+        plog = manager.get("q", partition)
+        assert plog is not None
+        plog.append(make_batch(5))
+    assert replicas.follower_fetched("q", 0, 2, 5, 0) == ErrorCode.NONE
+    assert replicas.follower_fetched("q", 0, 3, 2, 0) == ErrorCode.NONE
+    metrics = BrokerMetrics()
+    metrics.watch_replication(replicas.replication_status)
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(generate_latest(metrics.registry).decode())
+        for s in family.samples
+    }
+    assert samples[("logq_under_replicated_partitions", ())] == 1
+    assert samples[("logq_under_min_isr_partitions", ())] == 0  # min.insync.replicas 2 with 3 replicas
+    assert samples[("logq_partition_isr_size", (("partition", "q-1"),))] == 2
+    assert samples[("logq_partition_replicas", (("partition", "q-0"),))] == 3
+    assert samples[("logq_follower_lag_offsets", (("follower", "2"), ("partition", "q-0")))] == 0
+    assert samples[("logq_follower_lag_offsets", (("follower", "3"), ("partition", "q-0")))] == 3
+    assert samples[("logq_follower_lag_offsets", (("follower", "3"), ("partition", "q-1")))] == -1
