@@ -78,7 +78,12 @@ class Broker:
         coordinator: Coordinator
         if config.zookeeper_connect is not None:
             zk = ZooKeeperCoordinator(
-                config.zookeeper_connect, me, session_timeout_ms=config.zookeeper_session_timeout_ms
+                config.zookeeper_connect,
+                me,
+                session_timeout_ms=config.zookeeper_session_timeout_ms,
+                leader_rebalance_interval_ms=(
+                    config.leader_imbalance_check_interval_ms if config.auto_leader_rebalance_enable else None
+                ),
             )
             self._coordinator = coordinator = zk
             await zk.start()

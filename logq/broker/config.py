@@ -63,6 +63,8 @@ class BrokerConfig:
     replica_fetch_wait_max_ms: int = 500  # a follower's fetch waits this long on the leader for data
     replica_fetch_max_bytes: int = 1 << 20  # a follower fetches at most this much per partition and round
     controlled_shutdown_timeout_ms: int = 10_000  # SIGTERM: how long to wait for leaderships to move away
+    auto_leader_rebalance_enable: bool = True  # the controller moves leaderships back to preferred replicas
+    leader_imbalance_check_interval_ms: int = 300_000  # ... this often
     log: LogConfig = field(default_factory=LogConfig)
 
     @property

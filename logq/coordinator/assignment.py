@@ -15,7 +15,10 @@ leaders are spread evenly; each further replica is shifted from the first by an 
   ISR through its leader once it has caught up (replication);
 - a broker in a controlled shutdown hands each leadership to the next live ISR member (new leader
   epoch) and leaves every ISR, unless it is the last member: then the partition stays as it is (the
-  broker then stops, and the partition waits for it, as after a crash).
+  broker then stops, and the partition waits for it, as after a crash);
+- preferred-leader election (``preferred_state``, run periodically): a partition led by another broker
+  while its preferred leader is alive and in the ISR moves back to it (new leader epoch), so leadership
+  spreads again after failovers and rolling restarts.
 """
 
 from __future__ import annotations
@@ -152,6 +155,23 @@ def next_state(
     if shutting:
         state = _shutdown_step(state, replicas, live, shutting)
     return None if state == current else state
+
+
+def preferred_state(
+    current: LeaderAndIsr, replicas: Sequence[int], live: Collection[int], shutting: Collection[int] = ()
+) -> LeaderAndIsr | None:
+    """The partition led by its preferred leader again, or None when it is, or cannot be: the preferred
+    leader must be alive, in the ISR and not shutting down, and the partition must have a leader now
+    (a leaderless partition is the controller's ordinary election)."""
+    preferred = preferred_leader(replicas)
+    if (
+        current.leader in (NO_LEADER, preferred)
+        or preferred not in current.isr
+        or preferred not in live
+        or preferred in shutting
+    ):
+        return None
+    return LeaderAndIsr(preferred, current.leader_epoch + 1, current.isr)
 
 
 def leader_counts(assignment: Sequence[Sequence[int]]) -> Mapping[int, int]:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from logq.coordinator.assignment import LeaderAndIsr, initial_state, next_state
+from logq.coordinator.assignment import LeaderAndIsr, initial_state, next_state, preferred_state
 from logq.coordinator.interface import PartitionState, QueueMetadata
 from logq.coordinator.zk_layout import (
     BrokerRecord,
@@ -139,6 +139,20 @@ class ClusterView:
             new = next_state(
                 current, topic.replicas[p], epochs.keys(), bounced=bounced, shutting=shutting, unclean=unclean
             )
+            if new is not None:
+                out.append(LeaderChange(name, p, record, new))
+        return out
+
+    def preferred_changes(self) -> list[LeaderChange]:
+        """The partitions to hand back to their preferred leader (``assignment.preferred_state``)."""
+        epochs = self.broker_epochs()
+        shutting = self.shutting_down & epochs.keys()
+        out = []
+        for (name, p), record in sorted(self.states.items()):
+            topic = self.topics.get(name)
+            if topic is None or name in self.deletes or p >= len(topic.replicas):
+                continue
+            new = preferred_state(record.leader_and_isr, topic.replicas[p], epochs.keys(), shutting)
             if new is not None:
                 out.append(LeaderChange(name, p, record, new))
         return out

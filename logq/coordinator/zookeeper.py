@@ -45,7 +45,7 @@ from logq.coordinator.zk_layout import (
     state_path,
 )
 from logq.coordinator.zk_store import ZkStore
-from logq.coordinator.zk_view import EMPTY_QUEUES, ClusterView
+from logq.coordinator.zk_view import EMPTY_QUEUES, ClusterView, LeaderChange
 from logq.error_codes import ErrorCode
 from logq.errors import CoordinationError, InvalidPartitionsError, InvalidReplicationFactorError
 
@@ -88,6 +88,7 @@ class ZooKeeperCoordinator:
         register_wait_ms: int | None = None,
         connect_timeout_ms: int = 15_000,
         unclean_leader_election: bool = False,
+        leader_rebalance_interval_ms: int | None = 300_000,
     ) -> None:
         self.broker_id = broker.broker_id
         self._broker = broker
@@ -97,6 +98,13 @@ class ZooKeeperCoordinator:
         )
         self._connect_timeout_s = connect_timeout_ms / 1000
         self._unclean = unclean_leader_election
+        # Preferred-leader election on the controller every interval (None: off), as Kafka's
+        # auto.leader.rebalance.enable with leader.imbalance.check.interval.seconds.
+        self._rebalance_s = (
+            None if leader_rebalance_interval_ms is None else leader_rebalance_interval_ms / 1000
+        )
+        self._next_rebalance = 0.0
+        self._rebalance_due = False
         self._store = ZkStore(
             connect,
             session_timeout_ms=session_timeout_ms,
@@ -404,7 +412,7 @@ class ZooKeeperCoordinator:
     async def _run(self) -> None:
         failures = 0
         while True:
-            await self._wake.wait()
+            await self._next_event()
             self._wake.clear()
             try:
                 await self._process_round()
@@ -420,6 +428,20 @@ class ZooKeeperCoordinator:
                 self._dirty.everything = True
                 await asyncio.sleep(RETRY_BACKOFF_S[min(failures, len(RETRY_BACKOFF_S)) - 1])
                 self._wake.set()
+
+    async def _next_event(self) -> None:
+        """Wait for something to do: an event, or the time of the next preferred-leader election."""
+        if self._rebalance_s is None:
+            await self._wake.wait()
+            return
+        loop = asyncio.get_running_loop()
+        if not self._next_rebalance:
+            self._next_rebalance = loop.time() + self._rebalance_s
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), max(self._next_rebalance - loop.time(), 0))
+        if loop.time() >= self._next_rebalance:
+            self._rebalance_due = True
+            self._next_rebalance = loop.time() + self._rebalance_s
 
     async def _process_round(self) -> None:
         if not self._connected:
@@ -443,6 +465,7 @@ class ZooKeeperCoordinator:
                 )
         self._resolve_waiters()
         if self._ctl is None:
+            self._rebalance_due = False  # the controller's job
             await self._maybe_elect()
         ctl = self._ctl
         if ctl is not None:
@@ -495,6 +518,9 @@ class ZooKeeperCoordinator:
             await self._carry_out_deletions(ctl)
             await self._create_missing_states(ctl)
             await self._elect_leaders(ctl)
+            if self._rebalance_due:
+                self._rebalance_due = False
+                await self._write_leader_changes(ctl, self._view.preferred_changes(), "preferred leader")
         except ControllerFencedError as exc:
             await self._step_down(ctl, exc)
         except StaleVersionError as exc:
@@ -530,12 +556,16 @@ class ZooKeeperCoordinator:
             self._mark(ReadRequest(topics={name}))
 
     async def _elect_leaders(self, ctl: ControllerContext) -> None:
-        changes = self._view.leader_changes(self._unclean)
+        await self._write_leader_changes(ctl, self._view.leader_changes(self._unclean), "election")
+
+    async def _write_leader_changes(
+        self, ctl: ControllerContext, changes: list[LeaderChange], why: str
+    ) -> None:
         for c in changes:
             old = c.old.leader_and_isr
             log.info(
-                "controller %d: %s-%d leader %d -> %d, leader epoch %d -> %d, isr %s -> %s",
-                self.broker_id, c.queue, c.partition, old.leader, c.new.leader, old.leader_epoch,
+                "controller %d (%s): %s-%d leader %d -> %d, leader epoch %d -> %d, isr %s -> %s",
+                self.broker_id, why, c.queue, c.partition, old.leader, c.new.leader, old.leader_epoch,
                 c.new.leader_epoch, list(old.isr), list(c.new.isr),
             )  # fmt: skip
         if changes:

@@ -17,6 +17,7 @@ from logq.coordinator.assignment import (
     leader_counts,
     next_state,
     preferred_leader,
+    preferred_state,
 )
 
 
@@ -116,3 +117,13 @@ def test_a_controlled_shutdown_hands_leadership_to_the_next_isr_member_and_leave
     # Once it has moved, the same shutdown changes nothing more.
     moved = LeaderAndIsr(2, 5, (2, 3))
     assert next_state(moved, REPLICAS, live={1, 2, 3}, shutting={1}) is None
+
+
+def test_a_partition_goes_back_to_its_preferred_leader_when_that_one_is_in_sync() -> None:
+    moved = LeaderAndIsr(2, 5, (2, 3, 1))
+    assert preferred_state(moved, REPLICAS, live={1, 2, 3}) == LeaderAndIsr(1, 6, (2, 3, 1))
+    assert preferred_state(LeaderAndIsr(2, 5, (2, 3)), REPLICAS, live={1, 2, 3}) is None  # 1 not in sync
+    assert preferred_state(moved, REPLICAS, live={2, 3}) is None  # 1 is down
+    assert preferred_state(moved, REPLICAS, live={1, 2, 3}, shutting={1}) is None
+    assert preferred_state(FULL, REPLICAS, live={1, 2, 3}) is None  # already there
+    assert preferred_state(LeaderAndIsr(-1, 5, (1,)), REPLICAS, live={2, 3}) is None  # the election's job
