@@ -121,9 +121,6 @@ class ReplicaManager:
         """Cluster mode: the hosted partitions led by another live broker, with their state."""
         return dict(self._following)
 
-    def leader_state(self, queue: str, partition: int) -> LeaderState | None:
-        return self._leaders.get((queue, partition))
-
     def replication_status(self) -> list[ReplicationStatus]:
         """Every led partition's replicas, ISR and followers' lag (for the metrics; cheap, on scrape)."""
         out = []
@@ -260,9 +257,6 @@ class ReplicaManager:
             self._fenced.pop(key, None)
             await asyncio.to_thread(self._logs.delete, queue, partition)
             self._wake(key)  # fetches waiting on it answer that it is gone
-
-    def hosted_queues(self) -> set[str]:
-        return {queue for queue, _ in self._logs.partitions()}
 
     # --- produce -----------------------------------------------------------------------------------
 
