@@ -8,7 +8,7 @@ version, controller epoch), so a plan made on a slightly old view fails rather t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -129,30 +129,34 @@ class ClusterView:
         ISRs (``assignment.next_state``)."""
         epochs = self.broker_epochs()
         shutting = self.shutting_down & epochs.keys()
-        out = []
-        for (name, p), record in sorted(self.states.items()):
-            topic = self.topics.get(name)
-            if topic is None or name in self.deletes or p >= len(topic.replicas):
-                continue
+
+        def change(record: StateRecord, replicas: tuple[int, ...]) -> LeaderAndIsr | None:
             current = record.leader_and_isr
             bounced = [b for b in (current.leader, *current.isr) if epochs.get(b, -1) > record.mzxid]
-            new = next_state(
-                current, topic.replicas[p], epochs.keys(), bounced=bounced, shutting=shutting, unclean=unclean
+            return next_state(
+                current, replicas, epochs.keys(), bounced=bounced, shutting=shutting, unclean=unclean
             )
-            if new is not None:
-                out.append(LeaderChange(name, p, record, new))
-        return out
+
+        return self._changes(change)
 
     def preferred_changes(self) -> list[LeaderChange]:
         """The partitions to hand back to their preferred leader (``assignment.preferred_state``)."""
-        epochs = self.broker_epochs()
-        shutting = self.shutting_down & epochs.keys()
+        live = self.broker_epochs().keys()
+        shutting = self.shutting_down & live
+        return self._changes(
+            lambda record, replicas: preferred_state(record.leader_and_isr, replicas, live, shutting)
+        )
+
+    def _changes(
+        self, decide: Callable[[StateRecord, tuple[int, ...]], LeaderAndIsr | None]
+    ) -> list[LeaderChange]:
+        """``decide(state, replicas)`` for every partition of a queue not being deleted, in order."""
         out = []
         for (name, p), record in sorted(self.states.items()):
             topic = self.topics.get(name)
             if topic is None or name in self.deletes or p >= len(topic.replicas):
                 continue
-            new = preferred_state(record.leader_and_isr, topic.replicas[p], epochs.keys(), shutting)
+            new = decide(record, topic.replicas[p])
             if new is not None:
                 out.append(LeaderChange(name, p, record, new))
         return out
