@@ -103,7 +103,7 @@ class ZooKeeperCoordinator:
         self._rebalance_s = (
             None if leader_rebalance_interval_ms is None else leader_rebalance_interval_ms / 1000
         )
-        self._next_rebalance = 0.0
+        self._rebalance_timer: asyncio.TimerHandle | None = None
         self._rebalance_due = False
         self._store = ZkStore(
             connect,
@@ -147,6 +147,8 @@ class ZooKeeperCoordinator:
             await asyncio.to_thread(self._store.stop)
             raise
         self._task = self._loop.create_task(self._run(), name=f"zk-coordinator-{self.broker_id}")
+        if self._rebalance_s is not None:
+            self._rebalance_timer = self._loop.call_later(self._rebalance_s, self._rebalance_tick)
         log.info(
             "broker %d registered in ZooKeeper %s (session 0x%x, timeout %d ms, broker epoch %d)",
             self.broker_id,
@@ -162,6 +164,8 @@ class ZooKeeperCoordinator:
             return
         self._closed = True
         self._ctl = None
+        if self._rebalance_timer is not None:
+            self._rebalance_timer.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -412,7 +416,7 @@ class ZooKeeperCoordinator:
     async def _run(self) -> None:
         failures = 0
         while True:
-            await self._next_event()
+            await self._wake.wait()
             self._wake.clear()
             try:
                 await self._process_round()
@@ -429,19 +433,15 @@ class ZooKeeperCoordinator:
                 await asyncio.sleep(RETRY_BACKOFF_S[min(failures, len(RETRY_BACKOFF_S)) - 1])
                 self._wake.set()
 
-    async def _next_event(self) -> None:
-        """Wait for something to do: an event, or the time of the next preferred-leader election."""
-        if self._rebalance_s is None:
-            await self._wake.wait()
-            return
-        loop = asyncio.get_running_loop()
-        if not self._next_rebalance:
-            self._next_rebalance = loop.time() + self._rebalance_s
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), max(self._next_rebalance - loop.time(), 0))
-        if loop.time() >= self._next_rebalance:
-            self._rebalance_due = True
-            self._next_rebalance = loop.time() + self._rebalance_s
+    def _rebalance_tick(self) -> None:
+        """The timer of the preferred-leader election: the next round does it (if it is the controller).
+        A timer, not a timeout on the processor's wait: ``asyncio.wait_for`` may swallow a cancellation
+        (Python 3.11), which would leave stop() waiting for the processor."""
+        assert self._loop is not None
+        assert self._rebalance_s is not None
+        self._rebalance_due = True
+        self._wake.set()
+        self._rebalance_timer = self._loop.call_later(self._rebalance_s, self._rebalance_tick)
 
     async def _process_round(self) -> None:
         if not self._connected:
