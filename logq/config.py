@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+MIB = 1 << 20
 GIB = 1 << 30
 DAY_MS = 24 * 3600 * 1000
 
@@ -25,6 +26,7 @@ class LogConfig:
     file_delete_delay_ms: int = 60_000  # file.delete.delay.ms: a deleted segment's file lingers this long
     retention_check_interval_ms: int = 300_000  # retention.check.interval.ms
     fsync_before_ack: bool = True  # log.fsync.before.ack: acks=all waits for fsync
+    preallocate_bytes: int = 4 * MIB  # log.preallocate.bytes: disk blocks reserved ahead of appends; 0: none
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> LogConfig:
@@ -36,10 +38,11 @@ class LogConfig:
         return dataclasses.replace(self, **parse_settings(values))
 
 
-# Kafka-style key -> field; the two broker-wide keys carry Kafka's "log." prefix.
+# Kafka-style key -> field; the broker-wide keys carry Kafka's "log." prefix.
 _FIELDS = {f.name.replace("_", "."): f for f in dataclasses.fields(LogConfig)}
 _FIELDS["log.flush.interval.ms"] = _FIELDS.pop("flush.interval.ms")
 _FIELDS["log.fsync.before.ack"] = _FIELDS.pop("fsync.before.ack")
+_FIELDS["log.preallocate.bytes"] = _FIELDS.pop("preallocate.bytes")
 
 
 def settings_of(config: LogConfig) -> dict[str, Any]:

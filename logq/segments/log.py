@@ -177,7 +177,9 @@ class PartitionLog:
             now = self._clock.time_ms()
             segment = self._maybe_roll_locked(len(data), now)
             base = self._next_offset
-            position = segment.append(rb.patch_prefix(header, base, leader_epoch), view[16:])
+            position = segment.append(
+                rb.patch_prefix(header, base, leader_epoch), view[16:], self.config.preallocate_bytes
+            )
             self._indexer.add(segment.base_offset, position, base, len(data), header.max_timestamp)
             if leader_epoch != -1:
                 self._epochs.assign(leader_epoch, base)
@@ -215,7 +217,9 @@ class PartitionLog:
                 segment = self._maybe_roll_locked(size, now)
                 epoch = header.partition_leader_epoch
                 stored_at = segment.append(
-                    bytes(view[position : position + 16]), view[position + 16 : position + size]
+                    bytes(view[position : position + 16]),
+                    view[position + 16 : position + size],
+                    self.config.preallocate_bytes,
                 )
                 self._indexer.add(segment.base_offset, stored_at, base, size, header.max_timestamp)
                 if epoch >= 0:
@@ -249,6 +253,7 @@ class PartitionLog:
         return active
 
     def _roll_locked(self) -> Segment:
+        self._segments[-1].release_reserved()
         segment = Segment(self.directory, self._next_offset, create=True)
         segment.next_offset = self._next_offset
         files.fsync_dir(self.directory)  # the new name must survive a crash once its data is acked

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from logq import batch as rb
 from logq.errors import StorageError
-from logq.segments import files
+from logq.segments import files, space
 
 READ_CHUNK = 1 << 20
 # A stored batch may be larger than today's max.message.bytes (the setting can shrink), but a length
@@ -33,17 +33,25 @@ class Segment:
         self.first_append_ms = -1  # broker time of the first batch appended in this process (segment.ms)
         self.synced_size = self.size if not create else 0
         self.closed = False
+        # Blocks are allocated up to here (``space.reserve``); past ``size`` only while this segment is
+        # active, given back when it rolls or closes. -1: the filesystem cannot reserve.
+        self._reserved_end = self.size
         # The end of the last read and the offset found there: a consumer reading forward skips the index.
         self._hint_offset = -1
         self._hint_position = 0
 
-    def append(self, prefix: bytes, rest: memoryview) -> int:
+    def append(self, prefix: bytes, rest: memoryview, reserve: int = 0) -> int:
         """Write one batch (its patched 16-byte prefix, then the rest) at the end; returns its position.
 
-        On any failure the file is cut back, so no partial batch is ever left behind.
+        ``reserve``: when the batch does not fit in the blocks already allocated, allocate blocks ahead
+        first: as many bytes as the segment holds (so a quiet partition reserves little), at most
+        ``reserve``, at least the batch. On any failure the file is cut back, so no partial batch is
+        ever left behind.
         """
         position = self.size
         total = len(prefix) + len(rest)
+        if position + total > self._reserved_end >= 0 and reserve > 0:
+            self._reserve(position, max(total, min(reserve, position)))
         try:
             written = os.pwritev(self.fd, [prefix, rest], position)
             if written != total:
@@ -54,9 +62,23 @@ class Segment:
         self.size = position + total
         return position
 
+    def _reserve(self, position: int, length: int) -> None:
+        if space.reserve(self.fd, position, length):
+            self._reserved_end = position + length
+        else:
+            self._reserved_end = -1  # unsupported here; a full disk fails the write itself
+
+    def release_reserved(self) -> None:
+        """Give back blocks reserved past the end (the segment takes no more appends, or is closing)."""
+        if self._reserved_end > self.size:
+            with contextlib.suppress(OSError):  # only space is at stake; the next truncate retries
+                space.release(self.fd, self.size)
+            self._reserved_end = self.size
+
     def _cut_back(self, size: int) -> None:
         with contextlib.suppress(OSError):  # the disk is failing; recovery drops any torn tail
             os.ftruncate(self.fd, size)
+        self._reserved_end = min(self._reserved_end, size)
 
     def read(self, position: int, length: int) -> bytes:
         return os.pread(self.fd, length, position)
@@ -74,8 +96,9 @@ class Segment:
         self.synced_size = max(self.synced_size, size)
 
     def truncate(self, size: int) -> None:
-        os.ftruncate(self.fd, size)
+        os.ftruncate(self.fd, size)  # also frees any blocks reserved past the end
         self.size = size
+        self._reserved_end = min(self._reserved_end, size)
         self.synced_size = min(self.synced_size, size)
         self._hint_offset = -1
 
@@ -88,6 +111,7 @@ class Segment:
 
     def close(self) -> None:
         if not self.closed:
+            self.release_reserved()
             self.closed = True
             os.close(self.fd)
 
