@@ -288,20 +288,25 @@ class GroupHandlers:
         """A commit is acknowledged once it is on disk and, in cluster mode, on every ISR member of its
         __consumer_offsets partition (as an acks=all produce)."""
         info = self._offsets.commit(group_id, offsets)
-        partition = self._offsets.partition_of(group_id)
-        plog = self._replicas.log_for(OFFSETS_QUEUE, partition)
-        if info is None or plog is None:
+        if info is None:
             return
-        if plog.durable_offset <= info.last_offset:
-            await asyncio.to_thread(plog.flush)
-        try:
-            await self._replicas.wait_replicated(
-                OFFSETS_QUEUE, partition, info.last_offset + 1, OFFSET_COMMIT_TIMEOUT_MS
-            )
+        acknowledged = False
+        try:  # OffsetFetch shows the commit only once it is acknowledged
+            partition = self._offsets.partition_of(group_id)
+            plog = self._replicas.log_for(OFFSETS_QUEUE, partition)
+            if plog is not None:
+                if plog.durable_offset <= info.last_offset:
+                    await asyncio.to_thread(plog.flush)
+                await self._replicas.wait_replicated(
+                    OFFSETS_QUEUE, partition, info.last_offset + 1, OFFSET_COMMIT_TIMEOUT_MS
+                )
+            acknowledged = True
         except ReplicationError as exc:  # Kafka's mapping of a failed offsets write
             moved = exc.code == ErrorCode.NOT_LEADER_OR_FOLLOWER
             code = ErrorCode.NOT_COORDINATOR if moved else ErrorCode.COORDINATOR_NOT_AVAILABLE
             raise LogqError(str(exc), code=code) from None
+        finally:
+            self._offsets.settle(group_id, offsets, info, acknowledged=acknowledged)
 
     async def offset_fetch(self, header: RequestHeader, req: m.OffsetFetchRequest) -> m.OffsetFetchResponse:
         wanted = (

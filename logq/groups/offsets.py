@@ -32,6 +32,10 @@ Retention (offsets.retention.ms, default 7 days): ``expire`` drops the offsets a
 a group that has been empty for longer than the retention; the offsets of a group that has no group
 record (only "simple" commits, e.g. assign() users) age one by one from their commit time, as in Kafka.
 
+Acknowledgement: ``commit`` makes a commit visible to ``fetch`` only once the caller ``settle``s it as
+acknowledged (fsynced and, in cluster mode, on the ISR); until then ``fetch`` answers the value before
+it (``logq.groups.unacknowledged``). Memory otherwise follows the log: what replay and snapshots see.
+
 Thread safety: every public method holds one lock, so the order of records in the log is the order
 in which memory changed. ``compact`` holds it through its fsync.
 """
@@ -61,6 +65,7 @@ from logq.groups.offset_records import (
     decode_change,
     encode_change,
 )
+from logq.groups.unacknowledged import UnacknowledgedCommits
 from logq.segments.log import AppendInfo, PartitionLog
 
 __all__ = [
@@ -276,6 +281,7 @@ class OffsetStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._state: dict[int, _Groups] = {}
+        self._unacked: dict[int, UnacknowledgedCommits] = {}
         self._snapshot_bytes: dict[int, int] = {}  # log size right after this store's last compaction
         # Replicated: (start, end) of a snapshot whose replaced segments are not deleted yet.
         self._pending_snapshot: dict[int, tuple[int, int]] = {}
@@ -298,6 +304,7 @@ class OffsetStore:
             except (OffsetRecordError, rb.BatchError, codec.UnsupportedCodecError) as exc:
                 raise CorruptOffsetsError(f"offsets partition {partition}: {exc}") from exc
             self._state[partition] = groups
+            self._unacked[partition] = UnacknowledgedCommits()
             self._snapshot_bytes.pop(partition, None)
         log.debug("offsets partition %d: loaded %d groups from %d records", partition, len(groups), count)
         return count
@@ -305,6 +312,7 @@ class OffsetStore:
     def unload(self, partition: int) -> None:
         with self._lock:
             self._state.pop(partition, None)
+            self._unacked.pop(partition, None)
             self._snapshot_bytes.pop(partition, None)
             self._pending_snapshot.pop(partition, None)
 
@@ -320,14 +328,20 @@ class OffsetStore:
     def fetch(
         self, group: str, wanted: Iterable[TopicPartition] | None = None
     ) -> dict[TopicPartition, OffsetAndMetadata]:
-        """The committed offsets of ``wanted`` (None: all of them); never-committed ones are absent."""
+        """The acknowledged committed offsets of ``wanted`` (None: all of them); never-committed ones are
+        absent."""
         with self._lock:
-            entry = self._groups_of(group).get(group)
-            if entry is None:
-                return {}
+            partition = self._coordinated(group)
+            entry = self._state[partition].get(group)
+            found = dict(entry.offsets) if entry is not None else {}
+            for tp, visible in self._unacked[partition].hidden(group).items():
+                if visible is None:
+                    found.pop(tp, None)
+                else:
+                    found[tp] = visible
             if wanted is None:
-                return dict(entry.offsets)
-            return {tp: entry.offsets[tp] for tp in wanted if tp in entry.offsets}
+                return found
+            return {tp: found[tp] for tp in wanted if tp in found}
 
     def group_info(self, group: str) -> GroupInfo | None:
         with self._lock:
@@ -337,14 +351,16 @@ class OffsetStore:
     # --- writes -----------------------------------------------------------------------------------
 
     def commit(self, group: str, offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> AppendInfo | None:
-        """Append the offsets of one OffsetCommit as one batch, then make them visible to ``fetch``.
+        """Append the offsets of one OffsetCommit as one batch; ``fetch`` shows them once ``settle`` says
+        they were acknowledged.
 
         A commit timestamp of -1 becomes the broker's time. Refuses the whole commit, storing nothing,
         with NotCoordinatorError or OffsetMetadataTooLargeError (``.partition`` names the culprit).
-        Returns None for an empty commit. The caller flushes the partition before answering.
+        Returns None for an empty commit. The caller flushes the partition (and waits for the ISR)
+        before it settles the commit and answers.
         """
         now = self._clock.time_ms()
-        changes: list[Change] = []
+        stamped: dict[TopicPartition, OffsetAndMetadata] = {}
         with self._lock:
             partition = self._coordinated(group)
             for (queue, queue_partition), value in offsets.items():
@@ -353,11 +369,33 @@ class OffsetStore:
                         f"metadata of {queue}-{queue_partition} is over {MAX_METADATA_BYTES} bytes",
                         (queue, queue_partition),
                     )
-                stamped = value
                 if value.commit_timestamp_ms < 0:
-                    stamped = dataclasses.replace(value, commit_timestamp_ms=now)
-                changes.append(Change(OffsetKey(group, queue, queue_partition), stamped))
-            return self._write(partition, changes) if changes else None
+                    stamped[(queue, queue_partition)] = dataclasses.replace(value, commit_timestamp_ms=now)
+                else:
+                    stamped[(queue, queue_partition)] = value
+            if not stamped:
+                return None
+            entry = self._state[partition].get(group)
+            before = {tp: entry.offsets.get(tp) if entry is not None else None for tp in stamped}
+            info = self._write(partition, [Change(OffsetKey(group, *tp), v) for tp, v in stamped.items()])
+            for tp, value in stamped.items():
+                self._unacked[partition].written(group, tp, info.last_offset, value, before[tp])
+            return info
+
+    def settle(
+        self, group: str, tps: Iterable[TopicPartition], info: AppendInfo, *, acknowledged: bool
+    ) -> None:
+        """The commit that ``commit`` appended as ``info`` was acknowledged (or failed): show it to
+        ``fetch``, or keep answering the value before it."""
+        with self._lock:
+            partition = partition_for(group, self.partitions)
+            unacked = self._unacked.get(partition)
+            if unacked is None:  # the partition moved away meanwhile
+                return
+            entry = self._state[partition].get(group)
+            for tp in tps:
+                newest = entry.offsets.get(tp) if entry is not None else None
+                unacked.settled(group, tp, info.last_offset, acknowledged, newest)
 
     def delete_offsets(self, group: str, wanted: Iterable[TopicPartition]) -> AppendInfo | None:
         """Tombstone some committed offsets of a group (OffsetDelete); None if none of them existed."""
@@ -366,6 +404,8 @@ class OffsetStore:
             entry = self._state[partition].get(group)
             present = [] if entry is None else sorted({tp for tp in wanted if tp in entry.offsets})
             changes = [Change(OffsetKey(group, q, p), None) for q, p in present]
+            for tp in present:
+                self._unacked[partition].forget(group, tp)
             return self._write(partition, changes) if changes else None
 
     def set_group_empty_since(
@@ -388,6 +428,7 @@ class OffsetStore:
             if entry is None:
                 return None
             tombstones = [Change(OffsetKey(group, q, p), None) for q, p in sorted(entry.offsets)]
+            self._unacked[partition].forget(group)
             return self._write(partition, [*tombstones, Change(GroupKey(group), None)])
 
     def expire(self, now_ms: int, retention_ms: int) -> list[tuple[str, str, int]]:
@@ -402,9 +443,12 @@ class OffsetStore:
                     changes = _expired_changes(name, groups[name], now_ms, retention_ms)
                     if changes:
                         self._write(partition, changes)
-                        expired += [
+                        gone = [
                             (k.group, k.queue, k.partition) for k, _ in changes if isinstance(k, OffsetKey)
                         ]
+                        for _, queue, queue_partition in gone:
+                            self._unacked[partition].forget(name, (queue, queue_partition))
+                        expired += gone
         return expired
 
     # --- compaction -------------------------------------------------------------------------------

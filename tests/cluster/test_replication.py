@@ -16,10 +16,12 @@ from logq import Consumer as LogqConsumer
 from logq import Producer as LogqProducer
 from logq import batch as rb
 from logq.error_codes import ErrorCode
+from logq.groups.offsets import OFFSETS_QUEUE, partition_for
 from logq.protocol import messages as m
 from logq.segments.files import LOG_SUFFIX, partition_dir_name
 from tests.broker.test_bad_input import produce_at
 from tests.cluster.conftest import Cluster, wait_for
+from tests.cluster.test_cluster import coordinator_of
 from tests.wire_client import WireClient
 
 QUEUE = "replicated"
@@ -198,6 +200,57 @@ def test_the_isr_shrinks_and_acks_all_is_refused_below_min_insync_then_it_grows_
         cluster.brokers[followers[0]].resume()
     wait_for(lambda: full_isr(cluster, QUEUE, PARTITIONS), "the followers back in the ISR", timeout=30)
     wait_for(lambda: replicas_identical(cluster, QUEUE, 0), "identical replicas after the catch-up")
+
+
+def test_an_offset_commit_the_isr_never_got_is_not_fetched(cluster: Cluster) -> None:
+    """OffsetFetch answers the last acknowledged commit: one that could not reach the ISR of its
+    __consumer_offsets partition is refused and stays hidden (a failover could lose it)."""
+    group = "unacknowledged"
+
+    def commit(client: WireClient, offset: int) -> int:
+        part = m.OffsetCommitRequestPartition(
+            partition_index=0, committed_offset=offset, committed_metadata=""
+        )
+        topics = [m.OffsetCommitRequestTopic(name=QUEUE, partitions=[part])]
+        answer = client.call(m.OffsetCommitRequest(group_id=group, topics=topics), 7)
+        return int(answer.topics[0].partitions[0].error_code)
+
+    def fetched(client: WireClient) -> int:
+        topics = [m.OffsetFetchRequestTopic(name=QUEUE, partition_indexes=[0])]
+        answer = client.call(m.OffsetFetchRequest(group_id=group, topics=topics), 5)
+        return int(answer.topics[0].partitions[0].committed_offset)
+
+    def first_commit() -> int | None:
+        # Earlier tests moved leaders and a resumed broker may still name the old coordinator: the
+        # coordinator is whoever takes the commit.
+        node = coordinator_of(cluster, group)
+        with WireClient(cluster.brokers[node].bootstrap) as client:
+            return node if commit(client, 1) == ErrorCode.NONE else None
+
+    coordinator = wait_for(first_commit, "a first commit", timeout=30)
+    offsets_partitions = len(cluster.metadata(coordinator, [OFFSETS_QUEUE]).topics[0].partitions)
+    partition = partition_for(group, offsets_partitions)
+
+    def leaders_view() -> Any:
+        topic = cluster.metadata(coordinator, [OFFSETS_QUEUE]).topics[0]
+        return next(p for p in topic.partitions if p.partition_index == partition)
+
+    wait_for(lambda: len(leaders_view().isr_nodes) == 3, "a full offsets ISR")
+    followers = [b for b in leaders_view().replica_nodes if b != coordinator]
+    with WireClient(cluster.brokers[coordinator].bootstrap, timeout=30) as client:
+        assert fetched(client) == 1
+        for follower in followers:
+            cluster.brokers[follower].pause()
+        try:
+            assert commit(client, 2) != ErrorCode.NONE  # only the leader has it: not acknowledged
+            assert fetched(client) == 1
+        finally:
+            for follower in followers:
+                cluster.brokers[follower].resume()
+    wait_for(lambda: len(leaders_view().isr_nodes) == 3, "the offsets ISR whole again", timeout=30)
+    with WireClient(cluster.brokers[coordinator].bootstrap, timeout=30) as client:
+        assert commit(client, 3) == ErrorCode.NONE
+        assert fetched(client) == 3
 
 
 def test_a_dead_follower_stays_out_of_the_isr(cluster: Cluster) -> None:

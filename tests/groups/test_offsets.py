@@ -34,7 +34,7 @@ from logq.groups.offsets import (
     partition_for,
 )
 from logq.segments import LogManager
-from logq.segments.log import PartitionLog
+from logq.segments.log import AppendInfo, PartitionLog
 from logq.testing import FakeClock
 
 CONFIG = LogConfig(segment_bytes=4096, index_interval_bytes=512)
@@ -68,6 +68,16 @@ def node(data_dir: Path, clock: FakeClock) -> Iterator[Node]:
 
 def om(offset: int, metadata: str = "", epoch: int = -1, ts: int = 1) -> OffsetAndMetadata:
     return OffsetAndMetadata(offset, epoch, metadata, ts)
+
+
+def commit_acked(
+    store: OffsetStore, group: str, offsets: dict[tuple[str, int], OffsetAndMetadata]
+) -> AppendInfo | None:
+    """A commit as the broker makes it when the flush (and the ISR) succeed."""
+    info = store.commit(group, offsets)
+    if info is not None:
+        store.settle(group, offsets, info, acknowledged=True)
+    return info
 
 
 # --- placement -------------------------------------------------------------------------------------
@@ -138,29 +148,70 @@ def test_records_round_trip_and_bad_keys_are_refused() -> None:
 
 def test_commit_then_fetch_latest_wins(node: Node) -> None:
     store = node.store
-    store.commit("g", {("q", 0): om(10, "a"), ("q", 1): om(20)})
-    store.commit("g", {("q", 0): om(11, "b", epoch=4)})
+    commit_acked(store, "g", {("q", 0): om(10, "a"), ("q", 1): om(20)})
+    commit_acked(store, "g", {("q", 0): om(11, "b", epoch=4)})
     assert store.fetch("g") == {("q", 0): om(11, "b", epoch=4), ("q", 1): om(20)}
     assert store.fetch("g", [("q", 1), ("q", 9), ("other", 0)]) == {("q", 1): om(20)}
     assert store.fetch("never") == {}
     assert store.groups(partition_for("g", 3)) == ["g"]
 
 
+def test_a_commit_is_fetched_only_once_acknowledged(node: Node) -> None:
+    store = node.store
+    commit_acked(store, "g", {("q", 0): om(1), ("q", 1): om(1)})
+    first = store.commit("g", {("q", 0): om(2)})
+    second = store.commit("g", {("q", 0): om(3), ("q", 2): om(3)})
+    assert first is not None
+    assert second is not None
+    assert store.fetch("g") == {("q", 0): om(1), ("q", 1): om(1)}  # neither is acknowledged yet
+    store.settle("g", [("q", 0)], first, acknowledged=True)
+    assert store.fetch("g") == {("q", 0): om(2), ("q", 1): om(1)}
+    store.settle("g", [("q", 0), ("q", 2)], second, acknowledged=False)  # e.g. the ISR never got it
+    assert store.fetch("g") == {("q", 0): om(2), ("q", 1): om(1)}
+    third = commit_acked(store, "g", {("q", 0): om(4)})
+    assert third is not None
+    assert store.fetch("g") == {("q", 0): om(4), ("q", 1): om(1)}
+    # the failed commit is in the log all the same: a reload (another coordinator) replays it
+    store.load(partition_for("g", 3))
+    assert store.fetch("g") == {("q", 0): om(4), ("q", 1): om(1), ("q", 2): om(3)}
+
+
+def test_an_acknowledged_commit_overtakes_older_ones_in_flight(node: Node) -> None:
+    store = node.store
+    older = store.commit("g", {("q", 0): om(5)})
+    newer = store.commit("g", {("q", 0): om(6)})
+    assert older is not None
+    assert newer is not None
+    store.settle("g", [("q", 0)], newer, acknowledged=True)
+    assert store.fetch("g") == {("q", 0): om(6)}
+    store.settle("g", [("q", 0)], older, acknowledged=True)  # late: changes nothing
+    assert store.fetch("g") == {("q", 0): om(6)}
+
+
+def test_deleting_offsets_forgets_commits_in_flight(node: Node) -> None:
+    store = node.store
+    info = store.commit("g", {("q", 0): om(5), ("q", 1): om(5)})
+    assert info is not None
+    store.delete_offsets("g", [("q", 0)])
+    store.settle("g", [("q", 0), ("q", 1)], info, acknowledged=True)
+    assert store.fetch("g") == {("q", 1): om(5)}
+
+
 def test_commit_is_one_batch_and_stamps_the_time(node: Node, clock: FakeClock) -> None:
-    info = node.store.commit("g", {("q", p): OffsetAndMetadata(p) for p in range(5)})
+    info = commit_acked(node.store, "g", {("q", p): OffsetAndMetadata(p) for p in range(5)})
     assert info is not None
     assert (info.base_offset, info.last_offset) == (0, 4)
     assert node.store.fetch("g", [("q", 3)])[("q", 3)].commit_timestamp_ms == clock.time_ms()
-    assert node.store.commit("g", {}) is None
+    assert commit_acked(node.store, "g", {}) is None
 
 
 def test_metadata_too_large_is_refused_and_stores_nothing(node: Node) -> None:
     store = node.store
-    store.commit("g", {("q", 0): om(1, "x" * MAX_METADATA_BYTES)})  # exactly the limit is fine
+    commit_acked(store, "g", {("q", 0): om(1, "x" * MAX_METADATA_BYTES)})  # exactly the limit is fine
     end = node.log(partition_for("g", 3)).log_end_offset
     for metadata in ["x" * (MAX_METADATA_BYTES + 1), "é" * (MAX_METADATA_BYTES // 2 + 1)]:
         with pytest.raises(OffsetMetadataTooLargeError) as caught:
-            store.commit("g", {("q", 1): om(5), ("q", 2): om(6, metadata)})
+            commit_acked(store, "g", {("q", 1): om(5), ("q", 2): om(6, metadata)})
         assert caught.value.code == ErrorCode.OFFSET_METADATA_TOO_LARGE
         assert caught.value.partition == ("q", 2)
     assert set(store.fetch("g")) == {("q", 0)}
@@ -172,7 +223,7 @@ def test_not_coordinator_when_the_partition_is_not_loaded(node: Node) -> None:
     node.store.unload(p)
     assert not node.store.loaded(p)
     calls: list[Callable[[], object]] = [
-        lambda: node.store.commit("g", {("q", 0): om(1)}),
+        lambda: commit_acked(node.store, "g", {("q", 0): om(1)}),
         lambda: node.store.fetch("g"),
         lambda: node.store.set_group_empty_since("g", None),
         lambda: node.store.groups(p),
@@ -188,14 +239,14 @@ def test_not_coordinator_when_the_partition_is_not_loaded(node: Node) -> None:
 def test_a_failed_append_changes_nothing(data_dir: Path, clock: FakeClock) -> None:
     node = Node(data_dir, clock, config=dataclasses.replace(CONFIG, max_message_bytes=2000))
     with pytest.raises(BatchTooLargeError):
-        node.store.commit("g", {("q", p): om(p, "m" * 1000) for p in range(3)})
+        commit_acked(node.store, "g", {("q", p): om(p, "m" * 1000) for p in range(3)})
     assert node.store.fetch("g") == {}
     node.manager.close()
 
 
 def test_group_record_and_deletes(node: Node) -> None:
     store = node.store
-    store.commit("g", {("q", 0): om(1), ("q", 1): om(2)})
+    commit_acked(store, "g", {("q", 0): om(1), ("q", 1): om(2)})
     store.set_group_empty_since("g", None, generation=3)
     store.set_group_empty_since("g", 500)
     assert store.group_info("g") == GroupInfo(500, 3)  # the generation is kept
@@ -216,8 +267,8 @@ def _fill(store: OffsetStore) -> dict[str, dict[tuple[str, int], OffsetAndMetada
     expected = {}
     for g in ["g1", "g2", "consumers", "analytics"]:
         offsets = {(f"q-{g}", p): om(100 + p, f"m{p}", epoch=p) for p in range(4)}
-        store.commit(g, offsets)
-        store.commit(g, {(f"q-{g}", 0): om(7)})
+        commit_acked(store, g, offsets)
+        commit_acked(store, g, {(f"q-{g}", 0): om(7)})
         offsets[(f"q-{g}", 0)] = om(7)
         expected[g] = offsets
     store.set_group_empty_since("g1", 1234, generation=9)
@@ -243,8 +294,8 @@ def test_flushed_commits_survive_a_restart(data_dir: Path, clock: FakeClock, cra
 
 def test_load_counts_records_and_replaces_memory(node: Node) -> None:
     p = partition_for("g", 3)
-    node.store.commit("g", {("q", 0): om(1), ("q", 1): om(2)})
-    node.store.commit("g", {("q", 0): om(3)})
+    commit_acked(node.store, "g", {("q", 0): om(1), ("q", 1): om(2)})
+    commit_acked(node.store, "g", {("q", 0): om(3)})
     assert node.store.load(p) == 3
     assert node.store.fetch("g") == {("q", 0): om(3), ("q", 1): om(2)}
 
@@ -257,7 +308,7 @@ def test_compaction_bounds_the_log(data_dir: Path, clock: FakeClock) -> None:
     node = Node(data_dir, clock, partitions=1, config=config)
     keys = [("q", p) for p in range(4)]
     for i in range(10_000):
-        node.store.commit("g", {keys[i % 4]: om(i, "meta")})
+        commit_acked(node.store, "g", {keys[i % 4]: om(i, "meta")})
     partition_log = node.log(0)
     before = partition_log.size_bytes
     assert before > 500_000
@@ -289,7 +340,7 @@ def test_replicated_compaction_deletes_the_old_segments_once_the_isr_has_the_sna
     store.load(0)
     partition_log = log_for(0)
     for i in range(5_000):
-        store.commit("g", {("q", i % 4): om(i)})
+        commit_acked(store, "g", {("q", i % 4): om(i)})
     assert len(appended) == 5_000
     partition_log.high_watermark = 4_000  # the followers are behind
     assert store.maybe_compact(0, max_bytes=64 * 1024)
@@ -310,7 +361,7 @@ def test_a_snapshot_larger_than_one_batch(data_dir: Path, clock: FakeClock) -> N
     config = dataclasses.replace(CONFIG, max_message_bytes=4000)
     node = Node(data_dir, clock, partitions=1, config=config)
     for g in range(30):
-        node.store.commit(f"g{g}", {("q", p): om(p, "m" * 40) for p in range(10)})
+        commit_acked(node.store, f"g{g}", {("q", p): om(p, "m" * 40) for p in range(10)})
     node.store.set_group_empty_since("g3", 77)
     expected = {f"g{g}": node.store.fetch(f"g{g}") for g in range(30)}
     node.store.compact(0)
@@ -325,7 +376,7 @@ def test_a_snapshot_larger_than_one_batch(data_dir: Path, clock: FakeClock) -> N
 def test_compacting_an_empty_state_empties_the_log(node: Node) -> None:
     p = partition_for("g", 3)
     for i in range(100):
-        node.store.commit("g", {("q", 0): om(i, "z" * 100)})
+        commit_acked(node.store, "g", {("q", 0): om(i, "z" * 100)})
     node.store.delete_group("g")
     node.store.compact(p)
     partition_log = node.log(p)
@@ -340,13 +391,13 @@ def test_compacting_an_empty_state_empties_the_log(node: Node) -> None:
 def test_expire_drops_the_offsets_of_long_empty_groups(node: Node, clock: FakeClock) -> None:
     store = node.store
     for g in ["old", "recent", "active", "simple-old", "simple-new"]:
-        store.commit(g, {("q", 0): OffsetAndMetadata(1), ("q", 1): OffsetAndMetadata(2)})
+        commit_acked(store, g, {("q", 0): OffsetAndMetadata(1), ("q", 1): OffsetAndMetadata(2)})
     clock.advance(8 * DAY)  # every commit is now 8 days old
     now = clock.time_ms()
     store.set_group_empty_since("old", now - 8 * DAY)
     store.set_group_empty_since("recent", now - 1 * DAY)
     store.set_group_empty_since("active", None)
-    store.commit("simple-new", {("q", 0): OffsetAndMetadata(3)})  # a fresh commit keeps ("q", 0)
+    commit_acked(store, "simple-new", {("q", 0): OffsetAndMetadata(3)})  # a fresh commit keeps ("q", 0)
     expired = store.expire(clock.time_ms(), 7 * DAY)
     assert sorted(expired) == [
         ("old", "q", 0),
@@ -369,7 +420,7 @@ def test_expire_drops_the_offsets_of_long_empty_groups(node: Node, clock: FakeCl
 
 
 def test_expiry_boundary_is_longer_than_retention(node: Node, clock: FakeClock) -> None:
-    node.store.commit("g", {("q", 0): OffsetAndMetadata(1)})
+    commit_acked(node.store, "g", {("q", 0): OffsetAndMetadata(1)})
     node.store.set_group_empty_since("g", clock.time_ms())
     clock.advance(7 * DAY)
     assert node.store.expire(clock.time_ms(), 7 * DAY) == []  # empty for exactly the retention
@@ -404,7 +455,7 @@ class OffsetStoreMachine(RuleBasedStateMachine):
         metadata=st.sampled_from(["", "m", "é" * 30]),
     )
     def commit(self, group: str, tps: set[tuple[str, int]], offset: int, metadata: str) -> None:
-        self.node.store.commit(group, {tp: OffsetAndMetadata(offset, 1, metadata) for tp in tps})
+        commit_acked(self.node.store, group, {tp: OffsetAndMetadata(offset, 1, metadata) for tp in tps})
         for q, p in tps:
             self.offsets[(group, q, p)] = OffsetAndMetadata(offset, 1, metadata, self.clock.time_ms())
 
