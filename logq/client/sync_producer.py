@@ -6,6 +6,8 @@ batch under a short lock and returns a :class:`~logq.client.producer.RecordFutur
 compression and the requests run on the loop thread meanwhile. When ``buffer_memory`` is full, ``send``
 blocks until there is room. ``on_delivery(err, metadata)`` callbacks and ``add_done_callback`` functions
 run on the producer's loop thread (keep them short; do not call ``flush`` or ``close`` from them).
+A producer still open when the interpreter exits is closed then, so records sent just before the end
+of a script are delivered (or fail after ``delivery_timeout_ms``) instead of vanishing with the thread.
 
     with Producer("127.0.0.1:9092") as producer:
         future = producer.send("orders", b"hello", key=b"k1")
@@ -14,6 +16,9 @@ run on the producer's loop thread (keep them short; do not call ``flush`` or ``c
 
 from __future__ import annotations
 
+import atexit
+import functools
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +33,12 @@ __all__ = ["Producer"]
 _START_TIMEOUT_S = 120.0
 
 
+def _close_at_exit(ref: weakref.ref[Producer]) -> None:
+    producer = ref()
+    if producer is not None:
+        producer.close()
+
+
 class Producer:
     """Takes the asyncio Producer's keyword settings; connects (and gets a producer id) in ``__init__``."""
 
@@ -40,6 +51,8 @@ class Producer:
             self._thread.stop()
             raise
         self._closed = False
+        self._at_exit = functools.partial(_close_at_exit, weakref.ref(self))
+        atexit.register(self._at_exit)
         # The hot path: the asyncio producer's send itself (thread-safe; from any thread but the loop's it
         # blocks while the buffer is full), without a wrapper call per record.
         self.send = self._producer.send  # type: ignore[method-assign]
@@ -89,6 +102,7 @@ class Producer:
         if self._closed:
             return
         self._closed = True
+        atexit.unregister(self._at_exit)
         try:
             self._thread.run(self._producer.close(timeout))
         finally:

@@ -6,6 +6,8 @@ also shows the batch headers: codec, producer id, sequences) or with confluent-k
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable
@@ -390,6 +392,30 @@ def test_flush_waits_for_everything_sent_before_it_and_close_flushes(broker: Bro
 
     run(scenario())
     assert len(read_queue(broker, queue)[0]) == 100
+
+
+EXITS_WITHOUT_CLOSE = """
+import sys
+from logq import Producer
+producer = Producer(sys.argv[1], linger_ms=30_000, delivery_timeout_ms=200_000)
+for i in range(100):
+    producer.send(sys.argv[2], b"%d" % i)
+# neither flush nor close: the script just ends
+"""
+
+
+def test_a_sync_producer_left_open_delivers_its_records_when_the_interpreter_exits(
+    broker: BrokerProcess,
+) -> None:
+    queue = make_queue(broker, "left-open", 1)
+    done = subprocess.run(
+        [sys.executable, "-c", EXITS_WITHOUT_CLOSE, broker.bootstrap, queue],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert [r.value for r in read_queue(broker, queue)[0]] == [b"%d" % i for i in range(100)]
 
 
 def test_send_before_start_is_a_clear_error() -> None:
