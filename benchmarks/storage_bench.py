@@ -42,30 +42,17 @@ def make_batch_bytes(value_size: int) -> bytes:
     return build_batch(records, base_timestamp=int(time.time() * 1000))
 
 
-def plain_writes(fd: int, batch: bytes, count: int, fsync_every: int) -> float:
-    since = 0
-    start = time.perf_counter()
-    for _ in range(count):
-        os.write(fd, batch)
-        since += len(batch)
-        if fsync_every and since >= fsync_every:
-            os.fsync(fd)
-            since = 0
-    if fsync_every:
-        os.fsync(fd)
-    return time.perf_counter() - start
-
-
-def reserved_writes(fd: int, batch: bytes, count: int, fsync_every: int) -> float:
-    """``os.write`` into blocks reserved ahead, 4 MiB at a time, as the log's active segment does: the
-    baseline that shows the log's own cost once both sides skip the filesystem's block allocation."""
+def plain_writes(fd: int, batch: bytes, count: int, fsync_every: int, reserve: int = 0) -> float:
+    """``os.write`` of the batch ``count`` times. ``reserve``: allocate blocks that many bytes ahead, as
+    the log's active segment does: the baseline that shows the log's own cost once both sides skip the
+    filesystem's block allocation."""
     since = reserved = 0
     position = os.lseek(fd, 0, os.SEEK_END)
     start = time.perf_counter()
     for _ in range(count):
-        if position + len(batch) > reserved:
-            space.reserve(fd, position, 4 * MIB)
-            reserved = position + 4 * MIB
+        if reserve and position + len(batch) > reserved:
+            space.reserve(fd, position, reserve)
+            reserved = position + reserve
         position += os.write(fd, batch)
         since += len(batch)
         if fsync_every and since >= fsync_every:
@@ -131,7 +118,7 @@ def append_case(
             runs = {
                 "plain": lambda: plain_writes(fd, batch, per_round, fsync_every),
                 "log": lambda: log_appends(plog, batch, per_round, fsync_every),
-                "reserved": lambda: reserved_writes(reserved_fd, batch, per_round, fsync_every),
+                "reserved": lambda: plain_writes(reserved_fd, batch, per_round, fsync_every, 4 * MIB),
             }
             order = list(runs)[r % 3 :] + list(runs)[: r % 3]  # each side goes first, second and last
             took = {name: runs[name]() for name in order}

@@ -64,6 +64,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
@@ -124,6 +125,7 @@ class Consumer:
         group_instance_id: str | None = None,
         client_id: str = "logq-consumer",
         request_timeout_ms: int = 30_000,
+        metadata_max_age_ms: int = 300_000,
         callback_runner: CallbackRunner | None = None,
     ) -> None:
         if auto_offset_reset not in RESET_STRATEGIES:
@@ -134,11 +136,14 @@ class Consumer:
             raise ValueError("heartbeat_interval_ms must be positive and below session_timeout_ms")
         if max_poll_records < 1:
             raise ValueError("max_poll_records must be at least 1")
+        if metadata_max_age_ms < 0:
+            raise ValueError("metadata_max_age_ms must not be negative")
         self.group_id = group_id
         self.enable_auto_commit = enable_auto_commit
         self.auto_commit_interval_s = auto_commit_interval_ms / 1000
         self.max_poll_records = max_poll_records
         self.request_timeout_s = request_timeout_ms / 1000
+        self.metadata_max_age_s = metadata_max_age_ms / 1000  # how often a pattern looks for new queues
         self._cluster = Cluster(bootstrap, client_id=client_id, request_timeout_s=self.request_timeout_s)
         self._wakeup = asyncio.Event()
         self._fetcher = Fetcher(
@@ -164,6 +169,8 @@ class Consumer:
                 on_event=self._wakeup.set,
             )
         self._subscription: tuple[str, ...] | None = None
+        self._pattern: re.Pattern[str] | None = None  # subscribe(pattern=...): the queues it matched
+        self._pattern_check_at = 0.0
         self._manual = False
         self._on_assign: RebalanceCallback | None = None
         self._on_revoke: RebalanceCallback | None = None
@@ -220,13 +227,17 @@ class Consumer:
 
     def subscribe(
         self,
-        queues: Sequence[str],
+        queues: Sequence[str] = (),
         *,
+        pattern: str | re.Pattern[str] | None = None,
         on_assign: RebalanceCallback | None = None,
         on_revoke: RebalanceCallback | None = None,
         on_lost: RebalanceCallback | None = None,
     ) -> None:
-        """Join the group (at the next poll) to consume ``queues``; replaces an earlier subscription."""
+        """Join the group (at the next poll) to consume ``queues``, or every queue whose whole name
+        matches ``pattern`` (a regular expression; internal queues excluded), looked for again every
+        ``metadata_max_age_ms`` so that new queues join and deleted ones leave. Replaces an earlier
+        subscription."""
         self._check_open()
         member = self._need_group("subscribe()")
         if isinstance(queues, str):
@@ -234,13 +245,49 @@ class Consumer:
         if self._manual:
             raise ClientError("subscribe() and assign() cannot be mixed: unsubscribe() first")
         names = tuple(sorted(set(queues)))
-        if not names or not all(names):
+        if pattern is not None:
+            if names:
+                raise ValueError("subscribe() takes queue names or a pattern, not both")
+            self._pattern = re.compile(pattern) if isinstance(pattern, str) else pattern
+            self._pattern_check_at = 0.0  # match at the next poll, before joining
+        elif not names or not all(names):
             raise ValueError("subscribe() needs at least one queue name")
+        else:
+            self._pattern = None
+        self._subscribe_to(member, names)
+        self._on_assign, self._on_revoke, self._on_lost = on_assign, on_revoke, on_lost
+        self._wakeup.set()
+
+    def _subscribe_to(self, member: GroupMember, names: tuple[str, ...]) -> None:
         if names != self._subscription and self._subscription is not None:
             member.rejoin_needed = True
         self._subscription = names
-        self._on_assign, self._on_revoke, self._on_lost = on_assign, on_revoke, on_lost
-        self._wakeup.set()
+
+    async def _match_pattern(self, member: GroupMember) -> None:
+        """Every metadata_max_age_ms: the queues the pattern matches now (a change means a rejoin)."""
+        now = time.monotonic()
+        if self._pattern is None or now < self._pattern_check_at:
+            return
+        self._pattern_check_at = now + self.metadata_max_age_s
+        try:
+            answer = await self._cluster.refresh(None)
+        except LogqError as exc:
+            if not exc.retriable:
+                raise
+            log.info("cannot list queues for the pattern subscription yet: %s", exc)
+            self._pattern_check_at = now + 1.0
+            return
+        pattern = self._pattern
+        matched = tuple(
+            sorted(
+                t.name
+                for t in answer.topics
+                if t.error_code == ErrorCode.NONE and not t.is_internal and pattern.fullmatch(t.name)
+            )
+        )
+        if matched != self._subscription:
+            log.info("pattern %s now matches %s", pattern.pattern, ", ".join(matched) or "no queue")
+        self._subscribe_to(member, matched)
 
     def unsubscribe(self) -> None:
         """Stop consuming: drop the assignment, commit it (auto-commit), and leave the group or stop
@@ -291,6 +338,7 @@ class Consumer:
 
     def _detach(self) -> None:
         self._subscription = None
+        self._pattern = None
         self._manual = False
         self._fetcher.assign([])
 
@@ -327,6 +375,7 @@ class Consumer:
             self._wakeup.clear()
             if member is not None:
                 member.note_poll()  # waiting inside poll counts as polling (max_poll_interval_ms)
+                await self._match_pattern(member)
                 if self._subscription is not None:
                     await self._group_step(member)
                 self._maybe_auto_commit()

@@ -20,6 +20,7 @@ import asyncio
 import collections
 import logging
 import queue
+import re
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
@@ -62,6 +63,7 @@ class Consumer:
         group_instance_id: str | None = None,
         client_id: str = "logq-consumer",
         request_timeout_ms: int = 30_000,
+        metadata_max_age_ms: int = 300_000,
     ) -> None:
         self._lock = threading.RLock()
         self._waiting: list[queue.SimpleQueue[_Request | None]] = []  # one per call in progress
@@ -85,6 +87,7 @@ class Consumer:
             group_instance_id=group_instance_id,
             client_id=client_id,
             request_timeout_ms=request_timeout_ms,
+            metadata_max_age_ms=metadata_max_age_ms,
             callback_runner=self._run_in_caller,
         )
         self._loop = LoopThread(name=f"logq-consumer-{group_id or 'nogroup'}")
@@ -159,15 +162,16 @@ class Consumer:
 
     def subscribe(
         self,
-        queues: Sequence[str],
+        queues: Sequence[str] = (),
         *,
+        pattern: str | re.Pattern[str] | None = None,
         on_assign: RebalanceCallback | None = None,
         on_revoke: RebalanceCallback | None = None,
         on_lost: RebalanceCallback | None = None,
     ) -> None:
         self._do(
             lambda: self._consumer.subscribe(
-                queues, on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost
+                queues, pattern=pattern, on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost
             )
         )
 

@@ -72,14 +72,6 @@ class UnacknowledgedCommits:
         if not hidden.in_flight and hidden.visible == newest:
             self.forget(group, tp)
 
-    def visible(
-        self, group: str, tp: TopicPartition, current: OffsetAndMetadata | None
-    ) -> OffsetAndMetadata | None:
-        """What OffsetFetch answers for ``tp``, given the store's current value."""
-        partitions = self._groups.get(group)
-        hidden = partitions.get(tp) if partitions is not None else None
-        return current if hidden is None else hidden.visible
-
     def hidden(self, group: str) -> dict[TopicPartition, OffsetAndMetadata | None]:
         """The group's hidden partitions and what OffsetFetch answers for each."""
         return {tp: h.visible for tp, h in self._groups.get(group, {}).items()}

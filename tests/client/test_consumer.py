@@ -348,6 +348,31 @@ def parts(queue: str, *numbers: int) -> list[QueuePartition]:
     return [qp(queue, n) for n in numbers]
 
 
+def test_a_pattern_subscription_takes_matching_queues_including_new_ones(cbroker: BrokerProcess) -> None:
+    bootstrap = cbroker.bootstrap
+    for queue, partitions in (("pat-a", 2), ("pat-b", 1), ("unpatterned", 1)):
+        create(bootstrap, queue, partitions)
+        produce(bootstrap, queue, [b"%s-%d" % (queue.encode(), i) for i in range(3)])
+
+    async def scenario() -> None:
+        settings: dict[str, Any] = {"auto_offset_reset": "earliest", "metadata_max_age_ms": 300, **FAST}
+        async with Consumer(bootstrap, group_id="pat-g", **settings) as consumer:
+            with pytest.raises(ValueError, match="not both"):
+                consumer.subscribe(["pat-a"], pattern="pat-.*")
+            consumer.subscribe(pattern=r"pat-.*")
+            got = await poll_until(consumer, 6)
+            assert {r.queue for r in got} == {"pat-a", "pat-b"}
+            assert sorted(consumer.assignment()) == [qp("pat-a", 0), qp("pat-a", 1), qp("pat-b", 0)]
+            create(bootstrap, "pat-c", 1)  # a new queue joins the subscription at the next look
+            produce(bootstrap, "pat-c", [b"new-0", b"new-1"])
+            later = await poll_until(consumer, 2)
+            assert [r.value for r in later] == [b"new-0", b"new-1"]
+            assert qp("pat-c", 0) in consumer.assignment()
+            assert all(tp.queue != "unpatterned" for tp in consumer.assignment())
+
+    run(scenario)
+
+
 def test_eager_rebalance_callbacks(cbroker: BrokerProcess) -> None:
     bootstrap = cbroker.bootstrap
     create(bootstrap, "rb", 4)

@@ -138,3 +138,18 @@ def test_sync_consumer_errors(cbroker: BrokerProcess) -> None:
         Consumer(cbroker.bootstrap, auto_offset_reset="nowhere")
     with Consumer(cbroker.bootstrap) as consumer, pytest.raises(LogqError, match="group_id"):
         consumer.commit()
+
+
+def test_sync_pattern_subscription(cbroker: BrokerProcess) -> None:
+    create(cbroker.bootstrap, "spat-1", 1)
+    produce(cbroker.bootstrap, "spat-1", [b"x", b"y"])
+    with Consumer(
+        cbroker.bootstrap, group_id="spat-g", auto_offset_reset="earliest", metadata_max_age_ms=500, **FAST
+    ) as consumer:
+        consumer.subscribe(pattern="spat-[0-9]+")
+        got: list[bytes | None] = []
+        deadline = time.monotonic() + 15
+        while len(got) < 2 and time.monotonic() < deadline:
+            got += [r.value for r in consumer.poll(0.2)]
+        assert got == [b"x", b"y"]
+        assert consumer.assignment() == [QueuePartition("spat-1", 0)]
