@@ -42,55 +42,16 @@ _Request = tuple[RebalanceCallback, list[QueuePartition], "asyncio.Future[None]"
 
 
 class Consumer:
-    def __init__(
-        self,
-        bootstrap: str | Sequence[str] = DEFAULT_BOOTSTRAP,
-        *,
-        group_id: str | None = None,
-        auto_offset_reset: str = "latest",
-        enable_auto_commit: bool = True,
-        auto_commit_interval_ms: int = 5000,
-        session_timeout_ms: int = 45_000,
-        heartbeat_interval_ms: int = 3000,
-        max_poll_interval_ms: int = 300_000,
-        rebalance_timeout_ms: int | None = None,
-        assignors: Sequence[str] = ("range", "roundrobin"),
-        fetch_min_bytes: int = 1,
-        fetch_max_wait_ms: int = 500,
-        fetch_max_bytes: int = 50 << 20,
-        max_partition_fetch_bytes: int = 1 << 20,
-        max_poll_records: int = 10_000,
-        group_instance_id: str | None = None,
-        client_id: str = "logq-consumer",
-        request_timeout_ms: int = 30_000,
-        metadata_max_age_ms: int = 300_000,
-    ) -> None:
+    """Takes the asyncio Consumer's keyword settings (``group_id``, ``auto_offset_reset``, ...)."""
+
+    def __init__(self, bootstrap: str | Sequence[str] = DEFAULT_BOOTSTRAP, **settings: Any) -> None:
         self._lock = threading.RLock()
         self._waiting: list[queue.SimpleQueue[_Request | None]] = []  # one per call in progress
         self._done_callbacks: collections.deque[Callable[[], object]] = collections.deque()
-        self._consumer = AsyncConsumer(
-            bootstrap,
-            group_id=group_id,
-            auto_offset_reset=auto_offset_reset,
-            enable_auto_commit=enable_auto_commit,
-            auto_commit_interval_ms=auto_commit_interval_ms,
-            session_timeout_ms=session_timeout_ms,
-            heartbeat_interval_ms=heartbeat_interval_ms,
-            max_poll_interval_ms=max_poll_interval_ms,
-            rebalance_timeout_ms=rebalance_timeout_ms,
-            assignors=assignors,
-            fetch_min_bytes=fetch_min_bytes,
-            fetch_max_wait_ms=fetch_max_wait_ms,
-            fetch_max_bytes=fetch_max_bytes,
-            max_partition_fetch_bytes=max_partition_fetch_bytes,
-            max_poll_records=max_poll_records,
-            group_instance_id=group_instance_id,
-            client_id=client_id,
-            request_timeout_ms=request_timeout_ms,
-            metadata_max_age_ms=metadata_max_age_ms,
-            callback_runner=self._run_in_caller,
-        )
-        self._loop = LoopThread(name=f"logq-consumer-{group_id or 'nogroup'}")
+        # Validates the settings (TypeError, ValueError) before any thread starts; callbacks run in the
+        # thread that called poll, so callback_runner is this class's own.
+        self._consumer = AsyncConsumer(bootstrap, callback_runner=self._run_in_caller, **settings)
+        self._loop = LoopThread(name=f"logq-consumer-{settings.get('group_id') or 'nogroup'}")
         try:
             self._call(self._consumer.start())
         except BaseException:
