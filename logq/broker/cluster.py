@@ -11,11 +11,16 @@ On every snapshot (the coordinator's listener, called on the event loop):
   has just come to lead is loaded (the existing load path); meanwhile its groups get
   COORDINATOR_LOAD_IN_PROGRESS.
 
+A queue deleted and created again between two snapshots (its queue id changed) is kept out of the roles
+until its old partitions are dropped and the new ones hosted, then its roles are taken.
+
 A lost ZooKeeper session (the coordinator's session listener, "lost") fences the broker: every
 leadership ends at once and is taken back only from a snapshot that names this broker leader in a newer
 leader epoch (see ``ReplicaManager.fence``). ``check_isrs`` drops lagging followers from the ISRs this
 broker leads; ``controlled_shutdown`` (SIGTERM) moves its leaderships away before it stops. Queues
-deleted while this broker was down are not removed from its disk (``warn_about_strays`` logs them).
+deleted while this broker was down are not removed from its disk (``warn_about_strays`` logs them); if
+one is created again, its new queue id tells the old log apart and hosting replaces it
+(``LogManager.create``).
 """
 
 from __future__ import annotations
@@ -53,7 +58,8 @@ class ClusterMember:
         self._fetchers = fetchers
         self._isr_check_s = isr_check_interval_ms / 1000
         self._latest: Mapping[str, QueueMetadata] = coordinator.queues()
-        self._known: dict[str, int] = {}  # queues of the last applied snapshot -> partition count
+        # queues of the last applied snapshot -> (partition count, queue id)
+        self._known: dict[str, tuple[int, str]] = {}
         self._to_load: set[int] = set()
         self._wake = asyncio.Event()
         self._shutting_down = False
@@ -130,10 +136,16 @@ class ClusterMember:
                 out.add((queue, partition))
         return out
 
+    def _replaced(self, name: str, meta: QueueMetadata) -> bool:
+        """Deleted and created again since the last applied snapshot: the old log is still here."""
+        known = self._known.get(name)
+        return known is not None and known[1] != meta.queue_id
+
     def _on_metadata(self, queues: Mapping[str, QueueMetadata]) -> None:
         self._latest = queues
         self._changed.set()
-        gained, lost = self._replicas.update_leadership(queues, self._coordinator.state_is_current)
+        settled = {name: meta for name, meta in queues.items() if not self._replaced(name, meta)}
+        gained, lost = self._replicas.update_leadership(settled, self._coordinator.state_is_current)
         if not self._shutting_down:
             self._fetchers.update(self._replicas.following())
         self._unload(lost)
@@ -181,12 +193,20 @@ class ClusterMember:
 
     async def _apply(self) -> None:
         queues = self._latest
-        for name, partitions in sorted(self._known.items()):
-            if name not in queues:
+        replaced = False
+        for name, (partitions, _) in sorted(self._known.items()):
+            meta = queues.get(name)
+            if meta is None:
                 await self._replicas.drop(name, partitions)
                 log.info("queue %s was deleted: removed its partitions hosted here", name)
-        self._known = {name: len(meta.partitions) for name, meta in queues.items()}
+            elif self._replaced(name, meta):
+                await self._replicas.drop(name, partitions)
+                log.info("queue %s was deleted and created again: removed its old partitions", name)
+                replaced = True
+        self._known = {name: (len(meta.partitions), meta.queue_id) for name, meta in queues.items()}
         await self._replicas.host(queues)
+        if replaced:
+            self._on_metadata(self._latest)  # now the new queue's roles (from the newest snapshot)
         if not self._shutting_down:
             self._fetchers.update(self._replicas.following())
         for partition in sorted(self._to_load):

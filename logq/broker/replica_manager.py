@@ -100,7 +100,8 @@ class ReplicaManager:
             for partition, state in enumerate(queue.partitions):
                 if self._broker_id is not None and self._broker_id not in state.replicas:
                     continue  # another broker's partition
-                plog = self._logs.create(queue.name, partition, config)  # a loaded log takes the config
+                # a loaded log takes the config; one left by an older queue of the name is replaced
+                plog = self._logs.create(queue.name, partition, config, queue.queue_id)
                 if self._broker_id is None:
                     plog.high_watermark = plog.log_end_offset
 

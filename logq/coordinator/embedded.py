@@ -90,6 +90,7 @@ class EmbeddedCoordinator:
                 replication_factor=replication_factor,
                 settings=MappingProxyType(dict(settings)),
                 internal=name.startswith("__"),
+                queue_id=uuid.uuid4().hex,
             )
             self._queues[name] = queue
             await self._save()
@@ -133,6 +134,7 @@ class EmbeddedCoordinator:
                     "partitions": len(q.partitions),
                     "replication_factor": q.replication_factor,
                     "settings": dict(q.settings),
+                    "queue_id": q.queue_id,
                 }
                 for q in self._queues.values()
             },
@@ -150,6 +152,7 @@ class EmbeddedCoordinator:
                 replication_factor=int(spec["replication_factor"]),
                 settings=MappingProxyType({str(k): str(v) for k, v in spec.get("settings", {}).items()}),
                 internal=name.startswith("__"),
+                queue_id=str(spec.get("queue_id", "")),
             )
 
     async def _save(self) -> None:

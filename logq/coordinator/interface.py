@@ -39,6 +39,9 @@ class QueueMetadata:
     replication_factor: int
     settings: Mapping[str, str] = field(default_factory=dict)  # per-queue overrides (Kafka-style keys)
     internal: bool = False
+    # Random, given at creation (Kafka's topic id): a queue deleted and created again under the same name
+    # gets a new one, so a broker can tell a log left over from the old queue. "" for queues made before.
+    queue_id: str = ""
 
 
 MetadataListener = Callable[[Mapping[str, QueueMetadata]], None]

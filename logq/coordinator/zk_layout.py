@@ -7,7 +7,8 @@ The paths and most formats are Kafka's (pre-KRaft), so anyone who knows Kafka's 
     /controller                    ephemeral   {"version":1,"brokerid":1,"timestamp":"<ms>"}
     /controller_epoch                          "7"
     /brokers/ids/<id>              ephemeral   {"version":1,"host":..,"port":..,"rack":..,"timestamp":..}
-    /brokers/topics/<queue>                    {"version":1,"partitions":{"0":[1,2]},"settings":{..}}
+    /brokers/topics/<queue>                    {"version":1,"partitions":{"0":[1,2]},"settings":{..},
+                                                "topic_id":"<32 hex digits>"}
     /brokers/topics/<queue>/partitions/<p>/state
                                   {"version":1,"leader":1,"leader_epoch":0,"isr":[1,2],"controller_epoch":7}
     /admin/delete_topics/<queue>               (empty: a deletion request the controller carries out)
@@ -206,14 +207,16 @@ class TopicRecord:
     name: str
     replicas: tuple[tuple[int, ...], ...]
     settings: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    queue_id: str = ""  # "topic_id" in the znode, as Kafka names it
 
 
-def encode_topic(replicas: Sequence[Sequence[int]], settings: Mapping[str, str]) -> bytes:
+def encode_topic(replicas: Sequence[Sequence[int]], settings: Mapping[str, str], queue_id: str) -> bytes:
     return _dumps(
         {
             "version": 1,
             "partitions": {str(p): list(r) for p, r in enumerate(replicas)},
             "settings": dict(settings),
+            "topic_id": queue_id,
         }
     )
 
@@ -224,7 +227,8 @@ def decode_topic(name: str, data: bytes) -> TopicRecord:
     if sorted(parts) != list(range(len(parts))):
         raise CoordinationError(f"{topic_path(name)}: partitions are not numbered 0..n-1")
     settings = {str(k): str(v) for k, v in d.get("settings", {}).items()}
-    return TopicRecord(name, tuple(parts[p] for p in range(len(parts))), MappingProxyType(settings))
+    replicas = tuple(parts[p] for p in range(len(parts)))
+    return TopicRecord(name, replicas, MappingProxyType(settings), str(d.get("topic_id", "")))
 
 
 @dataclass(frozen=True, slots=True)

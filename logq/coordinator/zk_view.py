@@ -96,6 +96,7 @@ class ClusterView:
                 replication_factor=len(topic.replicas[0]),
                 settings=topic.settings,
                 internal=name.startswith("__"),
+                queue_id=topic.queue_id,
             )
         return out
 

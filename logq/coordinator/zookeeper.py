@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -243,7 +244,7 @@ class ZooKeeperCoordinator:
                 f"replication factor {replication_factor} is impossible with {len(live)} live "
                 f"broker{'s' if len(live) != 1 else ''} ({', '.join(map(str, live)) or 'none'})"
             )
-        data = encode_topic(assign_replicas(partitions, replication_factor, live), settings)
+        data = encode_topic(assign_replicas(partitions, replication_factor, live), settings, uuid.uuid4().hex)
         await asyncio.to_thread(self._store.create_topic, name, data, self._request_timeout_s)
         self._mark(ReadRequest(topics={name}))
         await self._wait_for(lambda: name in self._snapshot, f"creation of queue {name!r}")

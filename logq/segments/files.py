@@ -5,6 +5,7 @@ offset, zero-padded to 20 digits so that ``ls`` sorts them numerically. State li
 
     00000000000000001234.log       a live segment
     00000000000000001234.deleted   removed by retention or truncation, unlinked after a delay
+    queue.id                       the id of the queue this partition belongs to (QueueMetadata.queue_id)
     <name>.tmp                     a half-written small file (removed at startup)
     <queue>-<partition>.<hex>-delete   a deleted partition directory awaiting removal
 """
@@ -12,6 +13,7 @@ offset, zero-padded to 20 digits so that ``ls`` sorts them numerically. State li
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from logq.durable import TMP_SUFFIX, atomic_write, fsync_dir, remove_durably
 
@@ -22,11 +24,14 @@ __all__ = [
     "parse_partition_dir",
     "parse_segment_name",
     "partition_dir_name",
+    "read_queue_id",
     "remove_durably",
     "segment_name",
+    "write_queue_id",
 ]
 
 LOG_SUFFIX = ".log"
+QUEUE_ID_FILE = "queue.id"
 DELETED_SUFFIX = ".deleted"
 DELETED_DIR_SUFFIX = "-delete"
 
@@ -43,6 +48,18 @@ def parse_segment_name(name: str) -> int | None:
     if dot and "." + suffix == LOG_SUFFIX and len(stem) == 20 and stem.isdigit():
         return int(stem)
     return None
+
+
+def read_queue_id(directory: Path) -> str:
+    """The queue id recorded in a partition directory ("" if none is)."""
+    try:
+        return (directory / QUEUE_ID_FILE).read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def write_queue_id(directory: Path, queue_id: str) -> None:
+    atomic_write(directory / QUEUE_ID_FILE, queue_id.encode())
 
 
 def partition_dir_name(queue: str, partition: int) -> str:

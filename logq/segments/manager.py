@@ -6,7 +6,7 @@ Layout of a data directory:
     <data dir>/.clean-shutdown       written last by a clean shutdown; deleted as soon as it is read
     <data dir>/meta.json             format version (written atomically)
     <data dir>/index.rocksdb/        the shared RocksDB index (derived data)
-    <data dir>/<queue>-<partition>/  one directory of segment files per partition
+    <data dir>/<queue>-<partition>/  one directory of segment files per partition (and queue.id)
 
 Thread safety: create/delete/get may be called from any thread; the logs are thread-safe themselves.
 """
@@ -50,6 +50,7 @@ class LogManager:
         self.config = config or LogConfig()
         self.clock = clock
         self._logs: dict[QueuePartition, PartitionLog] = {}
+        self._queue_ids: dict[QueuePartition, str] = {}  # as recorded in each partition directory
         self._lock = threading.Lock()
         self._closed = False
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -73,6 +74,7 @@ class LogManager:
                     clean_shutdown=self.clean_shutdown,
                 )
                 self._logs[parsed] = partition_log
+                self._queue_ids[parsed] = files.read_queue_id(path)
                 self.reports.append(report)
         state = (
             "new data directory" if fresh else "clean shutdown" if self.clean_shutdown else "unclean shutdown"
@@ -102,28 +104,53 @@ class LogManager:
         with self._lock:
             return [self._logs[key] for key in sorted(self._logs)]
 
-    def create(self, queue: str, partition: int, config: LogConfig | None = None) -> PartitionLog:
-        """Create a partition's log, or return the existing one (with ``config`` applied)."""
+    def create(
+        self, queue: str, partition: int, config: LogConfig | None = None, queue_id: str = ""
+    ) -> PartitionLog:
+        """Create a partition's log, or return the existing one (with ``config`` applied).
+
+        ``queue_id`` (``QueueMetadata.queue_id``) is recorded in the partition directory. An existing log
+        recorded under another id is what an older queue of the same name left behind (it was deleted
+        while this broker was away): it is deleted and a new, empty log created. A log with no id takes
+        this one."""
+        key = (queue, partition)
+        recorded = self._queue_ids.get(key, "")
+        if key in self._logs and queue_id and recorded and recorded != queue_id:
+            log.warning(
+                "partition %s-%d on disk belongs to an older queue of that name (id %s, now %s): deleting it",
+                queue,
+                partition,
+                recorded,
+                queue_id,
+            )
+            self.delete(queue, partition)
         with self._lock:
-            existing = self._logs.get((queue, partition))
+            name = files.partition_dir_name(queue, partition)
+            directory = self.data_dir / name
+            existing = self._logs.get(key)
             if existing is not None:
                 if config is not None:
                     existing.config = config
+                if queue_id and not self._queue_ids.get(key):
+                    files.write_queue_id(directory, queue_id)
+                    self._queue_ids[key] = queue_id
                 return existing
-            name = files.partition_dir_name(queue, partition)
-            directory = self.data_dir / name
             directory.mkdir(exist_ok=True)
             files.fsync_dir(self.data_dir)
+            if queue_id:
+                files.write_queue_id(directory, queue_id)
             partition_log, _ = load_partition(
                 directory, self.index.partition(name), config or self.config, self.clock, clean_shutdown=False
             )
-            self._logs[(queue, partition)] = partition_log
+            self._logs[key] = partition_log
+            self._queue_ids[key] = queue_id
             return partition_log
 
     def delete(self, queue: str, partition: int) -> bool:
         """Remove a partition and its data: rename the directory away, forget its index, then delete."""
         with self._lock:
             partition_log = self._logs.pop((queue, partition), None)
+            self._queue_ids.pop((queue, partition), None)
         if partition_log is None:
             return False
         partition_log.abandon()

@@ -338,3 +338,36 @@ def test_the_logq_client_follows_a_failover(cluster: Cluster) -> None:
     finally:
         consumer.close()
     assert got == acked
+
+
+def test_a_queue_deleted_while_a_replica_was_down_comes_back_without_the_old_data(cluster: Cluster) -> None:
+    """The broker that was down during the deletion still has the old queue's log when a queue of the
+    same name is created again: the new queue id tells it apart, and the old log is replaced."""
+    name = "reborn"
+
+    def produced(values: list[bytes]) -> bool:  # to the leader of the moment (a new queue's may move)
+        leader = partition_meta(cluster, name, 0).leader_id
+        if leader < 0:
+            return False
+        with WireClient(cluster.brokers[leader].bootstrap) as client:
+            batch = rb.build_batch([rb.Record(v) for v in values])
+            return bool(produce_at(client, name, batch, acks=-1).error_code == ErrorCode.NONE)
+
+    assert create(cluster, name, 1, 3).error_code == ErrorCode.NONE
+    for i in range(5):  # one batch each: a truncation by epoch would keep some of them
+        wait_for(lambda i=i: produced([b"old-%d" % i]), "the old queue's records")
+    leader = partition_meta(cluster, name, 0).leader_id
+    victim = next(b for b in cluster.live() if b != leader)
+    wait_for(lambda: b"old-4" in segment_bytes(cluster.brokers[victim].data_dir, name, 0), "the old copy")
+    cluster.brokers[victim].kill()
+    with WireClient(cluster.brokers[leader].bootstrap, timeout=40) as client:
+        deleted = client.call(m.DeleteTopicsRequest(topic_names=[name], timeout_ms=30_000), 3)
+        assert deleted.responses[0].error_code == ErrorCode.NONE
+    cluster.brokers[victim].start()
+    wait_for(lambda: len(cluster.metadata(victim).brokers) == 3, "the restarted broker registered")
+    assert b"old-4" in segment_bytes(cluster.brokers[victim].data_dir, name, 0)  # left behind
+    assert create(cluster, name, 1, 3).error_code == ErrorCode.NONE
+    wait_for(lambda: produced([b"new-0", b"new-1"]), "the new queue's records")
+    wait_for(lambda: full_isr(cluster, name, 1), "the whole ISR on the new queue", timeout=30)
+    wait_for(lambda: replicas_identical(cluster, name, 0), "identical replicas of the new queue")
+    assert b"old-" not in segment_bytes(cluster.brokers[victim].data_dir, name, 0)

@@ -392,6 +392,8 @@ def test_create_and_delete_queues_with_balanced_assignment(zk_connect: str) -> N
             try:
                 assignment = read_json(raw, "/brokers/topics/orders")
                 assert assignment["partitions"] == {str(i): list(r) for i, r in enumerate(replicas)}
+                assert assignment["topic_id"] == queue.queue_id != small.queue_id
+                assert len(queue.queue_id) == 32
                 state = read_json(raw, state_path("orders", 0))
                 assert state["controller_epoch"] == one.controller_epoch
                 assert state["leader"] == replicas[0][0]
@@ -409,6 +411,7 @@ def test_create_and_delete_queues_with_balanced_assignment(zk_connect: str) -> N
                 await two.delete_queue("orders")
             again = await one.create_queue("orders", 1, 1, {})  # the name can be used again
             assert len(again.partitions) == 1
+            assert again.queue_id not in ("", queue.queue_id)  # a new queue, not the old one back
 
     run(body())
 

@@ -272,3 +272,29 @@ def test_delete_removes_data_and_index(manager: LogManager) -> None:
     again = manager.create("gone", 0)
     assert again.log_end_offset == 0
     assert manager.index.partition("gone-0").last_offset_entry() is None
+
+
+def test_a_log_left_by_an_older_queue_of_the_same_name_is_replaced(data_dir: Path, clock: FakeClock) -> None:
+    manager = LogManager(data_dir, LogConfig(), clock)
+    old = manager.create("q", 0, queue_id="a" * 32)
+    old.append(make_batch(3, tag=1))
+    assert manager.create("q", 0, queue_id="a" * 32) is old  # the same queue: the same log
+    manager.close()
+    manager = LogManager(data_dir, LogConfig(), clock)  # the broker restarts; "q" was deleted meanwhile
+    assert (data_dir / "q-0" / "queue.id").read_text() == "a" * 32
+    fresh = manager.create("q", 0, queue_id="b" * 32)  # ... and created again
+    assert fresh.log_end_offset == 0
+    assert fresh.read(0, 1 << 20) == b""
+    assert (data_dir / "q-0" / "queue.id").read_text() == "b" * 32
+    fresh.append(make_batch(1))
+    manager.close()
+
+
+def test_a_log_without_a_queue_id_takes_the_first_one_given(data_dir: Path, clock: FakeClock) -> None:
+    manager = LogManager(data_dir, LogConfig(), clock)
+    plog = manager.create("q", 0)  # e.g. written before queues had ids
+    plog.append(make_batch(2))
+    assert manager.create("q", 0, queue_id="c" * 32) is plog
+    assert plog.log_end_offset == 2
+    assert (data_dir / "q-0" / "queue.id").read_text() == "c" * 32
+    manager.close()
