@@ -104,6 +104,7 @@ class Producer:
         retry_backoff_ms: int = 100,
         delivery_timeout_ms: int = 120_000,
         request_timeout_ms: int = 30_000,
+        metadata_max_age_ms: int = 300_000,
         max_in_flight: int = 5,
         buffer_memory: int = 64 << 20,
         max_request_size: int = 1 << 20,
@@ -122,6 +123,7 @@ class Producer:
         check_number("retry_backoff_ms", retry_backoff_ms, 0)
         check_number("request_timeout_ms", request_timeout_ms, 1)
         check_number("delivery_timeout_ms", delivery_timeout_ms, 1)
+        check_number("metadata_max_age_ms", metadata_max_age_ms, 1)
         check_number("max_in_flight", max_in_flight, 1)
         check_number("buffer_memory", buffer_memory, 1)
         check_number("max_request_size", max_request_size, MIN_REQUEST_SIZE)
@@ -187,6 +189,7 @@ class Producer:
             backoff_s=retry_backoff_ms / 1000,
             delivery_timeout_s=self._delivery_timeout_s,
             request_timeout_ms=request_timeout_ms,
+            metadata_max_age_s=metadata_max_age_ms / 1000,
             max_in_flight=max_in_flight,
             max_request_size=max_request_size,
             allow_auto_create=allow_auto_create,

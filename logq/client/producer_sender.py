@@ -122,6 +122,7 @@ class Sender:
         backoff_s: float,
         delivery_timeout_s: float,
         request_timeout_ms: int,
+        metadata_max_age_s: float,
         max_in_flight: int,
         max_request_size: int,
         allow_auto_create: bool,
@@ -135,6 +136,8 @@ class Sender:
         self._backoff_s = backoff_s
         self._delivery_timeout_s = delivery_timeout_s
         self._request_timeout_ms = request_timeout_ms
+        self._metadata_max_age_s = metadata_max_age_s
+        self._metadata_due = _monotonic() + metadata_max_age_s
         self._max_in_flight = max_in_flight
         self._max_request_size = max_request_size
         self._allow_auto_create = allow_auto_create
@@ -220,6 +223,13 @@ class Sender:
         again if nothing wakes the sender before (monotonic time), or None."""
         now = _monotonic()
         handoff, fetch, next_at = self._producer._drain(now)
+        if now >= self._metadata_due:  # metadata.max.age.ms: leader moves and new partitions, unasked
+            self._metadata_due = now + self._metadata_max_age_s
+            with self._producer._lock:
+                known = list(self._producer._queues.values())
+            for qs in known:
+                self._request_refresh(qs, now)
+        next_at = min(next_at, self._metadata_due)
         for name, pend in fetch:
             self._spawn(self._fetch_new_queue(name, pend))
         for b in handoff:

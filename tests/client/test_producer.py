@@ -23,6 +23,7 @@ from logq.client.cluster import Cluster
 from logq.client.partitioner import partition_for_key
 from logq.client.producer import BufferFullError, Producer, RecordFuture
 from logq.client.records import BatchBuilder, ConsumerRecord, RecordMetadata, decode_fetched, encode_headers
+from logq.client.sync_admin import Admin as SyncAdmin
 from logq.client.sync_producer import Producer as SyncProducer
 from logq.error_codes import ErrorCode
 from logq.errors import (
@@ -289,6 +290,28 @@ def test_explicit_partition_and_one_out_of_range(broker: BrokerProcess) -> None:
 
     run(scenario())
     assert [len(records) for records in read_queue(broker, queue, 3).values()] == [10, 10, 10]
+
+
+def test_metadata_is_read_again_every_metadata_max_age(broker: BrokerProcess) -> None:
+    """A producer that keeps running learns a queue's new partitions without an error to prompt it."""
+    queue = make_queue(broker, "regrown", 1)
+
+    async def scenario() -> None:
+        async with Producer(broker.bootstrap, metadata_max_age_ms=300) as producer:
+            assert (await producer.send(queue, b"first")).partition == 0
+            with SyncAdmin(broker.bootstrap) as admin:  # the queue comes back with three partitions
+                admin.delete_queue(queue)
+                admin.create_queue(queue, partitions=3)
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    assert (await producer.send(queue, b"third", partition=2)).partition == 2
+                    break
+                except UnknownQueueError:
+                    assert time.monotonic() < deadline, "the producer never saw the new partitions"
+                    await asyncio.sleep(0.1)
+
+    run(scenario())
 
 
 # --- acks, futures, callbacks -----------------------------------------------------------------------------
