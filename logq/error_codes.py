@@ -75,6 +75,7 @@ class ErrorCode(enum.IntEnum):
     GROUP_MAX_SIZE_REACHED = 81
     FENCED_INSTANCE_ID = 82
     INVALID_RECORD = 87
+    INCONSISTENT_CLUSTER_ID = 104  # not sent on the wire: a data directory of another cluster
 
     @property
     def retriable(self) -> bool:

@@ -48,6 +48,12 @@ class StorageError(LogqError):
     code = ErrorCode.KAFKA_STORAGE_ERROR
 
 
+class InconsistentClusterError(StorageError):
+    """The data directory was used by another cluster than the one the broker joins."""
+
+    code = ErrorCode.INCONSISTENT_CLUSTER_ID
+
+
 class CorruptBatchError(StorageError):
     code = ErrorCode.CORRUPT_MESSAGE
 

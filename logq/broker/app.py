@@ -86,7 +86,7 @@ class Broker:
                 ),
             )
             self._coordinator = coordinator = zk
-            await zk.start()
+            await zk.start(check_cluster_id=logs.claim_for_cluster)
             log.info("broker %d joined the cluster at %s", config.broker_id, config.zookeeper_connect)
             replicas = ReplicaManager(
                 logs,

@@ -134,12 +134,15 @@ class ZooKeeperCoordinator:
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, check_cluster_id: Callable[[str], None] = lambda cluster_id: None) -> None:
+        """Connect, learn (or create) the cluster id, register this broker and load the metadata.
+        ``check_cluster_id`` runs before the registration: raising there leaves the cluster untouched."""
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._store.start, self._connect_timeout_s)
         try:
             self._connected = True
             self._cluster_id = await asyncio.to_thread(self._store.ensure_cluster_id, self._request_timeout_s)
+            check_cluster_id(self._cluster_id)
             await self._register()
             self._dirty.everything = True
             await self._process_round()

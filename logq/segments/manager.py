@@ -4,7 +4,7 @@ Layout of a data directory:
 
     <data dir>/.lock                 held (flock) while a broker uses the directory
     <data dir>/.clean-shutdown       written last by a clean shutdown; deleted as soon as it is read
-    <data dir>/meta.json             format version (written atomically)
+    <data dir>/meta.json             format version, and the cluster id once it joined one (atomic)
     <data dir>/index.rocksdb/        the shared RocksDB index (derived data)
     <data dir>/<queue>-<partition>/  one directory of segment files per partition (and queue.id)
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from logq.clock import SYSTEM_CLOCK, Clock
 from logq.config import LogConfig
-from logq.errors import StorageError
+from logq.errors import InconsistentClusterError, StorageError
 from logq.segments import files
 from logq.segments.index import IndexStore
 from logq.segments.loader import LoadReport, load_partition
@@ -80,6 +80,22 @@ class LogManager:
             "new data directory" if fresh else "clean shutdown" if self.clean_shutdown else "unclean shutdown"
         )
         log.info("loaded %d partitions from %s (%s)", len(self._logs), data_dir, state)
+
+    def claim_for_cluster(self, cluster_id: str) -> None:
+        """Record the cluster this data directory belongs to, or refuse one it does not belong to (a broker
+        pointed at another ZooKeeper or chroot, or at one whose data was wiped, must not mix its logs into
+        that cluster: Kafka's InconsistentClusterIdException)."""
+        path = self.data_dir / META_FILE
+        meta = json.loads(path.read_text())
+        recorded = meta.get("cluster_id")
+        if recorded is None:
+            files.atomic_write(path, json.dumps({**meta, "cluster_id": cluster_id}).encode())
+        elif recorded != cluster_id:
+            raise InconsistentClusterError(
+                f"data directory {self.data_dir} belongs to cluster {recorded}, but the coordinator's "
+                f"cluster is {cluster_id}: check zookeeper.connect (and its chroot), or use a new data "
+                "directory"
+            )
 
     def _write_meta(self) -> None:
         path = self.data_dir / META_FILE

@@ -43,6 +43,13 @@ class Cluster:
         with ThreadPoolExecutor(len(self.brokers)) as pool:
             for started in [pool.submit(b.start) for b in self.brokers.values()]:
                 started.result()
+        # Each broker registered before it listened, but on a loaded machine a session can expire while
+        # the others start (2 s sessions here): wait until every broker sees every other one.
+        wait_for(
+            lambda: all(len(self.metadata(i).brokers) == len(self.brokers) for i in self.brokers),
+            "every broker registered and seen by the others",
+            timeout=30,
+        )
         return self
 
     def stop(self) -> None:

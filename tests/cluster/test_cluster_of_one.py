@@ -3,13 +3,16 @@ group commits are acknowledged at once by its ISR of one."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from logq.error_codes import ErrorCode
+from tests.broker_process import BrokerProcess
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_cluster import create
 
@@ -53,3 +56,18 @@ def test_a_group_commits_on_a_cluster_of_one(single: Cluster) -> None:
         assert consumer.committed([TopicPartition("solo", 0)], 10)[0].offset == 1
     finally:
         consumer.close()
+
+
+def test_a_data_directory_of_another_cluster_is_refused(tmp_path: Path, zookeeper: str) -> None:
+    """A broker pointed at another ZooKeeper chroot (another cluster id) with its old data directory
+    refuses to start instead of mixing its logs into that cluster; the right cluster still takes it."""
+    data = tmp_path / "data"
+    settings = {"broker.id": 1, "zookeeper.connect": f"{zookeeper}/logq-{tmp_path.name}-a"}
+    BrokerProcess(data, broker=settings).start().stop()
+    elsewhere = BrokerProcess(
+        data, broker={**settings, "zookeeper.connect": f"{zookeeper}/logq-{tmp_path.name}-b"}
+    )
+    with pytest.raises(RuntimeError, match="belongs to cluster"):
+        elsewhere.start()
+    assert json.loads((data / "meta.json").read_text())["cluster_id"]
+    BrokerProcess(data, broker=settings).start().stop()
