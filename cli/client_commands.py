@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -181,8 +182,13 @@ def _parse_print(text: str | None) -> tuple[str, ...]:
 
 
 @click.command()
-@click.argument("queue_name", metavar="QUEUE")
+@click.argument("queue_name", metavar="[QUEUE]", required=False)
 @click.option("-g", "--group", "group_id", help="Consume as a member of GROUP (commits its offsets).")
+@click.option(
+    "--pattern",
+    metavar="REGEX",
+    help="Instead of QUEUE: every queue whose whole name matches (needs -g; new ones join as they appear).",
+)
 @click.option(
     "-p", "--partitions", "partition_text", metavar="P,P", help="Read only these partitions (no group)."
 )
@@ -208,8 +214,9 @@ def _parse_print(text: str | None) -> tuple[str, ...]:
 def consume(
     ctx: click.Context,
     *,
-    queue_name: str,
+    queue_name: str | None,
     group_id: str | None,
+    pattern: str | None,
     partition_text: str | None,
     offset_text: str | None,
     count: int | None,
@@ -224,10 +231,15 @@ def consume(
       logq consume orders -o beginning -e
       logq consume orders -g billing -n 10 --print key,offset,partition
       logq consume orders -p 0,1 -o @2026-11-26T09:00:00 --format json
+      logq consume --pattern 'orders-.*' -g billing
     """
     opts = settings(ctx)
     if group_id is not None and partition_text is not None:
         raise click.UsageError("give -g/--group or -p/--partitions, not both")
+    if (queue_name is None) == (pattern is None):
+        raise click.UsageError("give a QUEUE or --pattern REGEX")
+    if pattern is not None and group_id is None:
+        raise click.UsageError("--pattern needs a group (-g GROUP)")
     consumed = 0
     with one_line_errors(opts.bootstrap):
         fields = _parse_print(print_text)
@@ -244,7 +256,7 @@ def consume(
             client_id="logq-cli",
         )
         with contextlib.closing(consumer):
-            ends = _start(consumer, queue_name, group_id, chosen, spec)
+            ends = _start(consumer, queue_name or _compile(pattern or ""), group_id, chosen, spec)
             idle_since = time.monotonic()
             with contextlib.suppress(KeyboardInterrupt):
                 while count is None or consumed < count:
@@ -271,25 +283,35 @@ def consume(
     click.echo(f"consumed {consumed} message(s)", err=True)
 
 
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"bad --pattern {pattern!r}: {exc}") from None
+
+
 def _start(
     consumer: Consumer,
-    queue: str,
+    queue: str | re.Pattern[str],
     group_id: str | None,
     chosen: list[int] | None,
     spec: OffsetSpec | None,
 ) -> dict[QueuePartition, int] | None:
-    """Subscribe or assign, and seek where ``spec`` says. The end offsets to stop at for -e (None with a
-    group: the assignment is only known after joining, so ends are read lazily)."""
+    """Subscribe (to a queue or a pattern) or assign, and seek where ``spec`` says. The end offsets to stop
+    at for -e (None with a group: the assignment is only known after joining, so ends are read lazily)."""
     if group_id is not None:
+        on_assign = None
         if spec is not None and spec.kind in ("offset", "from_end", "timestamp"):
 
             def on_assign(c: Any, partitions: list[QueuePartition]) -> None:
                 _seek(c, partitions, spec)
 
+        if isinstance(queue, str):
             consumer.subscribe([queue], on_assign=on_assign)
         else:
-            consumer.subscribe([queue])
+            consumer.subscribe(pattern=queue, on_assign=on_assign)
         return None
+    assert isinstance(queue, str)
     every = consumer.partitions_for(queue)
     partitions = [QueuePartition(queue, p) for p in (chosen if chosen is not None else range(every))]
     for qp in partitions:

@@ -81,6 +81,19 @@ def test_consume_with_a_group_commits_what_it_printed(broker: BrokerProcess) -> 
     assert lines(again.stdout) == ["m2"]
 
 
+def test_consume_every_queue_a_pattern_matches(broker: BrokerProcess) -> None:
+    for queue in ("pat-x", "pat-y", "unmatched"):
+        assert run(broker, "queue", "create", queue).exit_code == 0
+        assert run(broker, "produce", queue, input=f"{queue}-0\n{queue}-1\n").exit_code == 0
+    out = run(broker, "consume", "--pattern", "pat-.*", "-g", "pg", "-n", "4")
+    assert out.exit_code == 0, out.output
+    assert sorted(lines(out.stdout)) == ["pat-x-0", "pat-x-1", "pat-y-0", "pat-y-1"]
+    assert run(broker, "consume", "--pattern", "pat-.*").exit_code == 2  # a pattern needs a group
+    assert run(broker, "consume", "-g", "pg").exit_code == 2  # neither a queue nor a pattern
+    assert run(broker, "consume", "pat-x", "--pattern", "pat-.*", "-g", "pg").exit_code == 2
+    assert_one_line_error(run(broker, "consume", "--pattern", "(", "-g", "pg"), "bad --pattern")
+
+
 def test_produce_and_consume_errors_are_one_line(broker: BrokerProcess) -> None:
     assert run(broker, "queue", "create", "small", "-c", "max.message.bytes=1000").exit_code == 0
     assert_one_line_error(run(broker, "produce", "nope", input="x\n"), "'nope' does not exist")
