@@ -97,7 +97,7 @@ class Broker:
                 isr_writer=zk.update_isr,
             )
             await replicas.host(zk.queues())
-            replicas.warn_about_strays(zk.queues())
+            await replicas.remove_strays(zk.queues())
             offsets_meta = zk.queues().get(OFFSETS_QUEUE)
             partitions = len(offsets_meta.partitions) if offsets_meta else config.offsets_topic_num_partitions
             offsets = OffsetStore(
@@ -131,7 +131,7 @@ class Broker:
             if OFFSETS_QUEUE not in embedded.queues():
                 await embedded.create_queue(OFFSETS_QUEUE, config.offsets_topic_num_partitions, 1, {})
             await replicas.host(embedded.queues())
-            replicas.warn_about_strays(embedded.queues())
+            await replicas.remove_strays(embedded.queues())
             offsets = await self._load_offsets(embedded, replicas)
         membership = GroupMembership(
             MembershipConfig(

@@ -17,10 +17,9 @@ until its old partitions are dropped and the new ones hosted, then its roles are
 A lost ZooKeeper session (the coordinator's session listener, "lost") fences the broker: every
 leadership ends at once and is taken back only from a snapshot that names this broker leader in a newer
 leader epoch (see ``ReplicaManager.fence``). ``check_isrs`` drops lagging followers from the ISRs this
-broker leads; ``controlled_shutdown`` (SIGTERM) moves its leaderships away before it stops. Queues
-deleted while this broker was down are not removed from its disk (``warn_about_strays`` logs them); if
-one is created again, its new queue id tells the old log apart and hosting replaces it
-(``LogManager.create``).
+broker leads; ``controlled_shutdown`` (SIGTERM) moves its leaderships away before it stops. The logs of
+queues deleted while this broker was down are deleted at startup (``ReplicaManager.remove_strays``); a
+queue created again meanwhile has a new queue id, so hosting replaces its old log (``LogManager.create``).
 """
 
 from __future__ import annotations

@@ -232,10 +232,24 @@ class ReplicaManager:
         self._want_lead = {}
         return lost
 
-    def warn_about_strays(self, queues: Mapping[str, QueueMetadata]) -> None:
-        """Logs on disk for partitions the metadata does not know are kept, never deleted silently."""
+    async def remove_strays(self, queues: Mapping[str, QueueMetadata]) -> None:
+        """At startup, after ``host``: delete the logs of queues deleted while this broker was down.
+
+        Only in cluster mode (the data directory's cluster id was checked, so the metadata is this
+        cluster's) and only a log recorded under a queue id whose queue is gone or was created again with
+        another id. Anything else on disk that the metadata does not assign here is kept and logged."""
         for queue, partition in self._logs.partitions():
             meta = queues.get(queue)
+            recorded = self._logs.queue_id(queue, partition)
+            gone = meta is None or bool(meta.queue_id and meta.queue_id != recorded)
+            if self._broker_id is not None and recorded and gone:
+                log.warning(
+                    "partition %s-%d belongs to a queue deleted while this broker was down: deleting it",
+                    queue,
+                    partition,
+                )
+                await asyncio.to_thread(self._logs.delete, queue, partition)
+                continue
             mine = self._broker_id is None or (
                 meta is not None
                 and partition < len(meta.partitions)

@@ -111,6 +111,10 @@ class LogManager:
     def get(self, queue: str, partition: int) -> PartitionLog | None:
         return self._logs.get((queue, partition))
 
+    def queue_id(self, queue: str, partition: int) -> str:
+        """The queue id recorded in the partition's directory ("" if none)."""
+        return self._queue_ids.get((queue, partition), "")
+
     def partitions(self) -> list[QueuePartition]:
         with self._lock:
             return sorted(self._logs)

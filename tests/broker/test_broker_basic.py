@@ -163,6 +163,19 @@ def test_delete_is_refused_unless_enabled(tmp_path: Any) -> None:
         proc.kill()
 
 
+def test_a_standalone_broker_never_deletes_logs_its_metadata_lost(broker: BrokerProcess) -> None:
+    """With coordinator.json gone (an operator's mistake), the queues are unknown, but their logs stay on
+    disk: a standalone broker has no cluster id to tell lost metadata from a deleted queue."""
+    with WireClient(broker.bootstrap) as client:
+        assert create(client, "precious") == 0
+        assert produce(client, "precious", make_batch(3)).error_code == 0
+    assert broker.stop() == 0
+    (broker.data_dir / "coordinator.json").unlink()
+    broker.start()
+    assert (broker.data_dir / "precious-0" / "queue.id").exists()
+    assert list((broker.data_dir / "precious-0").glob("*.log"))
+
+
 def test_idempotent_producer_ids_and_duplicates_survive_a_restart(broker: BrokerProcess) -> None:
     with WireClient(broker.bootstrap) as client:
         create(client, "idem")
