@@ -1,41 +1,62 @@
 # logq: `make run` starts a standalone broker, `make test` runs lint, types and the whole suite.
+# Needs only python3 (3.11+) with venv, and make. `make test` also installs, with apt-get when run as
+# root, the Debian packages its tests drive: kcat and zookeeper (with Java).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+TEST_DEBS := kcat zookeeper
 
-.PHONY: run cluster cluster-stop test lint typecheck unit bench clean
+.PHONY: run cluster cluster-stop test test-deps lint typecheck unit bench clean
 
-$(STAMP): pyproject.toml
+# A fresh Debian has python3 but often not its venv module (package python3-venv): say so in one line.
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null || \
+		{ echo "logq needs Python 3.11 or newer as '$(PYTHON)' (set PYTHON=...)"; exit 1; }
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || \
+		{ echo "Python's venv module is missing: apt-get install python3-venv (then run make again)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
 
-run: $(STAMP)
+# Running needs the package alone; the test extras (clients, linters) are installed by `make test` only.
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/logq broker start
 
-# Cluster mode (preview): ZooKeeper and three brokers on 127.0.0.1 (scripts/cluster.sh; data in ./cluster-data).
-cluster: $(STAMP)
+# Cluster mode: ZooKeeper and three brokers on 127.0.0.1 (scripts/cluster.sh; data in ./cluster-data).
+cluster: $(RUN_STAMP)
 	scripts/cluster.sh start
 
 cluster-stop:
 	scripts/cluster.sh stop
 
-lint: $(STAMP)
+# kcat (a real Kafka client) and ZooKeeper (the cluster tests' server): installed when missing if we may,
+# otherwise one line says what to install (their tests then skip, with the reason, outside CI).
+test-deps:
+	@scripts/test-deps.sh $(TEST_DEBS)
+
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(TEST_STAMP) test-deps
 	$(BIN)/python -m pytest
 
 test: lint typecheck unit
 
 # The broker benchmark compares with Redis Streams (apt-get install redis-server) in the same run.
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/storage_bench.py
 	$(BIN)/python benchmarks/broker_bench.py $(if $(wildcard ../shared/bench/peers),--peers ../shared/bench/peers)
 	$(BIN)/python benchmarks/client_bench.py

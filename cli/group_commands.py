@@ -50,7 +50,8 @@ def group_list(ctx: click.Context) -> None:
 @click.pass_context
 def group_describe(ctx: click.Context, group_id: str) -> None:
     """Show GROUP's members, their partitions, and per partition the committed offset, the end offset
-    and the lag.
+    and the lag: every partition of every queue the group consumes (subscribed, assigned or committed
+    to). A partition without a commit counts its lag from the log start.
 
     \b
     Example:
@@ -76,6 +77,7 @@ def group_describe(ctx: click.Context, group_id: str) -> None:
             "log_start": o.log_start,
             "log_end": o.log_end,
             "lag": o.lag,
+            "lag_from": "committed" if o.committed is not None else "log-start",
             "owner": o.owner,
         }
         for o in desc.offsets
@@ -112,6 +114,11 @@ def group_describe(ctx: click.Context, group_id: str) -> None:
         [[o.queue, o.partition, o.committed, o.log_end, o.lag, o.owner] for o in desc.offsets],
     )
     click.echo(f"TOTAL LAG {desc.total_lag}")
+    if any(o.committed is None for o in desc.offsets):
+        click.echo(
+            "COMMITTED -: the group has no commit there; its lag counts from the log start "
+            "(where auto.offset.reset=earliest begins; a consumer with latest would skip it)"
+        )
 
 
 def _reset_spec(

@@ -49,7 +49,7 @@ def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         handle = find_zookeeper(tmp_path_factory.mktemp("zookeeper"))
     except ZooKeeperUnavailable as exc:
-        if os.environ.get("CI"):  # .ci/run installs ZooKeeper: a skip there would hide a broken step
+        if os.environ.get("CI"):  # make test installs it: a skip there would hide a broken step
             pytest.fail(f"ZooKeeper is required under CI: {exc}")
         pytest.skip(str(exc))
     try:

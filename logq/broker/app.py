@@ -34,6 +34,7 @@ from logq.broker.server import Server
 from logq.clock import SYSTEM_CLOCK, Clock
 from logq.coordinator import BrokerInfo, Coordinator, EmbeddedCoordinator
 from logq.coordinator.zookeeper import ZooKeeperCoordinator
+from logq.errors import LogqError
 from logq.groups.membership import Group, GroupMembership, MembershipConfig
 from logq.groups.offsets import OFFSETS_QUEUE, NotCoordinatorError, OffsetStore
 from logq.groups.state import GroupState
@@ -159,6 +160,7 @@ class Broker:
             offsets=offsets,
             membership=membership,
             log_for=replicas.log_for,
+            partitions_of=lambda queue: _partition_count(coordinator, queue),
             last_fetch_ms=replicas.last_fetch_ms,
             now_ms=self._clock.time_ms,
             stalled_after_ms=config.group_stalled_owner_ms,
@@ -175,7 +177,7 @@ class Broker:
             asyncio.create_task(logs.run_background_flush(), name="flush"),
             asyncio.create_task(retention.run(), name="retention"),
             asyncio.create_task(membership.run(), name="group-timers"),
-            asyncio.create_task(self._maintain_offsets(offsets), name="offsets-maintenance"),
+            asyncio.create_task(self._maintain_offsets(offsets, membership), name="offsets-maintenance"),
         ]
         if member is not None:
             self._member = member
@@ -212,20 +214,27 @@ class Broker:
         return offsets
 
     def _group_changed(self, offsets: OffsetStore, group: Group) -> None:
-        """Record when a group became empty: its offsets are kept offsets.retention.ms after that."""
+        """Record when a group became empty (its offsets are kept offsets.retention.ms after that) and
+        its protocol type (so that an idle group is listed as what it is after a restart)."""
         empty = group.state is GroupState.EMPTY
+        kind = group.protocol_type or ""
         info = offsets.group_info(group.group_id)
-        if info is None or (info.empty_since_ms is not None) != empty:
-            offsets.set_group_empty_since(
-                group.group_id, self._clock.time_ms() if empty else None, generation=group.generation
-            )
+        if info is not None and (info.empty_since_ms is not None) == empty and info.protocol_type == kind:
+            return
+        since = None
+        if empty:
+            kept = info is not None and info.empty_since_ms is not None
+            since = info.empty_since_ms if kept and info is not None else self._clock.time_ms()
+        offsets.set_group_empty_since(group.group_id, since, generation=group.generation, protocol_type=kind)
 
-    async def _maintain_offsets(self, offsets: OffsetStore) -> None:
-        """Expire the offsets of long-empty groups and keep __consumer_offsets compact."""
+    async def _maintain_offsets(self, offsets: OffsetStore, membership: GroupMembership) -> None:
+        """Expire the offsets of long-empty groups (and forget those groups) and keep
+        __consumer_offsets compact."""
         config = self.config
         while True:
             await asyncio.sleep(config.log.retention_check_interval_ms / 1000)
             await asyncio.to_thread(offsets.expire, self._clock.time_ms(), config.offsets_retention_ms)
+            membership.forget_empty(lambda group_id: _has_offsets(offsets, group_id))
             for partition in range(offsets.partitions):
                 if offsets.loaded(partition):  # cluster mode: only the partitions led here
                     with contextlib.suppress(NotCoordinatorError):  # unloaded meanwhile (leader moved)
@@ -270,6 +279,19 @@ def _raise_open_files_limit() -> None:
     if soft < hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _partition_count(coordinator: Coordinator, queue: str) -> int:
+    meta = coordinator.queues().get(queue)
+    return 0 if meta is None else len(meta.partitions)
+
+
+def _has_offsets(offsets: OffsetStore, group_id: str) -> bool:
+    """Whether the offsets store still keeps anything of the group (where it coordinates it)."""
+    try:
+        return offsets.group_info(group_id) is not None or bool(offsets.fetch(group_id))
+    except LogqError:
+        return True  # not coordinated here (any more): not this broker's to forget
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: object) -> None:

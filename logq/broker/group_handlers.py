@@ -7,6 +7,10 @@ functions translate requests and answers. A standalone broker coordinates every 
 partition: FindCoordinator names that broker; any other broker answers NOT_COORDINATOR, and the leader
 answers COORDINATOR_LOAD_IN_PROGRESS until it has loaded the partition. An OffsetCommit is answered only
 after its batch is fsynced.
+
+Groups are listed and described from two sources: the live ones in membership, and the idle ones known
+only from committed offsets (a group whose members all left before a restart, or one that only ever had
+"simple" commits): those are ``Empty``, as in Kafka, never ``Dead`` while they have offsets.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging
 
 from logq.broker.handlers import Handler
 from logq.broker.replica_manager import ReplicaManager
+from logq.broker.session import current_session
 from logq.coordinator import Coordinator, QueueMetadata
 from logq.error_codes import ErrorCode
 from logq.errors import LogqError, QueueExistsError, ReplicationError
@@ -27,7 +32,8 @@ from logq.protocol import messages as m
 
 log = logging.getLogger(__name__)
 
-GROUP_KEY = 0  # FindCoordinator key_type: a consumer group (1 would be a transaction)
+GROUP_KEY = 0  # FindCoordinator key_type: a consumer group
+TRANSACTION_KEY = 1  # a transactional id: logq has no transactions
 OFFSET_COMMIT_TIMEOUT_MS = 5000  # Kafka's offsets.commit.timeout.ms: waiting for the ISR
 
 
@@ -61,9 +67,23 @@ class GroupHandlers:
     async def find_coordinator(
         self, header: RequestHeader, req: m.FindCoordinatorRequest
     ) -> m.FindCoordinatorResponse:
+        if req.key_type == TRANSACTION_KEY:
+            # Not retriable, so a transactional producer fails at once instead of retrying until its
+            # timeout (librdkafka raises this one as a fatal error, with the message).
+            return m.FindCoordinatorResponse(
+                error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                error_message="transactions are not supported by logq",
+                node_id=-1,
+                host="",
+                port=-1,
+            )
         if req.key_type != GROUP_KEY:
             return m.FindCoordinatorResponse(
-                error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, error_message="transactions are not supported"
+                error_code=ErrorCode.INVALID_REQUEST,
+                error_message=f"unknown coordinator key type {req.key_type}",
+                node_id=-1,
+                host="",
+                port=-1,
             )
         if not self._replicas.cluster_mode:
             me = next(b for b in self._coordinator.brokers() if b.broker_id == self._coordinator.broker_id)
@@ -127,7 +147,7 @@ class GroupHandlers:
             req.member_id,
             instance_id=req.group_instance_id,
             client_id=header.client_id or "",
-            client_host="",
+            client_host=current_session().kafka_host,
             session_timeout_ms=req.session_timeout_ms,
             # v0 has no rebalance timeout: Kafka uses the session timeout
             rebalance_timeout_ms=req.rebalance_timeout_ms
@@ -155,7 +175,7 @@ class GroupHandlers:
             return m.SyncGroupResponse(error_code=error, assignment=b"")
         assignments = {a.member_id: bytes(a.assignment) for a in req.assignments}
         error, assignment = await self._membership.sync(
-            req.group_id, req.generation_id, req.member_id, assignments
+            req.group_id, req.generation_id, req.member_id, assignments, req.group_instance_id
         )
         return m.SyncGroupResponse(error_code=error, assignment=assignment)
 
@@ -164,7 +184,9 @@ class GroupHandlers:
         if error:
             return m.HeartbeatResponse(error_code=error)
         return m.HeartbeatResponse(
-            error_code=self._membership.heartbeat(req.group_id, req.generation_id, req.member_id)
+            error_code=self._membership.heartbeat(
+                req.group_id, req.generation_id, req.member_id, req.group_instance_id
+            )
         )
 
     async def leave_group(self, header: RequestHeader, req: m.LeaveGroupRequest) -> m.LeaveGroupResponse:
@@ -177,7 +199,7 @@ class GroupHandlers:
             m.LeaveGroupMemberResponse(
                 member_id=x.member_id,
                 group_instance_id=x.group_instance_id,
-                error_code=self._membership.leave(req.group_id, x.member_id),
+                error_code=self._membership.leave(req.group_id, x.member_id, x.group_instance_id),
             )
             for x in req.members
         ]
@@ -193,10 +215,15 @@ class GroupHandlers:
                 described.append(m.DescribedGroup(error_code=error, group_id=group_id, group_state=""))
                 continue
             group = self._membership.groups.get(group_id)
-            if group is None:
+            if group is None or group.state is GroupState.DEAD:
+                idle = self._idle_protocol_type(group_id)
+                state = GroupState.DEAD if idle is None else GroupState.EMPTY
                 described.append(
                     m.DescribedGroup(
-                        error_code=ErrorCode.NONE, group_id=group_id, group_state=GroupState.DEAD.value
+                        error_code=ErrorCode.NONE,
+                        group_id=group_id,
+                        group_state=state.value,
+                        protocol_type=idle or "",
                     )
                 )
                 continue
@@ -217,19 +244,37 @@ class GroupHandlers:
                     error_code=ErrorCode.NONE,
                     group_id=group_id,
                     group_state=group.state.value,
-                    protocol_type=group.protocol_type or "",
+                    protocol_type=group.protocol_type or self._idle_protocol_type(group_id) or "",
                     protocol_data=protocol,
                     members=members,
                 )
             )
         return m.DescribeGroupsResponse(groups=described)
 
+    def _idle_protocol_type(self, group_id: str) -> str | None:
+        """The stored protocol type of a group known from its committed offsets ("" for a group of
+        simple commits only), or None when the offsets store has nothing of it."""
+        try:
+            info = self._offsets.group_info(group_id)
+            if info is not None:
+                return info.protocol_type
+            return "" if self._offsets.fetch(group_id) else None
+        except LogqError:  # not coordinated here
+            return None
+
     async def list_groups(self, header: RequestHeader, req: m.ListGroupsRequest) -> m.ListGroupsResponse:
-        groups = [
-            m.ListedGroup(group_id=g.group_id, protocol_type=g.protocol_type or "")
-            for g in self._membership.groups.values()
-            if g.state is not GroupState.DEAD
-        ]
+        """The groups this broker coordinates: live ones, and idle ones that have committed offsets."""
+        listed: dict[str, str] = {}
+        for partition in range(self._offsets.partitions):
+            if not self._offsets.loaded(partition):
+                continue
+            for group_id in self._offsets.groups(partition):
+                info = self._offsets.group_info(group_id)
+                listed[group_id] = info.protocol_type if info is not None else ""
+        for g in list(self._membership.groups.values()):
+            if g.state is not GroupState.DEAD and not self._not_here(g.group_id):
+                listed[g.group_id] = g.protocol_type or listed.get(g.group_id, "")
+        groups = [m.ListedGroup(group_id=name, protocol_type=kind) for name, kind in sorted(listed.items())]
         return m.ListGroupsResponse(error_code=ErrorCode.NONE, groups=groups)
 
     # --- committed offsets -----------------------------------------------------------------------
@@ -239,10 +284,19 @@ class GroupHandlers:
     ) -> m.OffsetCommitResponse:
         group = self._membership.groups.get(req.group_id)
         state = group.state if group is not None else GroupState.EMPTY
-        known = group is not None and req.member_id in group.members
-        simple = req.generation_id < 0 and not req.member_id  # assign() users and kcat
-        matches = group is not None and req.generation_id == group.generation
-        error = commit_answer(state, simple=simple, known_member=known, generation_matches=matches)
+        member_error = (
+            group.check_member(req.member_id, req.group_instance_id)
+            if group is not None
+            else ErrorCode.UNKNOWN_MEMBER_ID
+        )
+        known = member_error == ErrorCode.NONE
+        error = commit_answer(
+            state,
+            generation=req.generation_id,
+            identified=req.generation_id >= 0 or bool(req.member_id) or req.group_instance_id is not None,
+            member_error=member_error,
+            generation_matches=group is not None and req.generation_id == group.generation,
+        )
         error = self._not_here(req.group_id) or error if req.group_id else ErrorCode.INVALID_GROUP_ID
         codes: dict[tuple[str, int], int] = {}
         wanted: dict[tuple[str, int], OffsetAndMetadata] = {}

@@ -1,6 +1,12 @@
 """Consumer lag, computed by the broker: per group and partition, the committed offset, the log end, the
 lag in messages and the age of the oldest unconsumed message, and whether the partition's owner stalled.
 
+Which partitions: every partition of every queue the group consumes, that is the queues its live
+members subscribe to or are assigned, and the queues it has committed offsets for. A partition the group
+never committed to is not left out: its lag counts from the log start (``committed`` is -1), what a
+consumer with ``auto.offset.reset=earliest`` would read; the broker cannot know a member's reset policy,
+and counting too much lag is safer for an alert than counting none.
+
 Committed offsets are clamped into [log start, high watermark]: a group whose offset points into data
 that retention deleted is behind by everything that is left, not by more. The age is measured on the
 producer timestamp of the first unconsumed batch (batch granularity). A partition's owner is stalled when
@@ -25,7 +31,7 @@ class PartitionLag:
     group: str
     queue: str
     partition: int
-    committed: int
+    committed: int  # -1: the group has not committed here (lag counts from the log start)
     log_end: int
     lag: int
     oldest_unconsumed_age_ms: int  # 0 when there is no lag
@@ -40,6 +46,7 @@ class LagTracker:
         offsets: OffsetStore,
         membership: GroupMembership,
         log_for: Callable[[str, int], PartitionLog | None],
+        partitions_of: Callable[[str], int],
         last_fetch_ms: Callable[[str, int], int],
         now_ms: Callable[[], int],
         stalled_after_ms: int,
@@ -47,6 +54,7 @@ class LagTracker:
         self._offsets = offsets
         self._membership = membership
         self._log_for = log_for
+        self._partitions_of = partitions_of  # a queue's partition count, 0 if it does not exist
         self._last_fetch_ms = last_fetch_ms
         self._now_ms = now_ms
         self._stalled_after_ms = stalled_after_ms
@@ -62,20 +70,28 @@ class LagTracker:
 
     def lag(self, group: str) -> list[PartitionLag]:
         now = self._now_ms()
-        owners = self._owners(group)
+        owners, subscribed = self._owners_and_subscriptions(group)
+        committed = self._offsets.fetch(group)
+        queues = subscribed | {queue for queue, _ in committed} | {queue for queue, _ in owners}
         out = []
-        for (queue, partition), committed in sorted(self._offsets.fetch(group).items()):
-            plog = self._log_for(queue, partition)
-            if plog is None:
-                continue
-            end = plog.high_watermark
-            position = min(max(committed.offset, plog.log_start_offset), end)
-            lag = end - position
-            age = self._age_ms(plog, position, now) if lag > 0 else 0
-            owner = owners.get((queue, partition))
-            quiet_since = max(self._last_fetch_ms(queue, partition), committed.commit_timestamp_ms)
-            stalled = owner is not None and lag > 0 and now - quiet_since > self._stalled_after_ms
-            out.append(PartitionLag(group, queue, partition, committed.offset, end, lag, age, owner, stalled))
+        for queue in sorted(queues):
+            for partition in range(self._partitions_of(queue)):
+                plog = self._log_for(queue, partition)
+                if plog is None:
+                    continue  # cluster mode: not hosted on this broker
+                done = committed.get((queue, partition))
+                end = plog.high_watermark
+                start = plog.log_start_offset
+                position = start if done is None else min(max(done.offset, start), end)
+                lag = end - position
+                age = self._age_ms(plog, position, now) if lag > 0 else 0
+                owner = owners.get((queue, partition))
+                quiet_since = max(
+                    self._last_fetch_ms(queue, partition), done.commit_timestamp_ms if done else -1
+                )
+                stalled = owner is not None and lag > 0 and now - quiet_since > self._stalled_after_ms
+                offset = -1 if done is None else done.offset
+                out.append(PartitionLag(group, queue, partition, offset, end, lag, age, owner, stalled))
         return out
 
     def all(self) -> Iterator[PartitionLag]:
@@ -92,16 +108,19 @@ class LagTracker:
             return 0
         return max(0, now - rb.parse_header(data).base_timestamp)
 
-    def _owners(self, group_id: str) -> dict[tuple[str, int], str]:
+    def _owners_and_subscriptions(self, group_id: str) -> tuple[dict[tuple[str, int], str], set[str]]:
+        """Who owns which partition, and which queues the live members subscribe to."""
         group = self._membership.groups.get(group_id)
         if group is None or group.protocol_type != "consumer":
-            return {}
+            return {}, set()
         owners = {}
+        subscribed: set[str] = set()
         for member in list(group.members.values()):
             for queue, partitions in decode_consumer_assignment(member.assignment):
                 for partition in partitions:
                     owners[(queue, partition)] = member.member_id
-        return owners
+            subscribed.update(decode_consumer_subscription(member.metadata_for(group.protocol_name or "")))
+        return owners, subscribed
 
 
 def decode_consumer_assignment(data: bytes) -> list[tuple[str, list[int]]]:
@@ -119,6 +138,24 @@ def decode_consumer_assignment(data: bytes) -> list[tuple[str, list[int]]]:
             (n,) = struct.unpack_from(">i", data, pos)
             out.append((name, list(struct.unpack_from(f">{max(n, 0)}i", data, pos + 4))))
             pos += 4 + 4 * max(n, 0)
+        return out
+    except (struct.error, UnicodeDecodeError):
+        return []
+
+
+def decode_consumer_subscription(data: bytes) -> list[str]:
+    """The queues of a ConsumerProtocolSubscription (any version: the topics come first after the int16
+    version); [] for bytes that are not one."""
+    try:
+        (count,) = struct.unpack_from(">i", data, 2)
+        pos = 6
+        out = []
+        for _ in range(max(count, 0)):
+            (length,) = struct.unpack_from(">h", data, pos)
+            if length < 0 or pos + 2 + length > len(data):
+                return []
+            out.append(data[pos + 2 : pos + 2 + length].decode())
+            pos += 2 + length
         return out
     except (struct.error, UnicodeDecodeError):
         return []

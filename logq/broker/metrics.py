@@ -86,7 +86,9 @@ class _LagCollector(Collector):
         labels = ["group", "queue", "partition"]
         committed = GaugeMetricFamily("logq_group_committed_offset", "Committed offset", labels=labels)
         lag = GaugeMetricFamily(
-            "logq_group_lag", "Messages between the committed offset and the end", labels=labels
+            "logq_group_lag",
+            "Messages between the committed offset (the log start where none was committed) and the end",
+            labels=labels,
         )
         age = GaugeMetricFamily(
             "logq_group_oldest_unconsumed_age_seconds", "Age of the oldest unconsumed message", labels=labels
@@ -98,7 +100,8 @@ class _LagCollector(Collector):
         )
         for row in self._lag():
             key = [row.group, row.queue, str(row.partition)]
-            committed.add_metric(key, row.committed)
+            if row.committed >= 0:  # no series for a partition the group never committed to
+                committed.add_metric(key, row.committed)
             lag.add_metric(key, row.lag)
             age.add_metric(key, row.oldest_unconsumed_age_ms / 1000)
             stalled.add_metric(key, 1 if row.stalled else 0)

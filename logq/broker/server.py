@@ -22,6 +22,7 @@ import time
 
 from logq.broker.handlers import MIN_SERVED_PRODUCE_VERSION, CloseConnectionError, Handlers
 from logq.broker.metrics import BrokerMetrics
+from logq.broker.session import ClientSession, enter_session
 from logq.protocol import (
     ApiKey,
     FrameBuffer,
@@ -182,6 +183,8 @@ class _Connection(asyncio.Protocol):
     async def _serve(self) -> None:
         reason: str | None = None
         detail = ""
+        peer = self.peer if isinstance(self.peer, tuple) else ("", -1)
+        enter_session(ClientSession(str(peer[0]), int(peer[1])))
         try:
             while True:
                 frame = await self._next_frame()

@@ -7,6 +7,7 @@ Every call raises a LogqError subclass (``logq.errors``) that carries the broker
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -14,7 +15,7 @@ from typing import Any
 
 from logq import batch as rb
 from logq.client.cluster import DEFAULT_BOOTSTRAP, Cluster, QueueInfo, QueuePartition
-from logq.client.consumer_protocol import decode_assignment
+from logq.client.consumer_protocol import decode_assignment, decode_subscription
 from logq.error_codes import ErrorCode
 from logq.errors import (
     ConsumerProtocolError,
@@ -90,7 +91,8 @@ class PartitionOffsets:
 
     @property
     def lag(self) -> int:
-        """Messages not yet consumed, clamped into [log start, log end] (all of them without a commit)."""
+        """Messages not yet consumed, clamped into [log start, log end]. Without a commit, everything
+        from the log start: where a consumer with auto.offset.reset=earliest would begin."""
         position = self.log_start if self.committed is None else self.committed
         return self.log_end - min(max(position, self.log_start), self.log_end)
 
@@ -148,6 +150,16 @@ def _check(code: int, what: str, message: str | None = None) -> None:
     if code != ErrorCode.NONE:
         name = ErrorCode(code).name if code in ErrorCode._value2member_map_ else str(code)
         raise error_for_code(code, f"{what}: {message or name}")
+
+
+def _subscribed(data: bytes) -> tuple[str, ...]:
+    """The queues of a member's consumer-protocol subscription (none if it is not one)."""
+    if not data:
+        return ()
+    try:
+        return decode_subscription(data).queues
+    except ConsumerProtocolError:
+        return ()
 
 
 def _assigned(data: bytes) -> tuple[QueuePartition, ...]:
@@ -444,29 +456,32 @@ class Admin:
     async def describe_group(self, group: str) -> GroupDescription:
         """Members with their assignments, and per partition the committed offset, log end and lag.
 
-        Partitions shown: those the group committed to or is assigned. Raises GroupIdNotFound-style
+        Partitions shown: every partition of every queue the group consumes, that is the queues its
+        live members subscribe to or are assigned and those it has committed offsets for; a partition
+        without a commit shows ``committed`` None and counts its lag from the log start. Raises
         BrokerError (GROUP_ID_NOT_FOUND) when the broker knows nothing of the group."""
         raw = (await self._describe_raw([group]))[group]
         committed = await self.committed_offsets(group)
         if raw.group_state == "Dead" and not committed:
             raise error_for_code(ErrorCode.GROUP_ID_NOT_FOUND, f"group {group!r} does not exist")
+        consumer = raw.protocol_type == "consumer"
         members = tuple(
             GroupMemberDescription(
                 mem.member_id,
                 mem.client_id,
                 mem.client_host,
                 mem.group_instance_id,
-                _assigned(mem.member_assignment) if raw.protocol_type == "consumer" else (),
+                _assigned(mem.member_assignment) if consumer else (),
             )
             for mem in raw.members
         )
         owners = {qp: mem.member_id for mem in members for qp in mem.assignment}
-        known = {
-            name
-            for name in {qp.queue for qp in committed} | {qp.queue for qp in owners}
-            if await self._exists(name)
-        }  # committed offsets may outlive a deleted queue
-        partitions = sorted(qp for qp in set(committed) | set(owners) if qp.queue in known)
+        subscribed = {q for mem in raw.members if consumer for q in _subscribed(mem.member_metadata)}
+        queues = {qp.queue for qp in committed} | {qp.queue for qp in owners} | subscribed
+        partitions: list[QueuePartition] = []
+        for name in sorted(queues):  # committed offsets may outlive a deleted queue: skip those
+            with contextlib.suppress(UnknownQueueError):
+                partitions += await self.partitions_of(name)
         starts, ends = await asyncio.gather(
             self.list_offsets(partitions, EARLIEST), self.list_offsets(partitions, LATEST)
         )
@@ -477,13 +492,6 @@ class Admin:
         return GroupDescription(
             group, raw.group_state, raw.protocol_type, raw.protocol_data, members, offsets
         )
-
-    async def _exists(self, name: str) -> bool:
-        try:
-            await self.cluster.queue(name)
-        except UnknownQueueError:
-            return False
-        return True
 
     async def plan_offset_reset(
         self, group: str, partitions: Sequence[QueuePartition], spec: ResetSpec, *, now_ms: int

@@ -2,12 +2,15 @@
 
 Every integer is big-endian; a string is an i16 byte length and UTF-8 bytes (i32 for metadata).
 Every key starts with an i16 *key type*, which says what the record is (Kafka's key versions 1 and 2);
-every non-null value starts with an i16 *value version* (0 today), so either can grow later.
+every non-null value starts with an i16 *value version*, so either can grow later.
 
     offset key   (type 1): group str, queue str, partition i32
     offset value (v0):     offset i64, leader_epoch i32, commit_timestamp_ms i64, metadata str32
     group key    (type 2): group str
     group value  (v0):     empty_since_ms i64 (-1: the group has members), generation i32
+    group value  (v1):     v0's fields, then protocol_type str ("consumer"; "" when unknown)
+
+Writers write the newest version; readers read every version (a v0 group value has protocol type "").
 
 A null value is a tombstone: the offset was deleted or expired, or the group was deleted.
 """
@@ -20,13 +23,14 @@ from typing import NamedTuple
 
 OFFSET_KEY_TYPE = 1
 GROUP_KEY_TYPE = 2
-VALUE_VERSION = 0
+VALUE_VERSION = 0  # offset values
+GROUP_VALUE_VERSION = 1
 MAX_NAME_BYTES = 0x7FFF  # an i16 length, as in Kafka's own key schema
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _OFFSET_FIXED = struct.Struct(">hqiqi")  # version, offset, leader_epoch, commit_ts, metadata length
-_GROUP_VALUE = struct.Struct(">hqi")  # version, empty_since_ms, generation
+_GROUP_VALUE = struct.Struct(">hqi")  # version, empty_since_ms, generation (then v1's protocol type)
 
 
 class OffsetRecordError(ValueError):
@@ -45,10 +49,12 @@ class OffsetAndMetadata:
 
 @dataclass(frozen=True, slots=True)
 class GroupInfo:
-    """What the group record keeps: since when the group has had no members (None: it has members)."""
+    """What the group record keeps: since when the group has had no members (None: it has members), its
+    generation, and its protocol type (so that an idle group is listed as what it is after a restart)."""
 
     empty_since_ms: int | None
     generation: int
+    protocol_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +108,7 @@ def encode_offset_value(value: OffsetAndMetadata) -> bytes:
 
 def encode_group_value(info: GroupInfo) -> bytes:
     empty_since = -1 if info.empty_since_ms is None else info.empty_since_ms
-    return _GROUP_VALUE.pack(VALUE_VERSION, empty_since, info.generation)
+    return _GROUP_VALUE.pack(GROUP_VALUE_VERSION, empty_since, info.generation) + _str16(info.protocol_type)
 
 
 # --- decoding --------------------------------------------------------------------------------------
@@ -144,12 +150,18 @@ def decode_offset_value(buf: bytes) -> OffsetAndMetadata:
 
 
 def decode_group_value(buf: bytes) -> GroupInfo:
-    if len(buf) != _GROUP_VALUE.size:
-        raise OffsetRecordError(f"group value of {len(buf)} bytes, expected {_GROUP_VALUE.size}")
-    version, empty_since, generation = _GROUP_VALUE.unpack(buf)
-    if version != VALUE_VERSION:
-        raise OffsetRecordError(f"unknown group value version {version}")
-    return GroupInfo(None if empty_since < 0 else empty_since, generation)
+    try:
+        version, empty_since, generation = _GROUP_VALUE.unpack_from(buf, 0)
+        protocol_type, end = ("", _GROUP_VALUE.size)
+        if version == 1:
+            protocol_type, end = _read_str16(buf, _GROUP_VALUE.size)
+        elif version != 0:
+            raise OffsetRecordError(f"unknown group value version {version}")
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise OffsetRecordError(f"malformed group value: {exc}") from None
+    if end != len(buf):
+        raise OffsetRecordError(f"group value of {len(buf)} bytes, version {version} takes {end}")
+    return GroupInfo(None if empty_since < 0 else empty_since, generation, protocol_type)
 
 
 # --- whole records ---------------------------------------------------------------------------------

@@ -303,6 +303,12 @@ class OffsetStore:
                 count = _replay(self._log_for(partition), groups)
             except (OffsetRecordError, rb.BatchError, codec.UnsupportedCodecError) as exc:
                 raise CorruptOffsetsError(f"offsets partition {partition}: {exc}") from exc
+            # Members live in memory only: a group recorded with members has none after a load, so
+            # its offsets' retention counts from now (Kafka's members would expire by session).
+            now = self._clock.time_ms()
+            for entry in groups.values():
+                if entry.info is not None and entry.info.empty_since_ms is None:
+                    entry.info = dataclasses.replace(entry.info, empty_since_ms=now)
             self._state[partition] = groups
             self._unacked[partition] = UnacknowledgedCommits()
             self._snapshot_bytes.pop(partition, None)
@@ -409,16 +415,25 @@ class OffsetStore:
             return self._write(partition, changes) if changes else None
 
     def set_group_empty_since(
-        self, group: str, empty_since_ms: int | None, *, generation: int | None = None
+        self,
+        group: str,
+        empty_since_ms: int | None,
+        *,
+        generation: int | None = None,
+        protocol_type: str | None = None,
     ) -> AppendInfo:
         """Write the group record: since when the group has had no members (None: it has members).
-        ``generation`` None keeps the stored one (0 for a new group)."""
+        ``generation`` and ``protocol_type`` None keep the stored ones (0 and "" for a new group)."""
         with self._lock:
             partition = self._coordinated(group)
-            if generation is None:
-                entry = self._state[partition].get(group)
-                generation = entry.info.generation if entry is not None and entry.info is not None else 0
-            return self._write(partition, [Change(GroupKey(group), GroupInfo(empty_since_ms, generation))])
+            entry = self._state[partition].get(group)
+            stored = entry.info if entry is not None and entry.info is not None else GroupInfo(None, 0)
+            info = GroupInfo(
+                empty_since_ms,
+                stored.generation if generation is None else generation,
+                stored.protocol_type if protocol_type is None else protocol_type,
+            )
+            return self._write(partition, [Change(GroupKey(group), info)])
 
     def delete_group(self, group: str) -> AppendInfo | None:
         """Tombstone every offset of the group and its group record; None if the group is unknown."""

@@ -2,8 +2,8 @@
 
 Rule 1: every state change of a group happens through ``transition()``, which consults ``TRANSITIONS``;
 a pair missing from the table is a bug and raises ``InvalidTransition``. Rule 2: the answers a request
-gets in each state (the error codes of protocol.md §7) are tables here too, so the coordinator's
-handlers only look them up.
+gets in each state (the error codes of Kafka's classic group coordinator) are tables and functions here
+too, so the coordinator's handlers only look them up.
 
 States (Kafka's ``ClassicGroupState``):
 
@@ -98,22 +98,28 @@ SYNC_ANSWER: Mapping[GroupState, ErrorCode] = MappingProxyType(
 
 
 def commit_answer(
-    state: GroupState, *, simple: bool, known_member: bool, generation_matches: bool
+    state: GroupState, *, generation: int, identified: bool, member_error: ErrorCode, generation_matches: bool
 ) -> ErrorCode:
-    """OffsetCommit's answer (Kafka's ``handleCommitOffsets`` order of checks).
+    """OffsetCommit's answer, in the order of Kafka's ``ClassicGroup.validateOffsetCommit``.
 
-    A simple commit (generation -1, no member: assign() users and kcat) is accepted only while the
-    group is Empty. Commits of the current generation are accepted in Stable and PreparingRebalance
-    (the generation has not moved yet), refused with REBALANCE_IN_PROGRESS in CompletingRebalance.
+    ``identified``: the commit names a generation >= 0, a member id or an instance id; ``member_error``
+    is ``Group.check_member``'s verdict on them. A commit with generation -1 and no member (the
+    AdminClient, assign() users, kcat) is accepted only while the group is Empty; a group with members
+    answers it UNKNOWN_MEMBER_ID (only members may commit). A member's commit of the current generation
+    is accepted in Stable and PreparingRebalance (the generation has not moved yet) and refused with
+    REBALANCE_IN_PROGRESS in CompletingRebalance.
     """
     if state is S.DEAD:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE
-    if simple:
-        return ErrorCode.NONE if state is S.EMPTY else ErrorCode.ILLEGAL_GENERATION
+    if generation < 0 and state is S.EMPTY:
+        return ErrorCode.NONE
+    if identified:
+        if member_error:
+            return member_error
+        if not generation_matches:
+            return ErrorCode.ILLEGAL_GENERATION
+    elif state is not S.EMPTY:
+        return ErrorCode.UNKNOWN_MEMBER_ID
     if state is S.COMPLETING_REBALANCE:
         return ErrorCode.REBALANCE_IN_PROGRESS
-    if not known_member:
-        return ErrorCode.UNKNOWN_MEMBER_ID if state is not S.EMPTY else ErrorCode.ILLEGAL_GENERATION
-    if not generation_matches:
-        return ErrorCode.ILLEGAL_GENERATION
     return ErrorCode.NONE

@@ -26,7 +26,7 @@ def auto_create_broker(tmp_path: Path) -> Iterator[BrokerProcess]:
 def kcat() -> str:
     path = shutil.which("kcat")
     if path is None:
-        if os.environ.get("CI"):  # .ci/run installs kcat: a skip there would hide a broken install step
+        if os.environ.get("CI"):  # make test installs it: a skip there would hide a broken step
             pytest.fail("kcat is not installed")
         pytest.skip("kcat is not installed (Debian: apt-get install kcat)")
     return path

@@ -69,6 +69,11 @@ def test_group_error_paths_and_durable_commits(gbroker: BrokerProcess) -> None:
         assert committed(client, "q") == -1  # never committed
         assert commit(client, "q", 4) == ErrorCode.NONE  # a simple commit on an empty group
         assert committed(client, "q") == 4
+        # a group that exists only by its committed offsets is Empty, and listed (as Kafka does)
+        assert [(g.group_id, g.protocol_type) for g in client.call(m.ListGroupsRequest(), 2).groups] == [
+            ("g", "")
+        ]
+        assert client.call(m.DescribeGroupsRequest(groups=["g"]), 4).groups[0].group_state == "Empty"
         first = join(client)
         assert first.error_code == ErrorCode.MEMBER_ID_REQUIRED
         joined = join(client, first.member_id)
@@ -80,7 +85,8 @@ def test_group_error_paths_and_durable_commits(gbroker: BrokerProcess) -> None:
         assert client.call(stale, 3).error_code == ErrorCode.ILLEGAL_GENERATION
         unknown = m.HeartbeatRequest(group_id="g", generation_id=1, member_id="nobody")
         assert client.call(unknown, 3).error_code == ErrorCode.UNKNOWN_MEMBER_ID
-        assert commit(client, "q", 5) == ErrorCode.ILLEGAL_GENERATION  # a simple commit on a live group
+        # only members may commit to a group that has some (Kafka's validateOffsetCommit)
+        assert commit(client, "q", 5) == ErrorCode.UNKNOWN_MEMBER_ID
         assert commit(client, "q", 6, generation=0, member=first.member_id) == ErrorCode.ILLEGAL_GENERATION
         assert commit(client, "q", 7, generation=1, member=first.member_id) == ErrorCode.NONE
         described = client.call(m.DescribeGroupsRequest(groups=["g", "none"]), 4).groups
@@ -94,8 +100,24 @@ def test_group_error_paths_and_durable_commits(gbroker: BrokerProcess) -> None:
     gbroker.start()
     with WireClient(gbroker.bootstrap) as client:
         assert committed(client, "q") == 7
+        # the group's member is gone with the old process, its offsets stay: it is listed as Empty
+        assert [(g.group_id, g.protocol_type) for g in client.call(m.ListGroupsRequest(), 2).groups] == [
+            ("g", "consumer")
+        ]
+        described = client.call(m.DescribeGroupsRequest(groups=["g"]), 4).groups[0]
+        assert (described.group_state, described.protocol_type, described.members) == (
+            "Empty",
+            "consumer",
+            [],
+        )
         txn = client.call(m.FindCoordinatorRequest(key="t", key_type=1), 2)
-        assert txn.error_code == ErrorCode.COORDINATOR_NOT_AVAILABLE  # no transactions
+        # not retriable: a transactional producer fails at once instead of waiting for its timeout
+        assert txn.error_code == ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        assert "not supported" in (txn.error_message or "")
+        assert (
+            client.call(m.FindCoordinatorRequest(key="t", key_type=9), 2).error_code
+            == ErrorCode.INVALID_REQUEST
+        )
         group = client.call(m.FindCoordinatorRequest(key="g", key_type=0), 2)
         assert (group.error_code, group.port) == (0, gbroker.port)
 

@@ -21,8 +21,8 @@ def assignment(queue: str, partitions: list[int]) -> bytes:
     return struct.pack(">hih", 0, 1, len(name)) + name + parts + struct.pack(">i", -1)
 
 
-def gauge(text: str, name: str, group: str, queue: str) -> float:
-    prefix = f'{name}{{group="{group}",partition="0",queue="{queue}"}} '
+def gauge(text: str, name: str, group: str, queue: str, partition: int = 0) -> float:
+    prefix = f'{name}{{group="{group}",partition="{partition}",queue="{queue}"}} '
     line = next(x for x in text.splitlines() if x.startswith(prefix))
     return float(line.split()[-1])
 
@@ -85,5 +85,61 @@ def test_lag_and_a_stalled_owner_are_exported(tmp_path: Path) -> None:
             text = scrape()
             assert gauge(text, "logq_group_partition_stalled", "g", "lq") == 1
             assert gauge(text, "logq_group_oldest_unconsumed_age_seconds", "g", "lq") >= 1.0
+    finally:
+        proc.kill()
+
+
+def test_lag_covers_partitions_the_group_never_committed_to(tmp_path: Path) -> None:
+    """A group consumed a 3-partition queue whose messages all sat in partition 0, then messages land in
+    partitions 1 and 2: its lag is theirs, in the CLI and in the metrics, not 0."""
+    import json
+
+    from click.testing import CliRunner
+    from confluent_kafka import Consumer, Producer
+
+    from cli.main import main
+
+    port = free_port()
+    proc = BrokerProcess(tmp_path / "lag3", broker=FAST_GROUPS | {"metrics.listen": f"127.0.0.1:{port}"})
+    proc.start()
+    try:
+        make_queue(proc.bootstrap, "three", 3, 0)
+        producer = Producer({"bootstrap.servers": proc.bootstrap})
+        for i in range(30):
+            producer.produce("three", b"%d" % i, partition=0)
+        assert producer.flush(30) == 0
+        consumer = Consumer({
+            "bootstrap.servers": proc.bootstrap, "group.id": "lagg", "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        })  # fmt: skip
+        consumer.subscribe(["three"])
+        seen, deadline = 0, time.monotonic() + 30
+        while seen < 30 and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            seen += msg is not None and not msg.error()
+        assert seen == 30
+        consumer.commit(asynchronous=False)  # librdkafka commits partition 0 only: 1 and 2 had nothing
+        consumer.close()
+        for partition, count in ((1, 5), (2, 7)):
+            for i in range(count):
+                producer.produce("three", b"late-%d" % i, partition=partition)
+        assert producer.flush(30) == 0
+
+        describe = ["-b", proc.bootstrap, "group", "describe", "lagg"]
+        result = CliRunner().invoke(main, [*describe, "--format", "json"])
+        assert result.exit_code == 0, result.output
+        described = json.loads(result.output)
+        rows = {row["partition"]: row for row in described["offsets"]}
+        assert sorted(rows) == [0, 1, 2]
+        assert (rows[1]["committed"], rows[1]["lag"], rows[1]["lag_from"]) == (None, 5, "log-start")
+        assert described["total_lag"] == 12
+        table = CliRunner().invoke(main, describe)
+        assert "TOTAL LAG 12" in table.output
+        assert "no commit there" in table.output
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        lags = {p: gauge(text, "logq_group_lag", "lagg", "three", p) for p in (0, 1, 2)}
+        assert lags == {0: 0.0, 1: 5.0, 2: 7.0}
     finally:
         proc.kill()

@@ -187,3 +187,17 @@ def test_members_that_never_sync_are_removed(leader_syncs: bool) -> None:
         assert gm.groups["g"].state is GroupState.EMPTY
 
     run(scenario())
+
+
+def test_empty_groups_whose_offsets_are_gone_are_forgotten() -> None:
+    async def scenario() -> None:
+        gm, _ = membership()
+        a = await (await new_member(gm))
+        await gm.sync("g", 1, a.member_id, {})
+        assert gm.forget_empty(lambda group_id: False) == []  # a group with members stays
+        gm.leave("g", a.member_id)
+        assert gm.forget_empty(lambda group_id: True) == []  # its offsets are still kept
+        assert gm.forget_empty(lambda group_id: False) == ["g"]  # they expired: it leaves ListGroups
+        assert "g" not in gm.groups
+
+    run(scenario())

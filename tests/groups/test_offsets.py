@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import struct
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -134,9 +135,17 @@ def test_records_round_trip_and_bad_keys_are_refused() -> None:
         Change(OffsetKey("g", "q", 7), None),
         Change(GroupKey("g"), GroupInfo(None, 5)),
         Change(GroupKey("g"), GroupInfo(1000, 0)),
+        Change(GroupKey("g"), GroupInfo(1000, 2, "consumer")),
         Change(GroupKey("g"), None),
     ]:
         assert decode_change(*encode_change(change)) == change
+    # a group record written before the protocol type was kept (value version 0) still reads
+    v0 = struct.pack(">hqi", 0, 1000, 4)
+    assert decode_change(b"\x00\x02\x00\x01g", v0) == Change(GroupKey("g"), GroupInfo(1000, 4, ""))
+    with pytest.raises(OffsetRecordError):
+        decode_change(b"\x00\x02\x00\x01g", v0 + b"\x00")  # trailing bytes
+    with pytest.raises(OffsetRecordError):
+        decode_change(b"\x00\x02\x00\x01g", struct.pack(">hqi", 7, 1000, 4))  # unknown version
     with pytest.raises(OffsetRecordError):
         decode_change(b"\x00\x09\x00\x01g", None)
     with pytest.raises(OffsetRecordError):
@@ -506,6 +515,11 @@ class OffsetStoreMachine(RuleBasedStateMachine):
         else:
             self.node.manager.close()
         self.node = Node(self.tmp / "data", self.clock, PARTITIONS)
+        # members live in memory only: after a load, a group recorded with members is empty since then
+        now = self.clock.time_ms()
+        self.infos = {
+            g: GroupInfo(now, i.generation) if i.empty_since_ms is None else i for g, i in self.infos.items()
+        }
 
     @invariant()
     def state_matches_the_model(self) -> None:

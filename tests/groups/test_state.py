@@ -75,21 +75,35 @@ def test_answers_cover_every_state() -> None:
     assert HEARTBEAT_ANSWER[GroupState.PREPARING_REBALANCE] is ErrorCode.REBALANCE_IN_PROGRESS
 
 
+U, F, N = ErrorCode.UNKNOWN_MEMBER_ID, ErrorCode.FENCED_INSTANCE_ID, ErrorCode.NONE
+
+
 @pytest.mark.parametrize(
-    ("state", "simple", "known", "matches", "expected"),
+    ("state", "commit", "expected"),
     [
-        (GroupState.EMPTY, True, False, False, ErrorCode.NONE),
-        (GroupState.STABLE, True, False, False, ErrorCode.ILLEGAL_GENERATION),
-        (GroupState.EMPTY, False, False, False, ErrorCode.ILLEGAL_GENERATION),
-        (GroupState.STABLE, False, True, True, ErrorCode.NONE),
-        (GroupState.PREPARING_REBALANCE, False, True, True, ErrorCode.NONE),
-        (GroupState.COMPLETING_REBALANCE, False, True, True, ErrorCode.REBALANCE_IN_PROGRESS),
-        (GroupState.STABLE, False, False, True, ErrorCode.UNKNOWN_MEMBER_ID),
-        (GroupState.STABLE, False, True, False, ErrorCode.ILLEGAL_GENERATION),
-        (GroupState.DEAD, True, False, False, ErrorCode.COORDINATOR_NOT_AVAILABLE),
+        # generation -1, no member: the AdminClient, assign() users and kcat
+        (GroupState.EMPTY, (-1, False, U, False), ErrorCode.NONE),
+        (GroupState.STABLE, (-1, False, U, False), ErrorCode.UNKNOWN_MEMBER_ID),
+        (GroupState.PREPARING_REBALANCE, (-1, False, U, False), ErrorCode.UNKNOWN_MEMBER_ID),
+        (GroupState.COMPLETING_REBALANCE, (-1, False, U, False), ErrorCode.UNKNOWN_MEMBER_ID),
+        # members
+        (GroupState.EMPTY, (3, True, U, False), ErrorCode.UNKNOWN_MEMBER_ID),
+        (GroupState.STABLE, (3, True, N, True), ErrorCode.NONE),
+        (GroupState.PREPARING_REBALANCE, (3, True, N, True), ErrorCode.NONE),
+        (GroupState.COMPLETING_REBALANCE, (3, True, N, True), ErrorCode.REBALANCE_IN_PROGRESS),
+        (GroupState.STABLE, (3, True, U, True), ErrorCode.UNKNOWN_MEMBER_ID),
+        (GroupState.STABLE, (3, True, F, True), ErrorCode.FENCED_INSTANCE_ID),
+        (GroupState.STABLE, (3, True, N, False), ErrorCode.ILLEGAL_GENERATION),
+        (GroupState.STABLE, (-1, True, N, False), ErrorCode.ILLEGAL_GENERATION),
+        (GroupState.DEAD, (-1, False, U, False), ErrorCode.COORDINATOR_NOT_AVAILABLE),
     ],
 )
 def test_commit_answers(
-    state: GroupState, simple: bool, known: bool, matches: bool, expected: ErrorCode
+    state: GroupState, commit: tuple[int, bool, ErrorCode, bool], expected: ErrorCode
 ) -> None:
-    assert commit_answer(state, simple=simple, known_member=known, generation_matches=matches) is expected
+    generation, identified, member_error, matches = commit
+    answer = commit_answer(
+        state, generation=generation, identified=identified, member_error=member_error,
+        generation_matches=matches,
+    )  # fmt: skip
+    assert answer is expected
