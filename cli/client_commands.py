@@ -88,7 +88,7 @@ def produce(
         header_map = {k: v.encode() for k, v in parse_key_values(headers, "header").items()}
         fixed_key = key.encode() if key is not None else None
         separator = key_separator.encode() if key_separator is not None else None
-        with Producer(opts.bootstrap, acks=acks, compression=compression, allow_auto_create=True) as producer:
+        with Producer(opts.bootstrap, acks=acks, compression=compression) as producer:
             for line in _lines(path):
                 record_key, value = fixed_key, line
                 if separator is not None:

@@ -72,9 +72,11 @@ from typing import Any
 
 from logq.client.cluster import DEFAULT_BOOTSTRAP, Cluster, QueuePartition
 from logq.client.consumer_protocol import queue_partitions
-from logq.client.fetcher import EARLIEST, LATEST, RESET_STRATEGIES, Fetcher
+from logq.client.consumer_settings import ConsumerSettings
+from logq.client.fetcher import EARLIEST, LATEST, Fetcher
 from logq.client.group_member import GroupMember, JoinResult
 from logq.client.records import ConsumerRecord
+from logq.client.settings import build_settings, takes_settings
 from logq.error_codes import ErrorCode
 from logq.errors import (
     ClientError,
@@ -88,6 +90,7 @@ __all__ = [
     "CommitFailedError",
     "Consumer",
     "ConsumerRecord",
+    "ConsumerSettings",
     "QueuePartition",
     "RebalanceCallback",
     "RebalanceInProgressError",
@@ -103,69 +106,55 @@ CommitCallback = Callable[[LogqError | None, dict[QueuePartition, int]], object]
 PartitionsArg = Iterable[QueuePartition | tuple[str, int]]
 
 
+@takes_settings(ConsumerSettings, "Settings (keyword arguments; Kafka's consumer configs of the same names):")
 class Consumer:
+    """Reads records from logq queues, in a group (``subscribe``) or from partitions chosen by hand
+    (``assign``). ``await start()`` (or ``async with``) first; see the module's documentation.
+
+    ValueError for a bad setting value, TypeError for an unknown setting. ``callback_runner`` is how
+    rebalance callbacks are run (the synchronous Consumer runs them in the thread that called poll)."""
+
     def __init__(
         self,
         bootstrap: str | Sequence[str] = DEFAULT_BOOTSTRAP,
         *,
-        group_id: str | None = None,
-        auto_offset_reset: str = "latest",
-        enable_auto_commit: bool = True,
-        auto_commit_interval_ms: int = 5000,
-        session_timeout_ms: int = 45_000,
-        heartbeat_interval_ms: int = 3000,
-        max_poll_interval_ms: int = 300_000,
-        rebalance_timeout_ms: int | None = None,
-        assignors: Sequence[str] = ("range", "roundrobin"),
-        fetch_min_bytes: int = 1,
-        fetch_max_wait_ms: int = 500,
-        fetch_max_bytes: int = 50 << 20,
-        max_partition_fetch_bytes: int = 1 << 20,
-        max_poll_records: int = 10_000,
-        group_instance_id: str | None = None,
-        client_id: str = "logq-consumer",
-        request_timeout_ms: int = 30_000,
-        metadata_max_age_ms: int = 300_000,
         callback_runner: CallbackRunner | None = None,
+        **settings: Any,
     ) -> None:
-        if auto_offset_reset not in RESET_STRATEGIES:
-            raise ValueError(f"auto_offset_reset must be one of {', '.join(RESET_STRATEGIES)}")
-        if group_id is not None and not group_id:
-            raise ValueError("group_id must not be empty (use None for no group)")
-        if not 0 < heartbeat_interval_ms < session_timeout_ms:
-            raise ValueError("heartbeat_interval_ms must be positive and below session_timeout_ms")
-        if max_poll_records < 1:
-            raise ValueError("max_poll_records must be at least 1")
-        if metadata_max_age_ms < 0:
-            raise ValueError("metadata_max_age_ms must not be negative")
-        self.group_id = group_id
-        self.enable_auto_commit = enable_auto_commit
-        self.auto_commit_interval_s = auto_commit_interval_ms / 1000
-        self.max_poll_records = max_poll_records
-        self.request_timeout_s = request_timeout_ms / 1000
-        self.metadata_max_age_s = metadata_max_age_ms / 1000  # how often a pattern looks for new queues
-        self._cluster = Cluster(bootstrap, client_id=client_id, request_timeout_s=self.request_timeout_s)
+        config = build_settings(ConsumerSettings, "Consumer", settings)
+        self.settings = config
+        self.group_id = config.group_id
+        self.enable_auto_commit = config.enable_auto_commit
+        self.auto_commit_interval_s = config.auto_commit_interval_ms / 1000
+        self.max_poll_records = config.max_poll_records
+        self.request_timeout_s = config.request_timeout_ms / 1000
+        self.metadata_max_age_s = (
+            config.metadata_max_age_ms / 1000
+        )  # how often a pattern looks for new queues
+        self._cluster = Cluster(
+            bootstrap, client_id=config.client_id, request_timeout_s=self.request_timeout_s
+        )
         self._wakeup = asyncio.Event()
         self._fetcher = Fetcher(
             self._cluster,
-            fetch_min_bytes=fetch_min_bytes,
-            fetch_max_wait_ms=fetch_max_wait_ms,
-            fetch_max_bytes=fetch_max_bytes,
-            max_partition_fetch_bytes=max_partition_fetch_bytes,
-            auto_offset_reset=auto_offset_reset,
+            fetch_min_bytes=config.fetch_min_bytes,
+            fetch_max_wait_ms=config.fetch_max_wait_ms,
+            fetch_max_bytes=config.fetch_max_bytes,
+            max_partition_fetch_bytes=config.max_partition_fetch_bytes,
+            auto_offset_reset=config.auto_offset_reset,
             on_data=self._wakeup.set,
         )
         self._member: GroupMember | None = None
-        if group_id is not None:
+        if config.group_id is not None:
             self._member = GroupMember(
                 self._cluster,
-                group_id,
-                session_timeout_ms=session_timeout_ms,
-                heartbeat_interval_ms=heartbeat_interval_ms,
-                rebalance_timeout_ms=rebalance_timeout_ms or max_poll_interval_ms,
-                max_poll_interval_ms=max_poll_interval_ms,
-                assignors=assignors,
-                group_instance_id=group_instance_id,
+                config.group_id,
+                session_timeout_ms=config.session_timeout_ms,
+                heartbeat_interval_ms=config.heartbeat_interval_ms,
+                rebalance_timeout_ms=config.rebalance_timeout_ms or config.max_poll_interval_ms,
+                max_poll_interval_ms=config.max_poll_interval_ms,
+                assignors=config.assignors,
+                group_instance_id=config.group_instance_id,
                 on_event=self._wakeup.set,
             )
         self._subscription: tuple[str, ...] | None = None

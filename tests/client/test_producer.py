@@ -609,17 +609,27 @@ def test_an_unknown_queue_fails_the_future(broker: BrokerProcess) -> None:
     run(scenario())
 
 
-def test_auto_create(tmp_path: Path) -> None:
+def test_a_queue_is_created_on_first_send_when_the_broker_allows_it(tmp_path: Path) -> None:
+    """As Kafka's producers: Metadata asks for auto-creation by default and the broker decides."""
     proc = BrokerProcess(tmp_path / "data", broker={"auto.create.queues": True, "num.partitions": 2}).start()
     try:
 
         async def scenario() -> None:
-            async with Producer(proc.bootstrap, allow_auto_create=True) as producer:
+            async with Producer(proc.bootstrap) as producer:
                 meta = await producer.send("created-on-use", b"x", key=b"k")
                 assert meta.offset == 0
                 assert await producer.partitions_for("created-on-use") == 2
+            async with Producer(proc.bootstrap, allow_auto_create=False) as producer:
+                with pytest.raises(UnknownQueueError, match="not-created"):
+                    await producer.send("not-created", b"x")
 
         run(scenario())
+        with SyncProducer(proc.bootstrap) as producer:
+            assert producer.send("created-by-sync", b"y").result(DEADLINE_S).offset == 0
+        with SyncAdmin(proc.bootstrap) as admin:
+            names = {q.name for q in admin.list_queues()}
+        assert {"created-on-use", "created-by-sync"} <= names
+        assert "not-created" not in names
     finally:
         proc.kill()
 
