@@ -21,7 +21,7 @@ from logq.client.sync_consumer import Consumer
 from logq.client.sync_producer import Producer
 from logq.errors import LogqError
 
-PRINT_FIELDS = ("key", "headers", "timestamp", "offset", "partition")
+PRINT_FIELDS = ("queue", "partition", "offset", "timestamp", "key", "headers")
 
 
 def _lines(stream: IO[bytes]) -> Iterator[bytes]:

@@ -67,12 +67,17 @@ def client_options(func: Any) -> Any:
 
 @contextlib.contextmanager
 def one_line_errors(bootstrap: str | None = None) -> Iterator[None]:
-    """Turn what the client raises into one ``Error: ...`` line and exit status 1 (no traceback)."""
+    """Turn what the client raises into one ``Error: ...`` line and exit status 1 (no traceback).
+
+    The client's messages name the brokers themselves (``cannot reach a broker at HOST:PORT: connection
+    refused``), so ``bootstrap`` is only named for an error that names no broker."""
     try:
         yield
     except BrokerUnavailableError as exc:
-        where = f" at {bootstrap}" if bootstrap else ""
-        raise click.ClickException(f"cannot reach a broker{where}: {exc}") from None
+        message = str(exc)
+        if bootstrap and ":" not in message:
+            message = f"brokers at {bootstrap}: {message}"
+        raise click.ClickException(message) from None
     except (LogqError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     except TimeoutError as exc:

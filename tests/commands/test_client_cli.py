@@ -85,9 +85,14 @@ def test_consume_every_queue_a_pattern_matches(broker: BrokerProcess) -> None:
     for queue in ("pat-x", "pat-y", "unmatched"):
         assert run(broker, "queue", "create", queue).exit_code == 0
         assert run(broker, "produce", queue, input=f"{queue}-0\n{queue}-1\n").exit_code == 0
-    out = run(broker, "consume", "--pattern", "pat-.*", "-g", "pg", "-n", "4")
+    out = run(broker, "consume", "--pattern", "pat-.*", "-g", "pg", "-n", "4", "--print", "queue,offset")
     assert out.exit_code == 0, out.output
-    assert sorted(lines(out.stdout)) == ["pat-x-0", "pat-x-1", "pat-y-0", "pat-y-1"]
+    assert sorted(lines(out.stdout)) == [
+        "pat-x\t0\tpat-x-0",
+        "pat-x\t1\tpat-x-1",
+        "pat-y\t0\tpat-y-0",
+        "pat-y\t1\tpat-y-1",
+    ]
     assert run(broker, "consume", "--pattern", "pat-.*").exit_code == 2  # a pattern needs a group
     assert run(broker, "consume", "-g", "pg").exit_code == 2  # neither a queue nor a pattern
     assert run(broker, "consume", "pat-x", "--pattern", "pat-.*", "-g", "pg").exit_code == 2
@@ -97,6 +102,12 @@ def test_consume_every_queue_a_pattern_matches(broker: BrokerProcess) -> None:
 def test_produce_and_consume_errors_are_one_line(broker: BrokerProcess) -> None:
     assert run(broker, "queue", "create", "small", "-c", "max.message.bytes=1000").exit_code == 0
     assert_one_line_error(run(broker, "produce", "nope", input="x\n"), "'nope' does not exist")
+    invalid = run(broker, "produce", "bad name!", input="x\n")
+    assert_one_line_error(invalid, "'bad name!' may only contain letters, digits, '.', '_' and '-'")
+    assert_one_line_error(run(broker, "consume", "bad name!", "-e"), "may only contain")
+    internal = run(broker, "produce", "__consumer_offsets", input="x\n")
+    assert_one_line_error(internal, "internal queues are not writable")
+    assert "INVALID_TOPIC_EXCEPTION" not in internal.output
     assert_one_line_error(run(broker, "consume", "nope", "-e"), "'nope' does not exist")
     too_big = run(broker, "produce", "small", "-z", "none", input="x" * 5000 + "\n")
     assert_one_line_error(too_big, "exceeds max.message.bytes 1000")
