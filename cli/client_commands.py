@@ -13,14 +13,26 @@ from typing import IO, Any
 
 import click
 
+from cli.client_settings import client_settings, x_option
 from cli.common import client_options, one_line_errors, settings
 from cli.specs import OffsetSpec, parse_key_values, parse_offset_spec, parse_partitions
 from logq.client.cluster import QueuePartition
+from logq.client.consumer_settings import KAFKA_NAMES as CONSUMER_KAFKA_NAMES
+from logq.client.consumer_settings import ConsumerSettings
+from logq.client.producer_settings import KAFKA_NAMES as PRODUCER_KAFKA_NAMES
+from logq.client.producer_settings import MIN_REQUEST_SIZE, ProducerSettings
 from logq.client.records import ConsumerRecord, RecordMetadata
 from logq.client.sync_consumer import Consumer
 from logq.client.sync_producer import Producer
 from logq.errors import LogqError
 
+# Producer and consumer settings that have a flag of their own (-X refuses them).
+PRODUCE_FLAGS = {
+    "acks": "--acks",
+    "compression": "-z/--compression",
+    "max_request_size": "--max-request-size",
+}
+CONSUME_FLAGS = {"group_id": "-g/--group", "auto_offset_reset": "-o/--offset"}
 PRINT_FIELDS = ("queue", "partition", "offset", "timestamp", "key", "headers")
 
 
@@ -47,6 +59,15 @@ def _lines(stream: IO[bytes]) -> Iterator[bytes]:
     "-z", "--compression", type=click.Choice(["none", "gzip", "zstd"]), default="zstd", show_default=True
 )
 @click.option("-p", "--partition", type=click.IntRange(min=0), help="Send every message to this partition.")
+@click.option(
+    "--max-request-size",
+    type=click.IntRange(min=MIN_REQUEST_SIZE),
+    default=ProducerSettings.max_request_size,
+    show_default=True,
+    metavar="BYTES",
+    help="The largest request, hence the largest message (the queue's max.message.bytes must allow it too).",
+)
+@x_option
 @client_options
 @click.pass_context
 def produce(
@@ -60,6 +81,8 @@ def produce(
     acks: str,
     compression: str,
     partition: int | None,
+    max_request_size: int,
+    x_settings: tuple[str, ...],
 ) -> None:
     """Send one message per line (stdin or -f FILE) to QUEUE, then print a one-line summary.
 
@@ -67,6 +90,7 @@ def produce(
     Examples:
       printf 'a\\nb\\n' | logq produce orders
       logq produce orders -f events.txt -K : -H source=import --acks all -z zstd
+      logq produce images --max-request-size 8388608 -X linger.ms=50 < big-lines.txt
     """
     opts = settings(ctx)
     if key is not None and key_separator is not None:
@@ -88,7 +112,14 @@ def produce(
         header_map = {k: v.encode() for k, v in parse_key_values(headers, "header").items()}
         fixed_key = key.encode() if key is not None else None
         separator = key_separator.encode() if key_separator is not None else None
-        with Producer(opts.bootstrap, acks=acks, compression=compression) as producer:
+        producer_settings = client_settings(
+            ProducerSettings,
+            x_settings,
+            {"acks": acks, "compression": compression, "max_request_size": max_request_size},
+            PRODUCE_FLAGS,
+            PRODUCER_KAFKA_NAMES,
+        )
+        with Producer(opts.bootstrap, **producer_settings) as producer:
             for line in _lines(path):
                 record_key, value = fixed_key, line
                 if separator is not None:
@@ -110,7 +141,9 @@ def produce(
             producer.flush()
         if errors:
             first = errors[0]
-            raise type(first)(f"{len(errors)} of {sent} message(s) failed: {first}", code=first.code)
+            raise type(first)(
+                f"{len(errors)} of {sent} message(s) failed: {first}{_flag_hint(first)}", code=first.code
+            )
     seconds = time.monotonic() - started
     where = ",".join(map(str, sorted(partitions))) or "-"
     if opts.fmt == "json":
@@ -126,6 +159,14 @@ def produce(
         )
     else:
         click.echo(f"produced {sent} message(s) to {queue_name} (partitions {where}) in {seconds:.2f} s")
+
+
+def _flag_hint(error: LogqError) -> str:
+    """Name the flag that changes the setting an error names (the client's messages name settings)."""
+    for setting, flag in PRODUCE_FLAGS.items():
+        if setting in str(error):
+            return f" (set it with {flag})"
+    return ""
 
 
 def _text(data: bytes | None) -> str | None:
@@ -209,6 +250,7 @@ def _parse_print(text: str | None) -> tuple[str, ...]:
     help=f"Print these before each value: {','.join(PRINT_FIELDS)}.",
 )
 @click.option("--timeout", type=float, default=None, help="Exit after this many seconds without a message.")
+@x_option
 @client_options
 @click.pass_context
 def consume(
@@ -223,6 +265,7 @@ def consume(
     exit_at_end: bool,
     print_text: str | None,
     timeout: float | None,
+    x_settings: tuple[str, ...],
 ) -> None:
     """Print QUEUE's messages, one per line (tab-separated fields with --print, JSON with --format json).
 
@@ -248,13 +291,19 @@ def consume(
             raise ValueError("-o stored needs a group (-g GROUP)")
         chosen = parse_partitions(partition_text) if partition_text else None
         reset = "latest" if spec is not None and spec.kind == "end" else "earliest"
-        consumer = Consumer(
-            opts.bootstrap,
-            group_id=group_id,
-            auto_offset_reset=reset,
-            enable_auto_commit=False,
-            client_id="logq-cli",
+        consumer_settings = client_settings(
+            ConsumerSettings,
+            x_settings,
+            {
+                "group_id": group_id,
+                "auto_offset_reset": reset,
+                "enable_auto_commit": False,
+                "client_id": "logq-cli",
+            },
+            CONSUME_FLAGS,
+            CONSUMER_KAFKA_NAMES,
         )
+        consumer = Consumer(opts.bootstrap, **consumer_settings)
         with contextlib.closing(consumer):
             ends = _start(consumer, queue_name or _compile(pattern or ""), group_id, chosen, spec)
             idle_since = time.monotonic()

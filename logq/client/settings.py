@@ -36,6 +36,13 @@ C = TypeVar("C", bound=type)
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 _NONE = ("none", "null", "")
+_KIND_WORDS: dict[Any, str] = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "text",
+    type(None): "none",
+}
 
 
 def setting(default: Any, doc: str) -> Any:
@@ -112,7 +119,7 @@ def _convert(key: str, text: str, hint: Any) -> Any:
             return value
         elif typing.get_origin(kind) in (tuple, Sequence):
             return tuple(part.strip() for part in value.split(",") if part.strip())
-    wanted = " or ".join(getattr(k, "__name__", str(k)) for k in kinds)
+    wanted = " or ".join(_KIND_WORDS.get(k, str(k)) for k in kinds)
     raise ValueError(f"bad value {text!r} for setting {key!r}: expected {wanted}")
 
 

@@ -3,7 +3,9 @@ subprocesses)."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import subprocess
 import sys
 import time
@@ -122,6 +124,60 @@ def test_produce_and_consume_errors_are_one_line(broker: BrokerProcess) -> None:
     assert_one_line_error(down, "cannot reach a broker")
     down = CliRunner().invoke(main, ["-b", f"127.0.0.1:{free_port()}", "consume", "q"])
     assert_one_line_error(down, "cannot reach a broker")
+
+
+def test_a_message_above_1_mib_needs_and_takes_max_request_size(
+    broker: BrokerProcess, tmp_path: Path
+) -> None:
+    assert run(broker, "queue", "create", "big", "-c", "max.message.bytes=3000000").exit_code == 0
+    line = base64.b64encode(os.urandom(1_500_000))  # 2 MB that zstd cannot shrink
+    source = tmp_path / "big.txt"
+    source.write_bytes(line + b"\n")
+    refused = run(broker, "produce", "big", "-f", str(source))
+    assert_one_line_error(refused, "max_request_size (1048576)", "--max-request-size")
+    sent = run(broker, "produce", "big", "-f", str(source), "--max-request-size", "2500000")
+    assert sent.exit_code == 0, sent.output
+    tuned = run(
+        broker, "produce", "big", "-f", str(source), "--max-request-size", "2500000", "-X", "linger.ms=1"
+    )
+    assert tuned.exit_code == 0, tuned.output
+    read = run(broker, "consume", "big", "-e", "-X", "max.partition.fetch.bytes=1000")  # KIP-74: still whole
+    assert read.exit_code == 0, read.output
+    assert read.stdout.encode().splitlines() == [line, line]
+
+
+def test_client_settings_with_x(broker: BrokerProcess) -> None:
+    assert run(broker, "queue", "create", "q").exit_code == 0
+    sent = run(broker, "produce", "q", "-X", "batch.size=65536", "-X", "client_id=loader", input="a\nb\n")
+    assert sent.exit_code == 0, sent.output
+    read = run(
+        broker,
+        "consume",
+        "q",
+        "-g",
+        "xg",
+        "-e",
+        "-X",
+        "session.timeout.ms=10000",
+        "-X",
+        "assignors=roundrobin",
+    )
+    assert lines(read.stdout) == ["a", "b"]
+    assert_one_line_error(run(broker, "produce", "q", "-X", "acks=1", input="a\n"), "give it with --acks")
+    assert_one_line_error(
+        run(broker, "produce", "q", "-X", "compression.type=gzip", input="a\n"), "-z/--compression"
+    )
+    assert_one_line_error(run(broker, "consume", "q", "-X", "group.id=g"), "give it with -g/--group")
+    assert_one_line_error(
+        run(broker, "produce", "q", "-X", "lingerms=5", input="a\n"), "did you mean 'linger_ms'"
+    )
+    assert_one_line_error(
+        run(broker, "produce", "q", "-X", "linger.ms=soon", input="a\n"), "expected a number"
+    )
+    assert_one_line_error(run(broker, "produce", "q", "-X", "linger.ms", input="a\n"), "key=value")
+    assert_one_line_error(
+        run(broker, "consume", "q", "-X", "assignors=sticky", "-g", "xg"), "unknown assignor"
+    )
 
 
 def test_perf_produce_and_consume(broker: BrokerProcess) -> None:
