@@ -356,6 +356,7 @@ def _start(
                 _seek(c, partitions, spec)
 
         if isinstance(queue, str):
+            consumer.partitions_for(queue)  # a queue that does not exist is an error, not a silent wait
             consumer.subscribe([queue], on_assign=on_assign)
         else:
             consumer.subscribe(pattern=queue, on_assign=on_assign)

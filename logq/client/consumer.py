@@ -85,6 +85,7 @@ from logq.errors import (
     OffsetOutOfRangeError,
     RebalanceInProgressError,
 )
+from logq.queues import validate_queue_name
 
 __all__ = [
     "CommitFailedError",
@@ -102,6 +103,7 @@ RebalanceCallback = Callable[[Any, list[QueuePartition]], object]
 # How the consumer runs a rebalance callback; the synchronous wrapper passes one that runs it in the
 # thread that called poll().
 CallbackRunner = Callable[[RebalanceCallback, list[QueuePartition]], Awaitable[None]]
+MISSING_QUEUE_RECHECK_S = 10.0  # how often a missing subscribed queue is looked for (and warned about)
 CommitCallback = Callable[[LogqError | None, dict[QueuePartition, int]], object]
 PartitionsArg = Iterable[QueuePartition | tuple[str, int]]
 
@@ -160,6 +162,8 @@ class Consumer:
         self._subscription: tuple[str, ...] | None = None
         self._pattern: re.Pattern[str] | None = None  # subscribe(pattern=...): the queues it matched
         self._pattern_check_at = 0.0
+        self._missing: set[str] = set()  # subscribed queues that did not exist at the last look
+        self._missing_check_at = 0.0
         self._manual = False
         self._on_assign: RebalanceCallback | None = None
         self._on_revoke: RebalanceCallback | None = None
@@ -242,7 +246,10 @@ class Consumer:
         elif not names or not all(names):
             raise ValueError("subscribe() needs at least one queue name")
         else:
+            for name in names:
+                validate_queue_name(name)  # InvalidQueueNameError: no queue could ever have it
             self._pattern = None
+        self._missing, self._missing_check_at = set(), 0.0  # look at the next poll
         self._subscribe_to(member, names)
         self._on_assign, self._on_revoke, self._on_lost = on_assign, on_revoke, on_lost
         self._wakeup.set()
@@ -274,9 +281,44 @@ class Consumer:
                 if t.error_code == ErrorCode.NONE and not t.is_internal and pattern.fullmatch(t.name)
             )
         )
-        if matched != self._subscription:
-            log.info("pattern %s now matches %s", pattern.pattern, ", ".join(matched) or "no queue")
+        if not matched:
+            log.warning(
+                "group %s: pattern %s matches no queue: nothing to consume (looking again in %g s)",
+                self.group_id, pattern.pattern, self.metadata_max_age_s,
+            )  # fmt: skip
+        elif matched != self._subscription:
+            log.info("pattern %s now matches %s", pattern.pattern, ", ".join(matched))
         self._subscribe_to(member, matched)
+
+    async def _watch_missing_queues(self, member: GroupMember) -> None:
+        """A subscribed queue that does not exist is consumed from by nobody: say so (a warning, repeated
+        every 10 s, or metadata_max_age_ms if sooner, while it is missing) and rejoin once it appears, so
+        that the group's assignment includes it. Looked at once per metadata_max_age_ms otherwise."""
+        now = time.monotonic()
+        if self._pattern is not None or not self._subscription or now < self._missing_check_at:
+            return
+        try:
+            answer = await self._cluster.refresh(self._subscription)
+        except LogqError as exc:
+            if not exc.retriable:
+                raise
+            self._missing_check_at = now + 1.0
+            return
+        missing = {t.name for t in answer.topics if t.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
+        appeared = sorted(self._missing - missing)
+        if appeared:
+            log.info("group %s: queue(s) %s now exist: rejoining", self.group_id, ", ".join(appeared))
+            member.rejoin_needed = True
+        self._missing = missing
+        if missing:
+            again = min(MISSING_QUEUE_RECHECK_S, self.metadata_max_age_s)
+            log.warning(
+                "group %s: subscribed queue(s) %s do not exist: nothing is consumed from them (looking "
+                "again in %g s)", self.group_id, ", ".join(sorted(missing)), again,
+            )  # fmt: skip
+            self._missing_check_at = now + again
+        else:
+            self._missing_check_at = now + self.metadata_max_age_s
 
     def unsubscribe(self) -> None:
         """Stop consuming: drop the assignment, commit it (auto-commit), and leave the group or stop
@@ -365,6 +407,7 @@ class Consumer:
             if member is not None:
                 member.note_poll()  # waiting inside poll counts as polling (max_poll_interval_ms)
                 await self._match_pattern(member)
+                await self._watch_missing_queues(member)
                 if self._subscription is not None:
                     await self._group_step(member)
                 self._maybe_auto_commit()

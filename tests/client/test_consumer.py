@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from logq.client.cluster import QueuePartition
 from logq.client.consumer import Consumer, ConsumerRecord
-from logq.errors import ClientError, LogqError, OffsetOutOfRangeError
+from logq.errors import ClientError, InvalidQueueNameError, LogqError, OffsetOutOfRangeError
 from tests.broker_process import BrokerProcess
 
 GROUP_SETTINGS = {
@@ -369,6 +370,45 @@ def test_a_pattern_subscription_takes_matching_queues_including_new_ones(cbroker
             assert [r.value for r in later] == [b"new-0", b"new-1"]
             assert qp("pat-c", 0) in consumer.assignment()
             assert all(tp.queue != "unpatterned" for tp in consumer.assignment())
+
+    run(scenario)
+
+
+def test_a_missing_subscribed_queue_is_warned_about_until_it_appears(
+    cbroker: BrokerProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    bootstrap = cbroker.bootstrap
+    create(bootstrap, "present", 1)
+
+    def warnings_about(name: str) -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.levelno == logging.WARNING and r.name == "logq.client.consumer" and name in r.getMessage()
+        ]
+
+    async def scenario() -> None:
+        settings: dict[str, Any] = {"auto_offset_reset": "earliest", "metadata_max_age_ms": 400, **FAST}
+        async with Consumer(bootstrap, group_id="typo-g", **settings) as consumer:
+            with pytest.raises(InvalidQueueNameError, match="may only contain"):
+                consumer.subscribe(["no good"])
+            consumer.subscribe(["present", "typo-q"])
+            with caplog.at_level(logging.WARNING, logger="logq.client.consumer"):
+                deadline = time.monotonic() + 1.5
+                while time.monotonic() < deadline:
+                    assert await consumer.poll(0.2) == []
+            said = warnings_about("typo-q")
+            assert len(said) >= 2, said  # it repeats while the queue is missing
+            assert "do not exist" in said[0]
+            assert warnings_about("present") == []
+            create(bootstrap, "typo-q", 2)  # created after all: the group rejoins and takes it
+            produce(bootstrap, "typo-q", [b"late-0", b"late-1"])
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="logq.client.consumer"):
+                got = await poll_until(consumer, 2)
+            assert sorted(r.value for r in got) == [b"late-0", b"late-1"]
+            assert sorted(consumer.assignment()) == [qp("present", 0), qp("typo-q", 0), qp("typo-q", 1)]
+            assert warnings_about("typo-q") == []
 
     run(scenario)
 

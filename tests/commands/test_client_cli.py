@@ -111,6 +111,8 @@ def test_produce_and_consume_errors_are_one_line(broker: BrokerProcess) -> None:
     assert_one_line_error(internal, "internal queues are not writable")
     assert "INVALID_TOPIC_EXCEPTION" not in internal.output
     assert_one_line_error(run(broker, "consume", "nope", "-e"), "'nope' does not exist")
+    assert_one_line_error(run(broker, "consume", "nope", "-g", "g", "-e"), "'nope' does not exist")
+    assert_one_line_error(run(broker, "consume", "nope", "-g", "g"), "'nope' does not exist")
     too_big = run(broker, "produce", "small", "-z", "none", input="x" * 5000 + "\n")
     assert_one_line_error(too_big, "exceeds max.message.bytes 1000")
     assert_one_line_error(run(broker, "consume", "small", "-o", "soon"), "bad offset")
