@@ -14,7 +14,9 @@ from typing import IO, Any
 import click
 
 from cli.client_settings import client_settings, x_option
-from cli.common import client_options, one_line_errors, settings
+from cli.common import client_options, one_line_errors, settings, show_client_warnings
+from cli.interrupts import StopRequest, stop_on_signals
+from cli.progress import ProgressLine, output_is_terminal, stderr_is_terminal
 from cli.specs import OffsetSpec, parse_key_values, parse_offset_spec, parse_partitions
 from logq.client.cluster import QueuePartition
 from logq.client.consumer_settings import KAFKA_NAMES as CONSUMER_KAFKA_NAMES
@@ -24,7 +26,7 @@ from logq.client.producer_settings import MIN_REQUEST_SIZE, ProducerSettings
 from logq.client.records import ConsumerRecord, RecordMetadata
 from logq.client.sync_consumer import Consumer
 from logq.client.sync_producer import Producer
-from logq.errors import LogqError
+from logq.errors import CommitFailedError, LogqError, RebalanceInProgressError
 
 # Producer and consumer settings that have a flag of their own (-X refuses them).
 PRODUCE_FLAGS = {
@@ -34,11 +36,6 @@ PRODUCE_FLAGS = {
 }
 CONSUME_FLAGS = {"group_id": "-g/--group", "auto_offset_reset": "-o/--offset"}
 PRINT_FIELDS = ("queue", "partition", "offset", "timestamp", "key", "headers")
-
-
-def _lines(stream: IO[bytes]) -> Iterator[bytes]:
-    for line in stream:
-        yield line[:-2] if line.endswith(b"\r\n") else line[:-1] if line.endswith(b"\n") else line
 
 
 @click.command()
@@ -95,19 +92,8 @@ def produce(
     opts = settings(ctx)
     if key is not None and key_separator is not None:
         raise click.UsageError("give -k/--key or -K/--key-separator, not both")
-    errors: list[LogqError] = []
-    partitions: set[int] = set()
-    lock = threading.Lock()
-
-    def delivered(err: LogqError | None, meta: RecordMetadata | None) -> None:
-        with lock:
-            if err is not None:
-                errors.append(err)
-            elif meta is not None:
-                partitions.add(meta.partition)
-
-    sent = 0
-    started = time.monotonic()
+    tally = _Deliveries()
+    show_client_warnings()
     with one_line_errors(opts.bootstrap):
         header_map = {k: v.encode() for k, v in parse_key_values(headers, "header").items()}
         fixed_key = key.encode() if key is not None else None
@@ -119,46 +105,108 @@ def produce(
             PRODUCE_FLAGS,
             PRODUCER_KAFKA_NAMES,
         )
-        with Producer(opts.bootstrap, **producer_settings) as producer:
-            for line in _lines(path):
-                record_key, value = fixed_key, line
-                if separator is not None:
-                    head, sep, tail = line.partition(separator)
-                    if not sep:
-                        raise ValueError(f"line {sent + 1} has no key separator {key_separator!r}")
-                    record_key, value = head, tail
-                producer.send(
-                    queue_name,
-                    value,
-                    key=record_key,
-                    headers=header_map or None,
-                    partition=partition,
-                    on_delivery=delivered,
-                )
-                sent += 1
-                if errors:
-                    break
-            producer.flush()
-        if errors:
-            first = errors[0]
-            raise type(first)(
-                f"{len(errors)} of {sent} message(s) failed: {first}{_flag_hint(first)}", code=first.code
+        producer = Producer(opts.bootstrap, **producer_settings)
+        progress = ProgressLine(lambda: tally.progress(queue_name), enabled=stderr_is_terminal())
+        with stop_on_signals() as stop, progress:
+            try:
+                for line in _read_lines(path, stop):
+                    record_key, value = fixed_key, line
+                    if separator is not None:
+                        head, sep, tail = line.partition(separator)
+                        if not sep:
+                            raise ValueError(f"line {tally.sent + 1} has no key separator {key_separator!r}")
+                        record_key, value = head, tail
+                    tally.sent += 1  # before send: a record it took counts, delivered or not
+                    producer.send(
+                        queue_name,
+                        value,
+                        key=record_key,
+                        headers=header_map or None,
+                        partition=partition,
+                        on_delivery=tally.record,
+                    )
+                    if tally.errors:
+                        break
+                with stop.interruptible():
+                    producer.flush()
+            except KeyboardInterrupt:
+                pass  # a stop signal while waiting for input or for acknowledgements
+            finally:
+                _close_producer(producer, stop.requested)
+        if stop.requested:
+            raise click.ClickException(
+                f"interrupted by {stop.signal_name}: {tally.delivered} of {tally.sent} message(s) delivered "
+                f"to {queue_name}, {tally.sent - tally.delivered} not delivered"
             )
-    seconds = time.monotonic() - started
-    where = ",".join(map(str, sorted(partitions))) or "-"
+        if tally.errors:
+            first = tally.errors[0]
+            raise type(first)(
+                f"{len(tally.errors)} of {tally.sent} message(s) failed: {first}{_flag_hint(first)}",
+                code=first.code,
+            )
+    seconds = time.monotonic() - tally.started
+    where = ",".join(map(str, sorted(tally.partitions))) or "-"
     if opts.fmt == "json":
         click.echo(
             json.dumps(
                 {
                     "queue": queue_name,
-                    "messages": sent,
-                    "partitions": sorted(partitions),
+                    "messages": tally.sent,
+                    "partitions": sorted(tally.partitions),
                     "seconds": round(seconds, 3),
                 }
             )
         )
     else:
-        click.echo(f"produced {sent} message(s) to {queue_name} (partitions {where}) in {seconds:.2f} s")
+        click.echo(
+            f"produced {tally.sent} message(s) to {queue_name} (partitions {where}) in {seconds:.2f} s"
+        )
+
+
+class _Deliveries:
+    """What ``logq produce`` sent and what became of it (``record`` runs on the producer's thread)."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.sent = 0
+        self.delivered = 0
+        self.errors: list[LogqError] = []
+        self.partitions: set[int] = set()
+        self._lock = threading.Lock()
+
+    def record(self, err: LogqError | None, meta: RecordMetadata | None) -> None:
+        with self._lock:
+            if err is not None:
+                self.errors.append(err)
+            elif meta is not None:
+                self.delivered += 1
+                self.partitions.add(meta.partition)
+
+    def progress(self, queue: str) -> str:
+        rate = self.delivered / max(time.monotonic() - self.started, 1e-9)
+        return f"producing to {queue}: {self.sent:,} sent, {self.delivered:,} delivered ({rate:,.0f} msg/s)"
+
+
+def _read_lines(stream: IO[bytes], stop: StopRequest) -> Iterator[bytes]:
+    """The input's lines without their line ends, until it ends or a stop is asked for (a stop signal
+    while waiting for the next line ends the wait)."""
+    while not stop.requested:
+        with stop.interruptible():
+            line = stream.readline()
+        if not line:
+            return
+        yield line[:-2] if line.endswith(b"\r\n") else line[:-1] if line.endswith(b"\n") else line
+
+
+def _close_producer(producer: Producer, stopping: bool) -> None:
+    """Close, delivering what was sent first. When a stop signal came, another one ends that wait, and
+    whatever is still undelivered then fails at once rather than after delivery_timeout_ms."""
+    if not stopping:
+        producer.close()
+        return
+    with contextlib.suppress(KeyboardInterrupt):
+        producer.flush()
+    producer.close(timeout=0)
 
 
 def _flag_hint(error: LogqError) -> str:
@@ -284,6 +332,8 @@ def consume(
     if pattern is not None and group_id is None:
         raise click.UsageError("--pattern needs a group (-g GROUP)")
     consumed = 0
+    started = time.monotonic()
+    show_client_warnings()
     with one_line_errors(opts.bootstrap):
         fields = _parse_print(print_text)
         spec = parse_offset_spec(offset_text) if offset_text else None
@@ -304,32 +354,77 @@ def consume(
             CONSUMER_KAFKA_NAMES,
         )
         consumer = Consumer(opts.bootstrap, **consumer_settings)
-        with contextlib.closing(consumer):
+        progress = ProgressLine(
+            lambda: _consume_progress(queue_name or pattern or "", consumed, started),
+            enabled=stderr_is_terminal() and not output_is_terminal(),  # not between records on screen
+        )
+        # A stop signal (Ctrl-C, SIGTERM) ends the loop at its next poll; closing leaves the group.
+        with contextlib.closing(consumer), stop_on_signals() as stop, progress:
             ends = _start(consumer, queue_name or _compile(pattern or ""), group_id, chosen, spec)
+            commits = _Commits(consumer) if group_id is not None else None
             idle_since = time.monotonic()
-            with contextlib.suppress(KeyboardInterrupt):
-                while count is None or consumed < count:
-                    records = consumer.poll(timeout=0.5)
-                    if not records:
-                        if timeout is not None and time.monotonic() - idle_since > timeout:
-                            break
-                        if exit_at_end and _at_end(consumer, ends):
-                            break
-                        continue
-                    idle_since = time.monotonic()
-                    if count is not None:
-                        records = records[: count - consumed]
-                    click.echo("\n".join(_format_record(r, fields, opts.fmt) for r in records))
-                    consumed += len(records)
-                    if group_id is not None:
-                        # At least once: commit what was printed, and only that (-n may cut a poll short).
-                        printed: dict[QueuePartition, int] = {}
-                        for r in records:
-                            printed[QueuePartition(r.queue, r.partition)] = r.offset + 1
-                        consumer.commit(printed)
+            while not stop.requested and (count is None or consumed < count):
+                records = consumer.poll(timeout=0.5)
+                if not records:
+                    if commits is not None:
+                        commits.if_assignment_changed()
+                    if timeout is not None and time.monotonic() - idle_since > timeout:
+                        break
                     if exit_at_end and _at_end(consumer, ends):
                         break
+                    continue
+                idle_since = time.monotonic()
+                if count is not None and len(records) > count - consumed:
+                    _give_back(consumer, records[count - consumed :])  # -n: positions stay at what is printed
+                    records = records[: count - consumed]
+                click.echo("\n".join(_format_record(r, fields, opts.fmt) for r in records))
+                consumed += len(records)
+                if commits is not None:
+                    commits.now()  # at least once: what was printed, and where the other partitions start
+                if exit_at_end and _at_end(consumer, ends):
+                    break
+            if commits is not None:
+                commits.now(last=True)
     click.echo(f"consumed {consumed} message(s)", err=True)
+
+
+def _consume_progress(what: str, consumed: int, started: float) -> str:
+    rate = consumed / max(time.monotonic() - started, 1e-9)
+    return f"consuming {what}: {consumed:,} message(s) ({rate:,.0f} msg/s)"
+
+
+class _Commits:
+    """``logq consume -g``'s commits: the positions of every assigned partition (Consumer.commit()), as
+    Kafka's Java consumer commits them, so the group's lag counts the partitions nothing was read from."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+        self._assignment: set[QueuePartition] = set()
+
+    def now(self, *, last: bool = False) -> None:
+        assignment = set(self._consumer.assignment())
+        try:
+            self._consumer.commit()
+        except (RebalanceInProgressError, CommitFailedError) as exc:
+            # The partitions move: the printed records come again to their next owner (at least once).
+            if last:
+                click.echo(f"warning: the last commit was refused: {exc}", err=True)
+            return
+        self._assignment = assignment
+
+    def if_assignment_changed(self) -> None:
+        """After a rebalance, commit where the newly assigned partitions start."""
+        if set(self._consumer.assignment()) != self._assignment:
+            self.now()
+
+
+def _give_back(consumer: Consumer, unprinted: list[ConsumerRecord]) -> None:
+    """Seek each partition back to its first record that poll returned but -n leaves unprinted."""
+    first: dict[QueuePartition, int] = {}
+    for r in unprinted:
+        first.setdefault(QueuePartition(r.queue, r.partition), r.offset)
+    for qp, offset in first.items():
+        consumer.seek(qp, offset)
 
 
 def _compile(pattern: str) -> re.Pattern[str]:

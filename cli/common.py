@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,6 +84,27 @@ def one_line_errors(bootstrap: str | None = None) -> Iterator[None]:
         raise click.ClickException(str(exc)) from None
     except TimeoutError as exc:
         raise click.ClickException(f"timed out: {exc}") from None
+
+
+class _ClientWarnings(logging.Handler):
+    """Writes to whatever stderr is when a record comes (click's, so that tests capture it too), first
+    clearing a progress line a terminal may show."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            clear = "\r\x1b[K" if sys.stderr.isatty() else ""
+            click.echo(f"{clear}warning: {record.getMessage()}", err=True)
+        except Exception:
+            self.handleError(record)
+
+
+def show_client_warnings() -> None:
+    """The client's warnings (a missing queue, an offset reset, an undelivered record at close) on
+    stderr as ``warning: ...`` lines; its info and debug messages stay quiet. For the client commands
+    only: the broker configures its own logging."""
+    client_log = logging.getLogger("logq.client")
+    if not any(isinstance(h, _ClientWarnings) for h in client_log.handlers):
+        client_log.addHandler(_ClientWarnings(logging.WARNING))
 
 
 def check_bootstrap(value: str) -> str:

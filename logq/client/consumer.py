@@ -8,7 +8,8 @@ kafka-python and aiokafka members can share a group) or from partitions chosen b
             print(record.partition, record.offset, record.value)
 
 Offsets follow Kafka's rule: the committed offset of a partition is the offset of the *next* record to
-read. ``commit()`` with no argument commits the positions of the records ``poll`` has already returned.
+read. ``commit()`` with no argument commits the position of every assigned partition: past the records
+``poll`` has already returned, or, where nothing was read yet, where reading would start.
 
 **At least once** (nothing lost; a crash replays the records processed since the last commit): commit
 *after* processing. With ``enable_auto_commit=True`` (the default) each ``poll`` commits, every
@@ -551,14 +552,23 @@ class Consumer:
         await member.commit(offsets, simple=simple, timeout_s=self.request_timeout_s)
 
     async def commit(self, offsets: Mapping[QueuePartition, int] | None = None) -> None:
-        """Commit ``offsets`` (each the offset of the next record to read), or, with None, the positions
-        of every assigned partition (just past the records poll returned). Raises a LogqError when the
-        consumer has no group, CommitFailedError when it is no longer in the group's generation, and
-        RebalanceInProgressError while the group rebalances."""
+        """Commit ``offsets`` (each the offset of the next record to read), or, with None, the position of
+        every assigned partition, as Kafka's Java consumer does: just past the records poll returned, and
+        for a partition nothing was read from yet, where reading would start (its committed offset, or
+        where auto_offset_reset puts it, looked up now if need be), so that its lag is tracked too.
+        Raises a LogqError when the consumer has no group, CommitFailedError when it is no longer in the
+        group's generation, and RebalanceInProgressError while the group rebalances."""
         self._check_open()
         self._need_group("commit()")
         if not self._started:
             await self.start()
+        if offsets is None and self._fetcher.unpositioned():
+            try:
+                await self._update_positions()
+            except LogqError as exc:  # e.g. a leader moving: commit the positions known
+                if not exc.retriable:
+                    raise
+                log.info("committing without the positions not known yet: %s", exc)
         await self._commit(self._offsets_arg(offsets))
 
     def commit_async(

@@ -157,8 +157,8 @@ class Consumer:
         return self._call(self._consumer.poll(timeout))
 
     def commit(self, offsets: Mapping[QueuePartition, int] | None = None, asynchronous: bool = False) -> None:
-        """Commit ``offsets`` (None: the positions past what poll returned); ``asynchronous=True``
-        returns at once (a failure is logged)."""
+        """Commit ``offsets`` (None: the position of every assigned partition, past what poll returned or
+        where reading would start); ``asynchronous=True`` returns at once (a failure is logged)."""
         if asynchronous:
             self.commit_async(offsets)
         else:

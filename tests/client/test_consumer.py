@@ -303,6 +303,34 @@ def test_manual_commits_sync_and_async(cbroker: BrokerProcess) -> None:
     run(scenario)
 
 
+def test_commit_covers_every_assigned_partition_even_before_any_poll(cbroker: BrokerProcess) -> None:
+    """As Kafka's Java consumer: commit() commits the position of every assigned partition, including one
+    nothing was read from, where reading would start (committed offset, or auto_offset_reset's)."""
+    bootstrap = cbroker.bootstrap
+    create(bootstrap, "every", 3)
+    produce(bootstrap, "every", [b"a", b"b", b"c"], partition=0)
+    produce(bootstrap, "every", [b"d"], partition=1)
+
+    async def scenario() -> None:
+        settings: dict[str, Any] = {"enable_auto_commit": False, **FAST}
+        async with Consumer(
+            bootstrap, group_id="every-g", auto_offset_reset="latest", **settings
+        ) as consumer:
+            consumer.assign(parts("every", 0, 1, 2))
+            await consumer.commit()  # no poll yet: the positions are looked up first
+        assert committed_by_confluent(bootstrap, "every-g", "every", 3) == [3, 1, 0]
+        async with Consumer(
+            bootstrap, group_id="every-g2", auto_offset_reset="earliest", **settings
+        ) as consumer:
+            consumer.subscribe(["every"])
+            got = await poll_until(consumer, 4)
+            assert sorted(r.value for r in got) == [b"a", b"b", b"c", b"d"]
+            await consumer.commit()
+        assert committed_by_confluent(bootstrap, "every-g2", "every", 3) == [3, 1, 0]
+
+    run(scenario)
+
+
 # --- groups of consumers in one event loop ----------------------------------------------------------
 
 

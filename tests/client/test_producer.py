@@ -28,6 +28,7 @@ from logq.client.sync_producer import Producer as SyncProducer
 from logq.error_codes import ErrorCode
 from logq.errors import (
     BatchTooLargeError,
+    BrokerUnavailableError,
     ClientError,
     ClientTimeoutError,
     InvalidQueueNameError,
@@ -876,8 +877,10 @@ def test_sync_result_waits_and_times_out(broker: BrokerProcess) -> None:
 
 
 def test_sync_producer_without_a_broker_fails_to_start() -> None:
-    with pytest.raises(LogqError, match="no broker reachable"):
-        SyncProducer(f"127.0.0.1:{free_port()}")
+    port = free_port()
+    with pytest.raises(BrokerUnavailableError) as info:
+        SyncProducer(f"127.0.0.1:{port}")
+    assert str(info.value) == f"cannot reach a broker at 127.0.0.1:{port}: connection refused"
 
 
 def test_sync_flush_timeout(broker: BrokerProcess) -> None:
