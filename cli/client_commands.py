@@ -473,8 +473,10 @@ def _seek(consumer: Any, partitions: list[QueuePartition], spec: OffsetSpec) -> 
     elif spec.kind == "end":
         consumer.seek_to_end(partitions)
     elif spec.kind == "offset":
+        starts = consumer.beginning_offsets(partitions)
+        ends = consumer.end_offsets(partitions)
         for qp in partitions:
-            consumer.seek(qp, spec.value)
+            consumer.seek(qp, _within(qp, spec.value, starts[qp], ends[qp]))
     elif spec.kind == "from_end":
         starts = consumer.beginning_offsets(partitions)
         ends = consumer.end_offsets(partitions)
@@ -486,6 +488,25 @@ def _seek(consumer: Any, partitions: list[QueuePartition], spec: OffsetSpec) -> 
         for qp in partitions:
             offset = found.get(qp)
             consumer.seek(qp, ends[qp] if offset is None else offset)
+
+
+def _within(qp: QueuePartition, offset: int, start: int, end: int) -> int:
+    """-o N outside a partition's log: say so, and read from the nearest end of the log instead (the
+    consumer would otherwise apply its reset rule without a word)."""
+    where = f"{qp.queue}/{qp.partition}"
+    if offset < start:
+        click.echo(
+            f"warning: offset {offset} is before the start of {where} ({start}): reading from {start}",
+            err=True,
+        )
+        return start
+    if offset > end:
+        click.echo(
+            f"warning: offset {offset} is past the end of {where} ({end}): reading from {end} (new messages)",
+            err=True,
+        )
+        return end
+    return offset
 
 
 def _at_end(consumer: Consumer, ends: dict[QueuePartition, int] | None) -> bool:

@@ -136,6 +136,18 @@ class ResetRow:
     new: int
     log_start: int
     log_end: int
+    requested: int | None = None  # the target before it was clamped into [log start, log end]
+
+    @property
+    def clamped(self) -> str | None:
+        """Why ``new`` is not the offset asked for (outside the log, as Kafka's tool warns), or None."""
+        if self.requested is None or self.requested == self.new:
+            return None
+        where = "before the start" if self.requested < self.new else "past the end"
+        return (
+            f"offset {self.requested} is {where} of {self.queue}/{self.partition} ({self.new}): "
+            f"the reset uses {self.new}"
+        )
 
     @property
     def lag_before(self) -> int:
@@ -566,7 +578,7 @@ class Admin:
                 new = (start if current is None else current) + spec.value
             else:
                 new = targets[qp]
-            rows.append(ResetRow(qp.queue, qp.partition, current, min(max(new, start), end), start, end))
+            rows.append(ResetRow(qp.queue, qp.partition, current, min(max(new, start), end), start, end, new))
         return rows
 
     async def apply_offset_reset(self, group: str, rows: Sequence[ResetRow]) -> None:

@@ -169,7 +169,9 @@ def test_offsets_for_times_and_beginning_and_end_offsets(cbroker: BrokerProcess)
     run(scenario)
 
 
-def test_offset_out_of_range_resets_as_configured(cbroker: BrokerProcess) -> None:
+def test_offset_out_of_range_resets_as_configured(
+    cbroker: BrokerProcess, caplog: pytest.LogCaptureFixture
+) -> None:
     bootstrap = cbroker.bootstrap
     create(bootstrap, "oor", 1)
     produce(bootstrap, "oor", [b"x0", b"x1", b"x2"], partition=0)
@@ -179,8 +181,12 @@ def test_offset_out_of_range_resets_as_configured(cbroker: BrokerProcess) -> Non
         async with Consumer(bootstrap, auto_offset_reset="earliest", fetch_max_wait_ms=100) as consumer:
             consumer.assign([tp])
             consumer.seek(tp, 500)
-            records = await poll_until(consumer, 3)
+            with caplog.at_level(logging.WARNING, logger="logq.client"):
+                records = await poll_until(consumer, 3)
             assert [r.offset for r in records] == [0, 1, 2]
+            said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+            assert said == ["oor/0: offset 500 is out of range: reading from the earliest offset instead "
+                            "(auto_offset_reset)"]  # fmt: skip
         async with Consumer(bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=100) as consumer:
             consumer.assign([tp])
             consumer.seek(tp, 500)

@@ -32,7 +32,7 @@ def run(broker: BrokerProcess, *args: str, input: str | None = None) -> Result:
 def run_json(broker: BrokerProcess, *args: str) -> Any:
     result = run(broker, "--format", "json", *args)
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)  # warnings go to stderr
 
 
 def assert_one_line_error(result: Result, *fragments: str) -> None:
@@ -232,8 +232,14 @@ def test_group_list_describe_and_reset(group_broker: BrokerProcess) -> None:
     done = run(b, "group", "reset-offsets", "billing", "--queue", "orders:0", "--to-offset", "3", "--execute")
     assert done.exit_code == 0, done.output
     assert run_json(b, "group", "describe", "billing")["offsets"][0]["committed"] == 3
-    clamped = run_json(b, "group", "reset-offsets", "billing", "--all-queues", "--to-offset", "999")
-    assert clamped["partitions"][0]["new"] == 20
+    clamped = run(
+        b, "--format", "json", "group", "reset-offsets", "billing", "--all-queues", "--to-offset", "999"
+    )
+    assert json.loads(clamped.stdout)["partitions"][0]["new"] == 20
+    assert clamped.stderr == "warning: offset 999 is past the end of orders/0 (20): the reset uses 20\n"
+    below = run(b, "group", "reset-offsets", "billing", "--queue", "orders", "--shift-by", "-100")
+    assert "warning: offset -97 is before the start of orders/0 (0): the reset uses 0" in below.stderr
+    assert run(b, "group", "reset-offsets", "billing", "--all-queues", "--to-offset", "20").stderr == ""
     by_time = run_json(b, "group", "reset-offsets", "billing", "--all-queues", "--by-duration", "PT1H")
     assert by_time["partitions"][0]["new"] == 0
     future = run_json(b, "group", "reset-offsets", "billing", "--all-queues", "--to-datetime", "2999-01-01")

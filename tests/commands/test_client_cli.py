@@ -68,6 +68,16 @@ def test_consume_offset_specs(broker: BrokerProcess) -> None:
     assert lines(past.stdout)[0] == "0\tm0"
     idle = run(broker, "consume", "q", "-o", "end", "--timeout", "0.5")
     assert idle.exit_code == 0
+    # Past the end: said, and read from the end (not silently from the beginning).
+    past = run(broker, "consume", "q", "-o", "100", "-e")
+    assert past.exit_code == 0, past.output
+    assert lines(past.stdout) == []
+    assert "warning: offset 100 is past the end of q/0 (10): reading from 10" in past.stderr
+    grouped = run(broker, "consume", "q", "-g", "og", "-o", "100", "-e")
+    assert lines(grouped.stdout) == []
+    assert "offset 100 is past the end of q/0 (10)" in grouped.stderr
+    assert run_json(broker, "group", "describe", "og")["offsets"][0]["committed"] == 10
+    assert "warning" not in run(broker, "consume", "q", "-o", "10", "-e").stderr  # the end itself is fine
 
 
 def test_consume_with_a_group_commits_what_it_printed(broker: BrokerProcess) -> None:
