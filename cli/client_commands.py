@@ -127,8 +127,7 @@ def produce(
                     )
                     if tally.errors:
                         break
-                with stop.interruptible():
-                    producer.flush()
+                stop.interruptible(producer.flush)
             except KeyboardInterrupt:
                 pass  # a stop signal while waiting for input or for acknowledgements
             finally:
@@ -190,9 +189,9 @@ class _Deliveries:
 def _read_lines(stream: IO[bytes], stop: StopRequest) -> Iterator[bytes]:
     """The input's lines without their line ends, until it ends or a stop is asked for (a stop signal
     while waiting for the next line ends the wait)."""
+    readline = stream.readline
     while not stop.requested:
-        with stop.interruptible():
-            line = stream.readline()
+        line = stop.interruptible(readline)
         if not line:
             return
         yield line[:-2] if line.endswith(b"\r\n") else line[:-1] if line.endswith(b"\n") else line

@@ -4,7 +4,7 @@ what it holds, instead of ending the process mid-way.
 
 The first signal only asks the command to stop: it stops at its next safe point (between two polls,
 between two messages), so no KeyboardInterrupt lands in the middle of appending a record to a batch or
-printing a message. Inside ``interruptible()`` (a wait that would not end on its own, such as reading the
+printing a message. In ``interruptible(wait)`` (a wait that would not end on its own, such as reading the
 next input line) the first signal raises KeyboardInterrupt; a second signal raises it anywhere, as a
 second Ctrl-C stops a command that takes too long to stop.
 """
@@ -14,10 +14,12 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import TypeVar
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+T = TypeVar("T")
 
 
 class StopRequest:
@@ -35,14 +37,14 @@ class StopRequest:
         if again or self._raising:
             raise KeyboardInterrupt
 
-    @contextlib.contextmanager
-    def interruptible(self) -> Iterator[None]:
-        """Inside, the first signal raises KeyboardInterrupt too (at once if it came just before)."""
+    def interruptible(self, wait: Callable[[], T]) -> T:
+        """``wait()``, which the first signal interrupts too (KeyboardInterrupt; at once if it came just
+        before). A plain call, not a context manager: it runs once per input line."""
         self._raising = True
         try:
             if self.requested:
                 raise KeyboardInterrupt
-            yield
+            return wait()
         finally:
             self._raising = False
 
