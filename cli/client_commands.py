@@ -83,6 +83,9 @@ def produce(
 ) -> None:
     """Send one message per line (stdin or -f FILE) to QUEUE, then print a one-line summary.
 
+    Ctrl-C or SIGTERM: stop reading, deliver what was sent (a second one stops waiting) and say how many
+    messages were delivered.
+
     \b
     Examples:
       printf 'a\\nb\\n' | logq produce orders
@@ -316,12 +319,16 @@ def consume(
 ) -> None:
     """Print QUEUE's messages, one per line (tab-separated fields with --print, JSON with --format json).
 
+    With -g it commits, after each batch and at exit, the position of every partition it is assigned.
+    Ctrl-C or SIGTERM: stop at the next poll, commit and leave the group.
+
     \b
     Examples:
       logq consume orders -o beginning -e
       logq consume orders -g billing -n 10 --print key,offset,partition
       logq consume orders -p 0,1 -o @2026-11-26T09:00:00 --format json
-      logq consume --pattern 'orders-.*' -g billing
+      logq consume --pattern 'orders-.*' -g billing --print queue
+      logq consume orders -g billing -X session.timeout.ms=10000
     """
     opts = settings(ctx)
     if group_id is not None and partition_text is not None:
