@@ -13,20 +13,29 @@ from typing import IO, Any
 
 import click
 
-from cli.common import client_options, one_line_errors, settings
+from cli.client_settings import client_settings, x_option
+from cli.common import client_options, one_line_errors, settings, show_client_warnings
+from cli.interrupts import StopRequest, stop_on_signals
+from cli.progress import ProgressLine, output_is_terminal, stderr_is_terminal
 from cli.specs import OffsetSpec, parse_key_values, parse_offset_spec, parse_partitions
 from logq.client.cluster import QueuePartition
+from logq.client.consumer_settings import KAFKA_NAMES as CONSUMER_KAFKA_NAMES
+from logq.client.consumer_settings import ConsumerSettings
+from logq.client.producer_settings import KAFKA_NAMES as PRODUCER_KAFKA_NAMES
+from logq.client.producer_settings import MIN_REQUEST_SIZE, ProducerSettings
 from logq.client.records import ConsumerRecord, RecordMetadata
 from logq.client.sync_consumer import Consumer
 from logq.client.sync_producer import Producer
-from logq.errors import LogqError
+from logq.errors import CommitFailedError, LogqError, RebalanceInProgressError
 
-PRINT_FIELDS = ("key", "headers", "timestamp", "offset", "partition")
-
-
-def _lines(stream: IO[bytes]) -> Iterator[bytes]:
-    for line in stream:
-        yield line[:-2] if line.endswith(b"\r\n") else line[:-1] if line.endswith(b"\n") else line
+# Producer and consumer settings that have a flag of their own (-X refuses them).
+PRODUCE_FLAGS = {
+    "acks": "--acks",
+    "compression": "-z/--compression",
+    "max_request_size": "--max-request-size",
+}
+CONSUME_FLAGS = {"group_id": "-g/--group", "auto_offset_reset": "-o/--offset"}
+PRINT_FIELDS = ("queue", "partition", "offset", "timestamp", "key", "headers")
 
 
 @click.command()
@@ -47,6 +56,15 @@ def _lines(stream: IO[bytes]) -> Iterator[bytes]:
     "-z", "--compression", type=click.Choice(["none", "gzip", "zstd"]), default="zstd", show_default=True
 )
 @click.option("-p", "--partition", type=click.IntRange(min=0), help="Send every message to this partition.")
+@click.option(
+    "--max-request-size",
+    type=click.IntRange(min=MIN_REQUEST_SIZE),
+    default=ProducerSettings.max_request_size,
+    show_default=True,
+    metavar="BYTES",
+    help="The largest request, hence the largest message (the queue's max.message.bytes must allow it too).",
+)
+@x_option
 @client_options
 @click.pass_context
 def produce(
@@ -60,72 +78,145 @@ def produce(
     acks: str,
     compression: str,
     partition: int | None,
+    max_request_size: int,
+    x_settings: tuple[str, ...],
 ) -> None:
     """Send one message per line (stdin or -f FILE) to QUEUE, then print a one-line summary.
+
+    Ctrl-C or SIGTERM: stop reading, deliver what was sent (a second one stops waiting) and say how many
+    messages were delivered.
 
     \b
     Examples:
       printf 'a\\nb\\n' | logq produce orders
       logq produce orders -f events.txt -K : -H source=import --acks all -z zstd
+      logq produce images --max-request-size 8388608 -X linger.ms=50 < big-lines.txt
     """
     opts = settings(ctx)
     if key is not None and key_separator is not None:
         raise click.UsageError("give -k/--key or -K/--key-separator, not both")
-    errors: list[LogqError] = []
-    partitions: set[int] = set()
-    lock = threading.Lock()
-
-    def delivered(err: LogqError | None, meta: RecordMetadata | None) -> None:
-        with lock:
-            if err is not None:
-                errors.append(err)
-            elif meta is not None:
-                partitions.add(meta.partition)
-
-    sent = 0
-    started = time.monotonic()
+    tally = _Deliveries()
+    show_client_warnings()
     with one_line_errors(opts.bootstrap):
         header_map = {k: v.encode() for k, v in parse_key_values(headers, "header").items()}
         fixed_key = key.encode() if key is not None else None
         separator = key_separator.encode() if key_separator is not None else None
-        with Producer(opts.bootstrap, acks=acks, compression=compression, allow_auto_create=True) as producer:
-            for line in _lines(path):
-                record_key, value = fixed_key, line
-                if separator is not None:
-                    head, sep, tail = line.partition(separator)
-                    if not sep:
-                        raise ValueError(f"line {sent + 1} has no key separator {key_separator!r}")
-                    record_key, value = head, tail
-                producer.send(
-                    queue_name,
-                    value,
-                    key=record_key,
-                    headers=header_map or None,
-                    partition=partition,
-                    on_delivery=delivered,
-                )
-                sent += 1
-                if errors:
-                    break
-            producer.flush()
-        if errors:
-            first = errors[0]
-            raise type(first)(f"{len(errors)} of {sent} message(s) failed: {first}", code=first.code)
-    seconds = time.monotonic() - started
-    where = ",".join(map(str, sorted(partitions))) or "-"
+        producer_settings = client_settings(
+            ProducerSettings,
+            x_settings,
+            {"acks": acks, "compression": compression, "max_request_size": max_request_size},
+            PRODUCE_FLAGS,
+            PRODUCER_KAFKA_NAMES,
+        )
+        producer = Producer(opts.bootstrap, **producer_settings)
+        progress = ProgressLine(lambda: tally.progress(queue_name), enabled=stderr_is_terminal())
+        with stop_on_signals() as stop, progress:
+            try:
+                for line in _read_lines(path, stop):
+                    record_key, value = fixed_key, line
+                    if separator is not None:
+                        head, sep, tail = line.partition(separator)
+                        if not sep:
+                            raise ValueError(f"line {tally.sent + 1} has no key separator {key_separator!r}")
+                        record_key, value = head, tail
+                    tally.sent += 1  # before send: a record it took counts, delivered or not
+                    producer.send(
+                        queue_name,
+                        value,
+                        key=record_key,
+                        headers=header_map or None,
+                        partition=partition,
+                        on_delivery=tally.record,
+                    )
+                    if tally.errors:
+                        break
+                stop.interruptible(producer.flush)
+            except KeyboardInterrupt:
+                pass  # a stop signal while waiting for input or for acknowledgements
+            finally:
+                _close_producer(producer, stop.requested)
+        if stop.requested:
+            raise click.ClickException(
+                f"interrupted by {stop.signal_name}: {tally.delivered} of {tally.sent} message(s) delivered "
+                f"to {queue_name}, {tally.sent - tally.delivered} not delivered"
+            )
+        if tally.errors:
+            first = tally.errors[0]
+            raise type(first)(
+                f"{len(tally.errors)} of {tally.sent} message(s) failed: {first}{_flag_hint(first)}",
+                code=first.code,
+            )
+    seconds = time.monotonic() - tally.started
+    where = ",".join(map(str, sorted(tally.partitions))) or "-"
     if opts.fmt == "json":
         click.echo(
             json.dumps(
                 {
                     "queue": queue_name,
-                    "messages": sent,
-                    "partitions": sorted(partitions),
+                    "messages": tally.sent,
+                    "partitions": sorted(tally.partitions),
                     "seconds": round(seconds, 3),
                 }
             )
         )
     else:
-        click.echo(f"produced {sent} message(s) to {queue_name} (partitions {where}) in {seconds:.2f} s")
+        click.echo(
+            f"produced {tally.sent} message(s) to {queue_name} (partitions {where}) in {seconds:.2f} s"
+        )
+
+
+class _Deliveries:
+    """What ``logq produce`` sent and what became of it (``record`` runs on the producer's thread)."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.sent = 0
+        self.delivered = 0
+        self.errors: list[LogqError] = []
+        self.partitions: set[int] = set()
+        self._lock = threading.Lock()
+
+    def record(self, err: LogqError | None, meta: RecordMetadata | None) -> None:
+        with self._lock:
+            if err is not None:
+                self.errors.append(err)
+            elif meta is not None:
+                self.delivered += 1
+                self.partitions.add(meta.partition)
+
+    def progress(self, queue: str) -> str:
+        rate = self.delivered / max(time.monotonic() - self.started, 1e-9)
+        return f"producing to {queue}: {self.sent:,} sent, {self.delivered:,} delivered ({rate:,.0f} msg/s)"
+
+
+def _read_lines(stream: IO[bytes], stop: StopRequest) -> Iterator[bytes]:
+    """The input's lines without their line ends, until it ends or a stop is asked for (a stop signal
+    while waiting for the next line ends the wait)."""
+    readline = stream.readline
+    while not stop.requested:
+        line = stop.interruptible(readline)
+        if not line:
+            return
+        yield line[:-2] if line.endswith(b"\r\n") else line[:-1] if line.endswith(b"\n") else line
+
+
+def _close_producer(producer: Producer, stopping: bool) -> None:
+    """Close, delivering what was sent first. When a stop signal came, another one ends that wait, and
+    whatever is still undelivered then fails at once rather than after delivery_timeout_ms."""
+    if not stopping:
+        producer.close()
+        return
+    with contextlib.suppress(KeyboardInterrupt):
+        producer.flush()
+    producer.close(timeout=0)
+
+
+def _flag_hint(error: LogqError) -> str:
+    """Name the flag that changes the setting an error names (the client's messages name settings)."""
+    for setting, flag in PRODUCE_FLAGS.items():
+        if setting in str(error):
+            return f" (set it with {flag})"
+    return ""
 
 
 def _text(data: bytes | None) -> str | None:
@@ -209,6 +300,7 @@ def _parse_print(text: str | None) -> tuple[str, ...]:
     help=f"Print these before each value: {','.join(PRINT_FIELDS)}.",
 )
 @click.option("--timeout", type=float, default=None, help="Exit after this many seconds without a message.")
+@x_option
 @client_options
 @click.pass_context
 def consume(
@@ -223,15 +315,20 @@ def consume(
     exit_at_end: bool,
     print_text: str | None,
     timeout: float | None,
+    x_settings: tuple[str, ...],
 ) -> None:
     """Print QUEUE's messages, one per line (tab-separated fields with --print, JSON with --format json).
+
+    With -g it commits, after each batch and at exit, the position of every partition it is assigned.
+    Ctrl-C or SIGTERM: stop at the next poll, commit and leave the group.
 
     \b
     Examples:
       logq consume orders -o beginning -e
       logq consume orders -g billing -n 10 --print key,offset,partition
       logq consume orders -p 0,1 -o @2026-11-26T09:00:00 --format json
-      logq consume --pattern 'orders-.*' -g billing
+      logq consume --pattern 'orders-.*' -g billing --print queue
+      logq consume orders -g billing -X session.timeout.ms=10000
     """
     opts = settings(ctx)
     if group_id is not None and partition_text is not None:
@@ -241,6 +338,8 @@ def consume(
     if pattern is not None and group_id is None:
         raise click.UsageError("--pattern needs a group (-g GROUP)")
     consumed = 0
+    started = time.monotonic()
+    show_client_warnings()
     with one_line_errors(opts.bootstrap):
         fields = _parse_print(print_text)
         spec = parse_offset_spec(offset_text) if offset_text else None
@@ -248,39 +347,90 @@ def consume(
             raise ValueError("-o stored needs a group (-g GROUP)")
         chosen = parse_partitions(partition_text) if partition_text else None
         reset = "latest" if spec is not None and spec.kind == "end" else "earliest"
-        consumer = Consumer(
-            opts.bootstrap,
-            group_id=group_id,
-            auto_offset_reset=reset,
-            enable_auto_commit=False,
-            client_id="logq-cli",
+        consumer_settings = client_settings(
+            ConsumerSettings,
+            x_settings,
+            {
+                "group_id": group_id,
+                "auto_offset_reset": reset,
+                "enable_auto_commit": False,
+                "client_id": "logq-cli",
+            },
+            CONSUME_FLAGS,
+            CONSUMER_KAFKA_NAMES,
         )
-        with contextlib.closing(consumer):
+        consumer = Consumer(opts.bootstrap, **consumer_settings)
+        progress = ProgressLine(
+            lambda: _consume_progress(queue_name or pattern or "", consumed, started),
+            enabled=stderr_is_terminal() and not output_is_terminal(),  # not between records on screen
+        )
+        # A stop signal (Ctrl-C, SIGTERM) ends the loop at its next poll; closing leaves the group.
+        with contextlib.closing(consumer), stop_on_signals() as stop, progress:
             ends = _start(consumer, queue_name or _compile(pattern or ""), group_id, chosen, spec)
+            commits = _Commits(consumer) if group_id is not None else None
             idle_since = time.monotonic()
-            with contextlib.suppress(KeyboardInterrupt):
-                while count is None or consumed < count:
-                    records = consumer.poll(timeout=0.5)
-                    if not records:
-                        if timeout is not None and time.monotonic() - idle_since > timeout:
-                            break
-                        if exit_at_end and _at_end(consumer, ends):
-                            break
-                        continue
-                    idle_since = time.monotonic()
-                    if count is not None:
-                        records = records[: count - consumed]
-                    click.echo("\n".join(_format_record(r, fields, opts.fmt) for r in records))
-                    consumed += len(records)
-                    if group_id is not None:
-                        # At least once: commit what was printed, and only that (-n may cut a poll short).
-                        printed: dict[QueuePartition, int] = {}
-                        for r in records:
-                            printed[QueuePartition(r.queue, r.partition)] = r.offset + 1
-                        consumer.commit(printed)
+            while not stop.requested and (count is None or consumed < count):
+                records = consumer.poll(timeout=0.5)
+                if not records:
+                    if commits is not None:
+                        commits.if_assignment_changed()
+                    if timeout is not None and time.monotonic() - idle_since > timeout:
+                        break
                     if exit_at_end and _at_end(consumer, ends):
                         break
+                    continue
+                idle_since = time.monotonic()
+                if count is not None and len(records) > count - consumed:
+                    _give_back(consumer, records[count - consumed :])  # -n: positions stay at what is printed
+                    records = records[: count - consumed]
+                click.echo("\n".join(_format_record(r, fields, opts.fmt) for r in records))
+                consumed += len(records)
+                if commits is not None:
+                    commits.now()  # at least once: what was printed, and where the other partitions start
+                if exit_at_end and _at_end(consumer, ends):
+                    break
+            if commits is not None:
+                commits.now(last=True)
     click.echo(f"consumed {consumed} message(s)", err=True)
+
+
+def _consume_progress(what: str, consumed: int, started: float) -> str:
+    rate = consumed / max(time.monotonic() - started, 1e-9)
+    return f"consuming {what}: {consumed:,} message(s) ({rate:,.0f} msg/s)"
+
+
+class _Commits:
+    """``logq consume -g``'s commits: the positions of every assigned partition (Consumer.commit()), as
+    Kafka's Java consumer commits them, so the group's lag counts the partitions nothing was read from."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+        self._assignment: set[QueuePartition] = set()
+
+    def now(self, *, last: bool = False) -> None:
+        assignment = set(self._consumer.assignment())
+        try:
+            self._consumer.commit()
+        except (RebalanceInProgressError, CommitFailedError) as exc:
+            # The partitions move: the printed records come again to their next owner (at least once).
+            if last:
+                click.echo(f"warning: the last commit was refused: {exc}", err=True)
+            return
+        self._assignment = assignment
+
+    def if_assignment_changed(self) -> None:
+        """After a rebalance, commit where the newly assigned partitions start."""
+        if set(self._consumer.assignment()) != self._assignment:
+            self.now()
+
+
+def _give_back(consumer: Consumer, unprinted: list[ConsumerRecord]) -> None:
+    """Seek each partition back to its first record that poll returned but -n leaves unprinted."""
+    first: dict[QueuePartition, int] = {}
+    for r in unprinted:
+        first.setdefault(QueuePartition(r.queue, r.partition), r.offset)
+    for qp, offset in first.items():
+        consumer.seek(qp, offset)
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
@@ -307,6 +457,7 @@ def _start(
                 _seek(c, partitions, spec)
 
         if isinstance(queue, str):
+            consumer.partitions_for(queue)  # a queue that does not exist is an error, not a silent wait
             consumer.subscribe([queue], on_assign=on_assign)
         else:
             consumer.subscribe(pattern=queue, on_assign=on_assign)
@@ -328,8 +479,10 @@ def _seek(consumer: Any, partitions: list[QueuePartition], spec: OffsetSpec) -> 
     elif spec.kind == "end":
         consumer.seek_to_end(partitions)
     elif spec.kind == "offset":
+        starts = consumer.beginning_offsets(partitions)
+        ends = consumer.end_offsets(partitions)
         for qp in partitions:
-            consumer.seek(qp, spec.value)
+            consumer.seek(qp, _within(qp, spec.value, starts[qp], ends[qp]))
     elif spec.kind == "from_end":
         starts = consumer.beginning_offsets(partitions)
         ends = consumer.end_offsets(partitions)
@@ -341,6 +494,25 @@ def _seek(consumer: Any, partitions: list[QueuePartition], spec: OffsetSpec) -> 
         for qp in partitions:
             offset = found.get(qp)
             consumer.seek(qp, ends[qp] if offset is None else offset)
+
+
+def _within(qp: QueuePartition, offset: int, start: int, end: int) -> int:
+    """-o N outside a partition's log: say so, and read from the nearest end of the log instead (the
+    consumer would otherwise apply its reset rule without a word)."""
+    where = f"{qp.queue}/{qp.partition}"
+    if offset < start:
+        click.echo(
+            f"warning: offset {offset} is before the start of {where} ({start}): reading from {start}",
+            err=True,
+        )
+        return start
+    if offset > end:
+        click.echo(
+            f"warning: offset {offset} is past the end of {where} ({end}): reading from {end} (new messages)",
+            err=True,
+        )
+        return end
+    return offset
 
 
 def _at_end(consumer: Consumer, ends: dict[QueuePartition, int] | None) -> bool:

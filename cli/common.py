@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -67,16 +69,42 @@ def client_options(func: Any) -> Any:
 
 @contextlib.contextmanager
 def one_line_errors(bootstrap: str | None = None) -> Iterator[None]:
-    """Turn what the client raises into one ``Error: ...`` line and exit status 1 (no traceback)."""
+    """Turn what the client raises into one ``Error: ...`` line and exit status 1 (no traceback).
+
+    The client's messages name the brokers themselves (``cannot reach a broker at HOST:PORT: connection
+    refused``), so ``bootstrap`` is only named for an error that names no broker."""
     try:
         yield
     except BrokerUnavailableError as exc:
-        where = f" at {bootstrap}" if bootstrap else ""
-        raise click.ClickException(f"cannot reach a broker{where}: {exc}") from None
+        message = str(exc)
+        if bootstrap and ":" not in message:
+            message = f"brokers at {bootstrap}: {message}"
+        raise click.ClickException(message) from None
     except (LogqError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     except TimeoutError as exc:
         raise click.ClickException(f"timed out: {exc}") from None
+
+
+class _ClientWarnings(logging.Handler):
+    """Writes to whatever stderr is when a record comes (click's, so that tests capture it too), first
+    clearing a progress line a terminal may show."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            clear = "\r\x1b[K" if sys.stderr.isatty() else ""
+            click.echo(f"{clear}warning: {record.getMessage()}", err=True)
+        except Exception:
+            self.handleError(record)
+
+
+def show_client_warnings() -> None:
+    """The client's warnings (a missing queue, an offset reset, an undelivered record at close) on
+    stderr as ``warning: ...`` lines; its info and debug messages stay quiet. For the client commands
+    only: the broker configures its own logging."""
+    client_log = logging.getLogger("logq.client")
+    if not any(isinstance(h, _ClientWarnings) for h in client_log.handlers):
+        client_log.addHandler(_ClientWarnings(logging.WARNING))
 
 
 def check_bootstrap(value: str) -> str:

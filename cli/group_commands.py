@@ -155,7 +155,9 @@ def _reset_spec(
 @click.option("--all-queues", is_flag=True, help="Every queue the group has committed offsets for.")
 @click.option("--to-earliest", is_flag=True, help="Move to the oldest retained message.")
 @click.option("--to-latest", is_flag=True, help="Move to the end: skip everything there is now.")
-@click.option("--to-offset", type=int, metavar="N", help="Move to offset N (clamped to what is retained).")
+@click.option(
+    "--to-offset", type=int, metavar="N", help="Move to offset N (outside the log: its nearest end)."
+)
 @click.option("--to-datetime", metavar="ISO8601", help="Move to the first message at or after this time.")
 @click.option("--by-duration", metavar="PnDTnHnMnS", help="Move to the first message this long ago.")
 @click.option("--shift-by", type=int, metavar="±N", help="Move the committed offset by N (negative: back).")
@@ -221,6 +223,8 @@ def group_reset_offsets(
                         )
                     partitions.extend(QueuePartition(name, p) for p in parts)
             rows = admin.plan_offset_reset(group_id, partitions, spec, now_ms=int(time.time() * 1000))
+            for note in filter(None, (row.clamped for row in rows)):
+                click.echo(f"warning: {note}", err=True)  # out of range: say what the plan does instead
             if execute:
                 admin.apply_offset_reset(group_id, rows)
     if opts.fmt == "json":

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from cli.common import client_options, one_line_errors, settings
+from cli.interrupts import stop_on_signals
 from logq.client.cluster import QueuePartition
 from logq.client.producer import RecordFuture
 from logq.client.sync_consumer import Consumer
@@ -128,7 +129,8 @@ def perf_produce(
         return done
 
     progress = Progress(count, "producing")
-    with one_line_errors(opts.bootstrap):
+    sent = 0
+    with one_line_errors(opts.bootstrap), stop_on_signals() as stop:  # SIGTERM stops it as Ctrl-C does
         with Producer(
             opts.bootstrap, acks=acks, batch_size=batch_size, linger_ms=linger_ms, compression=compression
         ) as producer:
@@ -140,13 +142,18 @@ def perf_produce(
                 if i % LATENCY_SAMPLE_EVERY == 0:
                     future.add_done_callback(sampler(time.perf_counter()))
                     progress.update(i)
-                    if failures:
+                    if failures or stop.requested:
                         break
+            sent = i + 1
             producer.flush()
             seconds = time.perf_counter() - started
         progress.close()
         if failures:
             raise failures[0]
+        if stop.requested:
+            raise click.ClickException(
+                f"interrupted by {stop.signal_name} after sending {sent} of {count} messages"
+            )
     report(_result(count, size, seconds, latencies), as_json)
 
 
@@ -188,7 +195,7 @@ def perf_consume(
     total_bytes = 0
     ages: list[float] = []
     progress = Progress(count, "consuming")
-    with one_line_errors(opts.bootstrap):
+    with one_line_errors(opts.bootstrap), stop_on_signals() as stop:  # SIGTERM stops it as Ctrl-C does
         consumer = Consumer(
             opts.bootstrap,
             group_id=group_id,
@@ -206,7 +213,7 @@ def perf_consume(
                 consumer.subscribe([queue_name])
             started = time.perf_counter()
             deadline = started + timeout
-            while seen < count:
+            while seen < count and not stop.requested:
                 records = consumer.poll(timeout=0.5)
                 if records:
                     # Touch every value, as an application would, at C speed (map/filter, no Python loop).
@@ -218,8 +225,12 @@ def perf_consume(
                     raise TimeoutError(f"read {seen} of {count} messages in {timeout:g} s")
             seconds = time.perf_counter() - started
         finally:
-            consumer.close()
+            consumer.close()  # leaves the group, also when stopped
             progress.close()
+        if stop.requested:
+            raise click.ClickException(
+                f"interrupted by {stop.signal_name} after reading {seen} of {count} messages"
+            )
     result = _result(seen, 0, seconds, ages)
     result["bytes"] = total_bytes
     result["mb_per_sec"] = round(total_bytes / seconds / 1e6, 2)

@@ -161,6 +161,20 @@ def queue_describe(ctx: click.Context, name: str) -> None:
     )
 
 
+@queue.command(
+    "delete",
+    hidden=True,
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def queue_delete(args: tuple[str, ...]) -> None:
+    """Not a command: deleting a queue is ``logq admin delete-queue`` (the name users try first)."""
+    name = next((a for a in args if not a.startswith("-")), "NAME")
+    raise click.ClickException(
+        f"deleting a queue destroys its messages, so it is an admin command: logq admin delete-queue {name}"
+    )
+
+
 @click.group()
 def admin() -> None:
     """Administrative actions that destroy data.
@@ -180,16 +194,19 @@ def admin_delete_queue(ctx: click.Context, name: str, yes: bool) -> None:
     """Delete queue NAME and all its messages (admin only).
 
     Until authentication exists, the broker allows this only when its setting delete.queue.enable is
-    true.
+    true; the command asks the broker before it asks you to confirm.
 
     \b
     Example:
       logq admin delete-queue orders --yes
     """
     opts = settings(ctx)
-    if not yes:
-        click.confirm(f"Delete queue {name} and all its messages?", abort=True)
     with one_line_errors(opts.bootstrap), Admin(opts.bootstrap) as admin_client:
+        allowed, reason = admin_client.may_delete_queue(name)  # refuse before asking, not after
+        if not allowed:
+            raise click.ClickException(reason)
+        if not yes:
+            click.confirm(f"Delete queue {name} and all its messages?", abort=True)
         admin_client.delete_queue(name)
     if opts.fmt == "json":
         print_json({"deleted": name})

@@ -102,9 +102,7 @@ class Handlers:
                     topics.append(m.MetadataResponseTopic(error_code=error, name=name))
                     continue
             if meta is None:
-                topics.append(
-                    m.MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name=name)
-                )
+                topics.append(m.MetadataResponseTopic(error_code=_missing_queue_error(name), name=name))
                 continue
             topics.append(_topic_metadata(meta))
         self._count_errors("Metadata", (t.error_code for t in topics))
@@ -467,6 +465,16 @@ class _RequestError(Exception):
     def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def _missing_queue_error(name: str) -> ErrorCode:
+    """Kafka's answer for a queue that does not exist: INVALID_TOPIC_EXCEPTION when no queue could have
+    that name (so clients do not wait for it to appear), else UNKNOWN_TOPIC_OR_PARTITION."""
+    try:
+        validate_queue_name(name)
+    except InvalidQueueNameError:
+        return ErrorCode.INVALID_TOPIC_EXCEPTION
+    return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 
 
 def _topic_metadata(meta: QueueMetadata) -> m.MetadataResponseTopic:

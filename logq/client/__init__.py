@@ -1,1 +1,1 @@
-"""logq's own Kafka-protocol client (issue 5; being built piece by piece)."""
+"""logq's own Kafka-protocol client: producer, consumer and admin, asyncio with synchronous wrappers."""

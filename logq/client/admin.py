@@ -11,15 +11,16 @@ import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from logq import batch as rb
-from logq.client.cluster import DEFAULT_BOOTSTRAP, Cluster, QueueInfo, QueuePartition
+from logq.client.cluster import DEFAULT_BOOTSTRAP, Cluster, QueueInfo, QueuePartition, invalid_name_reason
 from logq.client.consumer_protocol import decode_assignment, decode_subscription
 from logq.error_codes import ErrorCode
 from logq.errors import (
     ConsumerProtocolError,
     GroupNotEmptyError,
+    InvalidQueueNameError,
     LogqError,
     UnknownQueueError,
     error_for_code,
@@ -29,7 +30,9 @@ from logq.protocol.apis import ApiKey
 
 EARLIEST = -2  # ListOffsets' special timestamps
 LATEST = -1
-_TOPIC_RESOURCE = 2  # DescribeConfigs resource type
+_TOPIC_RESOURCE = 2  # DescribeConfigs resource types
+_BROKER_RESOURCE = 4
+_DELETE_SWITCHES = ("delete.queue.enable", "delete.topic.enable")  # logq's name, Kafka's
 _DEFAULT_CONFIG = 5  # DescribeConfigs config source: a default nobody overrode
 
 
@@ -135,6 +138,18 @@ class ResetRow:
     new: int
     log_start: int
     log_end: int
+    requested: int | None = None  # the target before it was clamped into [log start, log end]
+
+    @property
+    def clamped(self) -> str | None:
+        """Why ``new`` is not the offset asked for (outside the log, as Kafka's tool warns), or None."""
+        if self.requested is None or self.requested == self.new:
+            return None
+        where = "before the start" if self.requested < self.new else "past the end"
+        return (
+            f"offset {self.requested} is {where} of {self.queue}/{self.partition} ({self.new}): "
+            f"the reset uses {self.new}"
+        )
 
     @property
     def lag_before(self) -> int:
@@ -144,6 +159,17 @@ class ResetRow:
     @property
     def lag_after(self) -> int:
         return self.log_end - self.new
+
+
+class DeletePermission(NamedTuple):
+    """``Admin.may_delete_queue``'s answer: whether the broker would delete, and why not (or a note)."""
+
+    allowed: bool
+    reason: str
+
+
+def _internal_queue(name: str) -> str:
+    return f"queue {name!r} is internal (logq keeps its own state in it) and cannot be deleted"
 
 
 def _check(code: int, what: str, message: str | None = None) -> None:
@@ -241,9 +267,47 @@ class Admin:
             await asyncio.sleep(0.1)
         return await self.cluster.queue(name, refresh=True)
 
+    async def may_delete_queue(self, name: str) -> DeletePermission:
+        """Whether the broker would delete queue ``name``, asked before anything is deleted (the command
+        line asks this before it asks the user to confirm). The queue must exist and not be internal, and
+        the broker that deletes (the controller) must allow deleting queues: today its setting
+        ``delete.queue.enable`` (Kafka's ``delete.topic.enable``) decides, read with DescribeConfigs.
+        When the broker cannot say (no DescribeConfigs, or an error), the answer is allowed: the deletion
+        itself then decides."""
+        try:
+            info = await self.cluster.queue(name, refresh=True)
+        except (UnknownQueueError, InvalidQueueNameError) as exc:
+            return DeletePermission(False, str(exc))
+        if info.internal:
+            return DeletePermission(False, _internal_queue(name))
+        broker_id = self.cluster.controller_id
+        conn = await self._controller()
+        if broker_id < 0 or ApiKey.DESCRIBE_CONFIGS not in conn.versions:
+            return DeletePermission(True, "the broker cannot say in advance")
+        resource = m.DescribeConfigsResource(
+            resource_type=_BROKER_RESOURCE,
+            resource_name=str(broker_id),
+            configuration_keys=list(_DELETE_SWITCHES),
+        )
+        answer: m.DescribeConfigsResponse = await self.cluster.send(
+            conn, m.DescribeConfigsRequest(resources=[resource])
+        )
+        for result in answer.results:
+            if result.error_code != ErrorCode.NONE:
+                return DeletePermission(True, "the broker cannot say in advance")
+            for entry in result.configs:
+                if entry.name in _DELETE_SWITCHES and (entry.value or "").lower() == "false":
+                    return DeletePermission(
+                        False,
+                        f"broker {broker_id} does not allow deleting queues ({entry.name} = false): deleting "
+                        f"is an admin's act, switched on in the broker's settings",
+                    )
+        return DeletePermission(True, "")
+
     async def delete_queue(self, name: str) -> None:
         """Delete a queue and its data. Refused with TopicDeletionDisabledError unless the broker allows it
-        (``delete.queue.enable``, an admin's switch until authentication exists)."""
+        (``delete.queue.enable``, an admin's switch until authentication exists); ``may_delete_queue``
+        asks first without deleting anything."""
         conn = await self._controller()
         answer: m.DeleteTopicsResponse = await self.cluster.send(
             conn, m.DeleteTopicsRequest(topic_names=[name], timeout_ms=self._timeout_ms)
@@ -257,6 +321,10 @@ class Admin:
                 )
             if result.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
                 raise UnknownQueueError(f"queue {name!r} does not exist")
+            if result.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION:
+                raise InvalidQueueNameError(
+                    _internal_queue(name) if name.startswith("__") else invalid_name_reason(name)
+                )
             _check(result.error_code, f"cannot delete queue {name!r}")
         self.cluster.queues.pop(name, None)
 
@@ -518,7 +586,7 @@ class Admin:
                 new = (start if current is None else current) + spec.value
             else:
                 new = targets[qp]
-            rows.append(ResetRow(qp.queue, qp.partition, current, min(max(new, start), end), start, end))
+            rows.append(ResetRow(qp.queue, qp.partition, current, min(max(new, start), end), start, end, new))
         return rows
 
     async def apply_offset_reset(self, group: str, rows: Sequence[ResetRow]) -> None:
@@ -566,6 +634,7 @@ __all__ = [
     "EARLIEST",
     "LATEST",
     "Admin",
+    "DeletePermission",
     "GroupDescription",
     "GroupListing",
     "GroupMemberDescription",

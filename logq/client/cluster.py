@@ -15,9 +15,16 @@ from typing import Any, NamedTuple
 
 from logq.client.connection import BrokerConnection, BrokerConnectionError
 from logq.error_codes import ErrorCode
-from logq.errors import BrokerUnavailableError, ClientTimeoutError, UnknownQueueError, error_for_code
+from logq.errors import (
+    BrokerUnavailableError,
+    ClientTimeoutError,
+    InvalidQueueNameError,
+    UnknownQueueError,
+    error_for_code,
+)
 from logq.protocol import messages as m
 from logq.protocol.apis import spec_for_request
+from logq.queues import validate_queue_name
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
@@ -34,6 +41,17 @@ def parse_bootstrap(bootstrap: str | Sequence[str]) -> list[tuple[str, int]]:
     if not out:
         raise ValueError("no bootstrap address given")
     return out
+
+
+def invalid_name_reason(name: str) -> str:
+    """Why a broker refused ``name`` (INVALID_TOPIC_EXCEPTION), in logq's words when its rules say."""
+    try:
+        validate_queue_name(name)
+    except InvalidQueueNameError as exc:
+        return str(exc)
+    if name.startswith("__"):
+        return f"queue {name!r} is internal: clients may not use it this way"
+    return f"queue {name!r}: the broker says the name is not valid"
 
 
 class QueuePartition(NamedTuple):
@@ -121,18 +139,23 @@ class Cluster:
                 return conn
         if self._bootstrap_conn is not None and not self._bootstrap_conn.closed:
             return self._bootstrap_conn
-        errors = []
+        failures = []
         for host, port in self.bootstrap:
             try:
                 conn = await BrokerConnection.open(
                     host, port, client_id=self.client_id, timeout_s=min(self.request_timeout_s, 10.0)
                 )
             except BrokerConnectionError as exc:
-                errors.append(str(exc))
+                failures.append((f"{host}:{port}", exc.reason))
                 continue
             self._bootstrap_conn = conn
             return conn
-        raise BrokerUnavailableError("no broker reachable: " + "; ".join(errors))
+        if len(failures) == 1:
+            address, reason = failures[0]
+            raise BrokerUnavailableError(f"cannot reach a broker at {address}: {reason}")
+        raise BrokerUnavailableError(
+            "cannot reach a broker: " + "; ".join(f"{address}: {reason}" for address, reason in failures)
+        )
 
     async def connection(self, node_id: int) -> BrokerConnection:
         """The connection to broker ``node_id`` (opened on first use, reopened after a failure)."""
@@ -241,6 +264,8 @@ class Cluster:
                 if topic.name == name and topic.error_code != ErrorCode.NONE:
                     if topic.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
                         raise UnknownQueueError(f"queue {name!r} does not exist")
+                    if topic.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION:
+                        raise InvalidQueueNameError(invalid_name_reason(name))
                     raise error_for_code(
                         topic.error_code, f"queue {name!r}: {ErrorCode(topic.error_code).name}"
                     )

@@ -12,6 +12,8 @@ import asyncio
 import collections
 import contextlib
 import itertools
+import os
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +25,16 @@ from logq.protocol.client import decode_response_as
 from logq.protocol.messages import ApiVersionsRequest
 
 READ_SIZE = 1 << 20
+NOT_KAFKA = "not a Kafka/logq broker?"
 
 
 class BrokerConnectionError(BrokerUnavailableError, ConnectionError):
-    """The connection to a broker failed or was closed; the message names the broker."""
+    """The connection to a broker failed or was closed; the message names the broker, ``reason`` says
+    what happened without naming it (for messages that name it once already)."""
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 @dataclass(slots=True)
@@ -58,8 +66,12 @@ class BrokerConnection:
         """Connect and learn the broker's API versions (ApiVersions v2, falling back to v0 as §2.2 says)."""
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
-        except (OSError, TimeoutError) as exc:
-            raise BrokerConnectionError(f"cannot connect to {host}:{port}: {exc}") from None
+        except TimeoutError:
+            reason = f"no connection within {timeout_s:g} s"
+            raise BrokerConnectionError(f"cannot connect to {host}:{port}: {reason}", reason=reason) from None
+        except OSError as exc:
+            reason = _connect_failure(exc)
+            raise BrokerConnectionError(f"cannot connect to {host}:{port}: {reason}", reason=reason) from None
         connection = cls(reader, writer, f"{host}:{port}", client_id)
         try:
             answer = await connection.request(ApiVersionsRequest(), 2, timeout_s=timeout_s)
@@ -67,9 +79,8 @@ class BrokerConnection:
                 answer = await connection.request(ApiVersionsRequest(), 0, timeout_s=timeout_s)
         except TimeoutError:
             await connection.close()
-            raise BrokerConnectionError(
-                f"{host}:{port} did not answer ApiVersions within {timeout_s:g} s"
-            ) from None
+            reason = f"no answer to ApiVersions within {timeout_s:g} s ({NOT_KAFKA})"
+            raise BrokerConnectionError(f"{host}:{port}: {reason}", reason=reason) from None
         except BaseException:
             await connection.close()
             raise
@@ -104,24 +115,32 @@ class BrokerConnection:
             return await asyncio.wait_for(asyncio.shield(future), timeout_s)
         except TimeoutError:
             # The answer may still come: the connection is out of step with us now, so give it up.
-            self._fail(BrokerConnectionError(f"{self.address}: no answer within {timeout_s} s"))
+            reason = f"no answer within {timeout_s:g} s"
+            self._fail(BrokerConnectionError(f"{self.address}: {reason}", reason=reason))
             raise
 
     async def _drain(self) -> None:
         try:
             await self._writer.drain()
         except OSError as exc:  # reset or broken pipe: the connection is gone for every request
-            error = BrokerConnectionError(f"{self.address}: {exc}")
+            reason = _connect_failure(exc)
+            error = BrokerConnectionError(f"{self.address}: {reason}", reason=reason)
             self._fail(error)
             raise error from None
 
     async def _read_loop(self) -> None:
         frames = FrameBuffer()
+        answered = False
         try:
             while True:
                 data = await self._reader.read(READ_SIZE)
                 if not data:
-                    raise BrokerConnectionError(f"{self.address} closed the connection")
+                    raise BrokerConnectionError(
+                        f"{self.address} closed the connection", reason="it closed the connection"
+                    )
+                if not answered:
+                    answered = True
+                    _check_first_bytes(self.address, data)
                 for frame in frames.feed(data):
                     if not self._waiting:
                         raise BrokerConnectionError(f"{self.address} sent an answer nobody asked for")
@@ -137,11 +156,10 @@ class BrokerConnection:
         except asyncio.CancelledError:
             self._fail(BrokerConnectionError("closed"))
         except Exception as exc:  # any failure ends the connection for every waiting request
-            self._fail(
-                exc
-                if isinstance(exc, BrokerConnectionError)
-                else BrokerConnectionError(f"{self.address}: {exc}")
-            )
+            if not isinstance(exc, BrokerConnectionError):
+                reason = str(exc) if self.versions else f"{exc} ({NOT_KAFKA})"
+                exc = BrokerConnectionError(f"{self.address}: {reason}", reason=reason)
+            self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
         if self._closed is None:
@@ -164,3 +182,21 @@ class BrokerConnection:
         self._fail(BrokerConnectionError("closed"))
         with contextlib.suppress(OSError):
             await self._writer.wait_closed()
+
+
+def _connect_failure(exc: OSError) -> str:
+    """What a failed connect or send means, in words (asyncio's own text repeats the address)."""
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host ({exc.strerror})"
+    if exc.errno is not None and exc.errno > 0:
+        return os.strerror(exc.errno).lower()
+    return str(exc)
+
+
+def _check_first_bytes(address: str, data: bytes) -> None:
+    """A peer that answers the first request in HTTP (a metrics or web port given as a broker) would
+    otherwise show up as a nonsensical frame size."""
+    head = data.lstrip()[:5]
+    if head.startswith((b"HTTP/", b"<")):
+        reason = f"it answered in HTTP, not the Kafka protocol ({NOT_KAFKA})"
+        raise BrokerConnectionError(f"{address}: {reason}", reason=reason)

@@ -8,7 +8,8 @@ kafka-python and aiokafka members can share a group) or from partitions chosen b
             print(record.partition, record.offset, record.value)
 
 Offsets follow Kafka's rule: the committed offset of a partition is the offset of the *next* record to
-read. ``commit()`` with no argument commits the positions of the records ``poll`` has already returned.
+read. ``commit()`` with no argument commits the position of every assigned partition: past the records
+``poll`` has already returned, or, where nothing was read yet, where reading would start.
 
 **At least once** (nothing lost; a crash replays the records processed since the last commit): commit
 *after* processing. With ``enable_auto_commit=True`` (the default) each ``poll`` commits, every
@@ -72,9 +73,11 @@ from typing import Any
 
 from logq.client.cluster import DEFAULT_BOOTSTRAP, Cluster, QueuePartition
 from logq.client.consumer_protocol import queue_partitions
-from logq.client.fetcher import EARLIEST, LATEST, RESET_STRATEGIES, Fetcher
+from logq.client.consumer_settings import ConsumerSettings
+from logq.client.fetcher import EARLIEST, LATEST, Fetcher
 from logq.client.group_member import GroupMember, JoinResult
 from logq.client.records import ConsumerRecord
+from logq.client.settings import build_settings, takes_settings
 from logq.error_codes import ErrorCode
 from logq.errors import (
     ClientError,
@@ -83,11 +86,13 @@ from logq.errors import (
     OffsetOutOfRangeError,
     RebalanceInProgressError,
 )
+from logq.queues import validate_queue_name
 
 __all__ = [
     "CommitFailedError",
     "Consumer",
     "ConsumerRecord",
+    "ConsumerSettings",
     "QueuePartition",
     "RebalanceCallback",
     "RebalanceInProgressError",
@@ -99,78 +104,67 @@ RebalanceCallback = Callable[[Any, list[QueuePartition]], object]
 # How the consumer runs a rebalance callback; the synchronous wrapper passes one that runs it in the
 # thread that called poll().
 CallbackRunner = Callable[[RebalanceCallback, list[QueuePartition]], Awaitable[None]]
+MISSING_QUEUE_RECHECK_S = 10.0  # how often a missing subscribed queue is looked for (and warned about)
 CommitCallback = Callable[[LogqError | None, dict[QueuePartition, int]], object]
 PartitionsArg = Iterable[QueuePartition | tuple[str, int]]
 
 
+@takes_settings(ConsumerSettings, "Settings (keyword arguments; Kafka's consumer configs of the same names):")
 class Consumer:
+    """Reads records from logq queues, in a group (``subscribe``) or from partitions chosen by hand
+    (``assign``). ``await start()`` (or ``async with``) first; see the module's documentation.
+
+    ValueError for a bad setting value, TypeError for an unknown setting. ``callback_runner`` is how
+    rebalance callbacks are run (the synchronous Consumer runs them in the thread that called poll)."""
+
     def __init__(
         self,
         bootstrap: str | Sequence[str] = DEFAULT_BOOTSTRAP,
         *,
-        group_id: str | None = None,
-        auto_offset_reset: str = "latest",
-        enable_auto_commit: bool = True,
-        auto_commit_interval_ms: int = 5000,
-        session_timeout_ms: int = 45_000,
-        heartbeat_interval_ms: int = 3000,
-        max_poll_interval_ms: int = 300_000,
-        rebalance_timeout_ms: int | None = None,
-        assignors: Sequence[str] = ("range", "roundrobin"),
-        fetch_min_bytes: int = 1,
-        fetch_max_wait_ms: int = 500,
-        fetch_max_bytes: int = 50 << 20,
-        max_partition_fetch_bytes: int = 1 << 20,
-        max_poll_records: int = 10_000,
-        group_instance_id: str | None = None,
-        client_id: str = "logq-consumer",
-        request_timeout_ms: int = 30_000,
-        metadata_max_age_ms: int = 300_000,
         callback_runner: CallbackRunner | None = None,
+        **settings: Any,
     ) -> None:
-        if auto_offset_reset not in RESET_STRATEGIES:
-            raise ValueError(f"auto_offset_reset must be one of {', '.join(RESET_STRATEGIES)}")
-        if group_id is not None and not group_id:
-            raise ValueError("group_id must not be empty (use None for no group)")
-        if not 0 < heartbeat_interval_ms < session_timeout_ms:
-            raise ValueError("heartbeat_interval_ms must be positive and below session_timeout_ms")
-        if max_poll_records < 1:
-            raise ValueError("max_poll_records must be at least 1")
-        if metadata_max_age_ms < 0:
-            raise ValueError("metadata_max_age_ms must not be negative")
-        self.group_id = group_id
-        self.enable_auto_commit = enable_auto_commit
-        self.auto_commit_interval_s = auto_commit_interval_ms / 1000
-        self.max_poll_records = max_poll_records
-        self.request_timeout_s = request_timeout_ms / 1000
-        self.metadata_max_age_s = metadata_max_age_ms / 1000  # how often a pattern looks for new queues
-        self._cluster = Cluster(bootstrap, client_id=client_id, request_timeout_s=self.request_timeout_s)
+        config = build_settings(ConsumerSettings, "Consumer", settings)
+        self.settings = config
+        self.group_id = config.group_id
+        self.enable_auto_commit = config.enable_auto_commit
+        self.auto_commit_interval_s = config.auto_commit_interval_ms / 1000
+        self.max_poll_records = config.max_poll_records
+        self.request_timeout_s = config.request_timeout_ms / 1000
+        self.metadata_max_age_s = (
+            config.metadata_max_age_ms / 1000
+        )  # how often a pattern looks for new queues
+        self._cluster = Cluster(
+            bootstrap, client_id=config.client_id, request_timeout_s=self.request_timeout_s
+        )
         self._wakeup = asyncio.Event()
         self._fetcher = Fetcher(
             self._cluster,
-            fetch_min_bytes=fetch_min_bytes,
-            fetch_max_wait_ms=fetch_max_wait_ms,
-            fetch_max_bytes=fetch_max_bytes,
-            max_partition_fetch_bytes=max_partition_fetch_bytes,
-            auto_offset_reset=auto_offset_reset,
+            fetch_min_bytes=config.fetch_min_bytes,
+            fetch_max_wait_ms=config.fetch_max_wait_ms,
+            fetch_max_bytes=config.fetch_max_bytes,
+            max_partition_fetch_bytes=config.max_partition_fetch_bytes,
+            auto_offset_reset=config.auto_offset_reset,
             on_data=self._wakeup.set,
         )
         self._member: GroupMember | None = None
-        if group_id is not None:
+        if config.group_id is not None:
             self._member = GroupMember(
                 self._cluster,
-                group_id,
-                session_timeout_ms=session_timeout_ms,
-                heartbeat_interval_ms=heartbeat_interval_ms,
-                rebalance_timeout_ms=rebalance_timeout_ms or max_poll_interval_ms,
-                max_poll_interval_ms=max_poll_interval_ms,
-                assignors=assignors,
-                group_instance_id=group_instance_id,
+                config.group_id,
+                session_timeout_ms=config.session_timeout_ms,
+                heartbeat_interval_ms=config.heartbeat_interval_ms,
+                rebalance_timeout_ms=config.rebalance_timeout_ms or config.max_poll_interval_ms,
+                max_poll_interval_ms=config.max_poll_interval_ms,
+                assignors=config.assignors,
+                group_instance_id=config.group_instance_id,
                 on_event=self._wakeup.set,
             )
         self._subscription: tuple[str, ...] | None = None
         self._pattern: re.Pattern[str] | None = None  # subscribe(pattern=...): the queues it matched
         self._pattern_check_at = 0.0
+        self._missing: set[str] = set()  # subscribed queues that did not exist at the last look
+        self._missing_check_at = 0.0
         self._manual = False
         self._on_assign: RebalanceCallback | None = None
         self._on_revoke: RebalanceCallback | None = None
@@ -253,7 +247,10 @@ class Consumer:
         elif not names or not all(names):
             raise ValueError("subscribe() needs at least one queue name")
         else:
+            for name in names:
+                validate_queue_name(name)  # InvalidQueueNameError: no queue could ever have it
             self._pattern = None
+        self._missing, self._missing_check_at = set(), 0.0  # look at the next poll
         self._subscribe_to(member, names)
         self._on_assign, self._on_revoke, self._on_lost = on_assign, on_revoke, on_lost
         self._wakeup.set()
@@ -285,9 +282,44 @@ class Consumer:
                 if t.error_code == ErrorCode.NONE and not t.is_internal and pattern.fullmatch(t.name)
             )
         )
-        if matched != self._subscription:
-            log.info("pattern %s now matches %s", pattern.pattern, ", ".join(matched) or "no queue")
+        if not matched:
+            log.warning(
+                "group %s: pattern %s matches no queue: nothing to consume (looking again in %g s)",
+                self.group_id, pattern.pattern, self.metadata_max_age_s,
+            )  # fmt: skip
+        elif matched != self._subscription:
+            log.info("pattern %s now matches %s", pattern.pattern, ", ".join(matched))
         self._subscribe_to(member, matched)
+
+    async def _watch_missing_queues(self, member: GroupMember) -> None:
+        """A subscribed queue that does not exist is consumed from by nobody: say so (a warning, repeated
+        every 10 s, or metadata_max_age_ms if sooner, while it is missing) and rejoin once it appears, so
+        that the group's assignment includes it. Looked at once per metadata_max_age_ms otherwise."""
+        now = time.monotonic()
+        if self._pattern is not None or not self._subscription or now < self._missing_check_at:
+            return
+        try:
+            answer = await self._cluster.refresh(self._subscription)
+        except LogqError as exc:
+            if not exc.retriable:
+                raise
+            self._missing_check_at = now + 1.0
+            return
+        missing = {t.name for t in answer.topics if t.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
+        appeared = sorted(self._missing - missing)
+        if appeared:
+            log.info("group %s: queue(s) %s now exist: rejoining", self.group_id, ", ".join(appeared))
+            member.rejoin_needed = True
+        self._missing = missing
+        if missing:
+            again = min(MISSING_QUEUE_RECHECK_S, self.metadata_max_age_s)
+            log.warning(
+                "group %s: subscribed queue(s) %s do not exist: nothing is consumed from them (looking "
+                "again in %g s)", self.group_id, ", ".join(sorted(missing)), again,
+            )  # fmt: skip
+            self._missing_check_at = now + again
+        else:
+            self._missing_check_at = now + self.metadata_max_age_s
 
     def unsubscribe(self) -> None:
         """Stop consuming: drop the assignment, commit it (auto-commit), and leave the group or stop
@@ -376,6 +408,7 @@ class Consumer:
             if member is not None:
                 member.note_poll()  # waiting inside poll counts as polling (max_poll_interval_ms)
                 await self._match_pattern(member)
+                await self._watch_missing_queues(member)
                 if self._subscription is not None:
                     await self._group_step(member)
                 self._maybe_auto_commit()
@@ -519,14 +552,23 @@ class Consumer:
         await member.commit(offsets, simple=simple, timeout_s=self.request_timeout_s)
 
     async def commit(self, offsets: Mapping[QueuePartition, int] | None = None) -> None:
-        """Commit ``offsets`` (each the offset of the next record to read), or, with None, the positions
-        of every assigned partition (just past the records poll returned). Raises a LogqError when the
-        consumer has no group, CommitFailedError when it is no longer in the group's generation, and
-        RebalanceInProgressError while the group rebalances."""
+        """Commit ``offsets`` (each the offset of the next record to read), or, with None, the position of
+        every assigned partition, as Kafka's Java consumer does: just past the records poll returned, and
+        for a partition nothing was read from yet, where reading would start (its committed offset, or
+        where auto_offset_reset puts it, looked up now if need be), so that its lag is tracked too.
+        Raises a LogqError when the consumer has no group, CommitFailedError when it is no longer in the
+        group's generation, and RebalanceInProgressError while the group rebalances."""
         self._check_open()
         self._need_group("commit()")
         if not self._started:
             await self.start()
+        if offsets is None and self._fetcher.unpositioned():
+            try:
+                await self._update_positions()
+            except LogqError as exc:  # e.g. a leader moving: commit the positions known
+                if not exc.retriable:
+                    raise
+                log.info("committing without the positions not known yet: %s", exc)
         await self._commit(self._offsets_arg(offsets))
 
     def commit_async(

@@ -8,9 +8,9 @@ they are fetched. A response is decoded on arrival (``decode_fetched``: one pass
 work) because the next fetch offset comes out of that pass.
 
 Errors per partition, as Kafka's fetcher: OFFSET_OUT_OF_RANGE resets the position as
-``auto_offset_reset`` says, or with ``"error"`` keeps an ``OffsetOutOfRangeError`` that ``poll`` raises
-until the application seeks; NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION and the other
-leadership errors refresh the metadata and go on; anything else is raised once by ``poll``.
+``auto_offset_reset`` says (with a warning), or with ``"error"`` keeps an ``OffsetOutOfRangeError`` that
+``poll`` raises until the application seeks; NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION and the
+other leadership errors refresh the metadata and go on; anything else is raised once by ``poll``.
 """
 
 from __future__ import annotations
@@ -348,9 +348,11 @@ class Fetcher:
                 f"{tp.queue}/{tp.partition}: offset {offset} is out of range and auto_offset_reset is "
                 "'error': seek() to a valid offset"
             )
-        else:
-            log.info("%s/%d: offset %d out of range: resetting to %s", tp.queue, tp.partition, offset,
-                     self.auto_offset_reset)  # fmt: skip
+        else:  # a warning: the records between the old position and the new one are skipped or repeated
+            log.warning(
+                "%s/%d: offset %d is out of range: reading from the %s offset instead (auto_offset_reset)",
+                tp.queue, tp.partition, offset, self.auto_offset_reset,
+            )  # fmt: skip
             state.position = None
             state.reset = self.auto_offset_reset
 

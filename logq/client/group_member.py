@@ -94,13 +94,6 @@ class GroupMember:
         group_instance_id: str | None = None,
         on_event: Callable[[], None] = lambda: None,
     ) -> None:
-        unknown = [name for name in assignors if name not in asg.ASSIGNORS]
-        if unknown or not assignors:
-            raise ValueError(
-                f"unknown assignor(s) {unknown}: choose from {sorted(asg.ASSIGNORS)}"
-                if unknown
-                else "at least one assignor is needed"
-            )
         self.group_id = group_id
         self.assignors = tuple(assignors)
         # Kafka's rule: the rebalance protocol is the one every configured assignor supports, so a list

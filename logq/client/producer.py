@@ -19,7 +19,7 @@ How a record travels:
 
 Around this module: :mod:`~logq.client.producer_futures` (the completion state and
 :class:`RecordFuture`), :mod:`~logq.client.producer_state` (per queue and per partition state, batches),
-:mod:`~logq.client.producer_settings` (the settings' checks).
+:mod:`~logq.client.producer_settings` (the settings: defaults, documentation, checks).
 
 Threads: the producer runs on the event loop that awaited ``start()``. ``send`` may also be called from
 other threads (that is what the synchronous :class:`logq.client.sync_producer.Producer` does); the state
@@ -43,17 +43,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from logq import batch as rb
-from logq.client.cluster import Cluster
+from logq.client.cluster import DEFAULT_BOOTSTRAP, Cluster
 from logq.client.partitioner import partition_for_key
 from logq.client.producer_futures import Completion, DeliveryCallback, RecordFuture, set_done
 from logq.client.producer_sender import Sender
-from logq.client.producer_settings import (
-    CODECS,
-    MAX_IDEMPOTENT_IN_FLIGHT,
-    MIN_REQUEST_SIZE,
-    check_number,
-    parse_acks,
-)
+from logq.client.producer_settings import CODECS, ProducerSettings
 from logq.client.producer_state import (
     PartitionState,
     PendingRecords,
@@ -63,6 +57,7 @@ from logq.client.producer_state import (
     place_key,
 )
 from logq.client.records import BatchBuilder, Headers, encode_headers, varint
+from logq.client.settings import build_settings, takes_settings
 from logq.errors import (
     BatchTooLargeError,
     BufferFullError,
@@ -72,7 +67,7 @@ from logq.errors import (
     UnknownQueueError,
 )
 
-__all__ = ["BufferFullError", "DeliveryCallback", "Producer", "RecordFuture"]
+__all__ = ["BufferFullError", "DeliveryCallback", "Producer", "ProducerSettings", "RecordFuture"]
 
 log = logging.getLogger(__name__)
 
@@ -86,80 +81,26 @@ _time_ns = time.time_ns
 _monotonic = time.monotonic
 
 
+@takes_settings(ProducerSettings, "Settings (keyword arguments; Kafka's producer configs of the same names):")
 class Producer:
     """Sends records to logq queues. ``await start()`` (or ``async with``) before ``send``.
 
-    Settings follow Kafka's producer configs of the same names (``linger_ms`` = linger.ms ...)."""
+    ValueError for a bad setting value, TypeError for an unknown setting."""
 
-    def __init__(
-        self,
-        bootstrap: str | Sequence[str] = "127.0.0.1:9092",
-        *,
-        acks: int | str = "all",
-        linger_ms: float = 5,
-        batch_size: int = 131072,
-        compression: str = "zstd",
-        enable_idempotence: bool | None = None,
-        retries: int | None = None,
-        retry_backoff_ms: int = 100,
-        delivery_timeout_ms: int = 120_000,
-        request_timeout_ms: int = 30_000,
-        metadata_max_age_ms: int = 300_000,
-        max_in_flight: int = 5,
-        buffer_memory: int = 64 << 20,
-        max_request_size: int = 1 << 20,
-        client_id: str = "logq-producer",
-        allow_auto_create: bool = False,
-    ) -> None:
-        wire_acks = parse_acks(acks)
-        check_number("linger_ms", linger_ms, 0, integer=False)
-        check_number("batch_size", batch_size, 1)
-        if compression not in CODECS:
-            raise ValueError(f"compression must be one of {', '.join(CODECS)}, not {compression!r}")
-        if enable_idempotence is not None and not isinstance(enable_idempotence, bool):
-            raise ValueError(f"enable_idempotence must be True, False or None, not {enable_idempotence!r}")
-        if retries is not None:
-            check_number("retries", retries, 0)
-        check_number("retry_backoff_ms", retry_backoff_ms, 0)
-        check_number("request_timeout_ms", request_timeout_ms, 1)
-        check_number("delivery_timeout_ms", delivery_timeout_ms, 1)
-        check_number("metadata_max_age_ms", metadata_max_age_ms, 1)
-        check_number("max_in_flight", max_in_flight, 1)
-        check_number("buffer_memory", buffer_memory, 1)
-        check_number("max_request_size", max_request_size, MIN_REQUEST_SIZE)
-        if delivery_timeout_ms < linger_ms + request_timeout_ms:
-            raise ValueError(
-                f"delivery_timeout_ms ({delivery_timeout_ms}) must be at least linger_ms + "
-                f"request_timeout_ms ({linger_ms:g} + {request_timeout_ms})"
-            )
-        if not isinstance(client_id, str) or not client_id:
-            raise ValueError(f"client_id must be a non-empty string, not {client_id!r}")
-        if not isinstance(allow_auto_create, bool):
-            raise ValueError(f"allow_auto_create must be True or False, not {allow_auto_create!r}")
-        if enable_idempotence:
-            if wire_acks != -1:
-                raise ValueError(f"enable_idempotence=True needs acks='all', not acks={acks!r}")
-            if max_in_flight > MAX_IDEMPOTENT_IN_FLIGHT:
-                raise ValueError(
-                    f"enable_idempotence=True needs max_in_flight <= {MAX_IDEMPOTENT_IN_FLIGHT}, "
-                    f"not {max_in_flight}"
-                )
-            if retries == 0:
-                raise ValueError("enable_idempotence=True needs retries > 0")
-        elif enable_idempotence is None:
-            # On by default, off when other settings conflict with it (as Kafka 3 does).
-            enable_idempotence = (
-                wire_acks == -1 and max_in_flight <= MAX_IDEMPOTENT_IN_FLIGHT and retries != 0
-            )
-        self.idempotent = enable_idempotence
-        self._linger_s = linger_ms / 1000
-        self._batch_size = batch_size
-        self._delivery_timeout_s = delivery_timeout_ms / 1000
-        self._buffer_memory = buffer_memory
-        self._max_request_size = max_request_size
-        self._size_limit = min(batch_size, max_request_size - rb.HEADER_SIZE)
-        self._allow_auto_create = allow_auto_create
-        self._cluster = Cluster(bootstrap, client_id=client_id, request_timeout_s=request_timeout_ms / 1000)
+    def __init__(self, bootstrap: str | Sequence[str] = DEFAULT_BOOTSTRAP, **settings: Any) -> None:
+        config = build_settings(ProducerSettings, "Producer", settings)
+        self.settings = config
+        self.idempotent = config.idempotent
+        self._linger_s = config.linger_ms / 1000
+        self._batch_size = config.batch_size
+        self._delivery_timeout_s = config.delivery_timeout_ms / 1000
+        self._buffer_memory = config.buffer_memory
+        self._max_request_size = config.max_request_size
+        self._size_limit = min(config.batch_size, config.max_request_size - rb.HEADER_SIZE)
+        self._allow_auto_create = config.allow_auto_create
+        self._cluster = Cluster(
+            bootstrap, client_id=config.client_id, request_timeout_s=config.request_timeout_ms / 1000
+        )
 
         # Shared with sending threads, guarded by _lock.
         self._lock = threading.Lock()
@@ -182,17 +123,17 @@ class Producer:
         self._sender = Sender(
             self,
             self._cluster,
-            idempotent=enable_idempotence,
-            acks=wire_acks,
-            codec=CODECS[compression],
-            retries=retries,
-            backoff_s=retry_backoff_ms / 1000,
+            idempotent=self.idempotent,
+            acks=config.wire_acks,
+            codec=CODECS[config.compression],
+            retries=config.retries,
+            backoff_s=config.retry_backoff_ms / 1000,
             delivery_timeout_s=self._delivery_timeout_s,
-            request_timeout_ms=request_timeout_ms,
-            metadata_max_age_s=metadata_max_age_ms / 1000,
-            max_in_flight=max_in_flight,
-            max_request_size=max_request_size,
-            allow_auto_create=allow_auto_create,
+            request_timeout_ms=config.request_timeout_ms,
+            metadata_max_age_s=config.metadata_max_age_ms / 1000,
+            max_in_flight=config.max_in_flight,
+            max_request_size=config.max_request_size,
+            allow_auto_create=config.allow_auto_create,
         )
 
     # --- life cycle -------------------------------------------------------------------------------------

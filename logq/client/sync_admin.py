@@ -9,6 +9,7 @@ from logq.client.admin import (
     Admin as AsyncAdmin,
 )
 from logq.client.admin import (
+    DeletePermission,
     GroupDescription,
     GroupListing,
     QueueDescription,
@@ -63,6 +64,10 @@ class Admin:
         return self._loop.run(
             self._admin.create_queue(name, partitions, replication_factor, settings), self._timeout_s
         )
+
+    def may_delete_queue(self, name: str) -> DeletePermission:
+        """Whether the broker would delete ``name`` (and why not), without deleting anything."""
+        return self._loop.run(self._admin.may_delete_queue(name), self._timeout_s)
 
     def delete_queue(self, name: str) -> None:
         self._loop.run(self._admin.delete_queue(name), self._timeout_s)

@@ -29,8 +29,10 @@ from typing import Any, TypeVar
 from logq.client.cluster import DEFAULT_BOOTSTRAP, QueuePartition
 from logq.client.consumer import CommitCallback, PartitionsArg, RebalanceCallback
 from logq.client.consumer import Consumer as AsyncConsumer
+from logq.client.consumer_settings import ConsumerSettings
 from logq.client.loop_thread import LoopThread
 from logq.client.records import ConsumerRecord
+from logq.client.settings import takes_settings
 from logq.errors import ClientError, LogqError
 
 __all__ = ["Consumer"]
@@ -41,8 +43,12 @@ T = TypeVar("T")
 _Request = tuple[RebalanceCallback, list[QueuePartition], "asyncio.Future[None]"]
 
 
+@takes_settings(ConsumerSettings, "Settings (keyword arguments; Kafka's consumer configs of the same names):")
 class Consumer:
-    """Takes the asyncio Consumer's keyword settings (``group_id``, ``auto_offset_reset``, ...)."""
+    """Reads records from logq queues, in a group (``subscribe``) or from partitions chosen by hand
+    (``assign``); connects in ``__init__``. See the module's documentation.
+
+    ValueError for a bad setting value, TypeError for an unknown setting (before any thread starts)."""
 
     def __init__(self, bootstrap: str | Sequence[str] = DEFAULT_BOOTSTRAP, **settings: Any) -> None:
         self._lock = threading.RLock()
@@ -51,7 +57,7 @@ class Consumer:
         # Validates the settings (TypeError, ValueError) before any thread starts; callbacks run in the
         # thread that called poll, so callback_runner is this class's own.
         self._consumer = AsyncConsumer(bootstrap, callback_runner=self._run_in_caller, **settings)
-        self._loop = LoopThread(name=f"logq-consumer-{settings.get('group_id') or 'nogroup'}")
+        self._loop = LoopThread(name=f"logq-consumer-{self._consumer.group_id or 'nogroup'}")
         try:
             self._call(self._consumer.start())
         except BaseException:
@@ -151,8 +157,8 @@ class Consumer:
         return self._call(self._consumer.poll(timeout))
 
     def commit(self, offsets: Mapping[QueuePartition, int] | None = None, asynchronous: bool = False) -> None:
-        """Commit ``offsets`` (None: the positions past what poll returned); ``asynchronous=True``
-        returns at once (a failure is logged)."""
+        """Commit ``offsets`` (None: the position of every assigned partition, past what poll returned or
+        where reading would start); ``asynchronous=True`` returns at once (a failure is logged)."""
         if asynchronous:
             self.commit_async(offsets)
         else:

@@ -22,10 +22,13 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
+from logq.client.cluster import DEFAULT_BOOTSTRAP
 from logq.client.loop_thread import LoopThread
 from logq.client.producer import DeliveryCallback, RecordFuture
 from logq.client.producer import Producer as AsyncProducer
+from logq.client.producer_settings import ProducerSettings
 from logq.client.records import Headers
+from logq.client.settings import takes_settings
 from logq.errors import ClientError
 
 __all__ = ["Producer"]
@@ -39,11 +42,14 @@ def _close_at_exit(ref: weakref.ref[Producer]) -> None:
         producer.close()
 
 
+@takes_settings(ProducerSettings, "Settings (keyword arguments; Kafka's producer configs of the same names):")
 class Producer:
-    """Takes the asyncio Producer's keyword settings; connects (and gets a producer id) in ``__init__``."""
+    """Sends records to logq queues from any thread; connects (and gets a producer id) in ``__init__``.
 
-    def __init__(self, bootstrap: str | Sequence[str] = "127.0.0.1:9092", **settings: Any) -> None:
-        self._producer = AsyncProducer(bootstrap, **settings)  # validates: ValueError before any thread
+    ValueError for a bad setting value, TypeError for an unknown setting (before any thread starts)."""
+
+    def __init__(self, bootstrap: str | Sequence[str] = DEFAULT_BOOTSTRAP, **settings: Any) -> None:
+        self._producer = AsyncProducer(bootstrap, **settings)  # validates before any thread starts
         self._thread = LoopThread(name="logq-producer")
         try:
             self._thread.run(self._producer.start(), _START_TIMEOUT_S)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from logq.client.cluster import QueuePartition
 from logq.client.consumer import Consumer, ConsumerRecord
-from logq.errors import ClientError, LogqError, OffsetOutOfRangeError
+from logq.errors import ClientError, InvalidQueueNameError, LogqError, OffsetOutOfRangeError
 from tests.broker_process import BrokerProcess
 
 GROUP_SETTINGS = {
@@ -168,7 +169,9 @@ def test_offsets_for_times_and_beginning_and_end_offsets(cbroker: BrokerProcess)
     run(scenario)
 
 
-def test_offset_out_of_range_resets_as_configured(cbroker: BrokerProcess) -> None:
+def test_offset_out_of_range_resets_as_configured(
+    cbroker: BrokerProcess, caplog: pytest.LogCaptureFixture
+) -> None:
     bootstrap = cbroker.bootstrap
     create(bootstrap, "oor", 1)
     produce(bootstrap, "oor", [b"x0", b"x1", b"x2"], partition=0)
@@ -178,8 +181,12 @@ def test_offset_out_of_range_resets_as_configured(cbroker: BrokerProcess) -> Non
         async with Consumer(bootstrap, auto_offset_reset="earliest", fetch_max_wait_ms=100) as consumer:
             consumer.assign([tp])
             consumer.seek(tp, 500)
-            records = await poll_until(consumer, 3)
+            with caplog.at_level(logging.WARNING, logger="logq.client"):
+                records = await poll_until(consumer, 3)
             assert [r.offset for r in records] == [0, 1, 2]
+            said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+            assert said == ["oor/0: offset 500 is out of range: reading from the earliest offset instead "
+                            "(auto_offset_reset)"]  # fmt: skip
         async with Consumer(bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=100) as consumer:
             consumer.assign([tp])
             consumer.seek(tp, 500)
@@ -302,6 +309,34 @@ def test_manual_commits_sync_and_async(cbroker: BrokerProcess) -> None:
     run(scenario)
 
 
+def test_commit_covers_every_assigned_partition_even_before_any_poll(cbroker: BrokerProcess) -> None:
+    """As Kafka's Java consumer: commit() commits the position of every assigned partition, including one
+    nothing was read from, where reading would start (committed offset, or auto_offset_reset's)."""
+    bootstrap = cbroker.bootstrap
+    create(bootstrap, "every", 3)
+    produce(bootstrap, "every", [b"a", b"b", b"c"], partition=0)
+    produce(bootstrap, "every", [b"d"], partition=1)
+
+    async def scenario() -> None:
+        settings: dict[str, Any] = {"enable_auto_commit": False, **FAST}
+        async with Consumer(
+            bootstrap, group_id="every-g", auto_offset_reset="latest", **settings
+        ) as consumer:
+            consumer.assign(parts("every", 0, 1, 2))
+            await consumer.commit()  # no poll yet: the positions are looked up first
+        assert committed_by_confluent(bootstrap, "every-g", "every", 3) == [3, 1, 0]
+        async with Consumer(
+            bootstrap, group_id="every-g2", auto_offset_reset="earliest", **settings
+        ) as consumer:
+            consumer.subscribe(["every"])
+            got = await poll_until(consumer, 4)
+            assert sorted(r.value for r in got) == [b"a", b"b", b"c", b"d"]
+            await consumer.commit()
+        assert committed_by_confluent(bootstrap, "every-g2", "every", 3) == [3, 1, 0]
+
+    run(scenario)
+
+
 # --- groups of consumers in one event loop ----------------------------------------------------------
 
 
@@ -369,6 +404,45 @@ def test_a_pattern_subscription_takes_matching_queues_including_new_ones(cbroker
             assert [r.value for r in later] == [b"new-0", b"new-1"]
             assert qp("pat-c", 0) in consumer.assignment()
             assert all(tp.queue != "unpatterned" for tp in consumer.assignment())
+
+    run(scenario)
+
+
+def test_a_missing_subscribed_queue_is_warned_about_until_it_appears(
+    cbroker: BrokerProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    bootstrap = cbroker.bootstrap
+    create(bootstrap, "present", 1)
+
+    def warnings_about(name: str) -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.levelno == logging.WARNING and r.name == "logq.client.consumer" and name in r.getMessage()
+        ]
+
+    async def scenario() -> None:
+        settings: dict[str, Any] = {"auto_offset_reset": "earliest", "metadata_max_age_ms": 400, **FAST}
+        async with Consumer(bootstrap, group_id="typo-g", **settings) as consumer:
+            with pytest.raises(InvalidQueueNameError, match="may only contain"):
+                consumer.subscribe(["no good"])
+            consumer.subscribe(["present", "typo-q"])
+            with caplog.at_level(logging.WARNING, logger="logq.client.consumer"):
+                deadline = time.monotonic() + 1.5
+                while time.monotonic() < deadline:
+                    assert await consumer.poll(0.2) == []
+            said = warnings_about("typo-q")
+            assert len(said) >= 2, said  # it repeats while the queue is missing
+            assert "do not exist" in said[0]
+            assert warnings_about("present") == []
+            create(bootstrap, "typo-q", 2)  # created after all: the group rejoins and takes it
+            produce(bootstrap, "typo-q", [b"late-0", b"late-1"])
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="logq.client.consumer"):
+                got = await poll_until(consumer, 2)
+            assert sorted(r.value for r in got) == [b"late-0", b"late-1"]
+            assert sorted(consumer.assignment()) == [qp("present", 0), qp("typo-q", 0), qp("typo-q", 1)]
+            assert warnings_about("typo-q") == []
 
     run(scenario)
 

@@ -28,13 +28,16 @@ from logq.client.sync_producer import Producer as SyncProducer
 from logq.error_codes import ErrorCode
 from logq.errors import (
     BatchTooLargeError,
+    BrokerUnavailableError,
     ClientError,
     ClientTimeoutError,
+    InvalidQueueNameError,
     LogqError,
     UnknownQueueError,
 )
 from logq.protocol import messages as m
 from tests.broker_process import BrokerProcess, free_port
+from tests.wire_client import WireClient
 
 T = TypeVar("T")
 DEADLINE_S = 30.0  # every wait below is bounded by this
@@ -609,17 +612,67 @@ def test_an_unknown_queue_fails_the_future(broker: BrokerProcess) -> None:
     run(scenario())
 
 
-def test_auto_create(tmp_path: Path) -> None:
+@pytest.mark.parametrize("auto_create", [False, True])
+def test_an_invalid_queue_name_is_invalid_not_unknown(tmp_path: Path, auto_create: bool) -> None:
+    """Metadata answers INVALID_TOPIC_EXCEPTION for a name no queue could have, as Kafka 3 does, and the
+    producer fails with InvalidQueueNameError saying why, rather than "does not exist"."""
+    proc = BrokerProcess(tmp_path / "data", broker={"auto.create.queues": auto_create}).start()
+    try:
+        with WireClient(proc.bootstrap) as wire:
+            for version in (1, 4, 8):
+                fine = f"fine-{version}"  # v0-3 always ask for auto-creation
+                answer = wire.call(
+                    m.MetadataRequest(
+                        topics=[m.MetadataRequestTopic(name="bad name!"), m.MetadataRequestTopic(name=fine)],
+                        allow_auto_topic_creation=False,
+                    ),
+                    version,
+                )
+                codes = {t.name: t.error_code for t in answer.topics}
+                created = auto_create and version < 4
+                assert codes == {
+                    "bad name!": ErrorCode.INVALID_TOPIC_EXCEPTION,
+                    fine: ErrorCode.NONE if created else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                }
+
+        async def scenario() -> None:
+            async with Producer(proc.bootstrap) as producer:
+                errors: list[LogqError | None] = []
+                future = producer.send("bad name!", b"x", on_delivery=lambda err, meta: errors.append(err))
+                with pytest.raises(InvalidQueueNameError, match="may only contain letters, digits"):
+                    await future
+                assert future.exception().code == ErrorCode.INVALID_TOPIC_EXCEPTION  # type: ignore[union-attr]
+                await producer.flush()
+                assert isinstance(errors[0], InvalidQueueNameError)
+                with pytest.raises(InvalidQueueNameError, match="249"):
+                    await producer.partitions_for("x" * 250)
+
+        run(scenario())
+    finally:
+        proc.kill()
+
+
+def test_a_queue_is_created_on_first_send_when_the_broker_allows_it(tmp_path: Path) -> None:
+    """As Kafka's producers: Metadata asks for auto-creation by default and the broker decides."""
     proc = BrokerProcess(tmp_path / "data", broker={"auto.create.queues": True, "num.partitions": 2}).start()
     try:
 
         async def scenario() -> None:
-            async with Producer(proc.bootstrap, allow_auto_create=True) as producer:
+            async with Producer(proc.bootstrap) as producer:
                 meta = await producer.send("created-on-use", b"x", key=b"k")
                 assert meta.offset == 0
                 assert await producer.partitions_for("created-on-use") == 2
+            async with Producer(proc.bootstrap, allow_auto_create=False) as producer:
+                with pytest.raises(UnknownQueueError, match="not-created"):
+                    await producer.send("not-created", b"x")
 
         run(scenario())
+        with SyncProducer(proc.bootstrap) as producer:
+            assert producer.send("created-by-sync", b"y").result(DEADLINE_S).offset == 0
+        with SyncAdmin(proc.bootstrap) as admin:
+            names = {q.name for q in admin.list_queues()}
+        assert {"created-on-use", "created-by-sync"} <= names
+        assert "not-created" not in names
     finally:
         proc.kill()
 
@@ -824,8 +877,10 @@ def test_sync_result_waits_and_times_out(broker: BrokerProcess) -> None:
 
 
 def test_sync_producer_without_a_broker_fails_to_start() -> None:
-    with pytest.raises(LogqError, match="no broker reachable"):
-        SyncProducer(f"127.0.0.1:{free_port()}")
+    port = free_port()
+    with pytest.raises(BrokerUnavailableError) as info:
+        SyncProducer(f"127.0.0.1:{port}")
+    assert str(info.value) == f"cannot reach a broker at 127.0.0.1:{port}: connection refused"
 
 
 def test_sync_flush_timeout(broker: BrokerProcess) -> None:

@@ -3,9 +3,11 @@ click's CliRunner (in process) and as subprocesses."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,8 @@ from click.testing import CliRunner, Result
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from cli.main import main
+from logq.client.sync_admin import Admin as SyncAdmin
+from logq.errors import TopicDeletionDisabledError
 from tests.broker_process import BrokerProcess, free_port
 
 GROUP_SETTINGS = {"group.initial.rebalance.delay.ms": 0, "group.min.session.timeout.ms": 1000}
@@ -28,7 +32,7 @@ def run(broker: BrokerProcess, *args: str, input: str | None = None) -> Result:
 def run_json(broker: BrokerProcess, *args: str) -> Any:
     result = run(broker, "--format", "json", *args)
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)  # warnings go to stderr
 
 
 def assert_one_line_error(result: Result, *fragments: str) -> None:
@@ -99,6 +103,26 @@ def test_queue_errors_are_one_line(broker: BrokerProcess) -> None:
     assert "HOST:PORT" in bad.output
 
 
+def test_connection_errors_say_once_what_happened() -> None:
+    port = free_port()
+    refused = CliRunner().invoke(main, ["-b", f"127.0.0.1:{port}", "queue", "list"])
+    assert_one_line_error(refused)
+    assert refused.output.strip() == f"Error: cannot reach a broker at 127.0.0.1:{port}: connection refused"
+
+    # A web port given as a broker (e.g. the broker's own --metrics-listen) answers in HTTP.
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        address = f"127.0.0.1:{web.server_address[1]}"
+        http_peer = CliRunner().invoke(main, ["-b", address, "queue", "list"])
+        assert_one_line_error(http_peer, "answered in HTTP", "not a Kafka/logq broker?")
+        assert http_peer.output.count(address) == 1
+        assert "frame size" not in http_peer.output
+    finally:
+        web.shutdown()
+        web.server_close()
+
+
 def test_delete_queue_asks_and_can_be_refused(broker: BrokerProcess, tmp_path: Path) -> None:
     assert run(broker, "queue", "create", "doomed").exit_code == 0
     declined = run(broker, "admin", "delete-queue", "doomed", input="n\n")
@@ -110,14 +134,45 @@ def test_delete_queue_asks_and_can_be_refused(broker: BrokerProcess, tmp_path: P
     assert not any(q["queue"] == "doomed" for q in run_json(broker, "queue", "list"))
     assert_one_line_error(run(broker, "admin", "delete-queue", "doomed", "--yes"), "does not exist")
 
+    # Refused before the question, not after it: nothing is asked when the broker would say no.
+    missing = run(broker, "admin", "delete-queue", "doomed", input="y\n")
+    assert_one_line_error(missing, "'doomed' does not exist")
+    assert "Delete queue" not in missing.output
+    internal = run(broker, "admin", "delete-queue", "__consumer_offsets", input="y\n")
+    assert_one_line_error(internal, "'__consumer_offsets' is internal", "cannot be deleted")
+    assert "Delete queue" not in internal.output
+    assert "INVALID_TOPIC_EXCEPTION" not in internal.output
+
     locked = BrokerProcess(tmp_path / "locked", broker={"delete.queue.enable": False}).start()
     try:
         assert run(locked, "queue", "create", "kept").exit_code == 0
         refused = run(locked, "admin", "delete-queue", "kept", "--yes")
         assert_one_line_error(refused, "delete.queue.enable")
+        unasked = run(locked, "admin", "delete-queue", "kept", input="y\n")
+        assert_one_line_error(unasked, "does not allow deleting queues", "delete.queue.enable = false")
+        assert "Delete queue" not in unasked.output
         assert any(q["queue"] == "kept" for q in run_json(locked, "queue", "list"))
+        with SyncAdmin(locked.bootstrap) as admin:
+            allowed, reason = admin.may_delete_queue("kept")
+            assert not allowed
+            assert "delete.queue.enable" in reason
+            with pytest.raises(TopicDeletionDisabledError):  # the broker's own refusal stays too
+                admin.delete_queue("kept")
+        with SyncAdmin(broker.bootstrap) as admin:
+            assert run(broker, "queue", "create", "deletable").exit_code == 0
+            assert admin.may_delete_queue("deletable").allowed
+            assert admin.may_delete_queue("deletable").reason == ""
     finally:
         locked.kill()
+
+
+def test_queue_delete_points_to_admin_delete_queue(broker: BrokerProcess) -> None:
+    assert run(broker, "queue", "create", "orders").exit_code == 0
+    for args in (["queue", "delete", "orders"], ["queue", "delete", "orders", "--yes"]):
+        pointed = run(broker, *args)
+        assert_one_line_error(pointed, "logq admin delete-queue orders")
+    assert "delete" not in run(broker, "queue", "--help").output.split("Commands:")[1]  # not advertised
+    assert any(q["queue"] == "orders" for q in run_json(broker, "queue", "list"))
 
 
 def _consume_and_commit(bootstrap: str, group: str, queue: str, count: int) -> Consumer:
@@ -177,8 +232,14 @@ def test_group_list_describe_and_reset(group_broker: BrokerProcess) -> None:
     done = run(b, "group", "reset-offsets", "billing", "--queue", "orders:0", "--to-offset", "3", "--execute")
     assert done.exit_code == 0, done.output
     assert run_json(b, "group", "describe", "billing")["offsets"][0]["committed"] == 3
-    clamped = run_json(b, "group", "reset-offsets", "billing", "--all-queues", "--to-offset", "999")
-    assert clamped["partitions"][0]["new"] == 20
+    clamped = run(
+        b, "--format", "json", "group", "reset-offsets", "billing", "--all-queues", "--to-offset", "999"
+    )
+    assert json.loads(clamped.stdout)["partitions"][0]["new"] == 20
+    assert clamped.stderr == "warning: offset 999 is past the end of orders/0 (20): the reset uses 20\n"
+    below = run(b, "group", "reset-offsets", "billing", "--queue", "orders", "--shift-by", "-100")
+    assert "warning: offset -97 is before the start of orders/0 (0): the reset uses 0" in below.stderr
+    assert run(b, "group", "reset-offsets", "billing", "--all-queues", "--to-offset", "20").stderr == ""
     by_time = run_json(b, "group", "reset-offsets", "billing", "--all-queues", "--by-duration", "PT1H")
     assert by_time["partitions"][0]["new"] == 0
     future = run_json(b, "group", "reset-offsets", "billing", "--all-queues", "--to-datetime", "2999-01-01")

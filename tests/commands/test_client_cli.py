@@ -3,7 +3,9 @@ subprocesses)."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import subprocess
 import sys
 import time
@@ -66,6 +68,16 @@ def test_consume_offset_specs(broker: BrokerProcess) -> None:
     assert lines(past.stdout)[0] == "0\tm0"
     idle = run(broker, "consume", "q", "-o", "end", "--timeout", "0.5")
     assert idle.exit_code == 0
+    # Past the end: said, and read from the end (not silently from the beginning).
+    past = run(broker, "consume", "q", "-o", "100", "-e")
+    assert past.exit_code == 0, past.output
+    assert lines(past.stdout) == []
+    assert "warning: offset 100 is past the end of q/0 (10): reading from 10" in past.stderr
+    grouped = run(broker, "consume", "q", "-g", "og", "-o", "100", "-e")
+    assert lines(grouped.stdout) == []
+    assert "offset 100 is past the end of q/0 (10)" in grouped.stderr
+    assert run_json(broker, "group", "describe", "og")["offsets"][0]["committed"] == 10
+    assert "warning" not in run(broker, "consume", "q", "-o", "10", "-e").stderr  # the end itself is fine
 
 
 def test_consume_with_a_group_commits_what_it_printed(broker: BrokerProcess) -> None:
@@ -85,9 +97,14 @@ def test_consume_every_queue_a_pattern_matches(broker: BrokerProcess) -> None:
     for queue in ("pat-x", "pat-y", "unmatched"):
         assert run(broker, "queue", "create", queue).exit_code == 0
         assert run(broker, "produce", queue, input=f"{queue}-0\n{queue}-1\n").exit_code == 0
-    out = run(broker, "consume", "--pattern", "pat-.*", "-g", "pg", "-n", "4")
+    out = run(broker, "consume", "--pattern", "pat-.*", "-g", "pg", "-n", "4", "--print", "queue,offset")
     assert out.exit_code == 0, out.output
-    assert sorted(lines(out.stdout)) == ["pat-x-0", "pat-x-1", "pat-y-0", "pat-y-1"]
+    assert sorted(lines(out.stdout)) == [
+        "pat-x\t0\tpat-x-0",
+        "pat-x\t1\tpat-x-1",
+        "pat-y\t0\tpat-y-0",
+        "pat-y\t1\tpat-y-1",
+    ]
     assert run(broker, "consume", "--pattern", "pat-.*").exit_code == 2  # a pattern needs a group
     assert run(broker, "consume", "-g", "pg").exit_code == 2  # neither a queue nor a pattern
     assert run(broker, "consume", "pat-x", "--pattern", "pat-.*", "-g", "pg").exit_code == 2
@@ -97,7 +114,15 @@ def test_consume_every_queue_a_pattern_matches(broker: BrokerProcess) -> None:
 def test_produce_and_consume_errors_are_one_line(broker: BrokerProcess) -> None:
     assert run(broker, "queue", "create", "small", "-c", "max.message.bytes=1000").exit_code == 0
     assert_one_line_error(run(broker, "produce", "nope", input="x\n"), "'nope' does not exist")
+    invalid = run(broker, "produce", "bad name!", input="x\n")
+    assert_one_line_error(invalid, "'bad name!' may only contain letters, digits, '.', '_' and '-'")
+    assert_one_line_error(run(broker, "consume", "bad name!", "-e"), "may only contain")
+    internal = run(broker, "produce", "__consumer_offsets", input="x\n")
+    assert_one_line_error(internal, "internal queues are not writable")
+    assert "INVALID_TOPIC_EXCEPTION" not in internal.output
     assert_one_line_error(run(broker, "consume", "nope", "-e"), "'nope' does not exist")
+    assert_one_line_error(run(broker, "consume", "nope", "-g", "g", "-e"), "'nope' does not exist")
+    assert_one_line_error(run(broker, "consume", "nope", "-g", "g"), "'nope' does not exist")
     too_big = run(broker, "produce", "small", "-z", "none", input="x" * 5000 + "\n")
     assert_one_line_error(too_big, "exceeds max.message.bytes 1000")
     assert_one_line_error(run(broker, "consume", "small", "-o", "soon"), "bad offset")
@@ -111,6 +136,60 @@ def test_produce_and_consume_errors_are_one_line(broker: BrokerProcess) -> None:
     assert_one_line_error(down, "cannot reach a broker")
     down = CliRunner().invoke(main, ["-b", f"127.0.0.1:{free_port()}", "consume", "q"])
     assert_one_line_error(down, "cannot reach a broker")
+
+
+def test_a_message_above_1_mib_needs_and_takes_max_request_size(
+    broker: BrokerProcess, tmp_path: Path
+) -> None:
+    assert run(broker, "queue", "create", "big", "-c", "max.message.bytes=3000000").exit_code == 0
+    line = base64.b64encode(os.urandom(1_500_000))  # 2 MB that zstd cannot shrink
+    source = tmp_path / "big.txt"
+    source.write_bytes(line + b"\n")
+    refused = run(broker, "produce", "big", "-f", str(source))
+    assert_one_line_error(refused, "max_request_size (1048576)", "--max-request-size")
+    sent = run(broker, "produce", "big", "-f", str(source), "--max-request-size", "2500000")
+    assert sent.exit_code == 0, sent.output
+    tuned = run(
+        broker, "produce", "big", "-f", str(source), "--max-request-size", "2500000", "-X", "linger.ms=1"
+    )
+    assert tuned.exit_code == 0, tuned.output
+    read = run(broker, "consume", "big", "-e", "-X", "max.partition.fetch.bytes=1000")  # KIP-74: still whole
+    assert read.exit_code == 0, read.output
+    assert read.stdout.encode().splitlines() == [line, line]
+
+
+def test_client_settings_with_x(broker: BrokerProcess) -> None:
+    assert run(broker, "queue", "create", "q").exit_code == 0
+    sent = run(broker, "produce", "q", "-X", "batch.size=65536", "-X", "client_id=loader", input="a\nb\n")
+    assert sent.exit_code == 0, sent.output
+    read = run(
+        broker,
+        "consume",
+        "q",
+        "-g",
+        "xg",
+        "-e",
+        "-X",
+        "session.timeout.ms=10000",
+        "-X",
+        "assignors=roundrobin",
+    )
+    assert lines(read.stdout) == ["a", "b"]
+    assert_one_line_error(run(broker, "produce", "q", "-X", "acks=1", input="a\n"), "give it with --acks")
+    assert_one_line_error(
+        run(broker, "produce", "q", "-X", "compression.type=gzip", input="a\n"), "-z/--compression"
+    )
+    assert_one_line_error(run(broker, "consume", "q", "-X", "group.id=g"), "give it with -g/--group")
+    assert_one_line_error(
+        run(broker, "produce", "q", "-X", "lingerms=5", input="a\n"), "did you mean 'linger_ms'"
+    )
+    assert_one_line_error(
+        run(broker, "produce", "q", "-X", "linger.ms=soon", input="a\n"), "expected a number"
+    )
+    assert_one_line_error(run(broker, "produce", "q", "-X", "linger.ms", input="a\n"), "key=value")
+    assert_one_line_error(
+        run(broker, "consume", "q", "-X", "assignors=sticky", "-g", "xg"), "unknown assignor"
+    )
 
 
 def test_perf_produce_and_consume(broker: BrokerProcess) -> None:
