@@ -303,14 +303,22 @@ class OffsetStore:
                 count = _replay(self._log_for(partition), groups)
             except (OffsetRecordError, rb.BatchError, codec.UnsupportedCodecError) as exc:
                 raise CorruptOffsetsError(f"offsets partition {partition}: {exc}") from exc
-            # Members live in memory only: a group recorded with members has none after a load, so
-            # its offsets' retention counts from now (Kafka's members would expire by session).
-            now = self._clock.time_ms()
-            for entry in groups.values():
-                if entry.info is not None and entry.info.empty_since_ms is None:
-                    entry.info = dataclasses.replace(entry.info, empty_since_ms=now)
             self._state[partition] = groups
             self._unacked[partition] = UnacknowledgedCommits()
+            # Members live in memory only: a group recorded with members has none after a load, so its
+            # offsets' retention counts from now (Kafka's loaded members would expire by session). It
+            # is written, so that a later restart does not start the retention over again.
+            now = self._clock.time_ms()
+            orphans = [
+                Change(GroupKey(name), dataclasses.replace(entry.info, empty_since_ms=now))
+                for name, entry in sorted(groups.items())
+                if entry.info is not None and entry.info.empty_since_ms is None
+            ]
+            if orphans:
+                try:
+                    self._write(partition, orphans)
+                except LogqError as exc:  # e.g. a full disk: retried at the next load
+                    log.warning("offsets partition %d: cannot record idle groups: %s", partition, exc)
             self._snapshot_bytes.pop(partition, None)
         log.debug("offsets partition %d: loaded %d groups from %d records", partition, len(groups), count)
         return count
