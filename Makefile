@@ -55,10 +55,12 @@ unit: $(TEST_STAMP) test-deps
 
 test: lint typecheck unit
 
-# The broker benchmark compares with Redis Streams (apt-get install redis-server) in the same run.
+# The broker benchmark compares with Redis Streams (apt-get install redis-server) in the same run;
+# PEERS=DIR adds a directory of peer benchmark scripts (its redis_streams_bench.py) to that comparison.
+PEERS ?=
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/storage_bench.py
-	$(BIN)/python benchmarks/broker_bench.py $(if $(wildcard ../shared/bench/peers),--peers ../shared/bench/peers)
+	$(BIN)/python benchmarks/broker_bench.py $(if $(PEERS),--peers $(PEERS))
 	$(BIN)/python benchmarks/client_bench.py
 	$(BIN)/python benchmarks/cluster_bench.py
 

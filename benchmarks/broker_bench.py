@@ -10,7 +10,7 @@ Cases, each on a fresh broker (standalone, fsync before acks=all on):
 - end-to-end latency at 5,000 msg/s for 10 s, producer and consumer in separate processes (p50, p99,
   p99.9, max);
 - Redis 7 Streams: ``redis-benchmark -P 1000 -c 1 -n 1000000 XADD s * d <100 B>`` on a server without
-  persistence, and (with ``--peers``) the Python-client peer script of ``bench/peers``.
+  persistence, and (with ``--peers DIR``) the Python-client peer script ``DIR/redis_streams_bench.py``.
 Traffic stays on 127.0.0.1; every phase is bounded in count and time.
 """
 
@@ -282,7 +282,7 @@ def main() -> None:
         "--quick", action="store_true", help="1/20 of the message counts, a 2 s latency phase"
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--peers", type=Path, help="the bench/peers directory of the shared design folder")
+    parser.add_argument("--peers", type=Path, help="a directory with the peer script redis_streams_bench.py")
     parser.add_argument("--skip-redis", action="store_true")
     parser.add_argument("--dir", type=Path, default=ROOT / "bench-data")
     args = parser.parse_args()
