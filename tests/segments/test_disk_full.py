@@ -165,6 +165,40 @@ def test_a_failed_index_write_takes_the_directory_offline_until_a_restart(
     manager.close()
 
 
+def test_an_index_write_that_fails_inside_an_append_keeps_the_batch_and_the_offsets_whole(
+    small_disk: SmallDisk, clock: FakeClock
+) -> None:
+    """Index entries are written to RocksDB from append() every few hundred batches. When that write
+    fails, the batch is already whole in the segment: it stays, counted (it was acknowledged with
+    acks=1), and the next append is refused. (It used to raise with the batch written but not counted,
+    so the next batch was written with the same base offset.)"""
+    data_dir = small_disk.path / "data"
+    manager, plog = open_log(data_dir, clock, LogConfig(preallocate_bytes=4 * MIB))
+    for tag in range(70):
+        plog.append(make_batch(4, value_size=16_000, tag=tag))  # 4.4 MiB, and as much reserved ahead
+    plog.flush()
+    small_disk.fill()
+
+    appended: list[int] = []
+    for tag in range(70, 10_000):  # rising timestamps: a time-index entry per batch
+        try:
+            appended.append(plog.append(make_batch(1, timestamp=10_000 + tag, tag=tag)).base_offset)
+        except LogDirOfflineError:
+            break
+    assert plog.health.errors == {"index": 1}
+    assert len(appended) > 100  # the failing write was the first that reached RocksDB
+    assert appended == list(range(appended[0], appended[0] + len(appended)))
+    manager.abandon()  # SIGKILL
+
+    small_disk.free()
+    manager = LogManager(data_dir, LogConfig(), clock)
+    reopened = manager.get(QUEUE, 0)
+    assert reopened is not None
+    assert reopened.log_end_offset == appended[-1] + 1
+    assert tags(reopened) == list(range(70 + len(appended)))
+    manager.close()
+
+
 def test_a_failed_fsync_takes_the_directory_offline_for_good(thin_disk: ThinDisk, clock: FakeClock) -> None:
     """After a failed fsync the kernel may have dropped the pages it could not write, and a later fsync
     can succeed over the hole: nothing past the durable offset may ever be acknowledged."""
