@@ -12,12 +12,22 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # not in its __all__
 from prometheus_client.parser import text_string_to_metric_families
 
+from logq.protocol import messages as m
 from tests.broker_process import BrokerProcess, free_port
 from tests.small_disk import SmallDisk, ThinDisk
+from tests.wire_client import WireClient
 
 QUEUE = "q"
 DEADLINE_S = 30.0
@@ -157,6 +167,47 @@ def test_a_full_disk_answers_every_produce_and_appends_resume_once_space_is_free
     broker.proc.start()
     assert consume(broker.bootstrap, 60) == sent + more
     assert "truncated" not in broker.proc.log_text  # recovery found no torn batch to cut
+
+
+def init_producer_id(bootstrap: str) -> m.InitProducerIdResponse:
+    with WireClient(bootstrap) as client:
+        answer: m.InitProducerIdResponse = client.call(
+            m.InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=1000), 1
+        )
+        return answer
+
+
+def test_metadata_writes_on_a_full_disk_are_refused_and_never_half_made(
+    small_disk: SmallDisk, full_disk_broker: Broker
+) -> None:
+    """The standalone coordinator records producer-id blocks and queues in coordinator.json. A write that
+    fails is answered KAFKA_STORAGE_ERROR and not made in memory either: an id of a block that was never
+    recorded would be handed out again after a restart. (It used to close the connection, and the next
+    InitProducerId handed out ids of the unrecorded block.)"""
+    broker = full_disk_broker
+    first = init_producer_id(broker.bootstrap)
+    assert first.error_code == 0
+    broker.proc.kill()
+    broker.proc.start()  # the next InitProducerId needs a new block, recorded before it is used
+    small_disk.fill()
+
+    for _ in range(2):
+        refused = init_producer_id(broker.bootstrap)
+        assert (refused.error_code, refused.producer_id) == (STORAGE_ERROR, -1)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    created = admin.create_topics([NewTopic("new", num_partitions=1, replication_factor=1)])["new"]
+    with pytest.raises(KafkaException) as failure:
+        created.result(timeout=10)
+    assert failure.value.args[0].code() == STORAGE_ERROR
+    assert "new" not in admin.list_topics(timeout=10).topics
+
+    broker.proc.kill()
+    small_disk.free()
+    broker.proc.start()
+    later = init_producer_id(broker.bootstrap)
+    assert later.error_code == 0
+    assert later.producer_id > first.producer_id
+    assert "new" not in admin.list_topics(timeout=10).topics
 
 
 def test_an_index_that_cannot_be_written_takes_the_directory_offline(
