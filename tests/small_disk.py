@@ -42,12 +42,20 @@ def _unmount(mountpoint: Path) -> None:
             subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, timeout=60, check=False)
 
 
-def fill(directory: Path) -> Path:
+def fill(directory: Path, *, inodes: bool = False) -> Path:
     """Take every free block of ``directory``'s filesystem: a file as large as fits, then empty
-    directories while one fits (each takes a block). Returns the directory holding them."""
+    directories while one fits (each takes a block). With ``inodes``, first every free inode (empty
+    files), so that no file can be created either. Returns the directory holding them."""
     filler = directory / "filler"
     filler.mkdir()
     with open(filler / "data", "wb", buffering=0) as f:  # unbuffered: nothing left to write at close
+        if inodes:
+            with contextlib.suppress(OSError):
+                for i in range(1_000_000):
+                    if i % 500 == 0:  # a few hundred entries a directory: each has room in its block
+                        bucket = filler / f"inodes-{i // 500}"
+                        bucket.mkdir()
+                    (bucket / str(i)).touch()
         for chunk in (MIB, 4096, 512):
             block = b"\0" * chunk
             with contextlib.suppress(OSError):  # ENOSPC: this chunk size no longer fits
@@ -71,9 +79,9 @@ class SmallDisk:
         self.size = size
         self._filler: Path | None = None
 
-    def fill(self) -> None:
-        """Leave no free block."""
-        self._filler = fill(self.path)
+    def fill(self, *, inodes: bool = False) -> None:
+        """Leave no free block (and with ``inodes`` no free inode: no file can be created)."""
+        self._filler = fill(self.path, inodes=inodes)
 
     def release(self, size: int) -> None:
         """Free ``size`` bytes of what ``fill`` took."""

@@ -6,7 +6,9 @@ fsync"):
 - **Full.** No space (ENOSPC, EDQUOT) for a segment write or a new segment file. The write is cut back,
   so the log is exactly what it was: that append fails with DiskFullError, and the next one simply tries
   again. The directory counts as full until an append succeeds; appends resume by themselves once space
-  is freed.
+  is freed. Meanwhile, with less than ``INDEX_HEADROOM_BYTES`` free, index writes wait in memory (a
+  failed one would stop RocksDB for good): flushes still fsync the segments, so acknowledgements go on
+  as long as appends fit (e.g. into blocks the segment reserved earlier).
 - **Offline.** A failure whose effect on the disk is unknown: a failed fsync (the kernel may have dropped
   the pages it could not write, and a later fsync can report success over the hole), a failed index
   write (RocksDB refuses every write after a failed one), a write that could not be cut back, a failed
@@ -35,6 +37,9 @@ log = logging.getLogger(__name__)
 # no_space: an append refused (the directory stays online); the others take the directory offline
 ERROR_KINDS = ("no_space", "fsync", "write", "index")
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+# Below this much free space the index's (RocksDB) writes wait in memory: RocksDB refuses every write
+# after a failed one, and they are a few KiB at a time.
+INDEX_HEADROOM_BYTES = 1 << 20
 _RELOG_FULL_S = 60.0
 
 
@@ -52,6 +57,7 @@ class StorageHealth:
         self.full = False  # the last append failed for want of space; cleared by the next that succeeds
         self.offline = False  # for good: only a restart brings the directory back
         self.offline_cause = ""
+        self.index_headroom = INDEX_HEADROOM_BYTES
         self.errors: Counter[str] = Counter()  # by kind, one of ERROR_KINDS
         self._lock = threading.Lock()
         self._full_logged_at = -_RELOG_FULL_S
@@ -63,6 +69,11 @@ class StorageHealth:
         except OSError:
             return -1
         return st.f_bavail * st.f_frsize
+
+    def index_writes_wait(self) -> bool:
+        """Whether the disk is too full for index writes. They are derived data: the durability of the
+        segments never waits for them, and a restart recovers whatever they would have recorded."""
+        return 0 <= self.free_bytes() < self.index_headroom
 
     def _free_text(self) -> str:
         free = self.free_bytes()

@@ -29,7 +29,7 @@ import contextlib
 import logging
 import shutil
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -336,7 +336,9 @@ class SparseIndexer:
 
     New entries wait in memory until ``write_pending()`` (every flush, or once ``PENDING_LIMIT``
     accumulate); lookups consult both. Entries lost in a crash are recreated by recovery, which
-    re-indexes everything after the checkpoint.
+    re-indexes everything after the checkpoint. While ``writes_wait()`` says so (the disk is nearly
+    full: a failed RocksDB write would stop every later one) they keep waiting, and ``drop_below``
+    leaves RocksDB's entries below the log start for the next drop (they are never looked up).
     """
 
     PENDING_LIMIT = 256
@@ -344,6 +346,7 @@ class SparseIndexer:
     def __init__(self, index: PartitionIndex, interval_bytes: int) -> None:
         self.index = index
         self.interval_bytes = interval_bytes
+        self.writes_wait: Callable[[], bool] = lambda: False  # the log sets its own
         self._since_offset_entry = 0
         self.max_timestamp = -1
         self._offsets: list[tuple[int, int, int]] = []  # pending (offset, segment base, position)
@@ -363,7 +366,7 @@ class SparseIndexer:
         if max_timestamp > self.max_timestamp:
             self.max_timestamp = max_timestamp
             self._times.append((max_timestamp, base_offset))
-        if len(self._offsets) + len(self._times) >= self.PENDING_LIMIT:
+        if len(self._offsets) + len(self._times) >= self.PENDING_LIMIT and not self.writes_wait():
             self.write_pending()
 
     def write_pending(self) -> None:
@@ -387,8 +390,9 @@ class SparseIndexer:
         """Forget entries pointing below ``offset`` (retention moved the log start)."""
         self._offsets = [e for e in self._offsets if e[0] >= offset]
         self._times = [e for e in self._times if e[1] >= offset]
-        self.index.delete_offsets_below(offset)
-        self.index.delete_times_below_offset(offset)
+        if not self.writes_wait():
+            self.index.delete_offsets_below(offset)
+            self.index.delete_times_below_offset(offset)
 
     def floor_offset(self, offset: int) -> tuple[int, int, int] | None:
         """(entry offset, segment base, position) of the greatest entry <= offset."""

@@ -109,6 +109,7 @@ class PartitionLog:
         self._closed = False
         # The LogManager gives every log of a data directory the same one.
         self.health = StorageHealth(directory.parent)
+        indexer.writes_wait = self._index_writes_wait
 
     # --- offsets ----------------------------------------------------------------------------------
 
@@ -208,6 +209,9 @@ class PartitionLog:
             if self.health.full:
                 self.health.appended()
             return AppendInfo(base, self._next_offset - 1)
+
+    def _index_writes_wait(self) -> bool:
+        return self.health.index_writes_wait()
 
     def _write_failed(self, what: str, exc: OSError | StorageError) -> StorageError:
         """The error for a failed write: for want of space the write was cut back and the log is as it
@@ -489,8 +493,10 @@ class PartitionLog:
         Blocking: the broker runs it off the event loop. Concurrent callers share fsyncs (see the
         module docstring). The order is segment data (fdatasync), then one RocksDB write of the index
         entries and the checkpoint, so a checkpoint never points at data that is not on disk.
-        A failed fsync or index write takes the data directory offline (LogDirOfflineError), and from
-        then on every flush with data to cover raises it: the durable offset never moves again.
+        On a nearly full disk the index write waits for a later flush (``health.py``); the data is
+        durable all the same. A failed fsync or index write takes the data directory offline
+        (LogDirOfflineError), and from then on every flush with data to cover raises it: the durable
+        offset never moves again.
         """
         target = self._next_offset
         with self._flush_lock:
@@ -499,10 +505,12 @@ class PartitionLog:
             health = self.health
             if health.offline:  # after a failed fsync a later one may "succeed" over dropped pages
                 raise health.offline_error()
+            index_waits = health.index_writes_wait()
             with self._lock:
                 self._check_open_locked()
                 try:
-                    self._indexer.write_pending()
+                    if not index_waits:
+                        self._indexer.write_pending()
                 except StorageError as exc:
                     raise health.fail("index", "index write", exc) from exc
                 dirty = [s for s in self._segments if s.synced_size < s.size]
@@ -519,22 +527,36 @@ class PartitionLog:
                     what = f"fsync of {segment.path}"
                     segment.flush()
                 kind, what = "index", "index write"
-                self._index.commit(
-                    checkpoint,
-                    segment_times=times,
-                    dropped_segments=dropped,
-                    producers=producers,
-                    dropped_producers=gone,
-                    leader_epochs=epochs,
-                )
+                if not index_waits:
+                    self._index.commit(
+                        checkpoint,
+                        segment_times=times,
+                        dropped_segments=dropped,
+                        producers=producers,
+                        dropped_producers=gone,
+                        leader_epochs=epochs,
+                    )
             except (OSError, StorageError) as exc:
                 with self._lock:
-                    self._producers.restore_changes(producers, gone)
-                    self._epochs.restore_changes(epochs)
-                    self._dropped_segment_meta.extend(dropped)
+                    self._restore_changes_locked(producers, gone, epochs, dropped)
                 raise health.fail(kind, what, exc) from exc
+            if index_waits:  # the checkpoint and what goes with it: at the next flush with space
+                with self._lock:
+                    self._restore_changes_locked(producers, gone, epochs, dropped)
             self._durable_offset = checkpoint.next_offset
             return self._durable_offset
+
+    def _restore_changes_locked(
+        self,
+        producers: dict[int, bytes],
+        gone: tuple[int, ...],
+        epochs: list[tuple[int, int]] | None,
+        dropped: tuple[int, ...],
+    ) -> None:
+        """Put back what a flush took for its index write, which did not happen."""
+        self._producers.restore_changes(producers, gone)
+        self._epochs.restore_changes(epochs)
+        self._dropped_segment_meta.extend(dropped)
 
     @staticmethod
     def _segment_times(segment: Segment) -> tuple[int, int]:
@@ -709,24 +731,29 @@ class PartitionLog:
             raise self.health.offline_error()
         self.flush()
         with self._flush_lock, self._lock:
-            active = self._segments[-1]
-            producers, gone = self._producers.take_changes()
-            try:
-                self._indexer.write_pending()
-                self._index.commit(
-                    Checkpoint(active.base_offset, active.size, self._next_offset),
-                    segment_times={s.base_offset: self._segment_times(s) for s in self._segments},
-                    dropped_segments=tuple(self._dropped_segment_meta),
-                    producers=producers,
-                    dropped_producers=gone,
-                    leader_epochs=self._epochs.take_changes(),
-                )
-            except StorageError as exc:
-                raise self.health.fail("index", "index write", exc) from exc
+            # On a nearly full disk there is no final checkpoint: the next start scans the tail instead.
+            if not self.health.index_writes_wait():
+                self._write_final_checkpoint_locked()
             self._closed = True
         self.purge_deleted(force=True)
         for segment in self._segments:
             segment.close()
+
+    def _write_final_checkpoint_locked(self) -> None:
+        active = self._segments[-1]
+        producers, gone = self._producers.take_changes()
+        try:
+            self._indexer.write_pending()
+            self._index.commit(
+                Checkpoint(active.base_offset, active.size, self._next_offset),
+                segment_times={s.base_offset: self._segment_times(s) for s in self._segments},
+                dropped_segments=tuple(self._dropped_segment_meta),
+                producers=producers,
+                dropped_producers=gone,
+                leader_epochs=self._epochs.take_changes(),
+            )
+        except StorageError as exc:
+            raise self.health.fail("index", "index write", exc) from exc
 
     def abandon(self) -> None:
         """Close the files without flushing or checkpointing: what a crash leaves (for tests and
@@ -749,6 +776,7 @@ class PartitionLog:
         self._index.delete_offsets_from(0)
         self._index.delete_times_from_offset(0)
         self._indexer = SparseIndexer(self._index, self.config.index_interval_bytes)
+        self._indexer.writes_wait = self._index_writes_wait
         epochs = LeaderEpochHistory()
         for segment in self._segments:
             position = 0

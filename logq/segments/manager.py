@@ -233,7 +233,6 @@ class LogManager:
                 for partition_log in self.logs():
                     partition_log.close()
                 self.index.close()
-                files.atomic_write(self.data_dir / CLEAN_SHUTDOWN_MARKER, b"")
             except (OSError, StorageError) as exc:
                 self.health.fail("write", "the clean shutdown", exc)
         if self.health.offline:
@@ -244,6 +243,10 @@ class LogManager:
             )
             self.abandon()
             return
+        try:
+            files.atomic_write(self.data_dir / CLEAN_SHUTDOWN_MARKER, b"")
+        except OSError as exc:  # e.g. a full disk: everything is closed, the next start just checks more
+            log.warning("cannot write the clean-shutdown marker in %s (%s)", self.data_dir, exc)
         self._closed = True
         os.close(self._lock_fd)
 

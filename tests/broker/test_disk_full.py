@@ -71,9 +71,11 @@ def create_queue(bootstrap: str) -> None:
     admin.create_topics([NewTopic(QUEUE, num_partitions=1, replication_factor=1)])[QUEUE].result(timeout=10)
 
 
-def produce(bootstrap: str, acks: str, values: Sequence[bytes]) -> list[tuple[KafkaError | None, int]]:
+def produce(
+    bootstrap: str, acks: str, values: Sequence[bytes], *, until_error: bool = False
+) -> list[tuple[KafkaError | None, int]]:
     """Send ``values`` one request each, without retries (the broker's answer reaches us as it is);
-    returns (error, offset) per value."""
+    returns (error, offset) per value sent (with ``until_error``, up to the first error)."""
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -92,6 +94,8 @@ def produce(bootstrap: str, acks: str, values: Sequence[bytes]) -> list[tuple[Ka
     for value in values:
         producer.produce(QUEUE, value, on_delivery=delivered)
         assert producer.flush(DEADLINE_S) == 0, "no answer within the deadline"
+        if until_error and results[-1][0] is not None:
+            break
     return results
 
 
@@ -210,46 +214,39 @@ def test_metadata_writes_on_a_full_disk_are_refused_and_never_half_made(
     assert "new" not in admin.list_topics(timeout=10).topics
 
 
-def test_an_index_that_cannot_be_written_takes_the_directory_offline(
+def test_acks_all_on_a_full_disk_is_answered_and_goes_on_while_appends_fit(
     small_disk: SmallDisk, full_disk_broker: Broker
 ) -> None:
-    """The symptom as reported: the segment still has blocks reserved ahead, so acks=1 appends fit, but
-    the index's RocksDB cannot write the checkpoint that acks=all flushes. It used to close the
-    connection (the producer retried until it timed out) and leave the flush task dead."""
+    """The symptom as reported: the segment still has blocks reserved ahead, so appends fit, but the
+    checkpoint an acks=all flush writes to the index (RocksDB) needs a new block. The index write used to
+    fail, closing the connection (the producer retried until it timed out) and killing the background
+    flush. Now the index write waits for space and the fsync alone makes the batch durable: acks=all
+    goes on until the reserved blocks run out, then every produce answers KAFKA_STORAGE_ERROR."""
     broker = full_disk_broker
     create_queue(broker.bootstrap)
     start = values(0, 70, size=64 * 1024)  # 4.4 MiB, and as much reserved ahead of the segment's end
     assert codes(produce(broker.bootstrap, "all", start)) == [0] * 70
     small_disk.fill()
 
-    acknowledged = list(start)
-    answers: list[int] = []
-    for value in values(70, 2000):
-        [code] = codes(produce(broker.bootstrap, "all", [value]))
-        answers.append(code)
-        if code:
-            break
-        acknowledged.append(value)
+    more = values(70, 500, size=16 * 1024)
+    answers = codes(produce(broker.bootstrap, "all", more, until_error=True))
     assert answers[-1] == STORAGE_ERROR  # answered, not left to time out
-    assert len(answers) > 1  # acks=all worked until the index needed a block
-    assert codes(produce(broker.bootstrap, "1", values(9000, 1))) == [STORAGE_ERROR]  # offline
+    assert answers[:-1] == [0] * (len(answers) - 1)
+    assert len(answers) > 100  # acknowledged while the reserved blocks lasted, with no index write
+    acknowledged = start + more[: len(answers) - 1]
+    assert codes(produce(broker.bootstrap, "1", values(9000, 1, size=16 * 1024))) == [STORAGE_ERROR]
 
     [line] = broker.error_lines()
-    assert f"data directory {broker.data_dir} is OFFLINE (" in line
-    assert "index write failed" in line
-    assert broker.metric("logq_log_dir_offline") == 1
-    assert broker.metric("logq_storage_errors_total", kind="index") == 1
-    assert consume(broker.bootstrap, len(acknowledged)) == acknowledged  # reads go on
+    assert "is full (" in line
+    assert broker.metric("logq_log_dir_offline") == 0
+    assert consume(broker.bootstrap, len(acknowledged)) == acknowledged
 
     small_disk.free()
-    assert codes(produce(broker.bootstrap, "1", values(9001, 1))) == [STORAGE_ERROR]  # until a restart
+    assert codes(produce(broker.bootstrap, "all", values(9001, 1))) == [0]
     broker.proc.kill()
     broker.proc.start()
-    recovered = consume(broker.bootstrap, len(acknowledged))
-    assert recovered[: len(acknowledged)] == acknowledged
-    # the batch whose flush failed is whole on disk: it may be there (unacknowledged, as after a timeout)
-    assert len(recovered) - len(acknowledged) <= 1
-    assert codes(produce(broker.bootstrap, "all", values(9002, 1))) == [0]
+    assert consume(broker.bootstrap, len(acknowledged) + 1) == acknowledged + values(9001, 1)
+    assert "truncated" not in broker.proc.log_text
 
 
 def test_no_acknowledgement_after_a_failed_fsync(thin_disk: ThinDisk) -> None:

@@ -74,7 +74,7 @@ def test_an_append_that_finds_no_space_is_refused_whole_and_appends_resume_once_
     end, on_disk = plog.log_end_offset, segment_bytes(plog)
 
     small_disk.fill()
-    with pytest.raises(DiskFullError):  # a new partition's directory needs a block
+    with pytest.raises(DiskFullError):  # a new partition needs a block for its directory
         manager.create("other", 0)
     with pytest.raises(DiskFullError, match="no space left"):
         plog.append(make_batch(64, value_size=16_000, tag=99))  # 1 MiB: the disk has not 4 KiB
@@ -124,14 +124,52 @@ def test_a_batch_that_only_partly_fits_is_cut_back(small_disk: SmallDisk, clock:
     manager.close()
 
 
+def test_on_a_full_disk_flushes_go_on_while_appends_fit_and_the_index_catches_up_later(
+    small_disk: SmallDisk, clock: FakeClock
+) -> None:
+    """The segment has blocks reserved ahead, so appends still fit after the disk is full; the checkpoint
+    a flush writes to RocksDB would need a new block. The index writes wait (a failed one would stop
+    RocksDB for good) while the fsyncs go on, so flushed data is durable and acknowledged; once there is
+    space the index catches up without a restart."""
+    data_dir = small_disk.path / "data"
+    manager, plog = open_log(data_dir, clock, LogConfig(preallocate_bytes=4 * MIB))
+    for tag in range(70):
+        plog.append(make_batch(4, value_size=16_000, tag=tag))  # 4.4 MiB, and as much reserved ahead
+    plog.flush()
+    small_disk.fill()
+
+    tag = 70
+    while True:  # until the reserved blocks run out
+        try:
+            plog.append(make_batch(1, value_size=8_000, tag=tag))
+        except DiskFullError:
+            break
+        assert plog.flush() == plog.log_end_offset  # durable: fsynced, the checkpoint waits
+        tag += 1
+    assert tag > 200  # hundreds of flushes with no index write
+    assert (plog.health.full, plog.health.offline) == (True, False)
+
+    small_disk.free()
+    plog.append(make_batch(1, value_size=8_000, tag=tag))
+    plog.flush()  # writes the index entries and the checkpoint that waited
+    manager.close()
+    manager = LogManager(data_dir, LogConfig(), clock)
+    assert manager.reports[0].scanned_batches == 0  # the checkpoint is at the end: nothing to rescan
+    reopened = manager.get(QUEUE, 0)
+    assert reopened is not None
+    assert tags(reopened) == list(range(tag + 1))
+    manager.close()
+
+
 def test_a_failed_index_write_takes_the_directory_offline_until_a_restart(
     small_disk: SmallDisk, clock: FakeClock
 ) -> None:
-    """The segment has blocks reserved ahead (so its appends still fit) when the index's RocksDB finds
-    the disk full: after its first failed write RocksDB refuses every write, so nothing more is flushed
-    or acknowledged until a restart reopens it."""
+    """RocksDB refuses every write after a failed one, so nothing more is flushed or acknowledged until
+    a restart reopens it. (Index writes wait while less than a MiB is free; here that headroom is taken
+    away, as when another process fills the disk between the check and the write.)"""
     data_dir = small_disk.path / "data"
     manager, plog = open_log(data_dir, clock, LogConfig(preallocate_bytes=4 * MIB))
+    manager.health.index_headroom = 0
     for tag in range(70):
         plog.append(make_batch(4, value_size=16_000, tag=tag))  # 4.4 MiB, and as much reserved ahead
     plog.flush()
@@ -171,9 +209,10 @@ def test_an_index_write_that_fails_inside_an_append_keeps_the_batch_and_the_offs
     """Index entries are written to RocksDB from append() every few hundred batches. When that write
     fails, the batch is already whole in the segment: it stays, counted (it was acknowledged with
     acks=1), and the next append is refused. (It used to raise with the batch written but not counted,
-    so the next batch was written with the same base offset.)"""
+    so the next batch was written with the same base offset.) No index headroom, as above."""
     data_dir = small_disk.path / "data"
     manager, plog = open_log(data_dir, clock, LogConfig(preallocate_bytes=4 * MIB))
+    manager.health.index_headroom = 0
     for tag in range(70):
         plog.append(make_batch(4, value_size=16_000, tag=tag))  # 4.4 MiB, and as much reserved ahead
     plog.flush()
