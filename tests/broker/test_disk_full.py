@@ -24,6 +24,8 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # not in its __all__
 from prometheus_client.parser import text_string_to_metric_families
 
+from logq import Producer as LogqProducer
+from logq.errors import ClientTimeoutError
 from logq.protocol import messages as m
 from tests.broker_process import BrokerProcess, free_port
 from tests.small_disk import SmallDisk, ThinDisk
@@ -171,6 +173,23 @@ def test_a_full_disk_answers_every_produce_and_appends_resume_once_space_is_free
     broker.proc.start()
     assert consume(broker.bootstrap, 60) == sent + more
     assert "truncated" not in broker.proc.log_text  # recovery found no torn batch to cut
+
+
+def test_logqs_producer_names_the_full_disk_when_it_gives_up(
+    small_disk: SmallDisk, full_disk_broker: Broker
+) -> None:
+    """logq's producer retries KAFKA_STORAGE_ERROR (retriable, as in Kafka) until delivery_timeout_ms;
+    the timeout then says why, so a full disk is not mistaken for a slow one."""
+    broker = full_disk_broker
+    create_queue(broker.bootstrap)
+    with LogqProducer(bootstrap=broker.bootstrap, acks="all") as producer:
+        producer.send(QUEUE, b"before").result(timeout=DEADLINE_S)  # its producer id block is recorded
+    small_disk.fill()
+    settings = {"delivery_timeout_ms": 3000, "request_timeout_ms": 1000, "compression": "none"}
+    with LogqProducer(bootstrap=broker.bootstrap, acks="all", **settings) as producer:
+        sent = producer.send(QUEUE, b"x" * 300_000)
+        with pytest.raises(ClientTimeoutError, match="last error: no space left in data directory"):
+            sent.result(timeout=DEADLINE_S)
 
 
 def init_producer_id(bootstrap: str) -> m.InitProducerIdResponse:
