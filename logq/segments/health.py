@@ -61,6 +61,7 @@ class StorageHealth:
         self.errors: Counter[str] = Counter()  # by kind, one of ERROR_KINDS
         self._lock = threading.Lock()
         self._full_logged_at = -_RELOG_FULL_S
+        self._full_logged = False  # this episode of full was logged: so is its end
 
     def free_bytes(self) -> int:
         """Bytes available to the broker on the directory's filesystem; -1 if it cannot be asked."""
@@ -85,6 +86,8 @@ class StorageHealth:
         with self._lock:
             self.errors["no_space"] += 1
             loud = not self.full and now - self._full_logged_at >= _RELOG_FULL_S
+            if not self.full:
+                self._full_logged = loud
             self.full = True
             if loud:
                 self._full_logged_at = now
@@ -101,8 +104,9 @@ class StorageHealth:
     def appended(self) -> None:
         """An append succeeded after the directory was full: there is space again."""
         with self._lock:
-            was_full, self.full = self.full, False
-        if was_full:
+            was_logged = self.full and self._full_logged
+            self.full = False
+        if was_logged:
             free = self._free_text()
             log.warning("data directory %s has space again (%s free): appends resumed", self.directory, free)
 

@@ -99,6 +99,27 @@ def test_an_append_that_finds_no_space_is_refused_whole_and_appends_resume_once_
     manager.close()
 
 
+def test_a_disk_hovering_at_full_is_logged_once_a_minute_not_once_a_request(
+    small_disk: SmallDisk, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    manager, plog = open_log(small_disk.path / "data", clock, LogConfig())
+    plog.append(make_batch(10, value_size=100, tag=0))
+    big = make_batch(64, value_size=16_000, tag=1)
+    for _ in range(3):  # full, space again, full again... within a minute
+        small_disk.fill()
+        for _ in range(5):
+            with pytest.raises(DiskFullError):
+                plog.append(big)
+        small_disk.free()
+        plog.append(make_batch(1, tag=2))
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "logq.segments.health"]
+    assert [level for level, _ in messages] == ["ERROR", "WARNING"]
+    assert "is full" in messages[0][1]
+    assert "has space again" in messages[1][1]
+    assert plog.health.errors["no_space"] == 15
+    manager.close()
+
+
 def test_a_batch_that_only_partly_fits_is_cut_back(small_disk: SmallDisk, clock: FakeClock) -> None:
     data_dir = small_disk.path / "data"
     manager, plog = open_log(data_dir, clock, LogConfig(preallocate_bytes=0))
