@@ -91,7 +91,9 @@ class Segment:
         try:
             supported = space.reserve(self.fd, position, length)
         except OSError:
-            return  # e.g. a full disk: the write says whether the batch fits; reserve again next time
+            # e.g. a full disk: the write says whether the batch fits. Counted as reserved, so that
+            # blocks allocated in part are given back as a reservation is (cut-back, roll, close).
+            supported = True
         self._reserved_end = position + length if supported else -1  # -1: never here
 
     def release_reserved(self) -> None:

@@ -4,9 +4,8 @@ Writing into blocks that are already allocated spares the filesystem its block r
 append, which makes page-cache appends about a fifth faster on ext4 (docs/benchmarks.md). KEEP_SIZE leaves
 the file's size at the end of its data, so reads, recovery scans and retention never see the reserved
 space; truncating to the current size gives it back (ext4 frees blocks past the end on any truncate).
-Where the call does not exist or the filesystem does not support it, appends simply go without; a
-reservation refused for want of space is tried again at the next append (the write itself says whether
-the batch fits).
+Where the call does not exist or the filesystem does not support it, appends simply go without; where
+it fails for want of space, the write itself says whether the batch fits.
 """
 
 from __future__ import annotations

@@ -88,6 +88,10 @@ def test_an_append_that_finds_no_space_is_refused_whole_and_appends_resume_once_
     small_disk.free()
     plog.append(make_batch(10, value_size=100, tag=5))  # no restart needed
     assert (plog.health.full, plog.health.offline) == (False, False)
+    plog.append(make_batch(64, value_size=16_000, tag=6))
+    plog.append(make_batch(10, value_size=100, tag=7))
+    [path] = plog.directory.glob("*.log")
+    assert path.stat().st_blocks * 512 > segment_bytes(plog) + 512 * 1024  # reserving ahead again
     assert plog.flush() == plog.log_end_offset
     manager.close()
 
@@ -95,7 +99,7 @@ def test_an_append_that_finds_no_space_is_refused_whole_and_appends_resume_once_
     assert manager.reports[0].truncated_bytes == 0
     reopened = manager.get(QUEUE, 0)
     assert reopened is not None
-    assert tags(reopened) == [0, 1, 2, 3, 4, 5]
+    assert tags(reopened) == [0, 1, 2, 3, 4, 5, 6, 7]
     manager.close()
 
 
