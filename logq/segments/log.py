@@ -211,7 +211,8 @@ class PartitionLog:
             return AppendInfo(base, self._next_offset - 1)
 
     def _index_writes_wait(self) -> bool:
-        return self.health.index_writes_wait()
+        # offline: RocksDB may refuse every write already, and retention must still get to its unlinks
+        return self.health.offline or self.health.index_writes_wait()
 
     def _write_failed(self, what: str, exc: OSError | StorageError) -> StorageError:
         """The error for a failed write: for want of space the write was cut back and the log is as it
