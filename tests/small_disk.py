@@ -1,7 +1,7 @@
 """Small real filesystems for storage-failure tests: an ext4 image on a loop device that a test fills
 (a full disk), and one whose backing store a test exhausts (a thin-provisioned disk, where writeback and
-so fsync fail). Needs root and loop devices; the fixtures in tests/conftest.py skip without them (and
-fail under CI, which has them)."""
+so fsync fail). Needs root and loop devices; the fixtures in tests/conftest.py skip without them, except
+under CI, where they fail rather than hide that these tests did not run."""
 
 from __future__ import annotations
 
@@ -176,4 +176,4 @@ def thin_disk(root: Path, size: int = 64 * MIB, backing: int = 24 * MIB) -> Iter
         _unmount(disk.backing_path)
 
 
-D = TypeVar("D", SmallDisk, ThinDisk)
+D = TypeVar("D", SmallDisk, ThinDisk)  # what tests/conftest.py mounts

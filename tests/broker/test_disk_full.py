@@ -1,8 +1,9 @@
 """A real broker process whose data directory is on a small loop-mounted filesystem, driven by
-confluent-kafka: a full disk answers every produce with KAFKA_STORAGE_ERROR (acks=0 closes the
-connection) and resumes once space is freed; an index (RocksDB) that cannot be written and a failed fsync
-take the data directory offline until a restart. Each is logged once, shows in the metrics, and after
-SIGKILL and a restart every acknowledged message is there, in order, and nothing half-written."""
+confluent-kafka (and logq's producer): a full disk answers every produce with KAFKA_STORAGE_ERROR (acks=0
+closes the connection) and resumes once space is freed; acks=all goes on while appends still fit; a
+failed fsync takes the data directory offline until a restart; metadata writes that fail are answered
+and not half-made. Each is logged once, shows in the metrics, and after SIGKILL and a restart every
+acknowledged message is there, in order, and nothing half-written."""
 
 from __future__ import annotations
 
@@ -56,6 +57,15 @@ class Broker:
                 if sample.name == name and sample.labels == labels:
                     return float(sample.value)
         raise AssertionError(f"no sample {name}{labels}")
+
+    def logged(self, text: str, timeout: float = 5.0) -> bool:
+        """Whether the broker logs ``text`` within ``timeout`` (its output is read by another thread)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.proc.log_text:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def error_lines(self) -> list[str]:
         return [line for line in self.proc.output if " ERROR " in line]
@@ -153,6 +163,7 @@ def test_a_full_disk_answers_every_produce_and_appends_resume_once_space_is_free
     assert codes(produce(broker.bootstrap, "1", [big])) == [STORAGE_ERROR]
     produce(broker.bootstrap, "0", [big])  # acks=0: the broker closes the connection, as Kafka does
     assert high_watermark(broker.bootstrap) == 50  # nothing of the three was stored
+    assert broker.logged(f"acks=0 produce failed with error {STORAGE_ERROR}")
     assert consume(broker.bootstrap, 50) == sent  # Metadata, ListOffsets and Fetch go on
 
     [line] = broker.error_lines()  # once, not per request
@@ -166,7 +177,7 @@ def test_a_full_disk_answers_every_produce_and_appends_resume_once_space_is_free
     small_disk.free()  # no restart
     more = values(50, 10)
     assert codes(produce(broker.bootstrap, "all", more)) == [0] * 10
-    assert "has space again" in broker.proc.log_text
+    assert broker.logged("has space again")
     assert broker.metric("logq_log_dir_full") == 0
 
     broker.proc.kill()  # SIGKILL
