@@ -68,6 +68,7 @@ class Broker:
         return True
 
     def error_lines(self) -> list[str]:
+        assert self.logged(" ERROR ")
         return [line for line in self.proc.output if " ERROR " in line]
 
 
