@@ -1,12 +1,12 @@
 # logq: `make run` starts a standalone broker, `make test` runs lint, types and the whole suite.
 # Needs only python3 (3.11+) with venv, and make. `make test` also installs, with apt-get when run as
-# root, the Debian packages its tests drive: kcat and zookeeper (with Java).
+# root, the Debian packages its tests drive: kcat, zookeeper (with Java) and e2fsprogs.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
-TEST_DEBS := kcat zookeeper
+TEST_DEBS := kcat zookeeper e2fsprogs
 
 .PHONY: run cluster cluster-stop test test-deps lint typecheck unit bench clean
 
@@ -38,8 +38,9 @@ cluster: $(RUN_STAMP)
 cluster-stop:
 	scripts/cluster.sh stop
 
-# kcat (a real Kafka client) and ZooKeeper (the cluster tests' server): installed when missing if we may,
-# otherwise one line says what to install (their tests then skip, with the reason, outside CI).
+# kcat (a real Kafka client), ZooKeeper (the cluster tests' server) and e2fsprogs (mkfs.ext4 for the
+# full-disk tests' small file systems): installed when missing if we may, otherwise one line says what to
+# install (their tests then skip, with the reason, outside CI).
 test-deps:
 	@scripts/test-deps.sh $(TEST_DEBS)
 

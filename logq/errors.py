@@ -6,6 +6,9 @@ LogqError
  |    +-- BatchTooLargeError      MESSAGE_TOO_LARGE: larger than max.message.bytes
  |    +-- OffsetOutOfRangeError   OFFSET_OUT_OF_RANGE: below the log start or past the log end
  |    +-- LogClosedError          KAFKA_STORAGE_ERROR: the partition log is closed or deleted
+ |    +-- DiskFullError           KAFKA_STORAGE_ERROR: no space left for an append; nothing was written
+ |    +-- LogDirOfflineError      KAFKA_STORAGE_ERROR: the data directory failed (an fsync, an index write):
+ |                                nothing more is written or acknowledged until the broker restarts
  +-- FencedLeaderEpochError       FENCED_LEADER_EPOCH: an append's leader epoch is below the log's latest
  +-- ReplicationError             an acks=all write not replicated: NOT_ENOUGH_REPLICAS(_AFTER_APPEND), ...
  +-- ProducerStateError           a sequence/epoch check of an idempotent producer failed
@@ -67,6 +70,21 @@ class OffsetOutOfRangeError(StorageError):
 
 
 class LogClosedError(StorageError):
+    code = ErrorCode.KAFKA_STORAGE_ERROR
+
+
+class DiskFullError(StorageError):
+    """The data directory's disk has no space for an append (ENOSPC, EDQUOT). The write was cut back, so
+    the log is unchanged and takes appends again once there is space."""
+
+    code = ErrorCode.KAFKA_STORAGE_ERROR
+
+
+class LogDirOfflineError(StorageError):
+    """The data directory went offline after a failure whose effect on the disk is unknown: a failed
+    fsync (the kernel may have dropped the unwritten pages), a failed index write, a write that could
+    not be cut back. Nothing more is appended or acknowledged there until the broker restarts."""
+
     code = ErrorCode.KAFKA_STORAGE_ERROR
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the Debian packages the tests drive (kcat, zookeeper) when they are missing: with apt-get as
+# Install the Debian packages the tests need (kcat, zookeeper, e2fsprogs) when they are missing: with apt-get as
 # root, else print the one command to run. Never fails the build by itself: the tests that need a missing
 # package skip with the reason (and fail under CI, where .ci/run runs this as root).
 set -uo pipefail
@@ -8,6 +8,7 @@ for pkg in "$@"; do
     case "$pkg" in
         kcat) command -v kcat >/dev/null 2>&1 || missing+=(kcat) ;;
         zookeeper) [[ -e /usr/share/java/zookeeper.jar ]] || missing+=(zookeeper) ;;
+        e2fsprogs) command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs) ;;
         *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
     esac
 done

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ import pytest
 from logq.config import LogConfig
 from logq.segments import LogManager
 from logq.testing import FakeClock
+from tests import small_disk as disks
 from tests.broker_process import BrokerProcess
 from tests.zookeeper_server import ZooKeeperUnavailable, find_zookeeper
 
@@ -37,6 +39,35 @@ def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
     proc = BrokerProcess(tmp_path / "broker-data").start()
     yield proc
     proc.kill()
+
+
+# Small real filesystems on loop devices (tests/small_disk.py) for full-disk and failed-fsync tests; skipped
+# where loop devices cannot be mounted (not root, none in a container), except under CI, where it fails.
+
+
+def _mount(mounting: contextlib.AbstractContextManager[disks.D]) -> Iterator[disks.D]:
+    stack = contextlib.ExitStack()
+    try:
+        disk = stack.enter_context(mounting)
+    except disks.DiskUnavailableError as exc:
+        if os.environ.get("CI"):  # a skip there would hide that these tests never run
+            pytest.fail(f"a loop-mounted filesystem is required under CI: {exc}")
+        pytest.skip(f"cannot mount a loop device: {exc}")
+    with stack:
+        yield disk
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[disks.SmallDisk]:
+    """A 48 MiB ext4 filesystem that the test can fill (``fill()``, ``free()``)."""
+    yield from _mount(disks.small_disk(tmp_path))
+
+
+@pytest.fixture
+def thin_disk(tmp_path: Path) -> Iterator[disks.ThinDisk]:
+    """A 64 MiB ext4 filesystem on 24 MiB of backing store that the test can exhaust (``exhaust()``):
+    writes then still succeed, but fsync fails."""
+    yield from _mount(disks.thin_disk(tmp_path))
 
 
 # A real ZooKeeper (tests/zookeeper_server.py: LOGQ_TEST_ZOOKEEPER, Debian's package, testcontainers) for

@@ -34,7 +34,7 @@ from logq.broker.server import Server
 from logq.clock import SYSTEM_CLOCK, Clock
 from logq.coordinator import BrokerInfo, Coordinator, EmbeddedCoordinator
 from logq.coordinator.zookeeper import ZooKeeperCoordinator
-from logq.errors import LogqError
+from logq.errors import LogqError, StorageError
 from logq.groups.membership import Group, GroupMembership, MembershipConfig
 from logq.groups.offsets import OFFSETS_QUEUE, NotCoordinatorError, OffsetStore
 from logq.groups.state import GroupState
@@ -184,6 +184,7 @@ class Broker:
             self._tasks.append(asyncio.create_task(member.run(), name="cluster-member"))
             self._tasks.append(asyncio.create_task(member.check_isrs(), name="isr-checks"))
         self.metrics.watch_logs(logs.logs)
+        self.metrics.watch_storage(logs.health)
         if member is not None:
             self.metrics.watch_replication(replicas.replication_status)
         if config.metrics_listen is not None:
@@ -233,12 +234,19 @@ class Broker:
         config = self.config
         while True:
             await asyncio.sleep(config.log.retention_check_interval_ms / 1000)
-            await asyncio.to_thread(offsets.expire, self._clock.time_ms(), config.offsets_retention_ms)
-            membership.forget_empty(lambda group_id: _has_offsets(offsets, group_id))
-            for partition in range(offsets.partitions):
-                if offsets.loaded(partition):  # cluster mode: only the partitions led here
-                    with contextlib.suppress(NotCoordinatorError):  # unloaded meanwhile (leader moved)
-                        await asyncio.to_thread(offsets.maybe_compact, partition, OFFSETS_COMPACT_BYTES)
+            try:
+                await self._maintain_offsets_once(offsets, membership)
+            except StorageError as exc:  # a full or offline data directory (logged there): next round
+                log.warning("offsets maintenance skipped: %s", exc)
+
+    async def _maintain_offsets_once(self, offsets: OffsetStore, membership: GroupMembership) -> None:
+        config = self.config
+        await asyncio.to_thread(offsets.expire, self._clock.time_ms(), config.offsets_retention_ms)
+        membership.forget_empty(lambda group_id: _has_offsets(offsets, group_id))
+        for partition in range(offsets.partitions):
+            if offsets.loaded(partition):  # cluster mode: only the partitions led here
+                with contextlib.suppress(NotCoordinatorError):  # unloaded meanwhile (leader moved)
+                    await asyncio.to_thread(offsets.maybe_compact, partition, OFFSETS_COMPACT_BYTES)
 
     async def end_zookeeper_session(self) -> None:
         """A fault drill (SIGUSR1): end this broker's ZooKeeper session as an expiry would."""

@@ -235,7 +235,11 @@ class Handlers:
     ) -> m.InitProducerIdResponse:
         if req.transactional_id is not None:
             return m.InitProducerIdResponse(error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-        producer_id = await self._coordinator.allocate_producer_id()
+        try:
+            producer_id = await self._coordinator.allocate_producer_id()
+        except LogqError as exc:  # e.g. the block of ids could not be recorded: a full disk
+            self._count_errors("InitProducerId", (exc.code,))
+            return m.InitProducerIdResponse(error_code=exc.code, producer_id=-1, producer_epoch=-1)
         return m.InitProducerIdResponse(error_code=ErrorCode.NONE, producer_id=producer_id, producer_epoch=0)
 
     # --- Fetch ------------------------------------------------------------------------------------------

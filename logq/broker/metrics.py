@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from logq.segments import PartitionLog
+from logq.segments.health import ERROR_KINDS, StorageHealth
 
 if TYPE_CHECKING:
     from logq.broker.lag import PartitionLag
@@ -51,6 +52,9 @@ class BrokerMetrics:
     def watch_logs(self, logs: Callable[[], Iterable[PartitionLog]]) -> None:
         self.registry.register(_LogCollector(logs))
 
+    def watch_storage(self, health: StorageHealth) -> None:
+        self.registry.register(_StorageCollector(health))
+
     def watch_lag(self, lag: Callable[[], Iterable[PartitionLag]]) -> None:
         self.registry.register(_LagCollector(lag))
 
@@ -76,6 +80,39 @@ class _LogCollector(Collector):
             start.add_metric([plog.name], plog.log_start_offset)
             size.add_metric([plog.name], plog.size_bytes)
         yield from (end, start, size)
+
+
+class _StorageCollector(Collector):
+    """The data directory's health (``logq/segments/health.py``), read when scraped."""
+
+    def __init__(self, health: StorageHealth) -> None:
+        self._health = health
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        health = self._health
+        offline = GaugeMetricFamily(
+            "logq_log_dir_offline",
+            "1 once the data directory is offline after a failed fsync or index write: nothing more is "
+            "written or acknowledged there until the broker restarts",
+        )
+        full = GaugeMetricFamily(
+            "logq_log_dir_full", "1 while appends are refused for want of space (until one succeeds)"
+        )
+        free = GaugeMetricFamily(
+            "logq_log_dir_free_bytes", "Bytes available to the broker on the data directory's filesystem"
+        )
+        errors = CounterMetricFamily(
+            "logq_storage_errors",
+            "Storage failures by kind: no_space (an append refused; the directory stays online), "
+            "fsync, write, index (each takes the directory offline)",
+            labels=["kind"],
+        )
+        offline.add_metric([], 1 if health.offline else 0)
+        full.add_metric([], 1 if health.full else 0)
+        free.add_metric([], health.free_bytes())
+        for kind in ERROR_KINDS:
+            errors.add_metric([kind], health.errors[kind])
+        yield from (offline, full, free, errors)
 
 
 class _LagCollector(Collector):

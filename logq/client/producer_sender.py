@@ -259,7 +259,7 @@ class Sender:
                 head = queue[0]
                 if head.deadline <= now:
                     queue.popleft()
-                    self._expire(head)
+                    self._expire(head, head.last_error)
                     progress = True
                     continue
                 if p.failing or len(p.inflight) >= self._max_in_flight:
@@ -419,6 +419,7 @@ class Sender:
     def _retry(self, b: ProducerBatch, error: LogqError) -> None:
         p = b.part
         b.attempts += 1
+        b.last_error = error
         if self._retries is not None and b.attempts > self._retries:
             self._fail(b, error)
             return

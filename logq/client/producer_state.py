@@ -49,6 +49,7 @@ class ProducerBatch(Completion):
         "created",
         "data",
         "deadline",
+        "last_error",
         "linked",
         "number",
         "part",
@@ -65,6 +66,7 @@ class ProducerBatch(Completion):
         self.count = 0
         self.sequence = -1
         self.attempts = 0
+        self.last_error: LogqError | None = None  # why the last attempt failed (named when it expires)
         self.number = 0  # send order, to put retried batches back in order
         # records sent before their queue's metadata was known: (offset delta, their completion)
         self.linked: list[tuple[int, Completion]] | None = None

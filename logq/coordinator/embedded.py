@@ -3,7 +3,8 @@
 The file is rewritten atomically (temp, fsync, rename, fsync of the directory) on every change, so a
 crash leaves either the old or the new metadata. Producer ids are handed out from blocks of 1,000 whose
 upper bound is persisted before any id of the block is used (as Kafka's ZooKeeper mode did), so no id is
-ever reused after a crash.
+ever reused after a crash. A change whose write fails (a full disk) is not made: the caller gets a
+StorageError (KAFKA_STORAGE_ERROR) and memory keeps the state the file holds.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from logq.errors import (
     InvalidPartitionsError,
     InvalidReplicationFactorError,
     QueueExistsError,
+    StorageError,
     UnknownQueueError,
 )
 from logq.queues import collides
@@ -93,7 +95,11 @@ class EmbeddedCoordinator:
                 queue_id=uuid.uuid4().hex,
             )
             self._queues[name] = queue
-            await self._save()
+            try:
+                await self._save()
+            except StorageError:
+                del self._queues[name]
+                raise
         self._notify()
         return queue
 
@@ -101,15 +107,24 @@ class EmbeddedCoordinator:
         async with self._lock:
             if name not in self._queues:
                 raise UnknownQueueError(f"queue {name!r} does not exist")
-            del self._queues[name]
-            await self._save()
+            queue = self._queues.pop(name)
+            try:
+                await self._save()
+            except StorageError:
+                self._queues[name] = queue
+                raise
         self._notify()
 
     async def allocate_producer_id(self) -> int:
         async with self._lock:
             if self._next_producer_id >= self._producer_block_end:
+                previous = self._producer_block_end
                 self._producer_block_end = self._next_producer_id + PRODUCER_ID_BLOCK
-                await self._save()
+                try:
+                    await self._save()
+                except StorageError:  # no id of an unrecorded block is ever handed out
+                    self._producer_block_end = previous
+                    raise
             pid = self._next_producer_id
             self._next_producer_id += 1
             return pid
@@ -157,4 +172,7 @@ class EmbeddedCoordinator:
 
     async def _save(self) -> None:
         payload = json.dumps(self._dump(), indent=1, sort_keys=True).encode()
-        await asyncio.to_thread(atomic_write, self._path, payload)
+        try:
+            await asyncio.to_thread(atomic_write, self._path, payload)
+        except OSError as exc:
+            raise StorageError(f"cannot write {self._path}: {exc}") from exc

@@ -42,14 +42,17 @@ class RetentionJob:
         for partition_log in self._logs():
             try:
                 deleted += self._apply(partition_log)
-            except StorageError as exc:  # a log closed or deleted under us: the next run sees the new set
+            except (StorageError, OSError) as exc:  # a log closed or deleted under us, a failing disk
                 log.debug("retention skipped %s: %s", partition_log.name, exc)
         self._runs += 1
         return deleted
 
     def _apply(self, partition_log: PartitionLog) -> int:
         config = partition_log.config
-        partition_log.roll_if_aged()
+        try:
+            partition_log.roll_if_aged()
+        except StorageError as exc:  # e.g. a full disk, where deleting old segments is what frees space
+            log.debug("retention could not roll %s: %s", partition_log.name, exc)
         deletions = select_deletable(
             partition_log.segment_infos(),
             now_ms=self._clock.time_ms(),

@@ -17,19 +17,25 @@ Offset entries are sparse (one per ``index.interval.bytes``); time entries mark 
 max timestamp. Lookups return the greatest entry at or below the target and the reader scans forward
 through batch headers from there.
 Thread safety: RocksDB is thread-safe; each PartitionIndex is written only by its log, under its locks.
+A failed write raises StorageError (rocksdict's own errors are plain Exceptions); RocksDB then refuses
+every later write until it is reopened, so a failed index write takes the data directory offline
+(``health.py``).
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import shutil
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+
+from logq.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,16 @@ class Checkpoint:
     segment_base: int
     position: int
     next_offset: int
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn rocksdict's plain Exception for a failed write (e.g. "IO error: No space left on device")
+    into a StorageError."""
+    try:
+        yield
+    except Exception as exc:
+        raise StorageError(f"index {path}: {exc}") from exc
 
 
 class IndexStore:
@@ -91,14 +107,18 @@ class IndexStore:
         return PartitionIndex(self, name)
 
     def write(self, batch: WriteBatch, *, sync: bool) -> None:
-        if sync:
-            self.db.write(batch, self._sync)
-        else:
-            self.db.write(batch)
+        with _writing(self.path):
+            if sync:
+                self.db.write(batch, self._sync)
+            else:
+                self.db.write(batch)
 
-    def close(self) -> None:
-        self.db.flush_wal(True)
-        self.db.close()
+    def close(self, *, flush: bool = True) -> None:
+        """Close the database; ``flush=False`` leaves the WAL as it is (what a crash leaves)."""
+        with _writing(self.path):
+            if flush:
+                self.db.flush_wal(True)
+            self.db.close()
 
 
 def _range_end(prefix: bytes) -> bytes:
@@ -123,7 +143,8 @@ class PartitionIndex:
     # --- offset index ---------------------------------------------------------------------------
 
     def put_offset(self, offset: int, segment_base: int, position: int) -> None:
-        self._db[self._offsets + _U64.pack(offset)] = _POSITION.pack(segment_base, position)
+        with _writing(self._store.path):
+            self._db[self._offsets + _U64.pack(offset)] = _POSITION.pack(segment_base, position)
 
     def floor_offset(self, offset: int) -> tuple[int, int, int] | None:
         """(entry offset, segment base, position) of the greatest entry <= offset."""
@@ -146,15 +167,18 @@ class PartitionIndex:
         self._store.write(wb, sync=False)
 
     def delete_offsets_from(self, offset: int) -> None:
-        self._db.delete_range(self._offsets + _U64.pack(offset), _range_end(self._offsets))
+        with _writing(self._store.path):
+            self._db.delete_range(self._offsets + _U64.pack(offset), _range_end(self._offsets))
 
     def delete_offsets_below(self, offset: int) -> None:
-        self._db.delete_range(self._offsets, self._offsets + _U64.pack(offset))
+        with _writing(self._store.path):
+            self._db.delete_range(self._offsets, self._offsets + _U64.pack(offset))
 
     # --- time index -----------------------------------------------------------------------------
 
     def put_time(self, timestamp: int, offset: int) -> None:
-        self._db[self._times + _U64.pack(timestamp)] = _U64.pack(offset)
+        with _writing(self._store.path):
+            self._db[self._times + _U64.pack(timestamp)] = _U64.pack(offset)
 
     def floor_time(self, timestamp: int) -> tuple[int, int] | None:
         """(indexed timestamp, base offset) of the greatest entry whose timestamp <= ``timestamp``."""
@@ -182,8 +206,9 @@ class PartitionIndex:
             doomed.append(it.key())
             it.prev()
         del it
-        for key in doomed:
-            del self._db[key]
+        with _writing(self._store.path):
+            for key in doomed:
+                del self._db[key]
 
     def delete_times_below_offset(self, offset: int) -> None:
         it = self._db.iter()
@@ -193,8 +218,9 @@ class PartitionIndex:
             doomed.append(it.key())
             it.next()
         del it
-        for key in doomed:
-            del self._db[key]
+        with _writing(self._store.path):
+            for key in doomed:
+                del self._db[key]
 
     # --- checkpoint, segment metadata, producer state -------------------------------------------
 
@@ -310,7 +336,9 @@ class SparseIndexer:
 
     New entries wait in memory until ``write_pending()`` (every flush, or once ``PENDING_LIMIT``
     accumulate); lookups consult both. Entries lost in a crash are recreated by recovery, which
-    re-indexes everything after the checkpoint.
+    re-indexes everything after the checkpoint. While ``writes_wait()`` says so (the disk is nearly
+    full: a failed RocksDB write would stop every later one) they keep waiting, and ``drop_below``
+    leaves RocksDB's entries below the log start for the next drop (they are never looked up).
     """
 
     PENDING_LIMIT = 256
@@ -318,6 +346,7 @@ class SparseIndexer:
     def __init__(self, index: PartitionIndex, interval_bytes: int) -> None:
         self.index = index
         self.interval_bytes = interval_bytes
+        self.writes_wait: Callable[[], bool] = lambda: False  # the log sets its own
         self._since_offset_entry = 0
         self.max_timestamp = -1
         self._offsets: list[tuple[int, int, int]] = []  # pending (offset, segment base, position)
@@ -337,7 +366,7 @@ class SparseIndexer:
         if max_timestamp > self.max_timestamp:
             self.max_timestamp = max_timestamp
             self._times.append((max_timestamp, base_offset))
-        if len(self._offsets) + len(self._times) >= self.PENDING_LIMIT:
+        if len(self._offsets) + len(self._times) >= self.PENDING_LIMIT and not self.writes_wait():
             self.write_pending()
 
     def write_pending(self) -> None:
@@ -361,8 +390,9 @@ class SparseIndexer:
         """Forget entries pointing below ``offset`` (retention moved the log start)."""
         self._offsets = [e for e in self._offsets if e[0] >= offset]
         self._times = [e for e in self._times if e[1] >= offset]
-        self.index.delete_offsets_below(offset)
-        self.index.delete_times_below_offset(offset)
+        if not self.writes_wait():
+            self.index.delete_offsets_below(offset)
+            self.index.delete_times_below_offset(offset)
 
     def floor_offset(self, offset: int) -> tuple[int, int, int] | None:
         """(entry offset, segment base, position) of the greatest entry <= offset."""

@@ -10,6 +10,12 @@ already covered when they get the lock: that is the group commit. Helpers ending
 Offsets: log_start_offset <= high_watermark <= log_end_offset, and durable_offset <= log_end_offset.
 The high watermark is set by the owner (the broker: the end of the replicated data); the durable offset
 is the fsynced prefix.
+
+Storage failures (``health.py``, shared by every log of the data directory): an append that finds no
+space is cut back and refused with DiskFullError, leaving the log as it was; any failure whose effect
+on the disk is unknown (a failed fsync, index write, truncation) takes the directory offline, after
+which appends, flushes and truncations raise LogDirOfflineError, the durable offset never moves again,
+and the high watermark stops at it (the tail past it may not survive).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from logq.errors import (
     StorageError,
 )
 from logq.segments import files
+from logq.segments.health import StorageHealth, is_disk_full
 from logq.segments.index import Checkpoint, PartitionIndex, SparseIndexer
 from logq.segments.leader_epochs import LeaderEpochHistory
 from logq.segments.producer_state import ProducerStateTable
@@ -100,6 +107,9 @@ class PartitionLog:
         self._trash: list[tuple[Segment, int]] = []  # (renamed segment, unlink after this time_ms)
         self._dropped_segment_meta: list[int] = []
         self._closed = False
+        # The LogManager gives every log of a data directory the same one.
+        self.health = StorageHealth(directory.parent)
+        indexer.writes_wait = self._index_writes_wait
 
     # --- offsets ----------------------------------------------------------------------------------
 
@@ -118,6 +128,8 @@ class PartitionLog:
 
     @property
     def high_watermark(self) -> int:
+        if self.health.offline:  # past the last fsync the disk may hold nothing: serve none of it
+            return min(self._high_watermark, self._next_offset, self._durable_offset)
         return min(self._high_watermark, self._next_offset)
 
     @high_watermark.setter
@@ -150,8 +162,8 @@ class PartitionLog:
         batch; a leader epoch newer than the latest one recorded starts a new entry (epoch, base offset)
         of the leader-epoch history. -1 means "no epoch" (standalone) and records nothing.
         Raises BatchTooLargeError, CorruptBatchError, FencedLeaderEpochError (an epoch below the latest
-        recorded one), or a ProducerStateError for idempotent batches.
-        The batch is in the page cache when this returns; ``flush()`` makes it durable.
+        recorded one), a ProducerStateError for idempotent batches, DiskFullError (nothing written) or
+        LogDirOfflineError. The batch is in the page cache when this returns; ``flush()`` makes it durable.
         """
         if len(data) > self.config.max_message_bytes:
             raise BatchTooLargeError(
@@ -166,6 +178,8 @@ class PartitionLog:
         with self._lock:
             if self._closed:
                 raise LogClosedError(f"{self.name}: the log is closed")
+            if self.health.offline:
+                raise self.health.offline_error()
             if leader_epoch is None:
                 leader_epoch = self._leader_epoch
             if leader_epoch != -1:
@@ -177,10 +191,12 @@ class PartitionLog:
             now = self._clock.time_ms()
             segment = self._maybe_roll_locked(len(data), now)
             base = self._next_offset
-            position = segment.append(
-                rb.patch_prefix(header, base, leader_epoch), view[16:], self.config.preallocate_bytes
-            )
-            self._indexer.add(segment.base_offset, position, base, len(data), header.max_timestamp)
+            try:
+                position = segment.append(
+                    rb.patch_prefix(header, base, leader_epoch), view[16:], self.config.preallocate_bytes
+                )
+            except (OSError, StorageError) as exc:
+                raise self._write_failed(f"append to {segment.path}", exc) from exc
             if leader_epoch != -1:
                 self._epochs.assign(leader_epoch, base)
             if idempotent:
@@ -189,7 +205,31 @@ class PartitionLog:
             if segment.first_append_ms < 0:
                 segment.first_append_ms = now
             segment.last_append_ms = now
+            self._index_locked(segment.base_offset, position, base, len(data), header.max_timestamp)
+            if self.health.full:
+                self.health.appended()
             return AppendInfo(base, self._next_offset - 1)
+
+    def _index_writes_wait(self) -> bool:
+        # offline: RocksDB may refuse every write already, and retention must still get to its unlinks
+        return self.health.offline or self.health.index_writes_wait()
+
+    def _write_failed(self, what: str, exc: OSError | StorageError) -> StorageError:
+        """The error for a failed write: for want of space the write was cut back and the log is as it
+        was (DiskFullError); anything else takes the data directory offline."""
+        if is_disk_full(exc):
+            return self.health.no_space(what, exc)
+        return self.health.fail("write", what, exc)
+
+    def _index_locked(self, segment_base: int, position: int, base: int, size: int, max_ts: int) -> None:
+        """Index a batch already written and counted in the log's offsets. The index is derived data and
+        the batch is whole: a failed index write does not undo the append (it is kept in memory, and
+        recovery re-indexes from the segments), but RocksDB takes no more writes, so the directory goes
+        offline and the next append or flush says so."""
+        try:
+            self._indexer.add(segment_base, position, base, size, max_ts)
+        except StorageError as exc:
+            self.health.fail("index", "index write", exc)
 
     def append_replicated(self, data: bytes | memoryview) -> int:
         """A follower's append of whole batches fetched from its leader, stored with the offsets and leader
@@ -201,6 +241,8 @@ class PartitionLog:
         position = 0
         with self._lock:
             self._check_open_locked()
+            if self.health.offline:
+                raise self.health.offline_error()
             while len(view) - position >= rb.HEADER_SIZE:
                 base, size = rb.read_prefix(view, position)
                 if len(view) - position < size:
@@ -216,12 +258,14 @@ class PartitionLog:
                 now = self._clock.time_ms()
                 segment = self._maybe_roll_locked(size, now)
                 epoch = header.partition_leader_epoch
-                stored_at = segment.append(
-                    bytes(view[position : position + 16]),
-                    view[position + 16 : position + size],
-                    self.config.preallocate_bytes,
-                )
-                self._indexer.add(segment.base_offset, stored_at, base, size, header.max_timestamp)
+                try:
+                    stored_at = segment.append(
+                        bytes(view[position : position + 16]),
+                        view[position + 16 : position + size],
+                        self.config.preallocate_bytes,
+                    )
+                except (OSError, StorageError) as exc:
+                    raise self._write_failed(f"append to {segment.path}", exc) from exc
                 if epoch >= 0:
                     self._epochs.replay(epoch, base)
                 self._producers.update(header, base)
@@ -229,6 +273,9 @@ class PartitionLog:
                 if segment.first_append_ms < 0:
                     segment.first_append_ms = now
                 segment.last_append_ms = now
+                self._index_locked(segment.base_offset, stored_at, base, size, header.max_timestamp)
+                if self.health.full:
+                    self.health.appended()
                 position += size
             return self._next_offset
 
@@ -253,10 +300,19 @@ class PartitionLog:
         return active
 
     def _roll_locked(self) -> Segment:
+        if self.health.offline:
+            raise self.health.offline_error()
         self._segments[-1].release_reserved()
-        segment = Segment(self.directory, self._next_offset, create=True)
+        try:
+            segment = Segment(self.directory, self._next_offset, create=True)
+        except OSError as exc:  # nothing was created: the active segment stays active
+            raise self._write_failed(f"creating a segment in {self.directory}", exc) from exc
         segment.next_offset = self._next_offset
-        files.fsync_dir(self.directory)  # the new name must survive a crash once its data is acked
+        try:
+            files.fsync_dir(self.directory)  # the new name must survive a crash once its data is acked
+        except OSError as exc:
+            segment.close()
+            raise self.health.fail("fsync", f"fsync of {self.directory}", exc) from exc
         self._segments.append(segment)
         self._bases.append(segment.base_offset)
         log.debug("%s: rolled segment %s", self.name, segment.path.name)
@@ -438,14 +494,26 @@ class PartitionLog:
         Blocking: the broker runs it off the event loop. Concurrent callers share fsyncs (see the
         module docstring). The order is segment data (fdatasync), then one RocksDB write of the index
         entries and the checkpoint, so a checkpoint never points at data that is not on disk.
+        On a nearly full disk the index write waits for a later flush (``health.py``); the data is
+        durable all the same. A failed fsync or index write takes the data directory offline
+        (LogDirOfflineError), and from then on every flush with data to cover raises it: the durable
+        offset never moves again.
         """
         target = self._next_offset
         with self._flush_lock:
             if self._durable_offset >= target:
                 return self._durable_offset
+            health = self.health
+            if health.offline:  # after a failed fsync a later one may "succeed" over dropped pages
+                raise health.offline_error()
+            index_waits = health.index_writes_wait()
             with self._lock:
                 self._check_open_locked()
-                self._indexer.write_pending()
+                try:
+                    if not index_waits:
+                        self._indexer.write_pending()
+                except StorageError as exc:
+                    raise health.fail("index", "index write", exc) from exc
                 dirty = [s for s in self._segments if s.synced_size < s.size]
                 active = self._segments[-1]
                 checkpoint = Checkpoint(active.base_offset, active.size, self._next_offset)
@@ -454,25 +522,42 @@ class PartitionLog:
                 self._dropped_segment_meta.clear()
                 producers, gone = self._producers.take_changes()
                 epochs = self._epochs.take_changes()
+            kind, what = "fsync", f"fsync of {self.name}"
             try:
                 for segment in dirty:
+                    what = f"fsync of {segment.path}"
                     segment.flush()
-                self._index.commit(
-                    checkpoint,
-                    segment_times=times,
-                    dropped_segments=dropped,
-                    producers=producers,
-                    dropped_producers=gone,
-                    leader_epochs=epochs,
-                )
-            except OSError as exc:
+                kind, what = "index", "index write"
+                if not index_waits:
+                    self._index.commit(
+                        checkpoint,
+                        segment_times=times,
+                        dropped_segments=dropped,
+                        producers=producers,
+                        dropped_producers=gone,
+                        leader_epochs=epochs,
+                    )
+            except (OSError, StorageError) as exc:
                 with self._lock:
-                    self._producers.restore_changes(producers, gone)
-                    self._epochs.restore_changes(epochs)
-                    self._dropped_segment_meta.extend(dropped)
-                raise StorageError(f"{self.name}: flush failed: {exc}") from exc
+                    self._restore_changes_locked(producers, gone, epochs, dropped)
+                raise health.fail(kind, what, exc) from exc
+            if index_waits:  # the checkpoint and what goes with it: at the next flush with space
+                with self._lock:
+                    self._restore_changes_locked(producers, gone, epochs, dropped)
             self._durable_offset = checkpoint.next_offset
             return self._durable_offset
+
+    def _restore_changes_locked(
+        self,
+        producers: dict[int, bytes],
+        gone: tuple[int, ...],
+        epochs: list[tuple[int, int]] | None,
+        dropped: tuple[int, ...],
+    ) -> None:
+        """Put back what a flush took for its index write, which did not happen."""
+        self._producers.restore_changes(producers, gone)
+        self._epochs.restore_changes(epochs)
+        self._dropped_segment_meta.extend(dropped)
 
     @staticmethod
     def _segment_times(segment: Segment) -> tuple[int, int]:
@@ -489,50 +574,57 @@ class PartitionLog:
         """
         with self._flush_lock, self._lock:
             self._check_open_locked()
+            if self.health.offline:
+                raise self.health.offline_error()
             if offset >= self._next_offset:
                 return self._next_offset
-            offset = max(offset, self.log_start_offset)
-            i = bisect.bisect_right(self._bases, offset) - 1
-            segment = self._segments[i]
-            position = 0 if offset == segment.base_offset else self._position_of_locked(segment, offset)
-            new_end = segment.base_offset
-            if position > 0:
-                base, _ = rb.read_prefix(segment.read(position, rb.LOG_OVERHEAD))
-                new_end = base
-            for later in self._segments[i + 1 :]:
-                self._trash_locked(later)
-            del self._segments[i + 1 :]
-            del self._bases[i + 1 :]
-            dropped_bytes = segment.size - position
-            segment.truncate(position)
-            segment.next_offset = new_end
-            self._next_offset = new_end
-            self._durable_offset = min(self._durable_offset, new_end)
-            self._high_watermark = min(self._high_watermark, new_end)
-            self._indexer.drop_from(new_end)
-            self._producers.truncate(new_end)
-            self._epochs.truncate_from_end(new_end)
-            segment.flush()
-            files.fsync_dir(self.directory)
-            producers, gone = self._producers.take_changes()
-            dropped = tuple(self._dropped_segment_meta)
-            self._dropped_segment_meta.clear()
-            self._index.commit(
-                Checkpoint(segment.base_offset, position, new_end),
-                dropped_segments=dropped,
-                producers=producers,
-                dropped_producers=gone,
-                leader_epochs=self._epochs.take_changes(),
-                sync=True,
-            )
-            self._durable_offset = new_end
-            log.info(
-                "%s: truncated to offset %d (%d bytes in the active segment dropped)",
-                self.name,
-                new_end,
-                dropped_bytes,
-            )
-            return new_end
+            try:
+                return self._truncate_locked(max(offset, self.log_start_offset))
+            except (OSError, StorageError) as exc:  # done in part: only recovery knows what is on disk
+                raise self.health.fail("write", f"truncating {self.name} to offset {offset}", exc) from exc
+
+    def _truncate_locked(self, offset: int) -> int:
+        i = bisect.bisect_right(self._bases, offset) - 1
+        segment = self._segments[i]
+        position = 0 if offset == segment.base_offset else self._position_of_locked(segment, offset)
+        new_end = segment.base_offset
+        if position > 0:
+            base, _ = rb.read_prefix(segment.read(position, rb.LOG_OVERHEAD))
+            new_end = base
+        for later in self._segments[i + 1 :]:
+            self._trash_locked(later)
+        del self._segments[i + 1 :]
+        del self._bases[i + 1 :]
+        dropped_bytes = segment.size - position
+        segment.truncate(position)
+        segment.next_offset = new_end
+        self._next_offset = new_end
+        self._durable_offset = min(self._durable_offset, new_end)
+        self._high_watermark = min(self._high_watermark, new_end)
+        self._indexer.drop_from(new_end)
+        self._producers.truncate(new_end)
+        self._epochs.truncate_from_end(new_end)
+        segment.flush()
+        files.fsync_dir(self.directory)
+        producers, gone = self._producers.take_changes()
+        dropped = tuple(self._dropped_segment_meta)
+        self._dropped_segment_meta.clear()
+        self._index.commit(
+            Checkpoint(segment.base_offset, position, new_end),
+            dropped_segments=dropped,
+            producers=producers,
+            dropped_producers=gone,
+            leader_epochs=self._epochs.take_changes(),
+            sync=True,
+        )
+        self._durable_offset = new_end
+        log.info(
+            "%s: truncated to offset %d (%d bytes in the active segment dropped)",
+            self.name,
+            new_end,
+            dropped_bytes,
+        )
+        return new_end
 
     def restart_at(self, offset: int) -> None:
         """Empty the log and continue it at ``offset`` (Kafka's truncateFullyAndStartAt): a follower
@@ -543,27 +635,33 @@ class PartitionLog:
             self._check_open_locked()
             if offset <= self._next_offset:
                 return
-            emptied = self._segments[0]
-            self._next_offset = offset
-            self._roll_locked()
-            del self._segments[0]
-            del self._bases[0]
-            self._trash_locked(emptied)
-            self._durable_offset = self._high_watermark = offset
-            self._indexer.drop_below(offset)
-            self._epochs.truncate_from_start(offset)
-            producers, gone = self._producers.take_changes()
-            dropped = tuple(self._dropped_segment_meta)
-            self._dropped_segment_meta.clear()
-            self._index.commit(
-                Checkpoint(offset, 0, offset),
-                dropped_segments=dropped,
-                producers=producers,
-                dropped_producers=gone,
-                leader_epochs=self._epochs.take_changes(),
-                sync=True,
-            )
+            try:
+                self._restart_locked(offset)
+            except (OSError, StorageError) as exc:  # done in part: only recovery knows what is on disk
+                raise self.health.fail("write", f"restarting {self.name} at offset {offset}", exc) from exc
         log.warning("%s: emptied and restarted at offset %d (the leader's log start)", self.name, offset)
+
+    def _restart_locked(self, offset: int) -> None:
+        emptied = self._segments[0]
+        self._next_offset = offset
+        self._roll_locked()
+        del self._segments[0]
+        del self._bases[0]
+        self._trash_locked(emptied)
+        self._durable_offset = self._high_watermark = offset
+        self._indexer.drop_below(offset)
+        self._epochs.truncate_from_start(offset)
+        producers, gone = self._producers.take_changes()
+        dropped = tuple(self._dropped_segment_meta)
+        self._dropped_segment_meta.clear()
+        self._index.commit(
+            Checkpoint(offset, 0, offset),
+            dropped_segments=dropped,
+            producers=producers,
+            dropped_producers=gone,
+            leader_epochs=self._epochs.take_changes(),
+            sync=True,
+        )
 
     def delete_oldest_segments(self, count: int, reason: str) -> int:
         """Delete the ``count`` oldest segments (never the active one, never data at or above the high
@@ -572,29 +670,39 @@ class PartitionLog:
         The files are renamed to ``.deleted`` and unlinked after file.delete.delay.ms, so a reader in
         the middle of one keeps its bytes.
         """
-        deleted = 0
         with self._lock:
             self._check_open_locked()
-            hw = self.high_watermark
-            while deleted < count and len(self._segments) > 1 and self._segments[1].base_offset <= hw:
-                segment = self._segments.pop(0)
-                self._bases.pop(0)
-                self._trash_locked(segment)
-                deleted += 1
-                log.info(
-                    "%s: deleted segment %s (offsets %d-%d, %d bytes): %s",
-                    self.name,
-                    files.segment_name(segment.base_offset),
-                    segment.base_offset,
-                    segment.next_offset - 1,
-                    segment.size,
-                    reason,
-                )
-            if deleted:
-                self._indexer.drop_below(self.log_start_offset)
-                self._epochs.truncate_from_start(self.log_start_offset)
+            try:
+                deleted = self._delete_oldest_locked(count, reason)
+            except (OSError, StorageError) as exc:  # a rename or the index: recovery knows what is on disk
+                raise self.health.fail("write", f"deleting old segments of {self.name}", exc) from exc
         if deleted:
-            files.fsync_dir(self.directory)
+            try:
+                files.fsync_dir(self.directory)
+            except OSError as exc:
+                raise self.health.fail("fsync", f"fsync of {self.directory}", exc) from exc
+        return deleted
+
+    def _delete_oldest_locked(self, count: int, reason: str) -> int:
+        deleted = 0
+        hw = self.high_watermark
+        while deleted < count and len(self._segments) > 1 and self._segments[1].base_offset <= hw:
+            self._trash_locked(self._segments[0])  # renamed first: a failed rename changes nothing
+            segment = self._segments.pop(0)
+            self._bases.pop(0)
+            deleted += 1
+            log.info(
+                "%s: deleted segment %s (offsets %d-%d, %d bytes): %s",
+                self.name,
+                files.segment_name(segment.base_offset),
+                segment.base_offset,
+                segment.next_offset - 1,
+                segment.size,
+                reason,
+            )
+        if deleted:
+            self._indexer.drop_below(self.log_start_offset)
+            self._epochs.truncate_from_start(self.log_start_offset)
         return deleted
 
     def _trash_locked(self, segment: Segment) -> None:
@@ -616,14 +724,27 @@ class PartitionLog:
     # --- lifecycle --------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush, write the final checkpoint and close the files. Idempotent."""
+        """Flush, write the final checkpoint and close the files. Idempotent. LogDirOfflineError when the
+        data directory is offline (or goes offline now): then only ``abandon()`` is left."""
         if self._closed:
             return
+        if self.health.offline:
+            raise self.health.offline_error()
         self.flush()
         with self._flush_lock, self._lock:
+            # On a nearly full disk there is no final checkpoint: the next start scans the tail instead.
+            if not self.health.index_writes_wait():
+                self._write_final_checkpoint_locked()
+            self._closed = True
+        self.purge_deleted(force=True)
+        for segment in self._segments:
+            segment.close()
+
+    def _write_final_checkpoint_locked(self) -> None:
+        active = self._segments[-1]
+        producers, gone = self._producers.take_changes()
+        try:
             self._indexer.write_pending()
-            active = self._segments[-1]
-            producers, gone = self._producers.take_changes()
             self._index.commit(
                 Checkpoint(active.base_offset, active.size, self._next_offset),
                 segment_times={s.base_offset: self._segment_times(s) for s in self._segments},
@@ -632,10 +753,8 @@ class PartitionLog:
                 dropped_producers=gone,
                 leader_epochs=self._epochs.take_changes(),
             )
-            self._closed = True
-        self.purge_deleted(force=True)
-        for segment in self._segments:
-            segment.close()
+        except StorageError as exc:
+            raise self.health.fail("index", "index write", exc) from exc
 
     def abandon(self) -> None:
         """Close the files without flushing or checkpointing: what a crash leaves (for tests and
@@ -658,6 +777,7 @@ class PartitionLog:
         self._index.delete_offsets_from(0)
         self._index.delete_times_from_offset(0)
         self._indexer = SparseIndexer(self._index, self.config.index_interval_bytes)
+        self._indexer.writes_wait = self._index_writes_wait
         epochs = LeaderEpochHistory()
         for segment in self._segments:
             position = 0

@@ -9,6 +9,8 @@ Layout of a data directory:
     <data dir>/<queue>-<partition>/  one directory of segment files per partition (and queue.id)
 
 Thread safety: create/delete/get may be called from any thread; the logs are thread-safe themselves.
+Every log shares the directory's ``health`` (``health.py``): full, or offline after a failed fsync or
+index write. An offline directory is never marked clean at shutdown, so the next start recovers it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from logq.clock import SYSTEM_CLOCK, Clock
 from logq.config import LogConfig
 from logq.errors import InconsistentClusterError, StorageError
 from logq.segments import files
+from logq.segments.health import StorageHealth, is_disk_full
 from logq.segments.index import IndexStore
 from logq.segments.loader import LoadReport, load_partition
 from logq.segments.log import PartitionLog
@@ -53,6 +56,7 @@ class LogManager:
         self._queue_ids: dict[QueuePartition, str] = {}  # as recorded in each partition directory
         self._lock = threading.Lock()
         self._closed = False
+        self.health = StorageHealth(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock_directory(data_dir)
         self.clean_shutdown = files.remove_durably(data_dir / CLEAN_SHUTDOWN_MARKER)
@@ -73,6 +77,7 @@ class LogManager:
                     clock,
                     clean_shutdown=self.clean_shutdown,
                 )
+                partition_log.health = self.health
                 self._logs[parsed] = partition_log
                 self._queue_ids[parsed] = files.read_queue_id(path)
                 self.reports.append(report)
@@ -155,13 +160,25 @@ class LogManager:
                     files.write_queue_id(directory, queue_id)
                     self._queue_ids[key] = queue_id
                 return existing
-            directory.mkdir(exist_ok=True)
-            files.fsync_dir(self.data_dir)
-            if queue_id:
-                files.write_queue_id(directory, queue_id)
-            partition_log, _ = load_partition(
-                directory, self.index.partition(name), config or self.config, self.clock, clean_shutdown=False
-            )
+            if self.health.offline:
+                raise self.health.offline_error()
+            try:
+                directory.mkdir(exist_ok=True)
+                files.fsync_dir(self.data_dir)
+                if queue_id:
+                    files.write_queue_id(directory, queue_id)
+                partition_log, _ = load_partition(
+                    directory,
+                    self.index.partition(name),
+                    config or self.config,
+                    self.clock,
+                    clean_shutdown=False,
+                )
+            except OSError as exc:  # a new, empty partition: nothing is lost, and creating it again retries
+                if is_disk_full(exc):
+                    raise self.health.no_space(f"creating partition {name}", exc) from exc
+                raise StorageError(f"cannot create partition {name} in {self.data_dir}: {exc}") from exc
+            partition_log.health = self.health
             self._logs[key] = partition_log
             self._queue_ids[key] = queue_id
             return partition_log
@@ -185,10 +202,13 @@ class LogManager:
     # --- flushing ---------------------------------------------------------------------------------
 
     def flush_all(self) -> None:
-        """fsync every log that has unflushed data (blocking)."""
+        """fsync every log that has unflushed data (blocking). Nothing once the directory is offline."""
         for partition_log in self.logs():
+            if self.health.offline:
+                return
             if partition_log.durable_offset < partition_log.log_end_offset and not partition_log.closed:
-                with contextlib.suppress(StorageError):  # closed concurrently; the next round retries
+                # closed concurrently (the next round retries), or a failure the health has logged
+                with contextlib.suppress(StorageError):
                     partition_log.flush()
 
     async def run_background_flush(self) -> None:
@@ -201,14 +221,33 @@ class LogManager:
     # --- lifecycle --------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Clean shutdown: flush and checkpoint every log, close the index, then write the marker."""
+        """Clean shutdown: flush and checkpoint every log, close the index, then write the marker.
+
+        An offline directory (or one that fails now) is abandoned instead, without the marker: its logs
+        hold data that was never fsynced, and only the recovery of the next start knows what is on disk.
+        """
         if self._closed:
             return
+        if not self.health.offline:
+            try:
+                for partition_log in self.logs():
+                    partition_log.close()
+                self.index.close()
+            except (OSError, StorageError) as exc:
+                self.health.fail("write", "the clean shutdown", exc)
+        if self.health.offline:
+            log.error(
+                "data directory %s is offline: closed without the clean-shutdown marker; the next start "
+                "recovers every partition from its segments",
+                self.data_dir,
+            )
+            self.abandon()
+            return
+        try:
+            files.atomic_write(self.data_dir / CLEAN_SHUTDOWN_MARKER, b"")
+        except OSError as exc:  # e.g. a full disk: everything is closed, the next start just checks more
+            log.warning("cannot write the clean-shutdown marker in %s (%s)", self.data_dir, exc)
         self._closed = True
-        for partition_log in self.logs():
-            partition_log.close()
-        self.index.close()
-        files.atomic_write(self.data_dir / CLEAN_SHUTDOWN_MARKER, b"")
         os.close(self._lock_fd)
 
     def abandon(self) -> None:
@@ -218,7 +257,8 @@ class LogManager:
         self._closed = True
         for partition_log in self.logs():
             partition_log.abandon()
-        self.index.db.close()
+        with contextlib.suppress(StorageError):  # RocksDB after a failed write: closing is all that is left
+            self.index.close(flush=False)
         os.close(self._lock_fd)
 
 

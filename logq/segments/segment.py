@@ -8,6 +8,7 @@ log fsync outside its lock while appends go on.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
 
@@ -45,8 +46,9 @@ class Segment:
 
         ``reserve``: when the batch does not fit in the blocks already allocated, allocate blocks ahead
         first: as many bytes as the segment holds (so a quiet partition reserves little), at most
-        ``reserve``, at least the batch. On any failure the file is cut back, so no partial batch is
-        ever left behind.
+        ``reserve``, at least the batch. A failed write is cut back to where it started, so no partial
+        batch is ever left behind, and its OSError is raised (ENOSPC: the disk is full); StorageError
+        if even the cut-back failed (the end of the file is then unknown).
         """
         position = self.size
         total = len(prefix) + len(rest)
@@ -55,18 +57,44 @@ class Segment:
         try:
             written = os.pwritev(self.fd, [prefix, rest], position)
             if written != total:
-                raise OSError(f"short write: {written} of {total} bytes")
+                self._write_rest(position, [prefix, rest], written)
         except OSError as exc:
-            self._cut_back(position)
-            raise StorageError(f"cannot append to {self.path}: {exc}") from exc
+            if not self._cut_back(position):
+                raise StorageError(
+                    f"cannot append to {self.path} ({exc}), nor cut it back to {position} bytes"
+                ) from exc
+            raise
         self.size = position + total
         return position
 
+    def _write_rest(self, position: int, buffers: list[bytes | memoryview], written: int) -> None:
+        """Finish a short write. A disk that fills up midway writes what fits and returns the count; the
+        next write then fails with the reason (ENOSPC)."""
+        while True:
+            rest: list[bytes | memoryview] = []
+            for buffer in buffers:
+                if written >= len(buffer):
+                    written -= len(buffer)
+                    position += len(buffer)
+                else:
+                    rest.append(memoryview(buffer)[written:])
+                    position += written
+                    written = 0
+            if not rest:
+                return
+            buffers = rest
+            written = os.pwritev(self.fd, buffers, position)
+            if written == 0:
+                raise OSError(errno.EIO, f"a write of {sum(len(b) for b in buffers)} bytes wrote nothing")
+
     def _reserve(self, position: int, length: int) -> None:
-        if space.reserve(self.fd, position, length):
-            self._reserved_end = position + length
-        else:
-            self._reserved_end = -1  # unsupported here; a full disk fails the write itself
+        try:
+            supported = space.reserve(self.fd, position, length)
+        except OSError:
+            # e.g. a full disk: the write says whether the batch fits. Counted as reserved, so that
+            # blocks allocated in part are given back as a reservation is (cut-back, roll, close).
+            supported = True
+        self._reserved_end = position + length if supported else -1  # -1: never here
 
     def release_reserved(self) -> None:
         """Give back blocks reserved past the end (the segment takes no more appends, or is closing)."""
@@ -75,10 +103,13 @@ class Segment:
                 space.release(self.fd, self.size)
             self._reserved_end = self.size
 
-    def _cut_back(self, size: int) -> None:
-        with contextlib.suppress(OSError):  # the disk is failing; recovery drops any torn tail
+    def _cut_back(self, size: int) -> bool:
+        try:
             os.ftruncate(self.fd, size)
+        except OSError:
+            return False
         self._reserved_end = min(self._reserved_end, size)
+        return True
 
     def read(self, position: int, length: int) -> bytes:
         return os.pread(self.fd, length, position)
