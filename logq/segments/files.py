@@ -15,12 +15,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from logq.durable import TMP_SUFFIX, atomic_write, fsync_dir, remove_durably
+from logq.durable import TMP_SUFFIX, atomic_write, fsync_dir, fsync_many, remove_durably
 
 __all__ = [
     "TMP_SUFFIX",
     "atomic_write",
     "fsync_dir",
+    "fsync_many",
     "parse_partition_dir",
     "parse_segment_name",
     "partition_dir_name",
@@ -58,8 +59,8 @@ def read_queue_id(directory: Path) -> str:
         return ""
 
 
-def write_queue_id(directory: Path, queue_id: str) -> None:
-    atomic_write(directory / QUEUE_ID_FILE, queue_id.encode())
+def write_queue_id(directory: Path, queue_id: str, *, sync: bool = True) -> None:
+    atomic_write(directory / QUEUE_ID_FILE, queue_id.encode(), sync=sync)
 
 
 def partition_dir_name(queue: str, partition: int) -> str:

@@ -1,7 +1,8 @@
 """Loading a partition at startup, in numbered passes (after Kafka's LogLoader).
 
 Pass 1  Clean up: unlink ``*.tmp`` and ``*.deleted`` files that a crash left behind.
-Pass 2  Open the segment files in base-offset order (a new partition gets its first, empty one).
+Pass 2  List the segment files in base-offset order (a new partition gets its first, empty one); each
+        file is opened on first use (``Segment``), so an idle partition holds no descriptor.
 Pass 3  Decide how much to scan:
         - clean shutdown and the checkpoint sits at the end of the last segment: nothing;
         - a checkpoint that agrees with the files: only what was written after it (the unflushed tail),
@@ -52,9 +53,9 @@ def load_partition(
     directory: Path, index: PartitionIndex, config: LogConfig, clock: Clock, *, clean_shutdown: bool
 ) -> tuple[PartitionLog, LoadReport]:
     report = LoadReport(directory.name)
-    _remove_leftovers(directory)  # pass 1
+    found = _list_segments(directory)  # pass 1
     checkpoint = index.read_checkpoint()
-    segments = _open_segments(directory, checkpoint)  # pass 2
+    segments = _open_segments(directory, found, checkpoint)  # pass 2
 
     problem = _checkpoint_problem(checkpoint, segments, index)  # pass 3
     producers = ProducerStateTable()
@@ -111,7 +112,7 @@ def load_partition(
         if segment in scanned or last < 0:
             # Appends after the last checkpoint left no recorded time: the file's mtime is the time of
             # its last write (capped at now, so a fake or skewed clock never makes data look older).
-            last = max(last, min(now, int(os.fstat(segment.fd).st_mtime * 1000)))
+            last = max(last, min(now, int(os.stat(segment.path).st_mtime * 1000)))
         segment.first_append_ms = first if first >= 0 else last
         segment.last_append_ms = last
 
@@ -144,16 +145,23 @@ def load_partition(
     return partition_log, report
 
 
-def _remove_leftovers(directory: Path) -> None:
-    for path in directory.iterdir():
-        if path.name.endswith((files.TMP_SUFFIX, files.DELETED_SUFFIX)):
-            path.unlink(missing_ok=True)
+def _list_segments(directory: Path) -> list[tuple[int, int]]:
+    """(base offset, size) of the segment files, after unlinking what a crash left behind."""
+    found = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name.endswith((files.TMP_SUFFIX, files.DELETED_SUFFIX)):
+                Path(entry.path).unlink(missing_ok=True)
+            elif (base := files.parse_segment_name(entry.name)) is not None:
+                found.append((base, entry.stat().st_size))
+    return sorted(found)
 
 
-def _open_segments(directory: Path, checkpoint: Checkpoint | None) -> list[Segment]:
-    bases = sorted(b for p in directory.iterdir() if (b := files.parse_segment_name(p.name)) is not None)
-    if bases:
-        return [Segment(directory, base) for base in bases]
+def _open_segments(
+    directory: Path, found: list[tuple[int, int]], checkpoint: Checkpoint | None
+) -> list[Segment]:
+    if found:
+        return [Segment(directory, base, size=size) for base, size in found]
     # A brand-new partition, or one whose files are all gone: continue numbering where the index says.
     segment = Segment(directory, checkpoint.next_offset if checkpoint else 0, create=True)
     files.fsync_dir(directory)
