@@ -14,7 +14,8 @@ Pass 4  Scan: validate every batch (length, magic, CRC-32C, continuous offsets),
         partitionLeaderEpoch). At the first invalid batch cut the segment there, delete every later
         segment and log how many bytes were dropped. A corrupt batch is therefore never served. The
         leader-epoch history is then cut to the recovered log end and clamped to the log start.
-Pass 5  fsync what was recovered and write a fresh checkpoint, so that the next start scans nothing.
+Pass 5  fsync what was recovered after the checkpoint and write a fresh checkpoint, so that the next
+        start scans nothing.
 """
 
 from __future__ import annotations
@@ -85,6 +86,9 @@ def load_partition(
         and segments[-1].size == position
     )
     scanned: list[Segment] = []
+    # Only bytes after the checkpoint can be unsynced (it is written once its data is fsynced): pass 5
+    # fsyncs just these segments, so a crash does not make the next start open and fsync every partition.
+    unsynced = [s for i, s in enumerate(segments[start_segment:]) if s.size > (position if i == 0 else 0)]
     if nothing_to_scan:
         segments[-1].next_offset = next_offset
     else:
@@ -117,8 +121,9 @@ def load_partition(
         segment.last_append_ms = last
 
     indexer.write_pending()
-    for segment in scanned:  # pass 5
-        segment.flush()
+    for segment in unsynced:  # pass 5
+        if not segment.closed:  # not dropped by the scan
+            segment.flush()
     active = segments[-1]
     changed, gone = producers.take_changes()
     final = Checkpoint(active.base_offset, active.size, next_offset)

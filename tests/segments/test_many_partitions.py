@@ -95,6 +95,16 @@ def test_idle_partitions_hold_no_file_descriptors(data_dir: Path) -> None:
             plog.append(make_batch(1, tag=p))
         assert open_descriptors() - before < 60  # the ten partitions used, and only those
     finally:
+        manager.abandon()  # a crash: the next start scans every partition's tail after its checkpoint
+
+    manager = LogManager(data_dir)
+    try:
+        assert open_descriptors() - before < 60  # and opens only those that had bytes to scan
+        for p in range(MANY):
+            plog = manager.get("idle", p)
+            assert plog is not None
+            assert plog.log_end_offset == (1 if p < 10 else 0)
+    finally:
         manager.close()
 
 
