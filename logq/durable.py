@@ -36,11 +36,10 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, sync: bool = True) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     """Write a small file so that a crash leaves either the old or the new content.
 
-    temp file -> fsync -> rename over the target -> fsync of the directory. ``sync=False`` leaves both
-    fsyncs to the caller, who makes many such writes durable at once (``fsync_many``).
+    temp file -> fsync -> rename over the target -> fsync of the directory.
     """
     tmp = path.with_name(path.name + TMP_SUFFIX)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -48,13 +47,11 @@ def atomic_write(path: Path, data: bytes, *, sync: bool = True) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        if sync:
-            os.fsync(fd)
+        os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    if sync:
-        fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def fsync_many(root: Path, files: Sequence[Path], directories: Sequence[Path]) -> None:

@@ -59,8 +59,8 @@ def read_queue_id(directory: Path) -> str:
         return ""
 
 
-def write_queue_id(directory: Path, queue_id: str, *, sync: bool = True) -> None:
-    atomic_write(directory / QUEUE_ID_FILE, queue_id.encode(), sync=sync)
+def write_queue_id(directory: Path, queue_id: str) -> None:
+    atomic_write(directory / QUEUE_ID_FILE, queue_id.encode())
 
 
 def partition_dir_name(queue: str, partition: int) -> str:

@@ -198,13 +198,17 @@ def test_a_creation_cut_short_by_a_crash_loads_as_empty_partitions(data_dir: Pat
     (data_dir / "cut-1" / "queue.id.tmp").write_text("id-cut")
     (data_dir / "cut-2").mkdir()  # its segment, but no checkpoint
     (data_dir / "cut-2" / f"{0:020d}.log").touch()
+    (data_dir / "cut-3").mkdir()  # its queue.id created but not written yet
+    (data_dir / "cut-3" / "queue.id").touch()
     manager = LogManager(data_dir)
     try:
-        assert manager.partitions() == [("cut", 0), ("cut", 1), ("cut", 2)]
+        assert manager.partitions() == [("cut", p) for p in range(4)]
         assert not (data_dir / "cut-1" / "queue.id.tmp").exists()
-        manager.create_many(new_partitions("cut", 4))  # the queue is hosted again
-        assert {manager.queue_id("cut", p) for p in range(4)} == {"id-cut"}
-        for p in range(4):
+        assert manager.queue_id("cut", 3) == ""
+        manager.create_many(new_partitions("cut", 5))  # the queue is hosted again
+        assert {manager.queue_id("cut", p) for p in range(5)} == {"id-cut"}
+        assert (data_dir / "cut-3" / "queue.id").read_text() == "id-cut"
+        for p in range(5):
             plog = manager.get("cut", p)
             assert plog is not None
             assert plog.log_end_offset == 0
