@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/broker_bench.py $(if $(wildcard ../shared/bench/peers),--peers ../shared/bench/peers)
 	$(BIN)/python benchmarks/client_bench.py
 	$(BIN)/python benchmarks/cluster_bench.py
+	$(BIN)/python benchmarks/partitions_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
