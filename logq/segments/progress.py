@@ -11,7 +11,7 @@ PROGRESS_EVERY_S = 5.0
 
 class Progress:
     """``step(done)`` logs "<doing>: <done> of <total> partitions (<s> s)" at most every ``every_s``
-    seconds; ``elapsed`` is what the caller's last line reports."""
+    seconds, until the last; ``elapsed`` is what the caller's last line reports."""
 
     def __init__(
         self, log: logging.Logger, doing: str, total: int, *, every_s: float = PROGRESS_EVERY_S
@@ -25,7 +25,7 @@ class Progress:
 
     def step(self, done: int) -> None:
         now = time.monotonic()
-        if now >= self._next_line:
+        if now >= self._next_line and done < self._total:  # the caller's last line reports the end
             self._next_line = now + self._every_s
             self._log.info(
                 "%s: %d of %d partitions (%.1f s)", self._doing, done, self._total, now - self._started

@@ -233,10 +233,11 @@ def test_progress_lines(caplog: pytest.LogCaptureFixture) -> None:
     progress = Progress(log, "loading", 3, every_s=0)
     with caplog.at_level(logging.INFO, logger="test.progress"):
         progress.step(1)
-        progress.step(3)
+        progress.step(2)
+        progress.step(3)  # the end: the caller's own line says it
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
         "loading: 1 of 3 partitions",
-        "loading: 3 of 3 partitions",
+        "loading: 2 of 3 partitions",
     ]
     quiet = Progress(log, "loading", 3)  # every 5 s: nothing yet
     caplog.clear()
