@@ -64,6 +64,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/broker_bench.py $(if $(PEERS),--peers $(PEERS))
 	$(BIN)/python benchmarks/client_bench.py
 	$(BIN)/python benchmarks/cluster_bench.py
+	$(BIN)/python benchmarks/partitions_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

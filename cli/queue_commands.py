@@ -40,10 +40,25 @@ def queue() -> None:
 @click.option(
     "-c", "--config", "configs", multiple=True, metavar="KEY=VALUE", help="A queue setting; repeatable."
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.001, max=2_000_000),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long the broker may work on the creation before it answers. If it is still creating "
+    "the queue then, the command says so and waits for it (up to 10 minutes more).",
+)
 @client_options
 @click.pass_context
 def queue_create(
-    ctx: click.Context, name: str, partitions: int, replication: int | None, configs: tuple[str, ...]
+    ctx: click.Context,
+    *,
+    name: str,
+    partitions: int,
+    replication: int | None,
+    configs: tuple[str, ...],
+    timeout: float,
 ) -> None:
     """Create queue NAME.
 
@@ -55,7 +70,14 @@ def queue_create(
     with one_line_errors(opts.bootstrap):
         settings_map = parse_key_values(configs, "setting")
         with Admin(opts.bootstrap) as admin:
-            info = admin.create_queue(name, partitions, replication or -1, settings_map)
+            info = admin.create_queue(
+                name,
+                partitions,
+                replication or -1,
+                settings_map,
+                timeout_ms=max(1, round(timeout * 1000)),
+                on_wait=lambda line: click.echo(line + "...", err=True),
+            )
     copies = len(info.partitions[0].replicas) if info.partitions else replication
     if opts.fmt == "json":
         print_json({"queue": name, "partitions": info.partition_count, "replication": copies})

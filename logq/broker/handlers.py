@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Container, Iterable
 from typing import Any
 
 from logq import batch as rb
@@ -19,6 +19,7 @@ from logq.broker.replica_manager import ReplicaManager
 from logq.coordinator import Coordinator, QueueMetadata
 from logq.error_codes import ErrorCode
 from logq.errors import (
+    CoordinationError,
     InvalidPartitionsError,
     InvalidQueueNameError,
     InvalidReplicationFactorError,
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 INT32_MAX = 2**31 - 1
 _MAGIC_AT = 16  # the magic byte's position in both the old message format and RecordBatch v2
 EMPTY = memoryview(b"")
+DEFAULT_CREATE_WAIT_MS = 30_000  # CreateTopics with timeout_ms <= 0
 MIN_SERVED_PRODUCE_VERSION = 3  # v0-2 are advertised only for old librdkafka's sake (protocol.md §0)
 
 Handler = Callable[[RequestHeader, Any], Awaitable[Any]]
@@ -104,7 +106,7 @@ class Handlers:
             if meta is None:
                 topics.append(m.MetadataResponseTopic(error_code=_missing_queue_error(name), name=name))
                 continue
-            topics.append(_topic_metadata(meta))
+            topics.append(_topic_metadata(meta, self._replicas.without_log(meta)))
         self._count_errors("Metadata", (t.error_code for t in topics))
         brokers = [
             m.MetadataResponseBroker(node_id=b.broker_id, host=b.host, port=b.port, rack=b.rack)
@@ -383,11 +385,15 @@ class Handlers:
     ) -> m.CreateTopicsResponse:
         results = []
         names = [t.name for t in req.topics]
+        # Kafka's timeout_ms: answer by then; a creation still going on then gets REQUEST_TIMED_OUT and
+        # completes anyway. 0 or less would answer at once in Kafka; here it means the default wait.
+        wait_ms = req.timeout_ms if req.timeout_ms > 0 else DEFAULT_CREATE_WAIT_MS
+        deadline = asyncio.get_running_loop().time() + wait_ms / 1000
         for topic in req.topics:
             try:
                 if names.count(topic.name) > 1:
                     raise _RequestError(ErrorCode.INVALID_REQUEST, f"queue {topic.name!r} appears twice")
-                await self._create_one(topic, req.validate_only)
+                await self._create_one(topic, req.validate_only, deadline)
                 results.append(m.CreatableTopicResult(name=topic.name, error_code=ErrorCode.NONE))
             except (LogqError, _RequestError) as exc:
                 results.append(
@@ -396,7 +402,7 @@ class Handlers:
                 self._metrics.errors.labels("CreateTopics", str(exc.code)).inc()
         return m.CreateTopicsResponse(topics=results)
 
-    async def _create_one(self, topic: m.CreatableTopic, validate_only: bool) -> None:
+    async def _create_one(self, topic: m.CreatableTopic, validate_only: bool, deadline: float) -> None:
         validate_queue_name(topic.name)
         settings = validate_queue_settings({c.name: c.value for c in topic.configs})
         partitions = topic.num_partitions
@@ -435,7 +441,20 @@ class Handlers:
                 raise QueueExistsError(f"queue {topic.name!r} already exists")
             return
         meta = await self._coordinator.create_queue(topic.name, partitions, replication, settings)
-        await self._replicas.host({topic.name: meta})
+        hosting = self._replicas.host_in_background({topic.name: meta})
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            await asyncio.wait_for(asyncio.shield(hosting), max(remaining, 0))
+        except TimeoutError:
+            log.info(
+                "queue %s: still creating %d partitions; answered REQUEST_TIMED_OUT", topic.name, partitions
+            )
+            hosting.add_done_callback(lambda task: _log_late_creation(task, topic.name, partitions))
+            raise CoordinationError(
+                f"queue {topic.name!r} is still being created ({partitions} partitions); "
+                "it is listed with a leader for every partition once done",
+                code=ErrorCode.REQUEST_TIMED_OUT,
+            ) from None
         log.info(
             "created queue %s (%d partitions, settings %s)", topic.name, partitions, settings or "default"
         )
@@ -465,6 +484,11 @@ class Handlers:
         return m.DeleteTopicsResponse(responses=results)
 
 
+def _log_late_creation(hosting: asyncio.Task[None], queue: str, partitions: int) -> None:
+    if not hosting.cancelled() and hosting.exception() is None:  # a failure is logged where it happens
+        log.info("created queue %s (%d partitions) after answering REQUEST_TIMED_OUT", queue, partitions)
+
+
 class _RequestError(Exception):
     def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
@@ -481,13 +505,16 @@ def _missing_queue_error(name: str) -> ErrorCode:
     return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 
 
-def _topic_metadata(meta: QueueMetadata) -> m.MetadataResponseTopic:
+def _topic_metadata(meta: QueueMetadata, without_log: Container[int] = ()) -> m.MetadataResponseTopic:
+    """``without_log``: partitions still being created here, answered without a leader."""
     # Leader epochs go out as -1: logq does not serve OffsetForLeaderEpoch (protocol.md §6, §10.7).
     partitions = [
         m.MetadataResponsePartition(
-            error_code=ErrorCode.NONE if state.leader >= 0 else ErrorCode.LEADER_NOT_AVAILABLE,
+            error_code=ErrorCode.NONE
+            if state.leader >= 0 and index not in without_log
+            else ErrorCode.LEADER_NOT_AVAILABLE,
             partition_index=index,
-            leader_id=state.leader,
+            leader_id=state.leader if index not in without_log else -1,
             leader_epoch=-1,
             replica_nodes=list(state.replicas),
             isr_nodes=list(state.isr),

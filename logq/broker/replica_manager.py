@@ -32,7 +32,7 @@ from logq.error_codes import ErrorCode
 from logq.errors import LogqError, ReplicationError
 from logq.groups.offsets import OFFSETS_QUEUE, offsets_log_config
 from logq.queues import log_config_for, min_insync_replicas
-from logq.segments import AppendInfo, LogManager, PartitionLog
+from logq.segments import AppendInfo, LogManager, NewPartition, PartitionLog
 
 from .replication import LeaderState, ReplicationStatus
 
@@ -69,6 +69,8 @@ class ReplicaManager:
         self._waiters: dict[QueuePartition, set[asyncio.Future[None]]] = {}
         self._last_fetch_ms: dict[QueuePartition, int] = {}
         self._isr_writes: set[asyncio.Task[None]] = set()
+        self._hosting: dict[str, set[asyncio.Future[None]]] = {}  # queue -> host() calls working on it
+        self._background: set[asyncio.Task[None]] = set()
         self._clock = logs.clock
         if broker_id is not None:
             # No high watermark survives a restart: a loaded log's tail may not be committed. A leader
@@ -87,12 +89,42 @@ class ReplicaManager:
     async def host(self, queues: Mapping[str, QueueMetadata]) -> None:
         """Open (creating if needed) the log of every partition of ``queues`` hosted here, with its
         settings; then start leading the partitions that waited for their log."""
-        await asyncio.to_thread(self._host_blocking, list(queues.values()))
+        work = asyncio.ensure_future(asyncio.to_thread(self._host_blocking, list(queues.values())))
+        for name in queues:
+            self._hosting.setdefault(name, set()).add(work)
+        try:
+            await work
+        finally:
+            for name in queues:
+                pending = self._hosting.get(name)
+                if pending is not None:
+                    pending.discard(work)
+                    if not pending:
+                        del self._hosting[name]
         for key in sorted(self._want_lead):
             if key not in self._leaders:
                 self._activate(key)
 
+    def host_in_background(self, queues: Mapping[str, QueueMetadata]) -> asyncio.Task[None]:
+        """``host`` as a task that goes on even if its caller stops waiting for it (a CreateTopics that
+        answered REQUEST_TIMED_OUT); a failure is logged."""
+        task = asyncio.get_running_loop().create_task(self.host(queues), name="host-" + ",".join(queues))
+        self._background.add(task)
+        task.add_done_callback(self._hosted)
+        return task
+
+    def _hosted(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("hosting %s failed", task.get_name(), exc_info=task.exception())
+
+    async def _hosting_done(self, queue: str) -> None:
+        """Wait until no ``host`` is creating or opening ``queue``'s logs (its outcome does not matter)."""
+        while self._hosting.get(queue):
+            await asyncio.wait(self._hosting[queue])
+
     def _host_blocking(self, queues: Iterable[QueueMetadata]) -> None:
+        wanted: list[NewPartition] = []
         for queue in queues:
             config = log_config_for(self._defaults, queue.settings)
             if queue.name == OFFSETS_QUEUE:
@@ -100,9 +132,13 @@ class ReplicaManager:
             for partition, state in enumerate(queue.partitions):
                 if self._broker_id is not None and self._broker_id not in state.replicas:
                     continue  # another broker's partition
-                # a loaded log takes the config; one left by an older queue of the name is replaced
-                plog = self._logs.create(queue.name, partition, config, queue.queue_id)
-                if self._broker_id is None:
+                wanted.append(NewPartition(queue.name, partition, config, queue.queue_id))
+        # a loaded log takes the config; one left by an older queue of the name is replaced
+        self._logs.create_many(wanted)
+        if self._broker_id is None:
+            for spec in wanted:
+                plog = self._logs.get(spec.queue, spec.partition)
+                if plog is not None:
                     plog.high_watermark = plog.log_end_offset
 
     # --- leadership --------------------------------------------------------------------------------
@@ -135,11 +171,23 @@ class ReplicaManager:
         return out
 
     def not_served(self, queue: str, partition: int, queues: Mapping[str, QueueMetadata]) -> ErrorCode:
-        """The error for a partition this broker has no log of or does not lead."""
+        """The error for a partition this broker has no log of or does not lead (standalone: a partition
+        of a queue still being created, whose log is not there yet)."""
         meta = queues.get(queue)
-        if self._broker_id is None or meta is None or not 0 <= partition < len(meta.partitions):
+        if meta is None or not 0 <= partition < len(meta.partitions):
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         return ErrorCode.NOT_LEADER_OR_FOLLOWER
+
+    def without_log(self, meta: QueueMetadata) -> set[int]:
+        """The partitions of ``meta`` that the metadata says this broker leads but whose log is not open
+        (yet): their creation is still going on. Metadata answers them without a leader, as Kafka does
+        until a new partition's leader has created its log."""
+        me = self._broker_id
+        return {
+            partition
+            for partition, state in enumerate(meta.partitions)
+            if (me is None or state.leader == me) and self._logs.get(meta.name, partition) is None
+        }
 
     def update_leadership(
         self,
@@ -263,7 +311,9 @@ class ReplicaManager:
                 )
 
     async def drop(self, queue: str, partitions: int) -> None:
-        """Delete the data of a deleted queue (the partitions hosted here)."""
+        """Delete the data of a deleted queue (the partitions hosted here), once a creation of its logs
+        still going on has ended (it would leave logs behind)."""
+        await self._hosting_done(queue)
         for partition in range(partitions):
             key = (queue, partition)
             self._resign(key)

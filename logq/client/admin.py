@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -18,6 +18,7 @@ from logq.client.cluster import DEFAULT_BOOTSTRAP, Cluster, QueueInfo, QueuePart
 from logq.client.consumer_protocol import decode_assignment, decode_subscription
 from logq.error_codes import ErrorCode
 from logq.errors import (
+    ClientTimeoutError,
     ConsumerProtocolError,
     GroupNotEmptyError,
     InvalidQueueNameError,
@@ -28,6 +29,10 @@ from logq.errors import (
 from logq.protocol import messages as m
 from logq.protocol.apis import ApiKey
 
+CREATION_WAIT_S = 600.0  # how long create_queue waits for a creation the broker answered REQUEST_TIMED_OUT to
+CREATION_POLL_S = 0.5
+CREATION_LINE_EVERY_S = 10.0
+ANSWER_MARGIN_S = 5.0
 EARLIEST = -2  # ListOffsets' special timestamps
 LATEST = -1
 _TOPIC_RESOURCE = 2  # DescribeConfigs resource types
@@ -237,9 +242,19 @@ class Admin:
         partitions: int = 1,
         replication_factor: int = -1,
         settings: Mapping[str, str] | None = None,
+        *,
+        timeout_ms: int | None = None,
+        wait_s: float = CREATION_WAIT_S,
+        on_wait: Callable[[str], None] | None = None,
     ) -> QueueInfo:
         """Create a queue; QueueExistsError, InvalidQueueNameError, InvalidConfigError... on refusal.
-        ``replication_factor`` -1: the broker's ``default.replication.factor``."""
+        ``replication_factor`` -1: the broker's ``default.replication.factor``.
+
+        ``timeout_ms`` (default: the request timeout) is how long the broker may work on it before it
+        answers. A broker still creating the queue then answers REQUEST_TIMED_OUT and goes on, as Kafka
+        does (e.g. 10,000 partitions on a slow disk): this is not a failure. The call then waits up to
+        ``wait_s`` more for every partition to have a leader, passing ``on_wait`` a line about it now
+        and then, and raises ClientTimeoutError only if the queue is still incomplete after that."""
         topic = m.CreatableTopic(
             name=name,
             num_partitions=partitions,
@@ -247,13 +262,52 @@ class Admin:
             assignments=[],
             configs=[m.CreatableTopicConfig(name=k, value=v) for k, v in (settings or {}).items()],
         )
+        timeout_ms = self._timeout_ms if timeout_ms is None else timeout_ms
         conn = await self._controller()
         answer: m.CreateTopicsResponse = await self.cluster.send(
-            conn, m.CreateTopicsRequest(topics=[topic], timeout_ms=self._timeout_ms)
+            conn,
+            m.CreateTopicsRequest(topics=[topic], timeout_ms=timeout_ms),
+            timeout_s=timeout_ms / 1000 + ANSWER_MARGIN_S,  # the broker answers at timeout_ms: hear it
         )
+        still_creating = False
         for result in answer.topics:
-            _check(result.error_code, f"cannot create queue {name!r}", result.error_message)
+            if result.error_code == ErrorCode.REQUEST_TIMED_OUT:
+                still_creating = True
+            else:
+                _check(result.error_code, f"cannot create queue {name!r}", result.error_message)
+        if still_creating:
+            return await self._await_creation(name, partitions, wait_s, on_wait or (lambda _line: None))
         return await self._await_queue(name)
+
+    async def _await_creation(
+        self, name: str, partitions: int, wait_s: float, on_wait: Callable[[str], None]
+    ) -> QueueInfo:
+        """Wait for a creation the broker goes on with after answering REQUEST_TIMED_OUT."""
+        on_wait(f"the broker is still creating queue {name} ({partitions} partitions); waiting for it")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        next_line = loop.time() + CREATION_LINE_EVERY_S
+        ready = 0
+        while True:
+            try:
+                info: QueueInfo | None = await self.cluster.queue(name, refresh=True)
+            except UnknownQueueError:
+                info = None  # not listed yet (cluster mode: the controller has not written it yet)
+            if info is not None:
+                ready = sum(p.leader >= 0 for p in info.partitions)
+                partitions = len(info.partitions)
+                if ready == partitions:
+                    return info
+            now = loop.time()
+            if now >= deadline:
+                raise ClientTimeoutError(
+                    f"queue {name!r} is still being created after waiting {wait_s:g} s more "
+                    f"({ready} of {partitions} partitions have a leader); the broker goes on with it"
+                )
+            if now >= next_line:
+                next_line = now + CREATION_LINE_EVERY_S
+                on_wait(f"still creating queue {name}: {ready} of {partitions} partitions ready")
+            await asyncio.sleep(min(CREATION_POLL_S, deadline - now))
 
     async def _await_queue(self, name: str) -> QueueInfo:
         # Metadata may trail the creation by a moment in a cluster; ask until every partition has a leader.

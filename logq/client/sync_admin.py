@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 
 from logq.client.admin import (
-    Admin as AsyncAdmin,
-)
-from logq.client.admin import (
+    CREATION_WAIT_S,
     DeletePermission,
     GroupDescription,
     GroupListing,
     QueueDescription,
     ResetRow,
     ResetSpec,
+)
+from logq.client.admin import (
+    Admin as AsyncAdmin,
 )
 from logq.client.cluster import DEFAULT_BOOTSTRAP, QueueInfo, QueuePartition
 from logq.client.loop_thread import LoopThread
@@ -31,6 +32,7 @@ class Admin:
         request_timeout_ms: int = 30_000,
     ) -> None:
         self._loop = LoopThread("logq-admin")
+        self._request_timeout_ms = request_timeout_ms
         self._timeout_s = request_timeout_ms / 1000 * 2 + 5  # a call may make a few requests
         try:
             self._admin = self._loop.run(
@@ -60,9 +62,24 @@ class Admin:
         partitions: int = 1,
         replication_factor: int = -1,
         settings: Mapping[str, str] | None = None,
+        *,
+        timeout_ms: int | None = None,
+        wait_s: float = CREATION_WAIT_S,
+        on_wait: Callable[[str], None] | None = None,
     ) -> QueueInfo:
+        """See the asyncio ``Admin.create_queue``; ``on_wait`` is called on the client's loop thread."""
+        answer_s = (timeout_ms if timeout_ms is not None else self._request_timeout_ms) / 1000
         return self._loop.run(
-            self._admin.create_queue(name, partitions, replication_factor, settings), self._timeout_s
+            self._admin.create_queue(
+                name,
+                partitions,
+                replication_factor,
+                settings,
+                timeout_ms=timeout_ms,
+                wait_s=wait_s,
+                on_wait=on_wait,
+            ),
+            answer_s + wait_s + self._timeout_s,
         )
 
     def may_delete_queue(self, name: str) -> DeletePermission:

@@ -4,7 +4,8 @@ data directory. No networking and no cluster logic here; the broker drives it.
 See docs/architecture.md for the on-disk layout and the recovery passes.
 """
 
+from logq.segments.creator import NewPartition
 from logq.segments.log import AppendInfo, PartitionLog
 from logq.segments.manager import LogManager
 
-__all__ = ["AppendInfo", "LogManager", "PartitionLog"]
+__all__ = ["AppendInfo", "LogManager", "NewPartition", "PartitionLog"]

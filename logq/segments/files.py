@@ -15,12 +15,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from logq.durable import TMP_SUFFIX, atomic_write, fsync_dir, remove_durably
+from logq.durable import TMP_SUFFIX, atomic_write, fsync_dir, fsync_many, remove_durably
 
 __all__ = [
     "TMP_SUFFIX",
     "atomic_write",
     "fsync_dir",
+    "fsync_many",
     "parse_partition_dir",
     "parse_segment_name",
     "partition_dir_name",

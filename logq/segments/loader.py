@@ -1,7 +1,8 @@
 """Loading a partition at startup, in numbered passes (after Kafka's LogLoader).
 
 Pass 1  Clean up: unlink ``*.tmp`` and ``*.deleted`` files that a crash left behind.
-Pass 2  Open the segment files in base-offset order (a new partition gets its first, empty one).
+Pass 2  List the segment files in base-offset order (a new partition gets its first, empty one); each
+        file is opened on first use (``Segment``), so an idle partition holds no descriptor.
 Pass 3  Decide how much to scan:
         - clean shutdown and the checkpoint sits at the end of the last segment: nothing;
         - a checkpoint that agrees with the files: only what was written after it (the unflushed tail),
@@ -13,7 +14,8 @@ Pass 4  Scan: validate every batch (length, magic, CRC-32C, continuous offsets),
         partitionLeaderEpoch). At the first invalid batch cut the segment there, delete every later
         segment and log how many bytes were dropped. A corrupt batch is therefore never served. The
         leader-epoch history is then cut to the recovered log end and clamped to the log start.
-Pass 5  fsync what was recovered and write a fresh checkpoint, so that the next start scans nothing.
+Pass 5  fsync what was recovered after the checkpoint and write a fresh checkpoint, so that the next
+        start scans nothing.
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ def load_partition(
     directory: Path, index: PartitionIndex, config: LogConfig, clock: Clock, *, clean_shutdown: bool
 ) -> tuple[PartitionLog, LoadReport]:
     report = LoadReport(directory.name)
-    _remove_leftovers(directory)  # pass 1
+    found = _list_segments(directory)  # pass 1
     checkpoint = index.read_checkpoint()
-    segments = _open_segments(directory, checkpoint)  # pass 2
+    segments = _open_segments(directory, found, checkpoint)  # pass 2
 
     problem = _checkpoint_problem(checkpoint, segments, index)  # pass 3
     producers = ProducerStateTable()
@@ -84,6 +86,9 @@ def load_partition(
         and segments[-1].size == position
     )
     scanned: list[Segment] = []
+    # Only bytes after the checkpoint can be unsynced (it is written once its data is fsynced): pass 5
+    # fsyncs just these segments, so a crash does not make the next start open and fsync every partition.
+    unsynced = [s for i, s in enumerate(segments[start_segment:]) if s.size > (position if i == 0 else 0)]
     if nothing_to_scan:
         segments[-1].next_offset = next_offset
     else:
@@ -111,13 +116,14 @@ def load_partition(
         if segment in scanned or last < 0:
             # Appends after the last checkpoint left no recorded time: the file's mtime is the time of
             # its last write (capped at now, so a fake or skewed clock never makes data look older).
-            last = max(last, min(now, int(os.fstat(segment.fd).st_mtime * 1000)))
+            last = max(last, min(now, int(os.stat(segment.path).st_mtime * 1000)))
         segment.first_append_ms = first if first >= 0 else last
         segment.last_append_ms = last
 
     indexer.write_pending()
-    for segment in scanned:  # pass 5
-        segment.flush()
+    for segment in unsynced:  # pass 5
+        if not segment.closed:  # not dropped by the scan
+            segment.flush()
     active = segments[-1]
     changed, gone = producers.take_changes()
     final = Checkpoint(active.base_offset, active.size, next_offset)
@@ -144,16 +150,23 @@ def load_partition(
     return partition_log, report
 
 
-def _remove_leftovers(directory: Path) -> None:
-    for path in directory.iterdir():
-        if path.name.endswith((files.TMP_SUFFIX, files.DELETED_SUFFIX)):
-            path.unlink(missing_ok=True)
+def _list_segments(directory: Path) -> list[tuple[int, int]]:
+    """(base offset, size) of the segment files, after unlinking what a crash left behind."""
+    found = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name.endswith((files.TMP_SUFFIX, files.DELETED_SUFFIX)):
+                Path(entry.path).unlink(missing_ok=True)
+            elif (base := files.parse_segment_name(entry.name)) is not None:
+                found.append((base, entry.stat().st_size))
+    return sorted(found)
 
 
-def _open_segments(directory: Path, checkpoint: Checkpoint | None) -> list[Segment]:
-    bases = sorted(b for p in directory.iterdir() if (b := files.parse_segment_name(p.name)) is not None)
-    if bases:
-        return [Segment(directory, base) for base in bases]
+def _open_segments(
+    directory: Path, found: list[tuple[int, int]], checkpoint: Checkpoint | None
+) -> list[Segment]:
+    if found:
+        return [Segment(directory, base, size=size) for base, size in found]
     # A brand-new partition, or one whose files are all gone: continue numbering where the index says.
     segment = Segment(directory, checkpoint.next_offset if checkpoint else 0, create=True)
     files.fsync_dir(directory)

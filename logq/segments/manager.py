@@ -24,16 +24,19 @@ import os
 import shutil
 import threading
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from logq.clock import SYSTEM_CLOCK, Clock
 from logq.config import LogConfig
-from logq.errors import InconsistentClusterError, StorageError
+from logq.errors import InconsistentClusterError, LogClosedError, StorageError
 from logq.segments import files
+from logq.segments.creator import NewPartition, create_partitions
 from logq.segments.health import StorageHealth, is_disk_full
 from logq.segments.index import IndexStore
 from logq.segments.loader import LoadReport, load_partition
 from logq.segments.log import PartitionLog
+from logq.segments.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ LOCK_FILE = ".lock"
 META_FILE = "meta.json"
 INDEX_DIR = "index.rocksdb"
 FORMAT_VERSION = 1
+CREATE_BATCH = 1000  # partitions created per batch (a progress line may follow each)
+CREATE_LOG_ABOVE = 1000  # a creation of this many partitions or more logs its start and end
 
 QueuePartition = tuple[str, int]
 
@@ -64,27 +69,43 @@ class LogManager:
         self._write_meta()
         self.index = IndexStore(data_dir / INDEX_DIR)
         self.reports: list[LoadReport] = []
-        for path in sorted(data_dir.iterdir()):
-            if path.is_dir() and path.name.endswith(files.DELETED_DIR_SUFFIX):
-                shutil.rmtree(path, ignore_errors=True)
-                continue
-            parsed = files.parse_partition_dir(path.name) if path.is_dir() else None
-            if parsed is not None:
-                partition_log, report = load_partition(
-                    path,
-                    self.index.partition(path.name),
-                    self.config,
-                    clock,
-                    clean_shutdown=self.clean_shutdown,
-                )
-                partition_log.health = self.health
-                self._logs[parsed] = partition_log
-                self._queue_ids[parsed] = files.read_queue_id(path)
-                self.reports.append(report)
+        self._creating = threading.Lock()  # one creation at a time: concurrent ones may want the same names
         state = (
             "new data directory" if fresh else "clean shutdown" if self.clean_shutdown else "unclean shutdown"
         )
-        log.info("loaded %d partitions from %s (%s)", len(self._logs), data_dir, state)
+        found = self._partition_dirs()
+        log.info("loading %d partitions from %s (%s)", len(found), data_dir, state)
+        progress = Progress(log, "loading", len(found))
+        for done, (parsed, path) in enumerate(found, 1):
+            partition_log, report = load_partition(
+                path,
+                self.index.partition(path.name),
+                self.config,
+                clock,
+                clean_shutdown=self.clean_shutdown,
+            )
+            partition_log.health = self.health
+            self._logs[parsed] = partition_log
+            self._queue_ids[parsed] = files.read_queue_id(path)
+            self.reports.append(report)
+            progress.step(done)
+        log.info(
+            "loaded %d partitions from %s (%s) in %.1f s", len(self._logs), data_dir, state, progress.elapsed
+        )
+
+    def _partition_dirs(self) -> list[tuple[QueuePartition, Path]]:
+        """The partition directories, after removing the deleted ones a crash left behind."""
+        found = []
+        with os.scandir(self.data_dir) as entries:
+            for entry in entries:
+                if not entry.is_dir():
+                    continue
+                path = Path(entry.path)
+                if entry.name.endswith(files.DELETED_DIR_SUFFIX):
+                    shutil.rmtree(path, ignore_errors=True)
+                elif (parsed := files.parse_partition_dir(entry.name)) is not None:
+                    found.append((parsed, path))
+        return sorted(found, key=lambda item: item[1].name)
 
     def claim_for_cluster(self, cluster_id: str) -> None:
         """Record the cluster this data directory belongs to, or refuse one it does not belong to (a broker
@@ -138,6 +159,65 @@ class LogManager:
         recorded under another id is what an older queue of the same name left behind (it was deleted
         while this broker was away): it is deleted and a new, empty log created. A log with no id takes
         this one."""
+        spec = NewPartition(queue, partition, config or self.config, queue_id)
+        with self._creating:
+            self._check_open()
+            if self._is_fresh(spec):
+                self._create_fresh([spec])
+                return self._logs[(queue, partition)]
+            return self._create_one(queue, partition, config, queue_id)
+
+    def create_many(self, wanted: Sequence[NewPartition]) -> None:
+        """``create`` for many partitions (e.g. a queue of 10,000): the new ones in batches whose file and
+        index work is shared (``creator.py``), with progress logged. Durable when this returns."""
+        with self._creating:
+            self._check_open()
+            fresh: list[NewPartition] = []
+            for spec in wanted:
+                if self._is_fresh(spec):
+                    fresh.append(spec)
+                else:
+                    self._create_one(spec.queue, spec.partition, spec.config, spec.queue_id)
+            self._create_fresh(fresh)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"{self.data_dir} is closed")
+
+    def _create_fresh(self, fresh: Sequence[NewPartition]) -> None:
+        if len(fresh) >= CREATE_LOG_ABOVE:
+            log.info("creating %d partitions", len(fresh))
+        progress = Progress(log, "creating", len(fresh))
+        for start in range(0, len(fresh), CREATE_BATCH):
+            if self.health.offline:
+                raise self.health.offline_error()
+            chunk = fresh[start : start + CREATE_BATCH]
+            try:
+                created = create_partitions(self.data_dir, self.index, chunk, self.clock)
+            except OSError as exc:  # new, empty partitions: nothing is lost, and creating again retries
+                if is_disk_full(exc):
+                    raise self.health.no_space(f"creating {len(chunk)} partitions", exc) from exc
+                raise StorageError(f"cannot create partitions in {self.data_dir}: {exc}") from exc
+            with self._lock:
+                for spec, partition_log in zip(chunk, created, strict=True):
+                    partition_log.health = self.health
+                    self._logs[(spec.queue, spec.partition)] = partition_log
+                    self._queue_ids[(spec.queue, spec.partition)] = spec.queue_id
+            progress.step(start + len(chunk))
+        if len(fresh) >= CREATE_LOG_ABOVE:
+            log.info("created %d partitions in %.1f s", len(fresh), progress.elapsed)
+
+    def _is_fresh(self, spec: NewPartition) -> bool:
+        """Nothing of this partition exists: not loaded, no directory, nothing in the index."""
+        return (
+            (spec.queue, spec.partition) not in self._logs
+            and not (self.data_dir / spec.name).exists()
+            and self.index.partition(spec.name).is_empty()
+        )
+
+    def _create_one(
+        self, queue: str, partition: int, config: LogConfig | None, queue_id: str
+    ) -> PartitionLog:
         key = (queue, partition)
         recorded = self._queue_ids.get(key, "")
         if key in self._logs and queue_id and recorded and recorded != queue_id:
@@ -223,31 +303,33 @@ class LogManager:
     def close(self) -> None:
         """Clean shutdown: flush and checkpoint every log, close the index, then write the marker.
 
-        An offline directory (or one that fails now) is abandoned instead, without the marker: its logs
-        hold data that was never fsynced, and only the recovery of the next start knows what is on disk.
+        A creation going on (in another thread) is finished first. An offline directory (or one that
+        fails now) is abandoned instead, without the marker: its logs hold data that was never fsynced,
+        and only the recovery of the next start knows what is on disk.
         """
-        if self._closed:
-            return
-        if not self.health.offline:
-            try:
-                for partition_log in self.logs():
-                    partition_log.close()
-                self.index.close()
-            except (OSError, StorageError) as exc:
-                self.health.fail("write", "the clean shutdown", exc)
-        if self.health.offline:
-            log.error(
-                "data directory %s is offline: closed without the clean-shutdown marker; the next start "
-                "recovers every partition from its segments",
-                self.data_dir,
-            )
-            self.abandon()
-            return
+        with self._creating:
+            if self._closed:
+                return
+            if not self.health.offline:
+                try:
+                    for partition_log in self.logs():
+                        partition_log.close()
+                    self.index.close()
+                except (OSError, StorageError) as exc:
+                    self.health.fail("write", "the clean shutdown", exc)
+            if self.health.offline:
+                log.error(
+                    "data directory %s is offline: closed without the clean-shutdown marker; the next "
+                    "start recovers every partition from its segments",
+                    self.data_dir,
+                )
+                self.abandon()
+                return
+            self._closed = True
         try:
             files.atomic_write(self.data_dir / CLEAN_SHUTDOWN_MARKER, b"")
         except OSError as exc:  # e.g. a full disk: everything is closed, the next start just checks more
             log.warning("cannot write the clean-shutdown marker in %s (%s)", self.data_dir, exc)
-        self._closed = True
         os.close(self._lock_fd)
 
     def abandon(self) -> None:

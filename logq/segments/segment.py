@@ -3,6 +3,9 @@
 Not thread-safe: its PartitionLog serialises appends, truncation and rolls under the log's lock.
 ``pread``/``fsync`` on the open descriptor are safe to call from other threads, which is what lets the
 log fsync outside its lock while appends go on.
+
+A loaded segment opens its file on first use, not when it is loaded: a broker with 10,000 idle
+partitions would otherwise hold 10,000 descriptors (and open them all before serving).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import threading
 from pathlib import Path
 
 from logq import batch as rb
@@ -20,15 +24,24 @@ READ_CHUNK = 1 << 20
 # A stored batch may be larger than today's max.message.bytes (the setting can shrink), but a length
 # beyond this is garbage, not data: stop the scan there.
 MAX_STORED_BATCH = 1 << 28
+# Taken only to open a descriptor on first use (a flush outside the log's lock may race an append).
+_OPENING = threading.Lock()
 
 
 class Segment:
-    def __init__(self, directory: Path, base_offset: int, *, create: bool = False) -> None:
+    def __init__(
+        self, directory: Path, base_offset: int, *, create: bool = False, size: int | None = None
+    ) -> None:
+        """``create``: a new, empty file (opened at once: it is about to be appended to). Otherwise the
+        existing file, opened on first use; ``size`` spares a stat when the caller knows it."""
         self.base_offset = base_offset
         self.path = directory / files.segment_name(base_offset)
-        flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
-        self.fd = os.open(self.path, flags, 0o644)
-        self.size = os.fstat(self.fd).st_size
+        self._fd: int | None = None
+        if create:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            self.size = 0
+        else:
+            self.size = os.stat(self.path).st_size if size is None else size
         self.next_offset = base_offset  # the offset after the last batch; set by the log once known
         self.last_append_ms = -1  # broker time of the newest batch (-1: unknown)
         self.first_append_ms = -1  # broker time of the first batch appended in this process (segment.ms)
@@ -40,6 +53,23 @@ class Segment:
         # The end of the last read and the offset found there: a consumer reading forward skips the index.
         self._hint_offset = -1
         self._hint_position = 0
+
+    @property
+    def fd(self) -> int:
+        """The file's descriptor, opened on first use."""
+        fd = self._fd
+        return fd if fd is not None else self._open()
+
+    def _open(self) -> int:
+        with _OPENING:
+            if self._fd is None:
+                if self.closed:
+                    raise StorageError(f"{self.path} is closed")
+                try:
+                    self._fd = os.open(self.path, os.O_RDWR)
+                except OSError as exc:
+                    raise StorageError(f"cannot open {self.path}: {exc}") from exc
+            return self._fd
 
     def append(self, prefix: bytes, rest: memoryview, reserve: int = 0) -> int:
         """Write one batch (its patched 16-byte prefix, then the rest) at the end; returns its position.
@@ -134,7 +164,7 @@ class Segment:
         self._hint_offset = -1
 
     def mark_deleted(self) -> Path:
-        """Rename to ``.deleted``; the descriptor stays open so readers in the middle keep their bytes."""
+        """Rename to ``.deleted``; an open descriptor stays open so readers in the middle keep their bytes."""
         target = self.path.with_suffix(files.DELETED_SUFFIX)
         os.replace(self.path, target)
         self.path = target
@@ -144,7 +174,8 @@ class Segment:
         if not self.closed:
             self.release_reserved()
             self.closed = True
-            os.close(self.fd)
+            if self._fd is not None:
+                os.close(self._fd)
 
     def scan(
         self, position: int, expected_offset: int
