@@ -35,6 +35,11 @@ class _PortTakenError(RuntimeError):
     pass
 
 
+class _StaleRegistrationError(RuntimeError):
+    """A cluster broker killed during an earlier attempt is still registered until its ZooKeeper session
+    expires (the tests' sessions last a few seconds)."""
+
+
 class BrokerProcess:
     """``broker`` and ``log`` are the [broker] and [log] settings written to the broker's config file."""
 
@@ -62,13 +67,15 @@ class BrokerProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> BrokerProcess:
-        for _attempt in range(3):
+        for _attempt in range(5):
             try:
                 return self._start_once(timeout)
             except _PortTakenError:
                 if self._fixed_port:
                     raise
                 self.port = free_port()  # another process took the free port between pick and bind
+            except _StaleRegistrationError:
+                time.sleep(1)  # the attempt before registered, then lost its port: wait out its session
         return self._start_once(timeout)
 
     def _start_once(self, timeout: float) -> BrokerProcess:
@@ -94,6 +101,8 @@ class BrokerProcess:
                 text = "".join(self.output[-30:])
                 if "address already in use" in text.lower():
                     raise _PortTakenError(text)
+                if "is already registered by another live ZooKeeper session" in text:
+                    raise _StaleRegistrationError(text)
                 raise RuntimeError("broker did not start:\n" + text)
         return self
 
