@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicCollection, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not in its __all__
     AclBinding,
     AclBindingFilter,
@@ -22,7 +22,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not in its 
     ResourcePatternType,
     ResourceType,
 )
-from kafka import KafkaConsumer, KafkaProducer  # type: ignore[import-untyped]
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer  # type: ignore[import-untyped]
 from kafka.errors import (  # type: ignore[import-untyped]
     GroupAuthorizationFailedError,
     TopicAuthorizationFailedError,
@@ -248,3 +248,45 @@ def test_kcat_refused_per_acl_then_allowed(acl_broker: BrokerProcess, admin: Adm
     consumed = run("-C", "-o", "beginning", "-e")
     assert consumed.returncode == 0, consumed.stderr
     assert consumed.stdout.split() == [b"accepted"]
+
+
+def test_clients_see_the_filtered_listing_and_the_authorized_operations(
+    acl_broker: BrokerProcess, admin: AdminClient
+) -> None:
+    make_queue(admin, "ops-visible")
+    make_queue(admin, "ops-hidden")
+    grant(
+        admin,
+        acl(ResourceType.TOPIC, "ops-visible", AclOperation.READ),
+        acl(ResourceType.TOPIC, "ops-visible", AclOperation.WRITE),
+        acl(ResourceType.GROUP, "ops-group", AclOperation.READ),
+    )
+    listed = admin.list_topics(timeout=DEADLINE_S).topics
+    assert "ops-visible" in listed
+    assert "ops-hidden" not in listed
+
+    topic = admin.describe_topics(TopicCollection(["ops-visible"]), include_authorized_operations=True)
+    operations = topic["ops-visible"].result(DEADLINE_S).authorized_operations
+    assert set(operations) == {
+        AclOperation.READ,
+        AclOperation.WRITE,
+        AclOperation.CREATE,
+        AclOperation.DESCRIBE,
+    }
+    described = KafkaAdminClient(bootstrap_servers=acl_broker.bootstrap)
+    try:
+        (kp_topic,) = described.describe_topics(["ops-visible"])
+        assert set(kp_topic["authorized_operations"]) == {"READ", "WRITE", "CREATE", "DESCRIBE"}
+    finally:
+        described.close()
+
+    consumer = Consumer({"bootstrap.servers": acl_broker.bootstrap, "group.id": "ops-group"})
+    try:
+        consumer.commit(offsets=[TopicPartition("ops-visible", 0, 0)], asynchronous=False)
+    finally:
+        consumer.close()
+    group = admin.describe_consumer_groups(["ops-group"], include_authorized_operations=True)
+    assert set(group["ops-group"].result(DEADLINE_S).authorized_operations) == {
+        AclOperation.READ,
+        AclOperation.DESCRIBE,
+    }
