@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from cli.acl_commands import acl
 from cli.client_commands import consume, produce
 from cli.common import FORMATS, Settings, check_bootstrap
 from cli.group_commands import group
@@ -47,6 +48,7 @@ def main(ctx: click.Context, bootstrap: str, fmt: str) -> None:
       echo hello | logq produce orders
       logq consume orders -o beginning -e
       logq group describe billing
+      logq acl add --allow-principal User:alice --operation read --queue orders
     """
     ctx.obj = Settings(bootstrap, fmt)
 
@@ -57,6 +59,7 @@ main.add_command(group)
 main.add_command(produce)
 main.add_command(consume)
 main.add_command(perf)
+main.add_command(acl)
 
 
 @main.group()

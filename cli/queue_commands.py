@@ -215,8 +215,9 @@ def admin() -> None:
 def admin_delete_queue(ctx: click.Context, name: str, yes: bool) -> None:
     """Delete queue NAME and all its messages (admin only).
 
-    Until authentication exists, the broker allows this only when its setting delete.queue.enable is
-    true; the command asks the broker before it asks you to confirm.
+    A broker with an authorizer allows it to principals with DELETE on the queue (super users have it);
+    one without allows it only when its setting delete.queue.enable is true. The command asks the broker
+    before it asks you to confirm, and says who was refused and why.
 
     \b
     Example:

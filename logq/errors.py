@@ -16,6 +16,7 @@ LogqError
       +-- OutOfOrderSequenceError     OUT_OF_ORDER_SEQUENCE_NUMBER
  +-- CoordinationError            a cluster-metadata operation was refused (queue exists, bad name, ...)
  +-- ClientError                  raised by the client (logq.Producer/Consumer/Admin)
+      +-- AuthorizationError      TOPIC_/GROUP_/CLUSTER_/TRANSACTIONAL_ID_AUTHORIZATION_FAILED: ACLs refuse
       +-- BrokerUnavailableError  NETWORK_EXCEPTION: cannot reach a broker, or the connection broke
       +-- ClientTimeoutError      REQUEST_TIMED_OUT: no answer within the client's deadline
       +-- BrokerError             any other error code a broker answered; ``code`` says which
@@ -152,6 +153,13 @@ class ClientError(LogqError):
     """Raised by logq's client."""
 
 
+class AuthorizationError(ClientError):
+    """The broker's ACLs refuse this client (``code`` says on what: TOPIC_, GROUP_, CLUSTER_ or
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED). Not retriable: an admin must grant the ACL first."""
+
+    code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+
+
 class BrokerUnavailableError(ClientError):
     code = ErrorCode.NETWORK_EXCEPTION
 
@@ -206,6 +214,10 @@ _BY_CODE: dict[ErrorCode, type[LogqError]] = {
     ErrorCode.INVALID_REPLICATION_FACTOR: InvalidReplicationFactorError,
     ErrorCode.INVALID_CONFIG: InvalidConfigError,
     ErrorCode.TOPIC_DELETION_DISABLED: TopicDeletionDisabledError,
+    ErrorCode.TOPIC_AUTHORIZATION_FAILED: AuthorizationError,
+    ErrorCode.GROUP_AUTHORIZATION_FAILED: AuthorizationError,
+    ErrorCode.CLUSTER_AUTHORIZATION_FAILED: AuthorizationError,
+    ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: AuthorizationError,
     ErrorCode.NETWORK_EXCEPTION: BrokerUnavailableError,
     ErrorCode.REQUEST_TIMED_OUT: ClientTimeoutError,
 }

@@ -20,6 +20,8 @@ import logging
 import resource
 from collections.abc import Callable
 
+from logq.broker.acl_handlers import AclHandlers
+from logq.broker.authorization import RequestAuthorizer
 from logq.broker.cluster import ClusterMember
 from logq.broker.config import BrokerConfig, HostPort
 from logq.broker.describe_handlers import DescribeHandlers
@@ -143,7 +145,8 @@ class Broker:
             loop.time,
             on_change=lambda group: self._group_changed(offsets, group),
         )
-        handlers = Handlers(config, coordinator, replicas, self.metrics)
+        auth = self._authorizer(coordinator)
+        handlers = Handlers(config, coordinator, replicas, self.metrics, auth)
         handlers.by_type.update(
             GroupHandlers(
                 coordinator,
@@ -151,11 +154,13 @@ class Broker:
                 offsets,
                 replicas,
                 offsets_replication_factor=config.offsets_topic_replication_factor,
+                auth=auth,
             ).by_type
         )
         if member is not None:
-            handlers.by_type.update(ReplicaHandlers(coordinator, replicas).by_type)
-        handlers.by_type.update(DescribeHandlers(config, coordinator, replicas, self.metrics).by_type)
+            handlers.by_type.update(ReplicaHandlers(coordinator, replicas, auth).by_type)
+        handlers.by_type.update(DescribeHandlers(config, coordinator, replicas, self.metrics, auth).by_type)
+        handlers.by_type.update(AclHandlers(coordinator, auth).by_type)
         self.lag = LagTracker(
             offsets=offsets,
             membership=membership,
@@ -192,6 +197,24 @@ class Broker:
             log.info("metrics on http://%s/metrics", config.metrics_listen)
         await listener.start_serving()
         log.info("listening on %s (advertised as %s), data in %s", self.address, advertised, config.data_dir)
+
+    def _authorizer(self, coordinator: Coordinator) -> RequestAuthorizer:
+        """The ACLs, kept current by the coordinator (embedded: this broker; ZooKeeper: every broker)."""
+        config = self.config
+        auth = RequestAuthorizer.from_settings(
+            config.authorizer_enable, config.super_user_set, config.allow_everyone_if_no_acl_found
+        )
+        if auth.enabled:
+            auth.update(coordinator.acls())
+            coordinator.add_acl_listener(auth.update)
+            log.info(
+                "authorizer on: %d ACL(s), super users %s, resources without ACLs %s; deleting a queue "
+                "needs DELETE on it (delete.queue.enable is not consulted)",
+                len(coordinator.acls()),
+                ", ".join(sorted(config.super_user_set)) or "none",
+                "open to all" if config.allow_everyone_if_no_acl_found else "closed",
+            )
+        return auth
 
     @staticmethod
     def _offsets_log_for(replicas: ReplicaManager) -> Callable[[int], PartitionLog]:

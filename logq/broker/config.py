@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from logq.config import LogConfig, settings_of
+from logq.security.acl import principal_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,10 @@ class BrokerConfig:
     controlled_shutdown_timeout_ms: int = 10_000  # SIGTERM: how long to wait for leaderships to move away
     auto_leader_rebalance_enable: bool = True  # the controller moves leaderships back to preferred replicas
     leader_imbalance_check_interval_ms: int = 300_000  # ... this often
+    # Authorization (docs/security.md). Off: every client may do everything, as before.
+    authorizer_enable: bool = False  # decide every request by the ACLs (Kafka's authorizer.class.name)
+    super_users: str = ""  # "User:admin;User:ops": principals that bypass the ACLs
+    allow_everyone_if_no_acl_found: bool = False  # a resource without any ACL: allowed to all, or to none
     log: LogConfig = field(default_factory=LogConfig)
 
     @property
@@ -74,6 +79,10 @@ class BrokerConfig:
     @property
     def advertised(self) -> HostPort:
         return self.advertised_listener or self.listen
+
+    @property
+    def super_user_set(self) -> frozenset[str]:
+        return frozenset(u.strip() for u in self.super_users.split(";") if u.strip())
 
     def settings(self) -> dict[str, str | None]:
         """Every setting by its configuration-file key, as a string (None when unset): the ``[broker]``
@@ -109,7 +118,12 @@ class BrokerConfig:
             if name not in _FIELDS or name == "log":
                 raise ValueError(f"unknown broker setting {key!r}")
             kwargs[name] = _convert(key, _FIELDS[name], value)
-        return cls(**kwargs)
+        config = cls(**kwargs)
+        for user in sorted(config.super_user_set):
+            problem = principal_problem(user)
+            if problem is not None:
+                raise ValueError(f"broker setting 'super.users': {problem}")
+        return config
 
 
 _FIELDS = {f.name: f.type for f in dataclasses.fields(BrokerConfig)}
@@ -121,6 +135,10 @@ def _convert(key: str, type_name: Any, value: Any) -> Any:
         return value if isinstance(value, HostPort) else HostPort.parse(str(value))
     if "Path" in kind:
         return Path(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"broker setting {key!r} must be a string, not {value!r}")
+        return value
     if kind == "str | None":
         if not isinstance(value, str) or not value:
             raise ValueError(f"broker setting {key!r} must be a non-empty string, not {value!r}")

@@ -2,7 +2,9 @@
 per partition) and DescribeConfigs (kafka-configs.sh --describe: a queue's settings, or the broker's).
 
 Both only read: the coordinator's metadata, the hosted logs' sizes and the broker's settings. Problems with
-one resource become that resource's error code; nothing a client sends makes a handler raise.
+one resource become that resource's error code; nothing a client sends makes a handler raise. With an
+authorizer, DescribeLogDirs needs DESCRIBE on the cluster (else an empty answer: v0-1 have no error field),
+and DescribeConfigs DESCRIBE_CONFIGS on the queue or on the cluster (for the broker).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 
+from logq.broker.authorization import RequestAuthorizer
 from logq.broker.config import BrokerConfig
 from logq.broker.handlers import Handler
 from logq.broker.metrics import BrokerMetrics
@@ -21,6 +24,8 @@ from logq.groups.offsets import OFFSETS_QUEUE, offsets_log_config
 from logq.protocol import RequestHeader
 from logq.protocol import messages as m
 from logq.queues import log_config_for, queue_setting_values, validate_queue_name
+from logq.security.acl import CLUSTER_NAME, AclOperation
+from logq.security.acl import ResourceType as AclResourceType
 
 
 class ResourceType(enum.IntEnum):
@@ -64,8 +69,16 @@ _INT_SETTINGS = frozenset(
         "min.insync.replicas",
     }
 )
-_BOOLEAN_SETTINGS = frozenset({"auto.create.queues", "delete.queue.enable", "log.fsync.before.ack"})
-_STRING_SETTINGS = frozenset({"listen", "advertised.listener", "metrics.listen", "data.dir"})
+_BOOLEAN_SETTINGS = frozenset(
+    {
+        "auto.create.queues",
+        "delete.queue.enable",
+        "log.fsync.before.ack",
+        "authorizer.enable",
+        "allow.everyone.if.no.acl.found",
+    }
+)
+_STRING_SETTINGS = frozenset({"listen", "advertised.listener", "metrics.listen", "data.dir", "super.users"})
 
 _QUEUE_DOCS = {
     "retention.ms": "Delete a segment once its newest data is older than this (ms, broker append time); "
@@ -86,7 +99,9 @@ class DescribeHandlers:
         coordinator: Coordinator,
         replicas: ReplicaManager,
         metrics: BrokerMetrics,
+        auth: RequestAuthorizer | None = None,
     ) -> None:
+        self._auth = auth or RequestAuthorizer()
         self._config = config
         self._coordinator = coordinator
         self._replicas = replicas
@@ -111,6 +126,8 @@ class DescribeHandlers:
     ) -> m.DescribeLogDirsResponse:
         """One log dir (the data directory). Per requested partition that this broker hosts, its size on
         disk; unknown queues and partitions are simply absent, as in Kafka. Null asks for everything."""
+        if not self._auth.allows_cluster(AclOperation.DESCRIBE):
+            return m.DescribeLogDirsResponse(results=[])
         queues = self._coordinator.queues()
         wanted: dict[str, set[int] | None] = {}
         if req.topics is None:
@@ -158,6 +175,7 @@ class DescribeHandlers:
     def _describe(self, resource: m.DescribeConfigsResource, docs: bool) -> m.DescribeConfigsResult:
         name = resource.resource_name
         try:
+            self._check_allowed(resource)
             if resource.resource_type == ResourceType.TOPIC:
                 validate_queue_name(name)
                 meta = self._coordinator.queues().get(name)
@@ -199,6 +217,19 @@ class DescribeHandlers:
             resource_name=name,
             configs=entries,
         )
+
+    def _check_allowed(self, resource: m.DescribeConfigsResource) -> None:
+        """DESCRIBE_CONFIGS on the queue, or on the cluster for a broker, before anything is looked up."""
+        auth, name, op = self._auth, resource.resource_name, AclOperation.DESCRIBE_CONFIGS
+        if resource.resource_type == ResourceType.TOPIC and not auth.allows(op, AclResourceType.TOPIC, name):
+            raise _ResourceError(
+                ErrorCode.TOPIC_AUTHORIZATION_FAILED, auth.refusal(op, AclResourceType.TOPIC, name)
+            )
+        if resource.resource_type == ResourceType.BROKER and not auth.allows_cluster(op):
+            raise _ResourceError(
+                ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+                auth.refusal(op, AclResourceType.CLUSTER, CLUSTER_NAME),
+            )
 
     def _queue_entries(self, meta: QueueMetadata, docs: bool) -> list[m.DescribeConfigsResourceResult]:
         """Every queue setting with the value the queue's logs use; a setting is not a default when it was

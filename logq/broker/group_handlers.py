@@ -11,6 +11,9 @@ after its batch is fsynced.
 Groups are listed and described from two sources: the live ones in membership, and the idle ones known
 only from committed offsets (a group whose members all left before a restart, or one that only ever had
 "simple" commits): those are ``Empty``, as in Kafka, never ``Dead`` while they have offsets.
+
+With an authorizer, a group's requests need READ on it (DESCRIBE to find, describe or fetch offsets), and
+a commit READ on each queue too; refusals come before any other check (docs/security.md).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from logq.broker.authorization import RequestAuthorizer
 from logq.broker.handlers import Handler
 from logq.broker.replica_manager import ReplicaManager
 from logq.broker.session import current_session
@@ -29,6 +33,9 @@ from logq.groups.offsets import OFFSETS_QUEUE, OffsetAndMetadata, OffsetStore
 from logq.groups.state import GroupState, commit_answer
 from logq.protocol import RequestHeader
 from logq.protocol import messages as m
+from logq.security.acl import AclOperation, ResourceType
+
+GROUP, TOPIC = ResourceType.GROUP, ResourceType.TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +53,9 @@ class GroupHandlers:
         replicas: ReplicaManager,
         *,
         offsets_replication_factor: int = 1,
+        auth: RequestAuthorizer | None = None,
     ) -> None:
+        self._auth = auth or RequestAuthorizer()
         self._offsets_replication_factor = offsets_replication_factor
         self._coordinator = coordinator
         self._membership = membership
@@ -81,6 +90,14 @@ class GroupHandlers:
             return m.FindCoordinatorResponse(
                 error_code=ErrorCode.INVALID_REQUEST,
                 error_message=f"unknown coordinator key type {req.key_type}",
+                node_id=-1,
+                host="",
+                port=-1,
+            )
+        if not self._auth.allows(AclOperation.DESCRIBE, GROUP, req.key):
+            return m.FindCoordinatorResponse(
+                error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED,
+                error_message=self._auth.refusal(AclOperation.DESCRIBE, GROUP, req.key),
                 node_id=-1,
                 host="",
                 port=-1,
@@ -126,6 +143,9 @@ class GroupHandlers:
             log.warning("cannot create %s yet: %s", OFFSETS_QUEUE, exc)
         return self._coordinator.queues().get(OFFSETS_QUEUE)
 
+    def _may_read(self, group_id: str) -> bool:
+        return self._auth.allows(AclOperation.READ, GROUP, group_id)
+
     def _not_here(self, group_id: str) -> ErrorCode:
         """NONE if this broker coordinates the group now, else NOT_COORDINATOR or
         COORDINATOR_LOAD_IN_PROGRESS (always NONE standalone)."""
@@ -139,6 +159,10 @@ class GroupHandlers:
         return ErrorCode.NONE
 
     async def join_group(self, header: RequestHeader, req: m.JoinGroupRequest) -> m.JoinGroupResponse:
+        if not self._may_read(req.group_id):
+            return m.JoinGroupResponse(
+                error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED, member_id=req.member_id
+            )
         error = self._not_here(req.group_id)
         if error:
             return m.JoinGroupResponse(error_code=error, member_id=req.member_id)
@@ -170,6 +194,8 @@ class GroupHandlers:
         )
 
     async def sync_group(self, header: RequestHeader, req: m.SyncGroupRequest) -> m.SyncGroupResponse:
+        if not self._may_read(req.group_id):
+            return m.SyncGroupResponse(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED, assignment=b"")
         error = self._not_here(req.group_id)
         if error:
             return m.SyncGroupResponse(error_code=error, assignment=b"")
@@ -180,6 +206,8 @@ class GroupHandlers:
         return m.SyncGroupResponse(error_code=error, assignment=assignment)
 
     async def heartbeat(self, header: RequestHeader, req: m.HeartbeatRequest) -> m.HeartbeatResponse:
+        if not self._may_read(req.group_id):
+            return m.HeartbeatResponse(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED)
         error = self._not_here(req.group_id)
         if error:
             return m.HeartbeatResponse(error_code=error)
@@ -190,6 +218,8 @@ class GroupHandlers:
         )
 
     async def leave_group(self, header: RequestHeader, req: m.LeaveGroupRequest) -> m.LeaveGroupResponse:
+        if not self._may_read(req.group_id):
+            return m.LeaveGroupResponse(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED)
         error = self._not_here(req.group_id)
         if error:
             return m.LeaveGroupResponse(error_code=error)
@@ -210,6 +240,13 @@ class GroupHandlers:
     ) -> m.DescribeGroupsResponse:
         described = []
         for group_id in req.groups:
+            if not self._auth.allows(AclOperation.DESCRIBE, GROUP, group_id):
+                described.append(
+                    m.DescribedGroup(
+                        error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED, group_id=group_id, group_state=""
+                    )
+                )
+                continue
             error = self._not_here(group_id)
             if error:
                 described.append(m.DescribedGroup(error_code=error, group_id=group_id, group_state=""))
@@ -249,6 +286,10 @@ class GroupHandlers:
                     members=members,
                 )
             )
+        if header.api_version >= 3 and req.include_authorized_operations:  # KIP-430
+            for g in described:
+                if g.error_code == ErrorCode.NONE:
+                    g.authorized_operations = self._auth.operations(GROUP, g.group_id)
         return m.DescribeGroupsResponse(groups=described)
 
     def _idle_protocol_type(self, group_id: str) -> str | None:
@@ -274,6 +315,8 @@ class GroupHandlers:
         for g in list(self._membership.groups.values()):
             if g.state is not GroupState.DEAD and not self._not_here(g.group_id):
                 listed[g.group_id] = g.protocol_type or listed.get(g.group_id, "")
+        if not self._auth.allows_cluster(AclOperation.DESCRIBE):  # else only the groups it may DESCRIBE
+            listed = {g: k for g, k in listed.items() if self._auth.allows(AclOperation.DESCRIBE, GROUP, g)}
         groups = [m.ListedGroup(group_id=name, protocol_type=kind) for name, kind in sorted(listed.items())]
         return m.ListGroupsResponse(error_code=ErrorCode.NONE, groups=groups)
 
@@ -298,14 +341,20 @@ class GroupHandlers:
             generation_matches=group is not None and req.generation_id == group.generation,
         )
         error = self._not_here(req.group_id) or error if req.group_id else ErrorCode.INVALID_GROUP_ID
+        group_refused = not self._may_read(req.group_id)
         codes: dict[tuple[str, int], int] = {}
         wanted: dict[tuple[str, int], OffsetAndMetadata] = {}
         queues = self._coordinator.queues()
         for topic in req.topics:
             meta = queues.get(topic.name)
+            topic_refused = not group_refused and not self._auth.allows(AclOperation.READ, TOPIC, topic.name)
             for p in topic.partitions:
                 key = (topic.name, p.partition_index)
-                if error:
+                if group_refused:
+                    codes[key] = ErrorCode.GROUP_AUTHORIZATION_FAILED
+                elif topic_refused:
+                    codes[key] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                elif error:
                     codes[key] = error
                 elif meta is None or not 0 <= p.partition_index < len(meta.partitions):
                     codes[key] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
@@ -366,7 +415,8 @@ class GroupHandlers:
         wanted = (
             None if req.topics is None else [(t.name, p) for t in req.topics for p in t.partition_indexes]
         )
-        error = self._not_here(req.group_id)
+        described = self._auth.allows(AclOperation.DESCRIBE, GROUP, req.group_id)
+        error = self._not_here(req.group_id) if described else ErrorCode.GROUP_AUTHORIZATION_FAILED
         if error:  # per partition too: v0-1 have no top-level error
             failed: dict[str, list[m.OffsetFetchResponsePartition]] = {}
             for name, index in wanted or []:
@@ -384,15 +434,16 @@ class GroupHandlers:
         except LogqError as exc:
             return m.OffsetFetchResponse(error_code=exc.code)
         by_topic: dict[str, list[m.OffsetFetchResponsePartition]] = {}
-        for key in wanted if wanted is not None else sorted(found):
-            committed = found.get(key)
+        visible = {name: self._auth.allows(AclOperation.DESCRIBE, TOPIC, name) for name, _ in wanted or found}
+        for key in wanted if wanted is not None else sorted(k for k in found if visible[k[0]]):
+            committed = found.get(key) if visible[key[0]] else None
             by_topic.setdefault(key[0], []).append(
                 m.OffsetFetchResponsePartition(
                     partition_index=key[1],
                     committed_offset=committed.offset if committed else -1,
                     committed_leader_epoch=committed.leader_epoch if committed else -1,
                     metadata=committed.metadata if committed else "",
-                    error_code=ErrorCode.NONE,
+                    error_code=ErrorCode.NONE if visible[key[0]] else ErrorCode.TOPIC_AUTHORIZATION_FAILED,
                 )
             )
         return m.OffsetFetchResponse(

@@ -2,7 +2,8 @@
 
 Each handler takes the request header and the decoded body and returns the response body (or None for
 acks=0 Produce). Per-partition problems become per-partition error codes; nothing a client sends makes a
-handler raise.
+handler raise. With an authorizer, each API checks what Kafka checks, before it looks at the resource
+(docs/security.md has the table).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Awaitable, Callable, Container, Iterable
 from typing import Any
 
 from logq import batch as rb
+from logq.broker.authorization import RequestAuthorizer
 from logq.broker.config import BrokerConfig
 from logq.broker.metrics import BrokerMetrics
 from logq.broker.replica_manager import ReplicaManager
@@ -31,6 +33,9 @@ from logq.protocol import RequestHeader
 from logq.protocol import messages as m
 from logq.protocol.apis import spec_for_request
 from logq.queues import INTERNAL_PREFIX, validate_queue_name, validate_queue_settings
+from logq.security.acl import CLUSTER_NAME, AclOperation, ResourceType
+
+TOPIC = ResourceType.TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +59,13 @@ class Handlers:
         coordinator: Coordinator,
         replicas: ReplicaManager,
         metrics: BrokerMetrics,
+        auth: RequestAuthorizer | None = None,
     ) -> None:
         self._config = config
         self._coordinator = coordinator
         self._replicas = replicas
         self._metrics = metrics
+        self._auth = auth or RequestAuthorizer()
         self.by_type: dict[type, Handler] = {
             m.ProduceRequest: self.produce,
             m.FetchRequest: self.fetch,
@@ -87,17 +94,31 @@ class Handlers:
         return m.ApiVersionsResponse(error_code=ErrorCode.NONE, api_keys=keys)
 
     async def metadata(self, header: RequestHeader, req: m.MetadataRequest) -> m.MetadataResponse:
+        """A listing of every queue silently leaves out those the client may not DESCRIBE; a queue it
+        names and may not DESCRIBE is TOPIC_AUTHORIZATION_FAILED, whether or not it exists."""
+        auth = self._auth
         queues = self._coordinator.queues()
-        if req.topics is None or (header.api_version == 0 and not req.topics):
-            wanted = sorted(queues)
+        everything = req.topics is None or (header.api_version == 0 and not req.topics)
+        if everything:
+            wanted = [name for name in sorted(queues) if auth.allows(AclOperation.DESCRIBE, TOPIC, name)]
         else:
-            wanted = [t.name for t in req.topics]
+            wanted = [t.name for t in req.topics or ()]
         may_create = self._config.auto_create_queues and (
             header.api_version < 4 or req.allow_auto_topic_creation
         )
         topics = []
         for name in wanted:
+            if not everything and not auth.allows(AclOperation.DESCRIBE, TOPIC, name):
+                topics.append(
+                    m.MetadataResponseTopic(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, name=name)
+                )
+                continue
             meta = queues.get(name)
+            if meta is None and may_create and not auth.may_create_queue(name):
+                topics.append(
+                    m.MetadataResponseTopic(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, name=name)
+                )
+                continue
             if meta is None and may_create:
                 meta, error = await self._auto_create(name)
                 if meta is None:
@@ -112,12 +133,22 @@ class Handlers:
             m.MetadataResponseBroker(node_id=b.broker_id, host=b.host, port=b.port, rack=b.rack)
             for b in self._coordinator.brokers()
         ]
-        return m.MetadataResponse(
+        response = m.MetadataResponse(
             brokers=brokers,
             cluster_id=self._coordinator.cluster_id(),
             controller_id=self._coordinator.controller_id(),
             topics=topics,
         )
+        if header.api_version >= 8:  # KIP-430: the bit fields are computed only when asked for
+            if req.include_topic_authorized_operations:
+                for topic in topics:
+                    topic.topic_authorized_operations = auth.operations(TOPIC, topic.name)
+            if req.include_cluster_authorized_operations:
+                described = auth.allows_cluster(AclOperation.DESCRIBE)
+                response.cluster_authorized_operations = (
+                    auth.operations(ResourceType.CLUSTER, CLUSTER_NAME) if described else 0
+                )
+        return response
 
     async def _auto_create(self, name: str) -> tuple[QueueMetadata | None, int]:
         meta: QueueMetadata | None
@@ -150,9 +181,14 @@ class Handlers:
         shape: list[tuple[str, int]] = []
         for topic in req.topic_data:
             shape.append((topic.name, len(topic.partition_data)))
+            refused = general or (
+                ErrorCode.NONE
+                if self._auth.allows(AclOperation.WRITE, TOPIC, topic.name)
+                else ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            )
             for part in topic.partition_data:
-                if general:
-                    pending.append(_done(_produce_error(part.index, general)))
+                if refused:
+                    pending.append(_done(_produce_error(part.index, refused)))
                 else:
                     pending.append(
                         self._produce_partition(
@@ -190,7 +226,12 @@ class Handlers:
         timeout_ms: int,
     ) -> m.PartitionProduceResponse:
         plog = self._replicas.log_for(queue, part.index)
-        if plog is None and self._config.auto_create_queues and queue not in self._coordinator.queues():
+        if (
+            plog is None
+            and self._config.auto_create_queues
+            and queue not in self._coordinator.queues()
+            and self._auth.may_create_queue(queue)
+        ):
             await self._auto_create(queue)
             plog = self._replicas.log_for(queue, part.index)
         if plog is None or not self._replicas.is_leader(queue, part.index):
@@ -237,6 +278,12 @@ class Handlers:
     ) -> m.InitProducerIdResponse:
         if req.transactional_id is not None:
             return m.InitProducerIdResponse(error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        # KIP-679: WRITE on any queue will do, so idempotent-by-default producers need no cluster ACL.
+        if not (
+            self._auth.allows_cluster(AclOperation.IDEMPOTENT_WRITE)
+            or self._auth.allows_some(AclOperation.WRITE, TOPIC)
+        ):
+            return m.InitProducerIdResponse(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
         try:
             producer_id = await self._coordinator.allocate_producer_id()
         except LogqError as exc:  # e.g. the block of ids could not be recorded: a full disk
@@ -252,9 +299,10 @@ class Handlers:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(req.max_wait_ms, 0) / 1000
         keys = [(t.topic, p.partition) for t in req.topics for p in t.partitions]
-        refused = self._check_fetch(req)
+        denied = self._denied_fetch(req)
+        refused = self._check_fetch(req, denied)
         while True:
-            responses, size, error = self._read(req, refused)
+            responses, size, error = self._read(req, denied, refused)
             remaining = deadline - loop.time()
             if error or size >= req.min_bytes or remaining <= 0:
                 break
@@ -262,7 +310,7 @@ class Handlers:
             try:
                 await asyncio.wait_for(arrival, remaining)
             except TimeoutError:
-                responses, size, error = self._read(req, refused)
+                responses, size, error = self._read(req, denied, refused)
                 break
             finally:
                 arrival.cancel()
@@ -275,12 +323,23 @@ class Handlers:
                 self._count_errors("Fetch", (p.error_code for p in topic.partitions))
         return m.FetchResponse(error_code=ErrorCode.NONE, session_id=0, responses=responses)
 
-    def _check_fetch(self, req: m.FetchRequest) -> dict[tuple[str, int], ErrorCode]:
+    def _denied_fetch(self, req: m.FetchRequest) -> set[str]:
+        """The queues this fetch may not read: a consumer needs READ on each; a follower
+        (replica_id >= 0) needs CLUSTER_ACTION, or is refused everything."""
+        if req.replica_id >= 0:
+            if self._auth.allows_cluster(AclOperation.CLUSTER_ACTION):
+                return set()
+            return {t.topic for t in req.topics}
+        return {t.topic for t in req.topics if not self._auth.allows(AclOperation.READ, TOPIC, t.topic)}
+
+    def _check_fetch(self, req: m.FetchRequest, denied: set[str]) -> dict[tuple[str, int], ErrorCode]:
         """Per partition, the error that refuses it before any read: a stale or future leader epoch
         (KIP-320), and for a follower's fetch (replica_id >= 0) what its progress report says. A
         follower's fetch offset is its log end: recorded once per request, before any wait."""
         refused: dict[tuple[str, int], ErrorCode] = {}
         for topic in req.topics:
+            if topic.topic in denied:
+                continue
             for p in topic.partitions:
                 code = self._replicas.check_leader_epoch(topic.topic, p.partition, p.current_leader_epoch)
                 if code == ErrorCode.NONE and req.replica_id >= 0:
@@ -292,7 +351,7 @@ class Handlers:
         return refused
 
     def _read(
-        self, req: m.FetchRequest, refused: dict[tuple[str, int], ErrorCode]
+        self, req: m.FetchRequest, denied: set[str], refused: dict[tuple[str, int], ErrorCode]
     ) -> tuple[list[m.FetchableTopicResponse], int, bool]:
         """Read every requested partition, in request order. A partition listed twice is served once (the
         repeats answer with no records), and the response is capped at the broker's fetch.max.bytes.
@@ -307,7 +366,9 @@ class Handlers:
             partitions = []
             for p in topic.partitions:
                 data, error, plog = EMPTY, ErrorCode.NONE, self._replicas.log_for(topic.topic, p.partition)
-                if plog is None or not self._replicas.is_leader(topic.topic, p.partition):
+                if topic.topic in denied:
+                    error, plog = ErrorCode.TOPIC_AUTHORIZATION_FAILED, None
+                elif plog is None or not self._replicas.is_leader(topic.topic, p.partition):
                     error = self._replicas.not_served(topic.topic, p.partition, self._coordinator.queues())
                     plog = None
                 elif (topic.topic, p.partition) in refused:
@@ -350,12 +411,15 @@ class Handlers:
         topics = []
         for topic in req.topics:
             partitions = []
+            described = self._auth.allows(AclOperation.DESCRIBE, TOPIC, topic.name)
             for p in topic.partitions:
                 plog = self._replicas.log_for(topic.name, p.partition_index)
                 result = m.ListOffsetsPartitionResponse(
                     partition_index=p.partition_index, error_code=ErrorCode.NONE
                 )
-                if plog is None or not self._replicas.is_leader(topic.name, p.partition_index):
+                if not described:
+                    result.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                elif plog is None or not self._replicas.is_leader(topic.name, p.partition_index):
                     result.error_code = self._replicas.not_served(
                         topic.name, p.partition_index, self._coordinator.queues()
                     )
@@ -393,6 +457,12 @@ class Handlers:
             try:
                 if names.count(topic.name) > 1:
                     raise _RequestError(ErrorCode.INVALID_REQUEST, f"queue {topic.name!r} appears twice")
+                if not self._auth.may_create_queue(topic.name):
+                    raise _RequestError(
+                        ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                        f"{self._auth.principal} may not create queue {topic.name!r} "
+                        f"(needs CREATE on CLUSTER:{CLUSTER_NAME} or on TOPIC:{topic.name})",
+                    )
                 await self._create_one(topic, req.validate_only, deadline)
                 results.append(m.CreatableTopicResult(name=topic.name, error_code=ErrorCode.NONE))
             except (LogqError, _RequestError) as exc:
@@ -462,10 +532,15 @@ class Handlers:
     async def delete_topics(
         self, header: RequestHeader, req: m.DeleteTopicsRequest
     ) -> m.DeleteTopicsResponse:
+        """With an authorizer, deleting needs DELETE on the queue (super users have it) and
+        ``delete.queue.enable`` is not consulted: the ACLs make it an admin's act. Without one, that
+        setting decides, as before."""
         results = []
         for name in req.topic_names:
             code = ErrorCode.NONE
-            if not self._config.delete_queue_enable:
+            if self._auth.enabled and not self._auth.allows(AclOperation.DELETE, TOPIC, name):
+                code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            elif not self._auth.enabled and not self._config.delete_queue_enable:
                 code = ErrorCode.TOPIC_DELETION_DISABLED
             else:
                 meta = self._coordinator.queues().get(name)

@@ -3,10 +3,12 @@
 A follower asks it before fetching (KIP-101/279): it names the latest leader epoch in its own log and
 truncates to the answer, so its log never diverges from the leader's. Consumers may ask it too (KIP-320,
 to detect truncation after a leader change). Served in cluster mode only; answered by the leader.
+With an authorizer: CLUSTER_ACTION on the cluster (a follower), else DESCRIBE on each queue.
 """
 
 from __future__ import annotations
 
+from logq.broker.authorization import RequestAuthorizer
 from logq.broker.handlers import Handler
 from logq.broker.replica_manager import ReplicaManager
 from logq.coordinator import Coordinator
@@ -14,10 +16,14 @@ from logq.error_codes import ErrorCode
 from logq.errors import LogqError
 from logq.protocol import RequestHeader
 from logq.protocol import messages as m
+from logq.security.acl import AclOperation, ResourceType
 
 
 class ReplicaHandlers:
-    def __init__(self, coordinator: Coordinator, replicas: ReplicaManager) -> None:
+    def __init__(
+        self, coordinator: Coordinator, replicas: ReplicaManager, auth: RequestAuthorizer | None = None
+    ) -> None:
+        self._auth = auth or RequestAuthorizer()
         self._coordinator = coordinator
         self._replicas = replicas
         self.by_type: dict[type, Handler] = {m.OffsetForLeaderEpochRequest: self.offset_for_leader_epoch}
@@ -26,9 +32,18 @@ class ReplicaHandlers:
         self, header: RequestHeader, req: m.OffsetForLeaderEpochRequest
     ) -> m.OffsetForLeaderEpochResponse:
         topics = []
+        follower = self._auth.allows_cluster(AclOperation.CLUSTER_ACTION)
         for topic in req.topics:
             results = []
+            described = follower or self._auth.allows(AclOperation.DESCRIBE, ResourceType.TOPIC, topic.topic)
             for p in topic.partitions:
+                if not described:
+                    results.append(
+                        m.EpochEndOffset(
+                            error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, partition=p.partition
+                        )
+                    )
+                    continue
                 results.append(self._end_offset(topic.topic, p))
             topics.append(m.OffsetForLeaderTopicResult(topic=topic.topic, partitions=results))
         return m.OffsetForLeaderEpochResponse(topics=topics)

@@ -11,11 +11,16 @@ from __future__ import annotations
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from logq.security.acl import ANONYMOUS
+
 
 @dataclass(frozen=True, slots=True)
 class ClientSession:
     host: str  # the peer's IP address ("" when unknown, e.g. in-process calls)
     port: int
+    # Who the client is, as ACLs name it. Every PLAINTEXT connection is User:ANONYMOUS; an authenticated
+    # one (SASL, a TLS client certificate) gets its own.
+    principal: str = ANONYMOUS
 
     @property
     def kafka_host(self) -> str:

@@ -1,5 +1,5 @@
-"""The asyncio admin client: queues (create, delete, list, describe), groups (list, describe with lag) and
-offset resets planned before they are applied.
+"""The asyncio admin client: queues (create, delete, list, describe), groups (list, describe with lag),
+offset resets planned before they are applied, and ACLs (``acls.py``).
 
 Every call raises a LogqError subclass (``logq.errors``) that carries the broker's error code.
 """
@@ -14,10 +14,12 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 from logq import batch as rb
+from logq.client import acls
 from logq.client.cluster import DEFAULT_BOOTSTRAP, Cluster, QueueInfo, QueuePartition, invalid_name_reason
 from logq.client.consumer_protocol import decode_assignment, decode_subscription
 from logq.error_codes import ErrorCode
 from logq.errors import (
+    AuthorizationError,
     ClientTimeoutError,
     ConsumerProtocolError,
     GroupNotEmptyError,
@@ -28,6 +30,8 @@ from logq.errors import (
 )
 from logq.protocol import messages as m
 from logq.protocol.apis import ApiKey
+from logq.protocol.primitives import INT32_MIN
+from logq.security.acl import ANONYMOUS, AclBinding, AclBindingFilter, AclOperation
 
 CREATION_WAIT_S = 600.0  # how long create_queue waits for a creation the broker answered REQUEST_TIMED_OUT to
 CREATION_POLL_S = 0.5
@@ -38,6 +42,7 @@ LATEST = -1
 _TOPIC_RESOURCE = 2  # DescribeConfigs resource types
 _BROKER_RESOURCE = 4
 _DELETE_SWITCHES = ("delete.queue.enable", "delete.topic.enable")  # logq's name, Kafka's
+_AUTHORIZER_SWITCH = "authorizer.enable"  # with it on, the ACLs decide deletions, not the switches
 _DEFAULT_CONFIG = 5  # DescribeConfigs config source: a default nobody overrode
 
 
@@ -173,6 +178,10 @@ class DeletePermission(NamedTuple):
     reason: str
 
 
+def _may_not_delete(principal: str, name: str) -> str:
+    return f"{principal} may not delete queue {name} (needs DELETE on TOPIC:{name})"
+
+
 def _internal_queue(name: str) -> str:
     return f"queue {name!r} is internal (logq keeps its own state in it) and cannot be deleted"
 
@@ -213,6 +222,12 @@ class Admin:
     ) -> None:
         self.cluster = Cluster(bootstrap, client_id=client_id, request_timeout_s=request_timeout_ms / 1000)
         self._timeout_ms = request_timeout_ms
+
+    @property
+    def principal(self) -> str:
+        """Who the brokers see this client as, in their ACLs' terms. The client does not authenticate
+        (yet), so every broker sees User:ANONYMOUS."""
+        return ANONYMOUS
 
     async def start(self) -> None:
         await self.cluster.refresh()
@@ -323,40 +338,68 @@ class Admin:
 
     async def may_delete_queue(self, name: str) -> DeletePermission:
         """Whether the broker would delete queue ``name``, asked before anything is deleted (the command
-        line asks this before it asks the user to confirm). The queue must exist and not be internal, and
-        the broker that deletes (the controller) must allow deleting queues: today its setting
-        ``delete.queue.enable`` (Kafka's ``delete.topic.enable``) decides, read with DescribeConfigs.
-        When the broker cannot say (no DescribeConfigs, or an error), the answer is allowed: the deletion
-        itself then decides."""
+        line asks this before it asks the user to confirm). The queue must exist and not be internal,
+        and the broker that deletes (the controller) must allow it: with an authorizer, this client's
+        principal needs DELETE on the queue (Metadata v8's authorized operations say whether it has it);
+        without one, the broker's ``delete.queue.enable`` (Kafka's ``delete.topic.enable``) decides,
+        read with DescribeConfigs. When the broker cannot say, the answer is allowed: the deletion itself
+        then decides."""
+        conn = await self._controller()
+        refusal = await self._delete_refusal_by_acls(conn, name)
+        if refusal is not None:
+            return refusal
         try:
             info = await self.cluster.queue(name, refresh=True)
         except (UnknownQueueError, InvalidQueueNameError) as exc:
             return DeletePermission(False, str(exc))
+        except AuthorizationError:
+            return DeletePermission(False, _may_not_delete(self.principal, name))
         if info.internal:
             return DeletePermission(False, _internal_queue(name))
         broker_id = self.cluster.controller_id
-        conn = await self._controller()
         if broker_id < 0 or ApiKey.DESCRIBE_CONFIGS not in conn.versions:
             return DeletePermission(True, "the broker cannot say in advance")
         resource = m.DescribeConfigsResource(
             resource_type=_BROKER_RESOURCE,
             resource_name=str(broker_id),
-            configuration_keys=list(_DELETE_SWITCHES),
+            configuration_keys=[*_DELETE_SWITCHES, _AUTHORIZER_SWITCH],
         )
         answer: m.DescribeConfigsResponse = await self.cluster.send(
             conn, m.DescribeConfigsRequest(resources=[resource])
         )
         for result in answer.results:
-            if result.error_code != ErrorCode.NONE:
+            if result.error_code != ErrorCode.NONE:  # e.g. refused by the ACLs: then they decide
                 return DeletePermission(True, "the broker cannot say in advance")
-            for entry in result.configs:
-                if entry.name in _DELETE_SWITCHES and (entry.value or "").lower() == "false":
+            values = {entry.name: (entry.value or "").lower() for entry in result.configs}
+            if values.get(_AUTHORIZER_SWITCH) == "true":
+                return DeletePermission(True, "")
+            for key in _DELETE_SWITCHES:
+                if values.get(key) == "false":
                     return DeletePermission(
                         False,
-                        f"broker {broker_id} does not allow deleting queues ({entry.name} = false): deleting "
+                        f"broker {broker_id} does not allow deleting queues ({key} = false): deleting "
                         f"is an admin's act, switched on in the broker's settings",
                     )
         return DeletePermission(True, "")
+
+    async def _delete_refusal_by_acls(self, conn: Any, name: str) -> DeletePermission | None:
+        """Metadata v8 with the queue's authorized operations: refused if this principal may not even
+        see the queue, or may see it but not DELETE it (a broker without an authorizer allows all)."""
+        if conn.version_for(ApiKey.METADATA) < 8:
+            return None
+        request = m.MetadataRequest(
+            topics=[m.MetadataRequestTopic(name=name)],
+            allow_auto_topic_creation=False,
+            include_topic_authorized_operations=True,
+        )
+        answer: m.MetadataResponse = await self.cluster.send(conn, request)
+        for topic in answer.topics:
+            if topic.error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED:
+                return DeletePermission(False, _may_not_delete(self.principal, name))
+            ops = topic.topic_authorized_operations
+            if topic.error_code == ErrorCode.NONE and ops != INT32_MIN and not ops >> AclOperation.DELETE & 1:
+                return DeletePermission(False, _may_not_delete(self.principal, name))
+        return None
 
     async def delete_queue(self, name: str) -> None:
         """Delete a queue and its data. Refused with TopicDeletionDisabledError unless the broker allows it
@@ -372,6 +415,10 @@ class Admin:
                     result.error_code,
                     f"the broker refused to delete {name!r}: deleting queues is an admin's act, "
                     "and the broker allows it only with delete.queue.enable = true",
+                )
+            if result.error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED:
+                raise AuthorizationError(
+                    _may_not_delete(self.principal, name), code=ErrorCode(result.error_code)
                 )
             if result.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
                 raise UnknownQueueError(f"queue {name!r} does not exist")
@@ -683,11 +730,30 @@ class Admin:
         info = await self.cluster.queue(queue, refresh=True)
         return [QueuePartition(queue, p.partition) for p in info.partitions]
 
+    # --- ACLs ------------------------------------------------------------------------------------
+
+    async def create_acls(self, bindings: Sequence[AclBinding]) -> None:
+        """Create ACL bindings (needs ALTER on the cluster). Each is created or refused on its own; the
+        first refusal is raised (INVALID_REQUEST with the reason, CLUSTER_AUTHORIZATION_FAILED,
+        SECURITY_DISABLED when the broker has no authorizer)."""
+        await acls.create_acls(self.cluster, await self._controller(), bindings)
+
+    async def describe_acls(self, acl_filter: AclBindingFilter | None = None) -> list[AclBinding]:
+        """The bindings the filter matches (every one by default; needs DESCRIBE on the cluster)."""
+        return await acls.describe_acls(
+            self.cluster, await self._controller(), acl_filter or AclBindingFilter()
+        )
+
+    async def delete_acls(self, filters: Sequence[AclBindingFilter]) -> list[AclBinding]:
+        """Delete every binding some filter matches (needs ALTER on the cluster); the bindings deleted."""
+        return await acls.delete_acls(self.cluster, await self._controller(), filters)
+
 
 __all__ = [
     "EARLIEST",
     "LATEST",
     "Admin",
+    "AuthorizationError",
     "DeletePermission",
     "GroupDescription",
     "GroupListing",

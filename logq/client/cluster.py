@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from logq.client.connection import BrokerConnection, BrokerConnectionError
 from logq.error_codes import ErrorCode
 from logq.errors import (
+    AuthorizationError,
     BrokerUnavailableError,
     ClientTimeoutError,
     InvalidQueueNameError,
@@ -266,6 +267,11 @@ class Cluster:
                         raise UnknownQueueError(f"queue {name!r} does not exist")
                     if topic.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION:
                         raise InvalidQueueNameError(invalid_name_reason(name))
+                    if topic.error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED:
+                        raise AuthorizationError(
+                            f"queue {name!r}: the broker's ACLs do not let this client use it "
+                            "(TOPIC_AUTHORIZATION_FAILED)"
+                        )
                     raise error_for_code(
                         topic.error_code, f"queue {name!r}: {ErrorCode(topic.error_code).name}"
                     )

@@ -184,6 +184,12 @@ class Sender:
         answer: m.InitProducerIdResponse = await self._cluster.send(
             conn, m.InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=-1)
         )
+        if answer.error_code == ErrorCode.CLUSTER_AUTHORIZATION_FAILED:
+            raise error_for_code(
+                answer.error_code,
+                "the broker's ACLs refuse this idempotent producer an id: it needs WRITE on some queue "
+                "(or IDEMPOTENT_WRITE on the cluster), or enable_idempotence=False",
+            )
         if answer.error_code != ErrorCode.NONE:
             raise error_for_code(answer.error_code, "InitProducerId failed")
         self.producer_id = answer.producer_id

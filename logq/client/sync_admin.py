@@ -19,6 +19,7 @@ from logq.client.admin import (
 )
 from logq.client.cluster import DEFAULT_BOOTSTRAP, QueueInfo, QueuePartition
 from logq.client.loop_thread import LoopThread
+from logq.security.acl import AclBinding, AclBindingFilter
 
 
 class Admin:
@@ -121,6 +122,20 @@ class Admin:
 
     def apply_offset_reset(self, group: str, rows: Sequence[ResetRow]) -> None:
         self._loop.run(self._admin.apply_offset_reset(group, rows), self._timeout_s)
+
+    @property
+    def principal(self) -> str:
+        """Who the brokers see this client as (User:ANONYMOUS: the client does not authenticate yet)."""
+        return self._admin.principal
+
+    def create_acls(self, bindings: Sequence[AclBinding]) -> None:
+        self._loop.run(self._admin.create_acls(bindings), self._timeout_s)
+
+    def describe_acls(self, acl_filter: AclBindingFilter | None = None) -> list[AclBinding]:
+        return self._loop.run(self._admin.describe_acls(acl_filter), self._timeout_s)
+
+    def delete_acls(self, filters: Sequence[AclBindingFilter]) -> list[AclBinding]:
+        return self._loop.run(self._admin.delete_acls(filters), self._timeout_s)
 
 
 async def _start(bootstrap: str | Sequence[str], client_id: str, request_timeout_ms: int) -> AsyncAdmin:

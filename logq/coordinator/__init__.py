@@ -3,6 +3,7 @@ standalone broker; the ZooKeeper implementation runs a cluster member."""
 
 from logq.coordinator.embedded import EmbeddedCoordinator
 from logq.coordinator.interface import (
+    AclListener,
     BrokerInfo,
     Coordinator,
     MetadataListener,
@@ -11,6 +12,7 @@ from logq.coordinator.interface import (
 )
 
 __all__ = [
+    "AclListener",
     "BrokerInfo",
     "Coordinator",
     "EmbeddedCoordinator",

@@ -3,8 +3,9 @@
 The file is rewritten atomically (temp, fsync, rename, fsync of the directory) on every change, so a
 crash leaves either the old or the new metadata. Producer ids are handed out from blocks of 1,000 whose
 upper bound is persisted before any id of the block is used (as Kafka's ZooKeeper mode did), so no id is
-ever reused after a crash. A change whose write fails (a full disk) is not made: the caller gets a
-StorageError (KAFKA_STORAGE_ERROR) and memory keeps the state the file holds.
+ever reused after a crash. ACL bindings are kept in the same file (``"acls"``), written before a change
+is in force. A change whose write fails (a full disk) is not made: the caller gets a StorageError
+(KAFKA_STORAGE_ERROR) and memory keeps the state the file holds.
 """
 
 from __future__ import annotations
@@ -12,12 +13,18 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from logq.coordinator.interface import BrokerInfo, MetadataListener, PartitionState, QueueMetadata
+from logq.coordinator.interface import (
+    AclListener,
+    BrokerInfo,
+    MetadataListener,
+    PartitionState,
+    QueueMetadata,
+)
 from logq.durable import atomic_write
 from logq.errors import (
     InvalidPartitionsError,
@@ -27,6 +34,19 @@ from logq.errors import (
     UnknownQueueError,
 )
 from logq.queues import collides
+from logq.security.acl import (
+    AccessControlEntry,
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    PatternType,
+    ResourcePattern,
+    ResourceType,
+    display_name,
+    parse_name,
+    select_deletions,
+)
 
 STATE_FILE = "coordinator.json"
 PRODUCER_ID_BLOCK = 1000
@@ -44,6 +64,8 @@ class EmbeddedCoordinator:
         self._listeners: list[MetadataListener] = []
         self._cluster_id = ""
         self._lock = asyncio.Lock()
+        self._acls: frozenset[AclBinding] = frozenset()
+        self._acl_listeners: list[AclListener] = []
 
     async def start(self) -> None:
         if self._path.exists():
@@ -137,6 +159,45 @@ class EmbeddedCoordinator:
         for listener in self._listeners:
             listener(snapshot)
 
+    # --- ACLs --------------------------------------------------------------------------------------
+
+    def acls(self) -> frozenset[AclBinding]:
+        return self._acls
+
+    async def create_acls(self, bindings: Sequence[AclBinding]) -> None:
+        async with self._lock:
+            new = self._acls | frozenset(bindings)
+            if new == self._acls:
+                return
+            await self._save_acls(new)
+        self._notify_acls()
+
+    async def delete_acls(self, filters: Sequence[AclBindingFilter]) -> list[list[AclBinding]]:
+        async with self._lock:
+            deleted = select_deletions(self._acls, filters)
+            gone = {b for per_filter in deleted for b in per_filter}
+            if not gone:
+                return deleted
+            await self._save_acls(self._acls - gone)
+        self._notify_acls()
+        return deleted
+
+    def add_acl_listener(self, listener: AclListener) -> None:
+        self._acl_listeners.append(listener)
+
+    async def _save_acls(self, acls: frozenset[AclBinding]) -> None:
+        """On disk first: a change is in force only once it would survive a crash."""
+        previous, self._acls = self._acls, acls
+        try:
+            await self._save()
+        except BaseException:
+            self._acls = previous
+            raise
+
+    def _notify_acls(self) -> None:
+        for listener in self._acl_listeners:
+            listener(self._acls)
+
     # --- persistence -------------------------------------------------------------------------------
 
     def _dump(self) -> dict[str, Any]:
@@ -153,6 +214,7 @@ class EmbeddedCoordinator:
                 }
                 for q in self._queues.values()
             },
+            "acls": [_acl_to_json(b) for b in sorted(self._acls)],
         }
 
     def _load(self, data: dict[str, Any]) -> None:
@@ -169,6 +231,7 @@ class EmbeddedCoordinator:
                 internal=name.startswith("__"),
                 queue_id=str(spec.get("queue_id", "")),
             )
+        self._acls = frozenset(_acl_from_json(a) for a in data.get("acls", []))
 
     async def _save(self) -> None:
         payload = json.dumps(self._dump(), indent=1, sort_keys=True).encode()
@@ -176,3 +239,32 @@ class EmbeddedCoordinator:
             await asyncio.to_thread(atomic_write, self._path, payload)
         except OSError as exc:
             raise StorageError(f"cannot write {self._path}: {exc}") from exc
+
+
+def _acl_to_json(binding: AclBinding) -> dict[str, str]:
+    """Kafka's spellings (as in its ZooKeeper znodes), so the file reads like kafka-acls output."""
+    p, e = binding.pattern, binding.entry
+    return {
+        "resource_type": display_name(p.resource_type),
+        "name": p.name,
+        "pattern_type": display_name(p.pattern_type),
+        "principal": e.principal,
+        "host": e.host,
+        "operation": display_name(e.operation),
+        "permission": display_name(e.permission),
+    }
+
+
+def _acl_from_json(data: Mapping[str, Any]) -> AclBinding:
+    pattern = ResourcePattern(
+        parse_name(ResourceType, str(data["resource_type"])),
+        str(data["name"]),
+        parse_name(PatternType, str(data["pattern_type"])),
+    )
+    entry = AccessControlEntry(
+        str(data["principal"]),
+        str(data["host"]),
+        parse_name(AclOperation, str(data["operation"])),
+        parse_name(AclPermissionType, str(data["permission"])),
+    )
+    return AclBinding(pattern, entry)

@@ -5,13 +5,18 @@ its data directory) and a ZooKeeper one (many brokers; every write conditional o
 znode version). Reads are served from an in-memory snapshot and never block; writes are coroutines,
 because ZooKeeper writes are network round trips. Snapshots are immutable: a listener receives the new
 one after every change.
+
+ACL bindings (``logq.security.acl``) live here too, so that every broker of a cluster decides on the same
+set: ``acls()`` is the current set, ``add_acl_listener`` is called with the whole new set after a change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from logq.security.acl import AclBinding, AclBindingFilter
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,7 @@ class QueueMetadata:
 
 
 MetadataListener = Callable[[Mapping[str, QueueMetadata]], None]
+AclListener = Callable[[frozenset[AclBinding]], None]
 
 
 class Coordinator(Protocol):
@@ -90,4 +96,22 @@ class Coordinator(Protocol):
 
     def add_listener(self, listener: MetadataListener) -> None:
         """Call ``listener`` with the new snapshot after every metadata change."""
+        ...
+
+    def acls(self) -> frozenset[AclBinding]:
+        """Every ACL binding, as last read (never blocks)."""
+        ...
+
+    async def create_acls(self, bindings: Sequence[AclBinding]) -> None:
+        """Add bindings (validated by the caller); those that exist already are left as they are.
+        In force on this broker when it returns, on the others soon after."""
+        ...
+
+    async def delete_acls(self, filters: Sequence[AclBindingFilter]) -> list[list[AclBinding]]:
+        """Remove every binding some filter matches; per filter, the bindings it removed (a binding
+        that several filters match counts for the first of them, as in Kafka)."""
+        ...
+
+    def add_acl_listener(self, listener: AclListener) -> None:
+        """Call ``listener`` with the whole new ACL set after every change."""
         ...

@@ -14,9 +14,16 @@ The paths and most formats are Kafka's (pre-KRaft), so anyone who knows Kafka's 
     /admin/delete_topics/<queue>               (empty: a deletion request the controller carries out)
     /admin/controlled_shutdown/<id>  ephemeral (empty: broker <id> is shutting down; move its leaderships)
     /latest_producer_id_block                  {"version":1,"broker":1,"block_start":"0","block_end":"999"}
+    /kafka-acl/<Type>/<name>                   {"version":1,"acls":[{"principal":"User:alice",
+                                                "permissionType":"Allow","operation":"Read","host":"*"}]}
+    /kafka-acl-extended/prefixed/<Type>/<name> the same, for PREFIXED patterns
+    /kafka-acl-changes/acl_changes_<seq>       "Topic:orders": a literal resource's ACLs changed
+    /kafka-acl-extended-changes/acl_changes_<seq>
+                          {"version":1,"resourceType":"Topic","name":"orders-","patternType":"PREFIXED"}
 
 Unlike Kafka, a queue's settings live in its assignment znode (Kafka: /config/topics/<queue>), so a
-queue and its settings appear in one write.
+queue and its settings appear in one write. The ACL znodes and their change notifications are exactly
+Kafka's (``<Type>`` is Topic, Group, Cluster or TransactionalId).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -33,6 +40,18 @@ from typing import Any
 from logq.coordinator.assignment import LeaderAndIsr
 from logq.coordinator.interface import BrokerInfo
 from logq.errors import CoordinationError
+from logq.security.acl import (
+    BINDABLE_RESOURCE_TYPES,
+    AccessControlEntry,
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    PatternType,
+    ResourcePattern,
+    ResourceType,
+    display_name,
+    parse_name,
+)
 
 CLUSTER_ID = "/cluster/id"
 CONTROLLER = "/controller"
@@ -42,9 +61,25 @@ TOPICS = "/brokers/topics"
 DELETE_TOPICS = "/admin/delete_topics"
 CONTROLLED_SHUTDOWN = "/admin/controlled_shutdown"
 PRODUCER_ID_BLOCK = "/latest_producer_id_block"
+LITERAL_ACLS = "/kafka-acl"
+PREFIXED_ACLS = "/kafka-acl-extended/prefixed"
+LITERAL_ACL_CHANGES = "/kafka-acl-changes"
+PREFIXED_ACL_CHANGES = "/kafka-acl-extended-changes"
+ACL_CHANGE_NODE = "acl_changes_"  # + the sequence number ZooKeeper appends
+ACL_CHANGE_ROOTS = (LITERAL_ACL_CHANGES, PREFIXED_ACL_CHANGES)
+ACL_CHANGE_EXPIRY_MS = 15 * 60 * 1000  # notifications older than this are purged (Kafka's default)
 
 # Created by whichever broker starts first; never deleted.
-PERSISTENT_PATHS = (BROKER_IDS, TOPICS, DELETE_TOPICS, CONTROLLED_SHUTDOWN, "/cluster")
+PERSISTENT_PATHS = (
+    BROKER_IDS,
+    TOPICS,
+    DELETE_TOPICS,
+    CONTROLLED_SHUTDOWN,
+    "/cluster",
+    LITERAL_ACLS,
+    PREFIXED_ACLS,
+    *ACL_CHANGE_ROOTS,
+)
 
 
 class BrokerIdInUseError(CoordinationError):
@@ -112,7 +147,7 @@ def split_connect(connect: str) -> tuple[str, str]:
 @dataclass(frozen=True, slots=True)
 class Watched:
     """What changed, from a watch event's path. kind: brokers, controller, topics, topic, state,
-    deletes, other."""
+    deletes, shutdowns, acl_changes, other."""
 
     kind: str
     queue: str = ""
@@ -120,6 +155,8 @@ class Watched:
 
 
 def classify(path: str) -> Watched:
+    if path in ACL_CHANGE_ROOTS:
+        return Watched("acl_changes")
     if path in (BROKER_IDS, CONTROLLER, CONTROLLER_EPOCH, TOPICS, DELETE_TOPICS, CONTROLLED_SHUTDOWN):
         kind = {
             BROKER_IDS: "brokers",
@@ -283,6 +320,101 @@ def decode_producer_block_end(data: bytes) -> int:
     return int(_loads(data, PRODUCER_ID_BLOCK)["block_end"])
 
 
+# --- ACLs (Kafka's ZkAclStore and ZkAclChangeStore formats) ----------------------------------------
+
+
+def acl_root(pattern_type: PatternType) -> str:
+    return PREFIXED_ACLS if pattern_type == PatternType.PREFIXED else LITERAL_ACLS
+
+
+def acl_change_root(pattern_type: PatternType) -> str:
+    return PREFIXED_ACL_CHANGES if pattern_type == PatternType.PREFIXED else LITERAL_ACL_CHANGES
+
+
+def acl_type_path(pattern_type: PatternType, resource_type: ResourceType) -> str:
+    return f"{acl_root(pattern_type)}/{display_name(resource_type)}"
+
+
+def acl_path(pattern: ResourcePattern) -> str:
+    return f"{acl_type_path(pattern.pattern_type, pattern.resource_type)}/{pattern.name}"
+
+
+def acl_resource_type(type_name: str) -> ResourceType | None:
+    """The resource type of a ``<Type>`` znode name (``Topic``), None for one logq does not bind."""
+    try:
+        resource_type = parse_name(ResourceType, type_name)
+    except ValueError:
+        return None
+    return resource_type if resource_type in BINDABLE_RESOURCE_TYPES else None
+
+
+def encode_acls(entries: Iterable[AccessControlEntry]) -> bytes:
+    acls = [
+        {
+            "principal": e.principal,
+            "permissionType": display_name(e.permission),
+            "operation": display_name(e.operation),
+            "host": e.host,
+        }
+        for e in sorted(entries)
+    ]
+    return _dumps({"version": 1, "acls": acls})
+
+
+def decode_acls(pattern: ResourcePattern, data: bytes) -> frozenset[AclBinding]:
+    """The bindings of one ACL znode; an entry whose names logq does not know is left out."""
+    bindings = set()
+    for item in _loads(data, acl_path(pattern)).get("acls", []):
+        try:
+            entry = AccessControlEntry(
+                str(item["principal"]),
+                str(item["host"]),
+                parse_name(AclOperation, str(item["operation"])),
+                parse_name(AclPermissionType, str(item["permissionType"])),
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+        bindings.add(AclBinding(pattern, entry))
+    return frozenset(bindings)
+
+
+def encode_acl_change(pattern: ResourcePattern) -> bytes:
+    if pattern.pattern_type == PatternType.PREFIXED:
+        return _dumps(
+            {
+                "version": 1,
+                "resourceType": display_name(pattern.resource_type),
+                "name": pattern.name,
+                "patternType": "PREFIXED",
+            }
+        )
+    return f"{display_name(pattern.resource_type)}:{pattern.name}".encode()
+
+
+def decode_acl_change(root: str, data: bytes) -> ResourcePattern | None:
+    """The resource a change notification names, None if it names none logq knows."""
+    try:
+        if root == PREFIXED_ACL_CHANGES:
+            d = _loads(data, root)
+            type_name, name = str(d["resourceType"]), str(d["name"])
+            pattern_type = parse_name(PatternType, str(d.get("patternType", "PREFIXED")))
+        else:
+            type_name, _, name = data.decode().partition(":")
+            pattern_type = PatternType.LITERAL
+    except (CoordinationError, KeyError, UnicodeDecodeError, ValueError):
+        return None
+    resource_type = acl_resource_type(type_name)
+    if resource_type is None or not name:
+        return None
+    return ResourcePattern(resource_type, name, pattern_type)
+
+
+def acl_change_sequence(child: str) -> int:
+    """The sequence number of a change notification's name (``acl_changes_0000000007``), or -1."""
+    digits = child.removeprefix(ACL_CHANGE_NODE)
+    return int(digits) if child.startswith(ACL_CHANGE_NODE) and digits.isdigit() else -1
+
+
 # --- what the coordinator and the store exchange --------------------------------------------------
 
 
@@ -316,9 +448,13 @@ class ReadRequest:
     shutdowns: bool = False
     topics: set[str] = field(default_factory=set)
     states: set[tuple[str, int]] = field(default_factory=set)
+    acl_changes: bool = False  # new change notifications: re-read the resources they name
+    acl_patterns: set[ResourcePattern] = field(default_factory=set)
 
     def merge(self, other: ReadRequest) -> None:
         self.everything |= other.everything
+        self.acl_changes |= other.acl_changes
+        self.acl_patterns |= other.acl_patterns
         self.shutdowns |= other.shutdowns
         self.brokers |= other.brokers
         self.controller |= other.controller
@@ -337,6 +473,8 @@ class ReadRequest:
             or self.shutdowns
             or self.topics
             or self.states
+            or self.acl_changes
+            or self.acl_patterns
         )
 
 
@@ -352,6 +490,10 @@ class ReadResult:
     shutdowns: set[int] | None = None
     topics: dict[str, TopicRecord | None] = field(default_factory=dict)
     states: dict[tuple[str, int], StateRecord | None] = field(default_factory=dict)
+    # ACLs: every resource's (``everything``), or the resources re-read (an empty set: none left).
+    all_acls: dict[ResourcePattern, frozenset[AclBinding]] | None = None
+    acls: dict[ResourcePattern, frozenset[AclBinding]] = field(default_factory=dict)
+    acl_change_seen: dict[str, int] | None = None  # per change root, the newest notification read
 
 
 @dataclass(frozen=True, slots=True)

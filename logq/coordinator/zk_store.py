@@ -41,6 +41,9 @@ from kazoo.retry import KazooRetry
 
 from logq.coordinator.interface import BrokerInfo
 from logq.coordinator.zk_layout import (
+    ACL_CHANGE_EXPIRY_MS,
+    ACL_CHANGE_NODE,
+    ACL_CHANGE_ROOTS,
     BROKER_IDS,
     CLUSTER_ID,
     CONTROLLED_SHUTDOWN,
@@ -62,7 +65,14 @@ from logq.coordinator.zk_layout import (
     StateRecord,
     TopicRecord,
     ZooKeeperUnavailableError,
+    acl_change_root,
+    acl_change_sequence,
+    acl_path,
+    acl_resource_type,
+    acl_root,
     broker_path,
+    decode_acl_change,
+    decode_acls,
     decode_broker,
     decode_cluster_id,
     decode_controller,
@@ -71,6 +81,8 @@ from logq.coordinator.zk_layout import (
     decode_state,
     decode_topic,
     delete_request_path,
+    encode_acl_change,
+    encode_acls,
     encode_broker,
     encode_cluster_id,
     encode_controller,
@@ -84,8 +96,9 @@ from logq.coordinator.zk_layout import (
     state_path,
     topic_path,
 )
-from logq.errors import QueueExistsError, UnknownQueueError
+from logq.errors import CoordinationError, QueueExistsError, UnknownQueueError
 from logq.queues import collides
+from logq.security.acl import AclBinding, PatternType, ResourcePattern
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +108,7 @@ P = ParamSpec("P")
 # Errors after which the same call may simply be made again once connected.
 _TRANSIENT = (ConnectionLoss, SessionExpiredError, ConnectionClosedError, OperationTimeoutError)
 MAX_OPS_PER_TRANSACTION = 200  # keeps a multi well under jute.maxbuffer (1 MiB)
+MAX_ACL_WRITE_TRIES = 10  # conditional ACL writes lost to concurrent writers before giving up (Kafka's)
 
 
 def _unavailable_on_disconnect(fn: Callable[P, T]) -> Callable[P, T]:
@@ -228,11 +242,15 @@ class ZkStore:
     # --- reads (each sets a watch that reports to on_watch) --------------------------------------
 
     @_unavailable_on_disconnect
-    def read(self, request: ReadRequest, known: Iterable[str]) -> ReadResult:
-        """Read what ``request`` asks for (``known``: the topics the caller has); a topic read also
-        reads all its partition states."""
+    def read(
+        self, request: ReadRequest, known: Iterable[str], acl_seen: Mapping[str, int] | None = None
+    ) -> ReadResult:
+        """Read what ``request`` asks for (``known``: the topics the caller has; ``acl_seen``: per ACL
+        change root, the newest notification already acted on); a topic read also reads all its
+        partition states."""
         have = set(known)
         out = ReadResult(everything=request.everything)
+        self._read_acl_part(request, acl_seen or {}, out)
         # Queues first, brokers after: a queue's creator saw its replicas registered before creating
         # it, so the broker list read here includes them (the controller then puts them in the ISR).
         if request.everything or request.deletes:
@@ -257,6 +275,135 @@ class ZkStore:
         if request.everything or request.controller:
             out.controller = self._read_controller()
         return out
+
+    def _read_acl_part(self, request: ReadRequest, seen: Mapping[str, int], out: ReadResult) -> None:
+        """Everything: the newest notification of each change root (setting the watches), then every
+        ACL znode, so a change made after the listing is read again later, never missed. Otherwise:
+        the resources named by the notifications newer than ``seen``, and those asked for."""
+        if request.everything:
+            out.acl_change_seen = {
+                root: max(
+                    map(acl_change_sequence, self._client.get_children(root, watch=self._watch)), default=-1
+                )
+                for root in ACL_CHANGE_ROOTS
+            }
+            out.all_acls = self._read_all_acls()
+            return
+        patterns = set(request.acl_patterns)
+        if request.acl_changes:
+            newest = dict(seen)
+            for root in ACL_CHANGE_ROOTS:
+                children = self._client.get_children(root, watch=self._watch)
+                fresh = sorted(
+                    (acl_change_sequence(c), c)
+                    for c in children
+                    if acl_change_sequence(c) > seen.get(root, -1)
+                )
+                pending = [(seq, self._client.get_async(f"{root}/{child}")) for seq, child in fresh]
+                for seq, result in pending:
+                    newest[root] = max(newest.get(root, -1), seq)
+                    try:
+                        data, _ = result.get()
+                    except NoNodeError:
+                        continue  # purged: older than the expiry, acted on long ago
+                    pattern = decode_acl_change(root, data)
+                    if pattern is not None:
+                        patterns.add(pattern)
+            out.acl_change_seen = newest
+        out.acls = self._read_acl_resources(sorted(patterns))
+
+    def _read_all_acls(self) -> dict[ResourcePattern, frozenset[AclBinding]]:
+        patterns = []
+        for pattern_type in (PatternType.LITERAL, PatternType.PREFIXED):
+            root = acl_root(pattern_type)
+            for type_name in self._client.get_children(root):
+                resource_type = acl_resource_type(type_name)
+                if resource_type is None:
+                    continue
+                for name in self._client.get_children(f"{root}/{type_name}"):
+                    patterns.append(ResourcePattern(resource_type, name, pattern_type))
+        return {p: acls for p, acls in self._read_acl_resources(patterns).items() if acls}
+
+    def _read_acl_resources(
+        self, patterns: Sequence[ResourcePattern]
+    ) -> dict[ResourcePattern, frozenset[AclBinding]]:
+        pending = [(p, self._client.get_async(acl_path(p))) for p in patterns]
+        out: dict[ResourcePattern, frozenset[AclBinding]] = {}
+        for pattern, result in pending:
+            try:
+                data, _ = result.get()
+            except NoNodeError:
+                out[pattern] = frozenset()
+                continue
+            try:
+                out[pattern] = decode_acls(pattern, data)
+            except CoordinationError as exc:  # not ours to repair; a bad znode must not stop the rest
+                log.warning("ignoring the ACLs of %s: %s", pattern, exc)
+                out[pattern] = frozenset()
+        return out
+
+    # --- ACL writes (any broker) ---------------------------------------------------------------------
+
+    def update_acls(
+        self,
+        pattern: ResourcePattern,
+        change: Callable[[frozenset[AclBinding]], frozenset[AclBinding]],
+        deadline_s: float,
+    ) -> frozenset[AclBinding]:
+        """Replace the ACLs of one resource by ``change(current)``: a write conditional on the version
+        read (retried on a conflict), then a change notification so every broker re-reads it. The
+        znode goes when no ACL is left. Returns the ACLs written."""
+        path = acl_path(pattern)
+        wrote = False
+
+        def attempt() -> frozenset[AclBinding]:
+            nonlocal wrote
+            for _ in range(MAX_ACL_WRITE_TRIES):
+                try:
+                    data, stat = self._client.get(path)
+                    current, version = decode_acls(pattern, data), stat.version
+                except NoNodeError:
+                    current, version = frozenset(), None
+                new = change(current)
+                if new == current:
+                    if wrote:  # a write retried after a ConnectionLoss had succeeded: still announce it
+                        self._announce_acl_change(pattern)
+                    return current
+                try:
+                    wrote = True
+                    entries = [b.entry for b in new]
+                    if version is None:
+                        self._client.create(path, encode_acls(entries), makepath=True)
+                    elif not new:
+                        self._client.delete(path, version=version)
+                    else:
+                        self._client.set(path, encode_acls(entries), version=version)
+                except (BadVersionError, NodeExistsError, NoNodeError):
+                    wrote = False
+                    continue  # another broker changed it meanwhile: read again
+                self._announce_acl_change(pattern)
+                return new
+            raise CoordinationError(
+                f"the ACLs of {pattern} changed under {MAX_ACL_WRITE_TRIES} attempts in a row; try again"
+            )
+
+        return self._retrying(attempt, deadline_s)
+
+    def _announce_acl_change(self, pattern: ResourcePattern) -> None:
+        root = acl_change_root(pattern.pattern_type)
+        self._client.create(f"{root}/{ACL_CHANGE_NODE}", encode_acl_change(pattern), sequence=True)
+        self._purge_acl_changes(root)
+
+    def _purge_acl_changes(self, root: str) -> None:
+        """Delete the notifications older than ACL_CHANGE_EXPIRY_MS (every broker acted on them)."""
+        cutoff = time.time() * 1000 - ACL_CHANGE_EXPIRY_MS
+        children = self._client.get_children(root)
+        stats = [(c, self._client.exists_async(f"{root}/{c}")) for c in children]
+        for child, result in stats:
+            stat = result.get()
+            if stat is not None and stat.ctime < cutoff:
+                with contextlib.suppress(NoNodeError):  # another broker purged it first
+                    self._client.delete(f"{root}/{child}")
 
     @_unavailable_on_disconnect
     def announce_shutdown(self, broker_id: int) -> None:

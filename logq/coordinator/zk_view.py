@@ -22,6 +22,7 @@ from logq.coordinator.zk_layout import (
     TopicRecord,
     encode_state,
 )
+from logq.security.acl import AclBinding, ResourcePattern
 
 PartitionKey = tuple[str, int]
 
@@ -42,6 +43,8 @@ class ClusterView:
     states: dict[PartitionKey, StateRecord] = field(default_factory=dict)
     deletes: set[str] = field(default_factory=set)
     shutting_down: set[int] = field(default_factory=set)  # brokers in a controlled shutdown
+    acls: dict[ResourcePattern, frozenset[AclBinding]] = field(default_factory=dict)
+    acl_change_seen: dict[str, int] = field(default_factory=dict)  # per change root, the newest acted on
 
     def apply(self, result: ReadResult) -> bool:
         """Take in a read; True if queues (assignments or partition states) may have changed."""
@@ -76,6 +79,25 @@ class ClusterView:
                 self.states[key] = state
                 changed = True
         return changed
+
+    def apply_acls(self, result: ReadResult) -> bool:
+        """Take in the ACLs of a read; True if the ACL set changed."""
+        changed = False
+        if result.all_acls is not None:
+            changed = result.all_acls != self.acls
+            self.acls = dict(result.all_acls)
+        for pattern, bindings in result.acls.items():
+            if bindings:
+                changed |= self.acls.get(pattern) != bindings
+                self.acls[pattern] = bindings
+            else:
+                changed |= self.acls.pop(pattern, None) is not None
+        if result.acl_change_seen is not None:
+            self.acl_change_seen = result.acl_change_seen
+        return changed
+
+    def acl_set(self) -> frozenset[AclBinding]:
+        return frozenset(b for bindings in self.acls.values() for b in bindings)
 
     def queues(self) -> dict[str, QueueMetadata]:
         """Every queue whose partitions all have a state (one still being created is left out)."""

@@ -11,6 +11,11 @@ controller, and, on the controller, carries out deletions, creates missing parti
 leaders. Every round is level-triggered (it acts on what it has just read), so a missed or repeated event
 costs a round, never correctness; a failed round is retried after a short backoff.
 
+ACLs. A broker that changes a resource's ACLs writes its znode (conditional on the version read) and then
+a change notification (Kafka's ``/kafka-acl-changes``); every broker watches the notifications and
+re-reads the resources they name, so a change is in force everywhere within a watch round trip. The
+writer waits until its own view has the change, so it is in force on its broker when the call returns.
+
 Sessions. SUSPENDED (connection lost, session maybe alive) pauses the processor; kazoo drops every
 watch then, so the next CONNECTED re-reads everything. LOST (session expired: our ephemerals are gone)
 ends any controller term at once (in the listener, without a ZooKeeper call); after the next CONNECTED
@@ -21,15 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from logq.coordinator.assignment import LeaderAndIsr, assign_replicas
-from logq.coordinator.interface import BrokerInfo, MetadataListener, QueueMetadata
+from logq.coordinator.interface import AclListener, BrokerInfo, MetadataListener, QueueMetadata
 from logq.coordinator.zk_layout import (
     BrokerIdInUseError,
     ControllerContext,
@@ -49,6 +55,14 @@ from logq.coordinator.zk_store import ZkStore
 from logq.coordinator.zk_view import EMPTY_QUEUES, ClusterView, LeaderChange
 from logq.error_codes import ErrorCode
 from logq.errors import CoordinationError, InvalidPartitionsError, InvalidReplicationFactorError
+from logq.security.acl import (
+    AclBinding,
+    AclBindingFilter,
+    PatternType,
+    ResourcePattern,
+    ResourceType,
+    select_deletions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +70,23 @@ DEFAULT_SESSION_TIMEOUT_MS = 6000  # Kafka's zookeeper.session.timeout.ms before
 PRODUCER_ID_BLOCK = 1000
 MAX_PARTITIONS = 10_000
 RETRY_BACKOFF_S = (0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+def _with_added(added: frozenset[AclBinding], current: frozenset[AclBinding]) -> frozenset[AclBinding]:
+    return current | added
+
+
+class _Removal:
+    """The change a DeleteAcls makes to one resource's ACLs; remembers, per filter, what it removed from
+    the content it was last applied to (a retried conditional write applies it again)."""
+
+    def __init__(self, filters: Sequence[AclBindingFilter]) -> None:
+        self._filters = filters
+        self.removed: list[list[AclBinding]] = [[] for _ in filters]
+
+    def __call__(self, current: frozenset[AclBinding]) -> frozenset[AclBinding]:
+        self.removed = select_deletions(current, self._filters)
+        return current - {b for per_filter in self.removed for b in per_filter}
 
 
 @dataclass
@@ -125,6 +156,8 @@ class ZooKeeperCoordinator:
         self._view = ClusterView()
         self._snapshot: Mapping[str, QueueMetadata] = EMPTY_QUEUES
         self._listeners: list[MetadataListener] = []
+        self._acls: frozenset[AclBinding] = frozenset()
+        self._acl_listeners: list[AclListener] = []
         self._session_listeners: list[Callable[[str], None]] = []
         self._waiters: list[_Waiter] = []
         self._round = 0
@@ -318,6 +351,69 @@ class ZooKeeperCoordinator:
         )  # fmt: skip
         return True
 
+    # --- ACLs ----------------------------------------------------------------------------------------
+
+    def acls(self) -> frozenset[AclBinding]:
+        return self._acls
+
+    def add_acl_listener(self, listener: AclListener) -> None:
+        self._acl_listeners.append(listener)
+
+    async def create_acls(self, bindings: Sequence[AclBinding]) -> None:
+        by_pattern: dict[ResourcePattern, set[AclBinding]] = {}
+        for b in bindings:
+            by_pattern.setdefault(b.pattern, set()).add(b)
+        try:
+            for pattern, added in sorted(by_pattern.items()):
+                add = functools.partial(_with_added, frozenset(added))
+                await asyncio.to_thread(self._store.update_acls, pattern, add, self._request_timeout_s)
+        except BaseException:
+            self._mark(ReadRequest(acl_patterns=set(by_pattern)))  # some may have been written
+            raise
+        await self._reread_acls(set(by_pattern))
+
+    async def delete_acls(self, filters: Sequence[AclBindingFilter]) -> list[list[AclBinding]]:
+        """Candidates come from this broker's view (as Kafka's cache), plus the one resource a filter
+        with an exact type, name and pattern type names; each is changed on its fresh znode content."""
+        candidates = {p for p in self._view.acls if any(f.matches_pattern(p) for f in filters)}
+        for f in filters:
+            definite = f.resource_type not in (ResourceType.ANY, ResourceType.UNKNOWN)
+            if (
+                f.name is not None
+                and definite
+                and f.pattern_type in (PatternType.LITERAL, PatternType.PREFIXED)
+            ):
+                candidates.add(ResourcePattern(f.resource_type, f.name, f.pattern_type))
+        deleted: list[list[AclBinding]] = [[] for _ in filters]
+        try:
+            for pattern in sorted(candidates):
+                removal = _Removal(filters)
+                await asyncio.to_thread(self._store.update_acls, pattern, removal, self._request_timeout_s)
+                for i, per_filter in enumerate(removal.removed):
+                    deleted[i] += per_filter
+        except BaseException:
+            self._mark(ReadRequest(acl_patterns=candidates))
+            raise
+        await self._reread_acls(candidates)
+        return deleted
+
+    async def _reread_acls(self, patterns: set[ResourcePattern]) -> None:
+        """Wait for a round that read ``patterns`` after our writes: then they are in force here."""
+        if patterns:
+            self._mark(ReadRequest(acl_patterns=set(patterns)))
+            await self._wait_for(lambda: True, "reading the ACLs back")
+
+    def _publish_acls(self) -> None:
+        acls = self._view.acl_set()
+        if acls == self._acls:
+            return
+        self._acls = acls
+        for listener in list(self._acl_listeners):
+            try:
+                listener(acls)
+            except Exception:
+                log.exception("ACL listener %r failed", listener)
+
     async def announce_shutdown(self) -> None:
         """Controlled shutdown: ask the controller to move this broker's leaderships to other ISR
         members and take it out of the ISRs. The broker watches its snapshots for the result."""
@@ -403,6 +499,8 @@ class ZooKeeperCoordinator:
             request.deletes = True
         elif what.kind == "shutdowns":
             request.shutdowns = True
+        elif what.kind == "acl_changes":
+            request.acl_changes = True
         elif what.kind == "topic":
             request.topics.add(what.queue)
         elif what.kind == "state":
@@ -456,12 +554,16 @@ class ZooKeeperCoordinator:
         request, self._dirty = self._dirty, ReadRequest()
         if request:
             try:
-                result = await asyncio.to_thread(self._store.read, request, list(self._view.topics))
+                result = await asyncio.to_thread(
+                    self._store.read, request, list(self._view.topics), dict(self._view.acl_change_seen)
+                )
             except BaseException:
                 self._dirty.merge(request)
                 raise
             if self._view.apply(result):
                 self._publish()
+            if self._view.apply_acls(result):
+                self._publish_acls()
             ctl, view = self._ctl, result.controller
             if ctl is not None and view is not None and not ctl.holds(view):
                 await self._step_down(

@@ -2,9 +2,9 @@
 
 This is the one place that lists versions (design §0). ``API_SPECS`` is everything the codec decodes and
 encodes; ``ADVERTISED_API_KEYS`` is what an ApiVersions response lists by default. DescribeGroups,
-ListGroups, DescribeConfigs and DescribeLogDirs are decodable but left out of the default advertisement
-(§0: "never advertise an API you do not serve"); a broker that serves them passes them to
-:func:`api_versions_entries`.
+ListGroups, DescribeConfigs, DescribeLogDirs and the ACL APIs (DescribeAcls, CreateAcls, DeleteAcls) are
+decodable but left out of the default advertisement (§0: "never advertise an API you do not serve"); a
+broker that serves them passes them to :func:`api_versions_entries`.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ class ApiKey(enum.IntEnum):
     DELETE_TOPICS = 20
     INIT_PRODUCER_ID = 22
     OFFSET_FOR_LEADER_EPOCH = 23
+    DESCRIBE_ACLS = 29
+    CREATE_ACLS = 30
+    DELETE_ACLS = 31
     DESCRIBE_CONFIGS = 32
     DESCRIBE_LOG_DIRS = 35
 
@@ -76,6 +79,9 @@ _SPECS: Final = (
     ApiSpec(
         ApiKey.OFFSET_FOR_LEADER_EPOCH, 0, 3, m.OffsetForLeaderEpochRequest, m.OffsetForLeaderEpochResponse
     ),
+    ApiSpec(ApiKey.DESCRIBE_ACLS, 0, 1, m.DescribeAclsRequest, m.DescribeAclsResponse),
+    ApiSpec(ApiKey.CREATE_ACLS, 0, 1, m.CreateAclsRequest, m.CreateAclsResponse),
+    ApiSpec(ApiKey.DELETE_ACLS, 0, 1, m.DeleteAclsRequest, m.DeleteAclsResponse),
     ApiSpec(ApiKey.DESCRIBE_CONFIGS, 0, 3, m.DescribeConfigsRequest, m.DescribeConfigsResponse),
     ApiSpec(ApiKey.DESCRIBE_LOG_DIRS, 0, 1, m.DescribeLogDirsRequest, m.DescribeLogDirsResponse),
 )
@@ -89,6 +95,9 @@ _OPTIONAL: Final = (
     ApiKey.DESCRIBE_CONFIGS,
     ApiKey.DESCRIBE_LOG_DIRS,
     ApiKey.OFFSET_FOR_LEADER_EPOCH,
+    ApiKey.DESCRIBE_ACLS,
+    ApiKey.CREATE_ACLS,
+    ApiKey.DELETE_ACLS,
 )
 
 ADVERTISED_API_KEYS: Final = tuple(k for k in API_SPECS if k not in _OPTIONAL)
@@ -103,6 +112,7 @@ RequestBody = (
     | m.LeaveGroupRequest | m.SyncGroupRequest | m.DescribeGroupsRequest | m.ListGroupsRequest
     | m.ApiVersionsRequest | m.CreateTopicsRequest | m.DeleteTopicsRequest | m.InitProducerIdRequest
     | m.DescribeConfigsRequest | m.DescribeLogDirsRequest | m.OffsetForLeaderEpochRequest
+    | m.DescribeAclsRequest | m.CreateAclsRequest | m.DeleteAclsRequest
 )  # fmt: skip
 """Any decoded request body; dispatch with ``match``/``isinstance``."""
 
@@ -112,7 +122,7 @@ ResponseBody = (
     | m.HeartbeatResponse | m.LeaveGroupResponse | m.SyncGroupResponse | m.DescribeGroupsResponse
     | m.ListGroupsResponse | m.ApiVersionsResponse | m.CreateTopicsResponse | m.DeleteTopicsResponse
     | m.InitProducerIdResponse | m.DescribeConfigsResponse | m.DescribeLogDirsResponse
-    | m.OffsetForLeaderEpochResponse
+    | m.OffsetForLeaderEpochResponse | m.DescribeAclsResponse | m.CreateAclsResponse | m.DeleteAclsResponse
 )  # fmt: skip
 """Any response body."""
 

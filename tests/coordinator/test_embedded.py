@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from logq.coordinator import BrokerInfo
@@ -25,5 +26,54 @@ def test_queue_ids_are_new_for_every_creation_and_survive_a_restart(tmp_path: Pa
         await again.delete_queue("orders")
         reborn = await again.create_queue("orders", 2, 1, {})
         assert reborn.queue_id not in ("", orders.queue_id)
+
+    asyncio.run(body())
+
+
+def test_acls_are_kept_in_coordinator_json_and_survive_a_restart(tmp_path: Path) -> None:
+    from logq.security.acl import (
+        AccessControlEntry,
+        AclBinding,
+        AclBindingFilter,
+        AclOperation,
+        AclPermissionType,
+        PatternType,
+        ResourcePattern,
+        ResourceType,
+    )
+
+    read = AclBinding(
+        ResourcePattern(ResourceType.TOPIC, "orders"),
+        AccessControlEntry("User:alice", "*", AclOperation.READ, AclPermissionType.ALLOW),
+    )
+    prefixed = AclBinding(
+        ResourcePattern(ResourceType.GROUP, "billing-", PatternType.PREFIXED),
+        AccessControlEntry("User:*", "10.0.0.1", AclOperation.ALL, AclPermissionType.DENY),
+    )
+
+    async def body() -> None:
+        first = EmbeddedCoordinator(tmp_path, BROKER)
+        await first.start()
+        seen: list[frozenset[AclBinding]] = []
+        first.add_acl_listener(seen.append)
+        await first.create_acls([read, prefixed])
+        assert first.acls() == {read, prefixed}
+        assert seen == [{read, prefixed}]
+        await first.create_acls([read])  # nothing new: no change, no call
+        assert len(seen) == 1
+        stored = json.loads((tmp_path / "coordinator.json").read_text())["acls"]
+        assert {
+            "resource_type": "Group", "name": "billing-", "pattern_type": "Prefixed", "principal": "User:*",
+            "host": "10.0.0.1", "operation": "All", "permission": "Deny",
+        } in stored  # fmt: skip
+
+        again = EmbeddedCoordinator(tmp_path, BROKER)
+        await again.start()
+        assert again.acls() == {read, prefixed}
+        deleted = await again.delete_acls([AclBindingFilter(principal="User:alice"), AclBindingFilter()])
+        assert deleted == [[read], [prefixed]]
+        third = EmbeddedCoordinator(tmp_path, BROKER)
+        await third.start()
+        assert third.acls() == frozenset()
 
     asyncio.run(body())

@@ -56,6 +56,8 @@ def test_advertised_table_is_design_section_0() -> None:
     # Served by the broker, outside the §0 table: each range stops before the first flexible version.
     described = _entries(api_versions_entries([ApiKey.DESCRIBE_CONFIGS, ApiKey.DESCRIBE_LOG_DIRS]))
     assert described == sorted([*DESIGN_TABLE, (32, 0, 3), (35, 0, 1)])
+    acls = _entries(api_versions_entries([ApiKey.DESCRIBE_ACLS, ApiKey.CREATE_ACLS, ApiKey.DELETE_ACLS]))
+    assert acls == sorted([*DESIGN_TABLE, (29, 0, 1), (30, 0, 1), (31, 0, 1)])
 
 
 def test_fallback_reply_bytes_are_exact() -> None:

@@ -4,6 +4,7 @@ Import them from this package: ``from logq.protocol.messages import ProduceReque
 Each submodule lists its names in ``__all__`` (kept out of this file so there is one list per family).
 """
 
+from logq.protocol.messages.acls import *  # noqa: F403
 from logq.protocol.messages.configs import *  # noqa: F403
 from logq.protocol.messages.epochs import *  # noqa: F403
 from logq.protocol.messages.fetch import *  # noqa: F403
