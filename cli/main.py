@@ -13,6 +13,7 @@ from cli.common import FORMATS, Settings, check_bootstrap
 from cli.group_commands import group
 from cli.perf_commands import perf
 from cli.queue_commands import admin, queue
+from cli.security_commands import security
 from logq import __version__
 from logq.broker.config import BrokerConfig
 from logq.broker.run import run_broker
@@ -57,6 +58,7 @@ main.add_command(group)
 main.add_command(produce)
 main.add_command(consume)
 main.add_command(perf)
+main.add_command(security)
 
 
 @main.group()

@@ -15,8 +15,10 @@ LogqError
       +-- InvalidProducerEpochError   INVALID_PRODUCER_EPOCH
       +-- OutOfOrderSequenceError     OUT_OF_ORDER_SEQUENCE_NUMBER
  +-- CoordinationError            a cluster-metadata operation was refused (queue exists, bad name, ...)
+ +-- UnsafePermissionsError       a data directory or key file others may read or write: not started
  +-- ClientError                  raised by the client (logq.Producer/Consumer/Admin)
       +-- BrokerUnavailableError  NETWORK_EXCEPTION: cannot reach a broker, or the connection broke
+      |    +-- AuthenticationError  SASL_AUTHENTICATION_FAILED (or a refused TLS handshake): not retried
       +-- ClientTimeoutError      REQUEST_TIMED_OUT: no answer within the client's deadline
       +-- BrokerError             any other error code a broker answered; ``code`` says which
       +-- BufferFullError         the producer's buffer_memory is full (also a builtin BufferError)
@@ -148,12 +150,27 @@ class TopicDeletionDisabledError(CoordinationError):
     code = ErrorCode.TOPIC_DELETION_DISABLED
 
 
+class UnsafePermissionsError(LogqError):
+    """A data directory or a secret file that others may read or write (or another user owns)."""
+
+
 class ClientError(LogqError):
     """Raised by logq's client."""
 
 
 class BrokerUnavailableError(ClientError):
     code = ErrorCode.NETWORK_EXCEPTION
+
+
+class AuthenticationError(BrokerUnavailableError):
+    """The broker refused who the client says it is (SASL), or the TLS handshake failed. Retrying with
+    the same settings cannot help."""
+
+    code = ErrorCode.SASL_AUTHENTICATION_FAILED
+
+    @property
+    def retriable(self) -> bool:
+        return False
 
 
 class ClientTimeoutError(ClientError):
@@ -207,6 +224,7 @@ _BY_CODE: dict[ErrorCode, type[LogqError]] = {
     ErrorCode.INVALID_CONFIG: InvalidConfigError,
     ErrorCode.TOPIC_DELETION_DISABLED: TopicDeletionDisabledError,
     ErrorCode.NETWORK_EXCEPTION: BrokerUnavailableError,
+    ErrorCode.SASL_AUTHENTICATION_FAILED: AuthenticationError,
     ErrorCode.REQUEST_TIMED_OUT: ClientTimeoutError,
 }
 

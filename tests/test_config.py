@@ -53,7 +53,14 @@ def test_broker_settings_are_reported_by_their_file_keys() -> None:
     settings = BrokerConfig().settings()
     in_file = set(shipped["broker"]) | set(shipped["log"])
     assert set(settings) - in_file == {
+        "listen",
         "advertised.listener",
+        "advertised.listeners",
+        "listener.security.protocol.map",
+        "inter.broker.listener.name",
+        "ssl.certificate.location",
+        "ssl.key.location",
+        "ssl.ca.location",
         "metrics.listen",
         "zookeeper.connect",
     }  # commented out

@@ -1,9 +1,10 @@
 """Who is at the other end of the request being handled.
 
-The server sets it once per connection, in that connection's task; handlers read it with
-``current_session()``. A ContextVar rather than a handler parameter: asyncio gives each task a copy of
-the context it was created in, so every request of a connection (and any task it starts) sees its own
-connection's session, and handlers that do not care need no extra argument.
+The server sets it once per connection, in that connection's task, and again when a SASL login
+succeeds (the principal changes); handlers read it with ``current_session()``. A ContextVar rather
+than a handler parameter: asyncio gives each task a copy of the context it was created in, so every
+request of a connection (and any task it starts) sees its own connection's session, and handlers that
+do not care need no extra argument.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 class ClientSession:
     host: str  # the peer's IP address ("" when unknown, e.g. in-process calls)
     port: int
+    principal: str = "User:ANONYMOUS"  # who the client proved to be (SASL, a TLS client certificate)
+    listener: str = ""  # the listener the connection came in on ("" for in-process calls)
 
     @property
     def kafka_host(self) -> str:

@@ -5,6 +5,7 @@ from logq.coordinator.embedded import EmbeddedCoordinator
 from logq.coordinator.interface import (
     BrokerInfo,
     Coordinator,
+    Endpoint,
     MetadataListener,
     PartitionState,
     QueueMetadata,
@@ -14,6 +15,7 @@ __all__ = [
     "BrokerInfo",
     "Coordinator",
     "EmbeddedCoordinator",
+    "Endpoint",
     "MetadataListener",
     "PartitionState",
     "QueueMetadata",

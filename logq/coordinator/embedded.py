@@ -17,6 +17,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from logq.coordinator.credentials import (
+    CredentialFile,
+    Credentials,
+    frozen,
+    with_credential,
+    without_credential,
+)
 from logq.coordinator.interface import BrokerInfo, MetadataListener, PartitionState, QueueMetadata
 from logq.durable import atomic_write
 from logq.errors import (
@@ -27,6 +34,7 @@ from logq.errors import (
     UnknownQueueError,
 )
 from logq.queues import collides
+from logq.security.scram import ScramCredential
 
 STATE_FILE = "coordinator.json"
 PRODUCER_ID_BLOCK = 1000
@@ -44,6 +52,9 @@ class EmbeddedCoordinator:
         self._listeners: list[MetadataListener] = []
         self._cluster_id = ""
         self._lock = asyncio.Lock()
+        self._credential_file = CredentialFile(data_dir)
+        self._credentials: Credentials = frozen({})
+        self._secret = b""
 
     async def start(self) -> None:
         if self._path.exists():
@@ -51,6 +62,9 @@ class EmbeddedCoordinator:
         if not self._cluster_id:
             self._cluster_id = uuid.uuid4().hex
             await self._save()
+        self._credentials, self._secret = self._credential_file.load()
+        if not self._credential_file.path.exists():
+            await asyncio.to_thread(self._credential_file.save, self._credentials, self._secret)
 
     def cluster_id(self) -> str:
         return self._cluster_id
@@ -131,6 +145,26 @@ class EmbeddedCoordinator:
 
     def add_listener(self, listener: MetadataListener) -> None:
         self._listeners.append(listener)
+
+    # --- SCRAM credentials (credentials.json) -------------------------------------------------------
+
+    def credentials(self) -> Credentials:
+        return self._credentials
+
+    def sasl_secret(self) -> bytes:
+        return self._secret
+
+    async def upsert_credential(self, user: str, credential: ScramCredential) -> None:
+        async with self._lock:
+            users = with_credential(self._credentials, user, credential)
+            await asyncio.to_thread(self._credential_file.save, users, self._secret)
+            self._credentials = users
+
+    async def delete_credential(self, user: str, mechanism: str | None) -> None:
+        async with self._lock:
+            users = without_credential(self._credentials, user, mechanism)
+            await asyncio.to_thread(self._credential_file.save, users, self._secret)
+            self._credentials = users
 
     def _notify(self) -> None:
         snapshot = self.queues()

@@ -6,7 +6,9 @@ The paths and most formats are Kafka's (pre-KRaft), so anyone who knows Kafka's 
     /cluster/id                                {"version":"1","id":"<22 chars>"}
     /controller                    ephemeral   {"version":1,"brokerid":1,"timestamp":"<ms>"}
     /controller_epoch                          "7"
-    /brokers/ids/<id>              ephemeral   {"version":1,"host":..,"port":..,"rack":..,"timestamp":..}
+    /brokers/ids/<id>              ephemeral   {"version":1,"host":..,"port":..,"rack":..,"timestamp":..,
+                                                "endpoints":["CLIENT://h:9093",..],
+                                                "listener_security_protocol_map":{"CLIENT":"SASL_SSL",..}}
     /brokers/topics/<queue>                    {"version":1,"partitions":{"0":[1,2]},"settings":{..},
                                                 "topic_id":"<32 hex digits>"}
     /brokers/topics/<queue>/partitions/<p>/state
@@ -14,9 +16,13 @@ The paths and most formats are Kafka's (pre-KRaft), so anyone who knows Kafka's 
     /admin/delete_topics/<queue>               (empty: a deletion request the controller carries out)
     /admin/controlled_shutdown/<id>  ephemeral (empty: broker <id> is shutting down; move its leaderships)
     /latest_producer_id_block                  {"version":1,"broker":1,"block_start":"0","block_end":"999"}
+    /config/users/<url-encoded user>           {"version":1,"config":{"SCRAM-SHA-256":"salt=..,stored_key=..,
+                                                server_key=..,iterations=4096"}}
+    /logq/sasl_secret                          (random bytes: unknown users' fake SCRAM salts derive from it)
 
 Unlike Kafka, a queue's settings live in its assignment znode (Kafka: /config/topics/<queue>), so a
-queue and its settings appear in one write.
+queue and its settings appear in one write. Users are Kafka's entity znodes, but brokers watch them
+directly (a child watch on /config/users, a data watch on each user) instead of /config/changes.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import urllib.parse
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,8 +38,10 @@ from types import MappingProxyType
 from typing import Any
 
 from logq.coordinator.assignment import LeaderAndIsr
-from logq.coordinator.interface import BrokerInfo
+from logq.coordinator.credentials import decode_user, encode_user
+from logq.coordinator.interface import BrokerInfo, Endpoint
 from logq.errors import CoordinationError
+from logq.security.scram import ScramCredential
 
 CLUSTER_ID = "/cluster/id"
 CONTROLLER = "/controller"
@@ -42,9 +51,11 @@ TOPICS = "/brokers/topics"
 DELETE_TOPICS = "/admin/delete_topics"
 CONTROLLED_SHUTDOWN = "/admin/controlled_shutdown"
 PRODUCER_ID_BLOCK = "/latest_producer_id_block"
+USERS = "/config/users"
+SASL_SECRET = "/logq/sasl_secret"
 
 # Created by whichever broker starts first; never deleted.
-PERSISTENT_PATHS = (BROKER_IDS, TOPICS, DELETE_TOPICS, CONTROLLED_SHUTDOWN, "/cluster")
+PERSISTENT_PATHS = (BROKER_IDS, TOPICS, DELETE_TOPICS, CONTROLLED_SHUTDOWN, "/cluster", USERS, "/logq")
 
 
 class BrokerIdInUseError(CoordinationError):
@@ -95,6 +106,15 @@ def delete_request_path(name: str) -> str:
     return f"{DELETE_TOPICS}/{name}"
 
 
+def user_path(user: str) -> str:
+    """Kafka's sanitized entity name: the user name URL-encoded."""
+    return f"{USERS}/{urllib.parse.quote(user, safe='')}"
+
+
+def user_of(child: str) -> str:
+    return urllib.parse.unquote(child)
+
+
 def split_connect(connect: str) -> tuple[str, str]:
     """``HOST:PORT[,HOST:PORT...][/chroot]`` -> (hosts, chroot); chroot is "" or "/a/b" (no trailing /)."""
     hosts, slash, chroot = connect.partition("/")
@@ -112,11 +132,12 @@ def split_connect(connect: str) -> tuple[str, str]:
 @dataclass(frozen=True, slots=True)
 class Watched:
     """What changed, from a watch event's path. kind: brokers, controller, topics, topic, state,
-    deletes, other."""
+    deletes, users, user, other."""
 
     kind: str
     queue: str = ""
     partition: int = -1
+    user: str = ""
 
 
 def classify(path: str) -> Watched:
@@ -130,6 +151,10 @@ def classify(path: str) -> Watched:
             CONTROLLED_SHUTDOWN: "shutdowns",
         }[path]
         return Watched(kind)
+    if path == USERS:
+        return Watched("users")
+    if path.startswith(USERS + "/"):
+        return Watched("user", user=user_of(path[len(USERS) + 1 :]))
     if path.startswith(BROKER_IDS + "/"):
         return Watched("brokers")
     if path.startswith(TOPICS + "/"):
@@ -173,15 +198,31 @@ class BrokerRecord:
 
 
 def encode_broker(info: BrokerInfo) -> bytes:
-    return _dumps(
-        {"version": 1, "host": info.host, "port": info.port, "rack": info.rack, "timestamp": _now_ms()}
-    )
+    record: dict[str, Any] = {
+        "version": 1,
+        "host": info.host,
+        "port": info.port,
+        "rack": info.rack,
+        "timestamp": _now_ms(),
+    }
+    if info.endpoints:  # Kafka's form: every listener's advertised address, and each one's protocol
+        record["endpoints"] = [f"{e.listener}://{e.host}:{e.port}" for e in info.endpoints]
+        record["listener_security_protocol_map"] = {e.listener: e.protocol for e in info.endpoints}
+    return _dumps(record)
 
 
 def decode_broker(broker_id: int, data: bytes) -> BrokerInfo:
     d = _loads(data, f"{broker_path(broker_id)}")
     rack = d.get("rack")
-    return BrokerInfo(broker_id, str(d["host"]), int(d["port"]), None if rack is None else str(rack))
+    protocols = d.get("listener_security_protocol_map") or {}
+    endpoints = []
+    for text in d.get("endpoints") or []:
+        name, _, address = str(text).partition("://")
+        host, _, port = address.rpartition(":")
+        endpoints.append(Endpoint(name, host.strip("[]"), int(port), str(protocols.get(name, name))))
+    return BrokerInfo(
+        broker_id, str(d["host"]), int(d["port"]), None if rack is None else str(rack), tuple(endpoints)
+    )
 
 
 def encode_controller(broker_id: int) -> bytes:
@@ -259,6 +300,18 @@ def decode_state(path: str, data: bytes, version: int, mzxid: int) -> StateRecor
     return StateRecord(state, int(d.get("controller_epoch", 0)), version, mzxid)
 
 
+def encode_user_config(mechanisms: Mapping[str, ScramCredential]) -> bytes:
+    return _dumps({"version": 1, "config": encode_user(mechanisms)})
+
+
+def decode_user_config(user: str, data: bytes) -> dict[str, ScramCredential]:
+    d = _loads(data, user_path(user))
+    try:
+        return decode_user(d.get("config") or {})
+    except ValueError as exc:
+        raise CoordinationError(f"{user_path(user)}: {exc}") from None
+
+
 def new_cluster_id() -> str:
     """Kafka's format: a random UUID in URL-safe base64 without padding (22 characters)."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -316,9 +369,13 @@ class ReadRequest:
     shutdowns: bool = False
     topics: set[str] = field(default_factory=set)
     states: set[tuple[str, int]] = field(default_factory=set)
+    user_names: bool = False  # the list of users
+    users: set[str] = field(default_factory=set)
 
     def merge(self, other: ReadRequest) -> None:
         self.everything |= other.everything
+        self.user_names |= other.user_names
+        self.users |= other.users
         self.shutdowns |= other.shutdowns
         self.brokers |= other.brokers
         self.controller |= other.controller
@@ -337,6 +394,8 @@ class ReadRequest:
             or self.shutdowns
             or self.topics
             or self.states
+            or self.user_names
+            or self.users
         )
 
 
@@ -352,6 +411,8 @@ class ReadResult:
     shutdowns: set[int] | None = None
     topics: dict[str, TopicRecord | None] = field(default_factory=dict)
     states: dict[tuple[str, int], StateRecord | None] = field(default_factory=dict)
+    user_names: set[str] | None = None
+    users: dict[str, dict[str, ScramCredential] | None] = field(default_factory=dict)  # None: gone
 
 
 @dataclass(frozen=True, slots=True)

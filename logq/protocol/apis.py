@@ -2,9 +2,9 @@
 
 This is the one place that lists versions (design §0). ``API_SPECS`` is everything the codec decodes and
 encodes; ``ADVERTISED_API_KEYS`` is what an ApiVersions response lists by default. DescribeGroups,
-ListGroups, DescribeConfigs and DescribeLogDirs are decodable but left out of the default advertisement
-(§0: "never advertise an API you do not serve"); a broker that serves them passes them to
-:func:`api_versions_entries`.
+ListGroups, DescribeConfigs, DescribeLogDirs and the SASL APIs are decodable but left out of the
+default advertisement (§0: "never advertise an API you do not serve"); a broker that serves them
+passes them to :func:`api_versions_entries`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class ApiKey(enum.IntEnum):
     SYNC_GROUP = 14
     DESCRIBE_GROUPS = 15
     LIST_GROUPS = 16
+    SASL_HANDSHAKE = 17
     API_VERSIONS = 18
     CREATE_TOPICS = 19
     DELETE_TOPICS = 20
@@ -40,6 +41,7 @@ class ApiKey(enum.IntEnum):
     OFFSET_FOR_LEADER_EPOCH = 23
     DESCRIBE_CONFIGS = 32
     DESCRIBE_LOG_DIRS = 35
+    SASL_AUTHENTICATE = 36
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,7 @@ _SPECS: Final = (
     ApiSpec(ApiKey.SYNC_GROUP, 0, 3, m.SyncGroupRequest, m.SyncGroupResponse),
     ApiSpec(ApiKey.DESCRIBE_GROUPS, 0, 4, m.DescribeGroupsRequest, m.DescribeGroupsResponse),
     ApiSpec(ApiKey.LIST_GROUPS, 0, 2, m.ListGroupsRequest, m.ListGroupsResponse),
+    ApiSpec(ApiKey.SASL_HANDSHAKE, 0, 1, m.SaslHandshakeRequest, m.SaslHandshakeResponse),
     ApiSpec(ApiKey.API_VERSIONS, 0, 2, m.ApiVersionsRequest, m.ApiVersionsResponse),
     ApiSpec(ApiKey.CREATE_TOPICS, 0, 4, m.CreateTopicsRequest, m.CreateTopicsResponse),
     ApiSpec(ApiKey.DELETE_TOPICS, 0, 3, m.DeleteTopicsRequest, m.DeleteTopicsResponse),
@@ -78,6 +81,7 @@ _SPECS: Final = (
     ),
     ApiSpec(ApiKey.DESCRIBE_CONFIGS, 0, 3, m.DescribeConfigsRequest, m.DescribeConfigsResponse),
     ApiSpec(ApiKey.DESCRIBE_LOG_DIRS, 0, 1, m.DescribeLogDirsRequest, m.DescribeLogDirsResponse),
+    ApiSpec(ApiKey.SASL_AUTHENTICATE, 0, 1, m.SaslAuthenticateRequest, m.SaslAuthenticateResponse),
 )
 
 API_SPECS: Final[Mapping[int, ApiSpec]] = MappingProxyType({s.api_key: s for s in _SPECS})
@@ -89,6 +93,8 @@ _OPTIONAL: Final = (
     ApiKey.DESCRIBE_CONFIGS,
     ApiKey.DESCRIBE_LOG_DIRS,
     ApiKey.OFFSET_FOR_LEADER_EPOCH,
+    ApiKey.SASL_HANDSHAKE,
+    ApiKey.SASL_AUTHENTICATE,
 )
 
 ADVERTISED_API_KEYS: Final = tuple(k for k in API_SPECS if k not in _OPTIONAL)
@@ -103,6 +109,7 @@ RequestBody = (
     | m.LeaveGroupRequest | m.SyncGroupRequest | m.DescribeGroupsRequest | m.ListGroupsRequest
     | m.ApiVersionsRequest | m.CreateTopicsRequest | m.DeleteTopicsRequest | m.InitProducerIdRequest
     | m.DescribeConfigsRequest | m.DescribeLogDirsRequest | m.OffsetForLeaderEpochRequest
+    | m.SaslHandshakeRequest | m.SaslAuthenticateRequest
 )  # fmt: skip
 """Any decoded request body; dispatch with ``match``/``isinstance``."""
 
@@ -112,7 +119,7 @@ ResponseBody = (
     | m.HeartbeatResponse | m.LeaveGroupResponse | m.SyncGroupResponse | m.DescribeGroupsResponse
     | m.ListGroupsResponse | m.ApiVersionsResponse | m.CreateTopicsResponse | m.DeleteTopicsResponse
     | m.InitProducerIdResponse | m.DescribeConfigsResponse | m.DescribeLogDirsResponse
-    | m.OffsetForLeaderEpochResponse
+    | m.OffsetForLeaderEpochResponse | m.SaslHandshakeResponse | m.SaslAuthenticateResponse
 )  # fmt: skip
 """Any response body."""
 
