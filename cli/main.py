@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from cli.client_commands import consume, produce
-from cli.common import FORMATS, Settings, check_bootstrap
+from cli.common import FORMATS, Settings, check_bootstrap, security_options
 from cli.group_commands import group
 from cli.perf_commands import perf
 from cli.queue_commands import admin, queue
@@ -37,8 +37,22 @@ from logq.segments import LogManager
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
 )
+@security_options
 @click.pass_context
-def main(ctx: click.Context, bootstrap: str, fmt: str) -> None:
+def main(
+    ctx: click.Context,
+    /,
+    *,
+    bootstrap: str,
+    fmt: str,
+    security_protocol: str | None,
+    sasl_mechanism: str | None,
+    user: str | None,
+    password_file: Path | None,
+    ca_file: Path | None,
+    cert_file: Path | None,
+    key_file: Path | None,
+) -> None:
     """logq: a Kafka-style message queue.
 
     \b
@@ -48,8 +62,11 @@ def main(ctx: click.Context, bootstrap: str, fmt: str) -> None:
       echo hello | logq produce orders
       logq consume orders -o beginning -e
       logq group describe billing
+      logq --user alice --ca-file certs/ca.pem -b 127.0.0.1:9095 queue list   # SASL_SSL
     """
-    ctx.obj = Settings(bootstrap, fmt)
+    ctx.obj = Settings(
+        bootstrap, fmt, security_protocol, sasl_mechanism, user, password_file, ca_file, cert_file, key_file
+    )
 
 
 main.add_command(queue)

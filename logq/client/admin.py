@@ -16,6 +16,8 @@ from typing import Any, NamedTuple
 from logq import batch as rb
 from logq.client.cluster import DEFAULT_BOOTSTRAP, Cluster, QueueInfo, QueuePartition, invalid_name_reason
 from logq.client.consumer_protocol import decode_assignment, decode_subscription
+from logq.client.security import SecuritySettings
+from logq.client.settings import build_settings, takes_settings
 from logq.error_codes import ErrorCode
 from logq.errors import (
     ClientTimeoutError,
@@ -203,15 +205,24 @@ def _assigned(data: bytes) -> tuple[QueuePartition, ...]:
         return ()
 
 
+@takes_settings(SecuritySettings, "Security settings (keyword arguments, as the producer's and consumer's):")
 class Admin:
+    """Queues, groups and users. ``await start()`` (or ``async with``) first."""
+
     def __init__(
         self,
         bootstrap: str | Sequence[str] = DEFAULT_BOOTSTRAP,
         *,
         client_id: str = "logq-admin",
         request_timeout_ms: int = 30_000,
+        **security: Any,
     ) -> None:
-        self.cluster = Cluster(bootstrap, client_id=client_id, request_timeout_s=request_timeout_ms / 1000)
+        self.cluster = Cluster(
+            bootstrap,
+            client_id=client_id,
+            request_timeout_s=request_timeout_ms / 1000,
+            security=build_settings(SecuritySettings, "Admin", security),
+        )
         self._timeout_ms = request_timeout_ms
 
     async def start(self) -> None:
