@@ -36,7 +36,11 @@ class _PortTakenError(RuntimeError):
 
 
 class BrokerProcess:
-    """``broker`` and ``log`` are the [broker] and [log] settings written to the broker's config file."""
+    """``broker`` and ``log`` are the [broker] and [log] settings written to the broker's config file.
+
+    ``listeners`` (name -> security protocol) gives the broker those listeners on free ports of
+    127.0.0.1 instead of ``--listen``; ``address(name)`` is each one's HOST:PORT, ``bootstrap`` the
+    first's."""
 
     def __init__(
         self,
@@ -45,21 +49,39 @@ class BrokerProcess:
         broker: Mapping[str, Any] | None = None,
         log: Mapping[str, Any] | None = None,
         port: int | None = None,
+        listeners: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self._fixed_port = port is not None
         self.port = port or free_port()
         self.config_path = data_dir.parent / f"broker-{self.port}.toml"
-        settings = {"delete.queue.enable": True, **(broker or {})}
-        lines = ["[broker]"] + [f'"{k}" = {_toml_value(v)}' for k, v in settings.items()]
-        lines += ["[log]"] + [f'"{k}" = {_toml_value(v)}' for k, v in (log or {}).items()]
-        self.config_path.write_text("\n".join(lines) + "\n")
+        self._settings = {"delete.queue.enable": True, **(broker or {})}
+        self._log = dict(log or {})
+        self._listeners = dict(listeners or {})
+        self.ports: dict[str, int] = {}
+        self._write_config()
         self.proc: subprocess.Popen[str] | None = None
         self.output: list[str] = []
+
+    def _write_config(self) -> None:
+        settings = dict(self._settings)
+        if self._listeners:
+            ports = [self.port] + [free_port() for _ in range(len(self._listeners) - 1)]
+            self.ports = dict(zip(self._listeners, ports, strict=True))
+            settings["listeners"] = ",".join(f"{name}://127.0.0.1:{p}" for name, p in self.ports.items())
+            settings["listener.security.protocol.map"] = ",".join(
+                f"{n}:{p}" for n, p in self._listeners.items()
+            )
+        lines = ["[broker]"] + [f'"{k}" = {_toml_value(v)}' for k, v in settings.items()]
+        lines += ["[log]"] + [f'"{k}" = {_toml_value(v)}' for k, v in self._log.items()]
+        self.config_path.write_text("\n".join(lines) + "\n")
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def address(self, listener: str) -> str:
+        return f"127.0.0.1:{self.ports[listener]}"
 
     def start(self, timeout: float = 30) -> BrokerProcess:
         for _attempt in range(3):
@@ -69,16 +91,19 @@ class BrokerProcess:
                 if self._fixed_port:
                     raise
                 self.port = free_port()  # another process took the free port between pick and bind
+                if self._listeners:
+                    self._write_config()
         return self._start_once(timeout)
 
     def _start_once(self, timeout: float) -> BrokerProcess:
         self.output = []
+        listen = [] if self._listeners else ["--listen", self.bootstrap]
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "cli.main", "broker", "start",
                 "--config", str(self.config_path),
                 "--data-dir", str(self.data_dir),
-                "--listen", self.bootstrap,
+                *listen,
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,

@@ -328,7 +328,10 @@ class Broker:
             mechanisms=mechanisms,
             lookup=lookup,
             secret=coordinator.sasl_secret,
-            throttle=FailedLoginThrottle(config.connection_failed_authentication_delay_ms / 1000),
+            throttle=FailedLoginThrottle(
+                config.connection_failed_authentication_delay_ms / 1000,
+                config.connection_failed_authentication_delay_max_ms / 1000,
+            ),
             max_receive_bytes=config.sasl_server_max_receive_size,
         )
 

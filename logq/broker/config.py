@@ -45,6 +45,7 @@ class BrokerConfig:
     ssl_principal_mapping_rules: str = "DEFAULT"  # client certificate subject -> user name
     sasl_enabled_mechanisms: str = "SCRAM-SHA-256,SCRAM-SHA-512"  # PLAIN too, if listed
     connection_failed_authentication_delay_ms: int = 100  # a failed login's answer waits at least this
+    connection_failed_authentication_delay_max_ms: int = 3200  # ... doubling per failure up to this
     sasl_server_max_receive_size: int = 524_288  # the largest frame before authentication
     authentication_timeout_ms: int = 10_000  # TLS handshake and SASL login must end within this
     metrics_listen: HostPort | None = None  # Prometheus endpoint; off when None

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import logging
 import ssl
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 
 QUEUE_PAUSE_BYTES = 8 << 20  # received but unanswered request bytes before reading pauses
 WRITE_HIGH_WATER = 4 << 20
+CLOSE_AFTER_REFUSAL_S = 1.0  # how long a refused client may take to close first
 TLS_WRITE_JOIN_BYTES = 64 << 10  # TLS: chunks smaller than this are joined into writes of about this size
 PLAINTEXT_LISTENER = Listener("PLAINTEXT", SecurityProtocol.PLAINTEXT, HostPort("", 0), None)
 
@@ -271,7 +273,9 @@ class _Connection(asyncio.Protocol):
             reason, detail = "bad-request", str(exc)
         except AuthenticationEndedError as exc:
             reason, detail = "authentication", str(exc)
-            await self._write(exc.reply)
+            if exc.reply:
+                await self._write(exc.reply)
+                await self._peer_close(CLOSE_AFTER_REFUSAL_S)
         except _AuthenticationTimeoutError:
             reason = "authentication-timeout"
             detail = f"no login within {self._server.authentication_timeout_s:g} s"
@@ -305,6 +309,15 @@ class _Connection(asyncio.Protocol):
         assert gate.principal is not None
         enter_session(dataclasses.replace(current_session(), principal=gate.principal))
         self._frames.max_frame_bytes = self._server.max_frame_bytes
+
+    async def _peer_close(self, within_s: float) -> None:
+        """Give the client a moment to read a refusal and close first: kafka-python drops an answer that
+        arrives in the same read as the end of the connection."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within_s):
+                while not (self._eof or self._lost):
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
 
     async def _write(self, reply: list[Chunk] | None) -> None:
         if not reply or self._lost:

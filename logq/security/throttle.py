@@ -1,7 +1,7 @@
 """Failed logins slow the next ones from the same address: a delay, never a lockout.
 
 Each failed authentication from an address is answered only after ``base * 2^(n-1)`` seconds (n: the
-failures from that address in the last ``window_s``, the factor capped at ``max_factor``), and the next
+failures from that address in the last ``window_s``; at most ``max_delay_s``), and the next
 attempt from it waits the current delay before its handshake is answered. A success from the address
 clears its count. Nothing is keyed by user name, so an attacker cannot slow down a real user's logins
 from elsewhere. The table is bounded: the oldest addresses are forgotten first.
@@ -22,15 +22,17 @@ class FailedLoginThrottle:
     def __init__(
         self,
         base_delay_s: float,
+        max_delay_s: float | None = None,
         *,
         window_s: float = WINDOW_S,
-        max_factor: int = MAX_FACTOR,
         max_addresses: int = MAX_ADDRESSES,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_delay_s = base_delay_s
         self._window_s = window_s
-        self._max_factor = max_factor
+        self._max_delay_s = (
+            base_delay_s * MAX_FACTOR if max_delay_s is None else max(max_delay_s, base_delay_s)
+        )
         self._max_addresses = max_addresses
         self._now = now
         # address -> (failures in the window, time of the last one); oldest first
@@ -47,7 +49,7 @@ class FailedLoginThrottle:
         return count
 
     def _delay(self, count: int) -> float:
-        return 0.0 if count == 0 else self.base_delay_s * min(2 ** (count - 1), self._max_factor)
+        return 0.0 if count == 0 else min(self.base_delay_s * 2 ** min(count - 1, 32), self._max_delay_s)
 
     def before_attempt(self, address: str) -> float:
         """How long a new authentication from ``address`` waits before it is answered."""

@@ -33,7 +33,7 @@ def test_rules_that_do_not_parse_are_refused(rules: str) -> None:
 
 def test_failures_from_one_address_slow_it_alone_and_a_success_clears_them() -> None:
     now = [0.0]
-    throttle = FailedLoginThrottle(0.1, window_s=60, max_factor=8, now=lambda: now[0])
+    throttle = FailedLoginThrottle(0.1, 0.8, window_s=60, now=lambda: now[0])
     assert throttle.before_attempt("10.0.0.1") == 0
     assert [throttle.failed("10.0.0.1") for _ in range(5)] == [0.1, 0.2, 0.4, 0.8, 0.8]
     assert throttle.before_attempt("10.0.0.1") == 0.8
