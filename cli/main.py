@@ -14,6 +14,7 @@ from cli.group_commands import group
 from cli.perf_commands import perf
 from cli.queue_commands import admin, queue
 from cli.security_commands import security
+from cli.user_commands import user
 from logq import __version__
 from logq.broker.config import BrokerConfig
 from logq.broker.run import run_broker
@@ -76,6 +77,7 @@ main.add_command(produce)
 main.add_command(consume)
 main.add_command(perf)
 main.add_command(security)
+main.add_command(user)
 
 
 @main.group()

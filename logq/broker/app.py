@@ -35,6 +35,7 @@ from logq.broker.replica_fetcher import ReplicaFetchers
 from logq.broker.replica_handlers import ReplicaHandlers
 from logq.broker.replica_manager import ReplicaManager
 from logq.broker.server import Server
+from logq.broker.user_handlers import UserHandlers
 from logq.clock import SYSTEM_CLOCK, Clock
 from logq.coordinator import BrokerInfo, Coordinator, EmbeddedCoordinator, Endpoint
 from logq.coordinator.zookeeper import ZooKeeperCoordinator
@@ -183,6 +184,7 @@ class Broker:
         if member is not None:
             handlers.by_type.update(ReplicaHandlers(coordinator, replicas).by_type)
         handlers.by_type.update(DescribeHandlers(config, coordinator, replicas, self.metrics).by_type)
+        handlers.by_type.update(UserHandlers(coordinator, self.metrics).by_type)
         self.lag = LagTracker(
             offsets=offsets,
             membership=membership,

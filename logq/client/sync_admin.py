@@ -110,6 +110,16 @@ class Admin:
     def list_offsets(self, partitions: Sequence[QueuePartition], timestamp: int) -> dict[QueuePartition, int]:
         return self._loop.run(self._admin.list_offsets(partitions, timestamp), self._timeout_s)
 
+    def list_users(self, names: Sequence[str] | None = None) -> dict[str, list[tuple[str, int]]]:
+        return self._loop.run(self._admin.list_users(names), self._timeout_s)
+
+    def set_user_password(self, user: str, password: str, **options: Any) -> None:
+        """See the asyncio ``Admin.set_user_password``."""
+        self._loop.run(self._admin.set_user_password(user, password, **options), self._timeout_s)
+
+    def delete_user(self, user: str) -> None:
+        self._loop.run(self._admin.delete_user(user), self._timeout_s)
+
     def list_groups(self) -> list[GroupListing]:
         return self._loop.run(self._admin.list_groups(), self._timeout_s)
 

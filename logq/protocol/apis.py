@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Final
 
 from logq.protocol import messages as m
-from logq.protocol.schema import Struct
+from logq.protocol.schema import Struct, is_flexible
 
 
 class ApiKey(enum.IntEnum):
@@ -42,6 +42,8 @@ class ApiKey(enum.IntEnum):
     DESCRIBE_CONFIGS = 32
     DESCRIBE_LOG_DIRS = 35
     SASL_AUTHENTICATE = 36
+    DESCRIBE_USER_SCRAM_CREDENTIALS = 50
+    ALTER_USER_SCRAM_CREDENTIALS = 51
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,10 @@ class ApiSpec:
 
     def supports(self, version: int) -> bool:
         return self.min_version <= version <= self.max_version
+
+    def flexible(self, version: int) -> bool:
+        """Whether ``version`` uses the flexible encoding (compact types, tagged fields)."""
+        return is_flexible(self.request_type, version)
 
 
 # Each max is the last non-flexible version (design §0); every version in between must work (§2.1).
@@ -82,6 +88,21 @@ _SPECS: Final = (
     ApiSpec(ApiKey.DESCRIBE_CONFIGS, 0, 3, m.DescribeConfigsRequest, m.DescribeConfigsResponse),
     ApiSpec(ApiKey.DESCRIBE_LOG_DIRS, 0, 1, m.DescribeLogDirsRequest, m.DescribeLogDirsResponse),
     ApiSpec(ApiKey.SASL_AUTHENTICATE, 0, 1, m.SaslAuthenticateRequest, m.SaslAuthenticateResponse),
+    # Flexible from v0 (FLEXIBLE_FROM on the message classes).
+    ApiSpec(
+        ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS,
+        0,
+        0,
+        m.DescribeUserScramCredentialsRequest,
+        m.DescribeUserScramCredentialsResponse,
+    ),
+    ApiSpec(
+        ApiKey.ALTER_USER_SCRAM_CREDENTIALS,
+        0,
+        0,
+        m.AlterUserScramCredentialsRequest,
+        m.AlterUserScramCredentialsResponse,
+    ),
 )
 
 API_SPECS: Final[Mapping[int, ApiSpec]] = MappingProxyType({s.api_key: s for s in _SPECS})
@@ -95,6 +116,8 @@ _OPTIONAL: Final = (
     ApiKey.OFFSET_FOR_LEADER_EPOCH,
     ApiKey.SASL_HANDSHAKE,
     ApiKey.SASL_AUTHENTICATE,
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS,
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS,
 )
 
 ADVERTISED_API_KEYS: Final = tuple(k for k in API_SPECS if k not in _OPTIONAL)
@@ -109,7 +132,8 @@ RequestBody = (
     | m.LeaveGroupRequest | m.SyncGroupRequest | m.DescribeGroupsRequest | m.ListGroupsRequest
     | m.ApiVersionsRequest | m.CreateTopicsRequest | m.DeleteTopicsRequest | m.InitProducerIdRequest
     | m.DescribeConfigsRequest | m.DescribeLogDirsRequest | m.OffsetForLeaderEpochRequest
-    | m.SaslHandshakeRequest | m.SaslAuthenticateRequest
+    | m.SaslHandshakeRequest | m.SaslAuthenticateRequest | m.DescribeUserScramCredentialsRequest
+    | m.AlterUserScramCredentialsRequest
 )  # fmt: skip
 """Any decoded request body; dispatch with ``match``/``isinstance``."""
 
@@ -120,6 +144,7 @@ ResponseBody = (
     | m.ListGroupsResponse | m.ApiVersionsResponse | m.CreateTopicsResponse | m.DeleteTopicsResponse
     | m.InitProducerIdResponse | m.DescribeConfigsResponse | m.DescribeLogDirsResponse
     | m.OffsetForLeaderEpochResponse | m.SaslHandshakeResponse | m.SaslAuthenticateResponse
+    | m.DescribeUserScramCredentialsResponse | m.AlterUserScramCredentialsResponse
 )  # fmt: skip
 """Any response body."""
 

@@ -143,7 +143,7 @@ class Reader:
         return self._blob(n)
 
     def read_uvarint(self) -> int:
-        """An unsigned varint of at most 5 bytes (an int32's worth), as Kafka's ByteUtils.readUnsignedVarint."""
+        """An unsigned varint of at most 5 bytes, as Kafka's ByteUtils.readUnsignedVarint."""
         value = shift = 0
         for _ in range(5):
             byte = self._view[self._take(1)]
