@@ -16,6 +16,7 @@ LogqError
       +-- OutOfOrderSequenceError     OUT_OF_ORDER_SEQUENCE_NUMBER
  +-- CoordinationError            a cluster-metadata operation was refused (queue exists, bad name, ...)
  +-- UnsafePermissionsError       a data directory or key file others may read or write: not started
+ +-- ConfigurationError           a setting that cannot work (a TLS file that does not load); a ValueError
  +-- ClientError                  raised by the client (logq.Producer/Consumer/Admin)
       +-- BrokerUnavailableError  NETWORK_EXCEPTION: cannot reach a broker, or the connection broke
       |    +-- AuthenticationError  SASL_AUTHENTICATION_FAILED (or a refused TLS handshake): not retried
@@ -148,6 +149,10 @@ class InvalidConfigError(CoordinationError):
 
 class TopicDeletionDisabledError(CoordinationError):
     code = ErrorCode.TOPIC_DELETION_DISABLED
+
+
+class ConfigurationError(LogqError, ValueError):
+    """A setting that cannot work, found when it is used (e.g. a certificate file that does not load)."""
 
 
 class UnsafePermissionsError(LogqError):

@@ -12,6 +12,7 @@ import ssl
 from pathlib import Path
 from typing import Final
 
+from logq.errors import ConfigurationError
 from logq.permissions import check_private
 
 CLIENT_AUTH: Final = {"none": ssl.CERT_NONE, "requested": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
@@ -20,19 +21,23 @@ CLIENT_AUTH: Final = {"none": ssl.CERT_NONE, "requested": ssl.CERT_OPTIONAL, "re
 def server_context(
     certificate: Path, key: Path, ca: Path | None = None, client_auth: str = "none"
 ) -> ssl.SSLContext:
-    """The broker's context; ValueError (one line) for a missing, unreadable or mismatched file, and
-    UnsafePermissionsError for a key file others may read."""
+    """The broker's context; ConfigurationError (a ValueError, one line) for a missing, unreadable or
+    mismatched file, and UnsafePermissionsError for a key file others may read."""
     if client_auth not in CLIENT_AUTH:
-        raise ValueError(f"ssl.client.auth must be one of {', '.join(CLIENT_AUTH)}, not {client_auth!r}")
+        raise ConfigurationError(
+            f"ssl.client.auth must be one of {', '.join(CLIENT_AUTH)}, not {client_auth!r}"
+        )
     if client_auth != "none" and ca is None:
-        raise ValueError(f"ssl.client.auth = {client_auth} needs ssl.ca.location (the clients' CA)")
+        raise ConfigurationError(f"ssl.client.auth = {client_auth} needs ssl.ca.location (the clients' CA)")
     check_private(key, "TLS key file")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(certificate, key)
     except (OSError, ssl.SSLError) as exc:
-        raise ValueError(f"cannot use TLS certificate {certificate} with key {key}: {_reason(exc)}") from None
+        raise ConfigurationError(
+            f"cannot use TLS certificate {certificate} with key {key}: {_reason(exc)}"
+        ) from None
     context.verify_mode = CLIENT_AUTH[client_auth]
     if ca is not None:
         _load_ca(context, ca)
@@ -55,12 +60,12 @@ def client_context(
     if ca is not None:
         _load_ca(context, ca)
     if (certificate is None) != (key is None):
-        raise ValueError("a client certificate needs both its certificate file and its key file")
+        raise ConfigurationError("a client certificate needs both its certificate file and its key file")
     if certificate is not None and key is not None:
         try:
             context.load_cert_chain(certificate, key)
         except (OSError, ssl.SSLError) as exc:
-            raise ValueError(
+            raise ConfigurationError(
                 f"cannot use client certificate {certificate} with key {key}: {_reason(exc)}"
             ) from None
     return context
@@ -70,7 +75,7 @@ def _load_ca(context: ssl.SSLContext, ca: Path) -> None:
     try:
         context.load_verify_locations(cafile=ca)
     except (OSError, ssl.SSLError) as exc:
-        raise ValueError(f"cannot read CA file {ca}: {_reason(exc)}") from None
+        raise ConfigurationError(f"cannot read CA file {ca}: {_reason(exc)}") from None
 
 
 def _reason(exc: OSError | ssl.SSLError) -> str:
