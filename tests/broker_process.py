@@ -39,8 +39,8 @@ class BrokerProcess:
     """``broker`` and ``log`` are the [broker] and [log] settings written to the broker's config file.
 
     ``listeners`` (name -> security protocol) gives the broker those listeners on free ports of
-    127.0.0.1 instead of ``--listen``; ``address(name)`` is each one's HOST:PORT, ``bootstrap`` the
-    first's."""
+    127.0.0.1 instead of ``--listen`` (``advertised``: name -> the HOST:PORT Metadata tells its
+    clients); ``address(name)`` is each one's HOST:PORT, ``bootstrap`` the first's."""
 
     def __init__(
         self,
@@ -50,6 +50,7 @@ class BrokerProcess:
         log: Mapping[str, Any] | None = None,
         port: int | None = None,
         listeners: Mapping[str, str] | None = None,
+        advertised: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self._fixed_port = port is not None
@@ -58,6 +59,7 @@ class BrokerProcess:
         self._settings = {"delete.queue.enable": True, **(broker or {})}
         self._log = dict(log or {})
         self._listeners = dict(listeners or {})
+        self._advertised = dict(advertised or {})
         self.ports: dict[str, int] = {}
         self._write_config()
         self.proc: subprocess.Popen[str] | None = None
@@ -72,6 +74,8 @@ class BrokerProcess:
             settings["listener.security.protocol.map"] = ",".join(
                 f"{n}:{p}" for n, p in self._listeners.items()
             )
+            if self._advertised:
+                settings["advertised.listeners"] = ",".join(f"{n}://{a}" for n, a in self._advertised.items())
         lines = ["[broker]"] + [f'"{k}" = {_toml_value(v)}' for k, v in settings.items()]
         lines += ["[log]"] + [f'"{k}" = {_toml_value(v)}' for k, v in self._log.items()]
         self.config_path.write_text("\n".join(lines) + "\n")
