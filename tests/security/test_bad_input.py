@@ -15,25 +15,10 @@ from logq.protocol import encode_request
 from logq.protocol import messages as m
 from logq.security.scram import ScramClient
 from tests.security.conftest import AUTH_TIMEOUT_MS, FAILED_LOGIN_DELAY_MS, SecureBroker
+from tests.security.helpers import scram_login
 from tests.wire_client import WireClient
 
 CLOSE_WITHIN_S = AUTH_TIMEOUT_MS / 1000 + 5
-
-
-def scram_login(
-    client: WireClient, user: str = "alice", password: str = "alice-secret"
-) -> m.SaslAuthenticateResponse:
-    """A v1 SCRAM-SHA-256 login; the last answer."""
-    assert client.call(m.SaslHandshakeRequest(mechanism="SCRAM-SHA-256"), 1).error_code == 0
-    scram = ScramClient("SCRAM-SHA-256", user, password)
-    first = client.call(m.SaslAuthenticateRequest(auth_bytes=scram.first()), 1)
-    assert first.error_code == 0
-    final: m.SaslAuthenticateResponse = client.call(
-        m.SaslAuthenticateRequest(auth_bytes=scram.final(first.auth_bytes)), 1
-    )
-    if final.error_code == 0:
-        scram.verify(final.auth_bytes)
-    return final
 
 
 def serves_another(broker: SecureBroker) -> None:

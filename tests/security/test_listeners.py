@@ -8,7 +8,7 @@ from pathlib import Path
 from logq.protocol import messages as m
 from tests.broker_process import BrokerProcess
 from tests.security.conftest import SecureBroker
-from tests.security.test_bad_input import scram_login
+from tests.security.helpers import scram_login
 from tests.wire_client import WireClient
 
 
