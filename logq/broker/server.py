@@ -34,7 +34,7 @@ from collections.abc import Callable
 
 from logq.broker.authentication import AuthenticationEndedError, AuthenticationSettings, SaslGate
 from logq.broker.handlers import MIN_SERVED_PRODUCE_VERSION, CloseConnectionError, Handlers
-from logq.broker.listeners import HostPort, Listener, SecurityProtocol
+from logq.broker.listeners import Listener
 from logq.broker.metrics import BrokerMetrics
 from logq.broker.session import ClientSession, current_session, enter_session
 from logq.protocol import (
@@ -57,7 +57,6 @@ QUEUE_PAUSE_BYTES = 8 << 20  # received but unanswered request bytes before read
 WRITE_HIGH_WATER = 4 << 20
 CLOSE_AFTER_REFUSAL_S = 1.0  # how long a refused client may take to close first
 TLS_WRITE_JOIN_BYTES = 64 << 10  # TLS: chunks smaller than this are joined into writes of about this size
-PLAINTEXT_LISTENER = Listener("PLAINTEXT", SecurityProtocol.PLAINTEXT, HostPort("", 0), None)
 
 
 class Server:
@@ -84,10 +83,6 @@ class Server:
     @property
     def metrics(self) -> BrokerMetrics:
         return self._metrics
-
-    def protocol(self) -> asyncio.Protocol:
-        """The protocol factory for ``loop.create_server`` (a PLAINTEXT listener)."""
-        return _Connection(self, PLAINTEXT_LISTENER)
 
     def protocol_for(self, listener: Listener) -> Callable[[], asyncio.Protocol]:
         """The protocol factory of one listener's ``loop.create_server``."""

@@ -1,6 +1,7 @@
 """A secured cluster of two broker processes: a SASL listener for clients and a PLAINTEXT one among
 brokers. The first admin is written into ZooKeeper with no broker running; a user created through one
-broker logs in on the other within a second; replication goes on over the inter-broker listener."""
+broker logs in on the other (through ZooKeeper's watches); replication goes on over the inter-broker
+listener."""
 
 from __future__ import annotations
 
@@ -71,7 +72,9 @@ def test_a_user_made_on_one_broker_logs_in_on_the_other(secured: dict[int, Broke
             logq.Admin(two, **sasl("app", "app-secret")).close()
             break
         except AuthenticationError:
-            assert time.monotonic() - started < 1.0, "broker 2 did not know the new user within a second"
+            # The 1 s promise is checked in tests/coordinator/test_zk_credentials.py; processes on a busy
+            # machine get more room here.
+            assert time.monotonic() - started < 5.0, "broker 2 did not learn the new user"
             time.sleep(0.05)
     with logq.Producer(two, acks="all", **sasl("app", "app-secret")) as producer:
         for i in range(20):
