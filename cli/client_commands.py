@@ -104,8 +104,13 @@ def produce(
         producer_settings = client_settings(
             ProducerSettings,
             x_settings,
-            {"acks": acks, "compression": compression, "max_request_size": max_request_size},
-            PRODUCE_FLAGS,
+            {
+                "acks": acks,
+                "compression": compression,
+                "max_request_size": max_request_size,
+                **opts.security(),
+            },
+            {**PRODUCE_FLAGS, **opts.security_flags()},
             PRODUCER_KAFKA_NAMES,
         )
         producer = Producer(opts.bootstrap, **producer_settings)
@@ -355,8 +360,9 @@ def consume(
                 "auto_offset_reset": reset,
                 "enable_auto_commit": False,
                 "client_id": "logq-cli",
+                **opts.security(),
             },
-            CONSUME_FLAGS,
+            {**CONSUME_FLAGS, **opts.security_flags()},
             CONSUMER_KAFKA_NAMES,
         )
         consumer = Consumer(opts.bootstrap, **consumer_settings)

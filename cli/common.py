@@ -1,5 +1,5 @@
-"""What every client command shares: the global settings (bootstrap, output format), one-line errors, and
-tables or JSON on stdout."""
+"""What every client command shares: the global settings (bootstrap, output format, security), one-line
+errors, and tables or JSON on stdout."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import click
 
+from cli.passwords import client_password
 from logq.client.cluster import DEFAULT_BOOTSTRAP, parse_bootstrap
 from logq.errors import BrokerUnavailableError, LogqError
 
@@ -24,6 +26,91 @@ FORMATS = ("table", "json")
 class Settings:
     bootstrap: str = DEFAULT_BOOTSTRAP
     fmt: str = "table"
+    security_protocol: str | None = None
+    sasl_mechanism: str | None = None
+    user: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    _resolved: dict[str, Any] | None = field(default=None, repr=False)
+
+    def security(self) -> dict[str, Any]:
+        """The client settings the global security options give (only those given); the password is
+        read once, from --password-file, $LOGQ_PASSWORD or a prompt."""
+        if self._resolved is None:
+            out: dict[str, Any] = {}
+            if self.user is not None:
+                out["sasl_username"] = self.user
+                out["sasl_password"] = client_password(self.user, self.password_file)
+                # --user alone means SASL; with TLS files too, SASL_SSL
+                tls = self.ca_file is not None or self.cert_file is not None
+                out["security_protocol"] = "SASL_SSL" if tls else "SASL_PLAINTEXT"
+            elif self.ca_file is not None or self.cert_file is not None:
+                out["security_protocol"] = "SSL"
+            if self.security_protocol is not None:
+                out["security_protocol"] = self.security_protocol
+            if self.sasl_mechanism is not None:
+                out["sasl_mechanism"] = self.sasl_mechanism
+            for name, path in (
+                ("ssl_cafile", self.ca_file),
+                ("ssl_certfile", self.cert_file),
+                ("ssl_keyfile", self.key_file),
+            ):
+                if path is not None:
+                    out[name] = str(path)
+            self._resolved = out
+        return dict(self._resolved)
+
+    def security_flags(self) -> dict[str, str]:
+        """Setting -> the global option that gave it (-X may not give it again)."""
+        return {name: SECURITY_FLAGS[name] for name in self.security()}
+
+
+SECURITY_FLAGS = {
+    "security_protocol": "--security-protocol",
+    "sasl_mechanism": "--sasl-mechanism",
+    "sasl_username": "--user",
+    "sasl_password": "--password-file or $LOGQ_PASSWORD",
+    "ssl_cafile": "--ca-file",
+    "ssl_certfile": "--cert-file",
+    "ssl_keyfile": "--key-file",
+}
+
+
+def security_options(func: Any) -> Any:
+    """The global security options of ``logq`` (before the command name)."""
+    options = [
+        click.option(
+            "--security-protocol",
+            type=click.Choice(["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], case_sensitive=False),
+            help="How to talk to the brokers (default: SASL_* with --user, SSL with --ca-file, else "
+            "PLAINTEXT).",
+        ),
+        click.option(
+            "--sasl-mechanism",
+            type=click.Choice(["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"], case_sensitive=False),
+            help="SASL mechanism (default SCRAM-SHA-256).",
+        ),
+        click.option(
+            "--user", metavar="NAME", help="Log in as NAME (SASL); the password: see --password-file."
+        ),
+        click.option(
+            "--password-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Read --user's password from the first line of FILE (else $LOGQ_PASSWORD, else a prompt).",
+        ),
+        click.option(
+            "--ca-file", type=click.Path(dir_okay=False, path_type=Path), help="The brokers' CA (PEM)."
+        ),
+        click.option(
+            "--cert-file", type=click.Path(dir_okay=False, path_type=Path), help="A client certificate (PEM)."
+        ),
+        click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), help="Its key (PEM)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
 
 
 def settings(ctx: click.Context) -> Settings:

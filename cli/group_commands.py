@@ -34,7 +34,7 @@ def group_list(ctx: click.Context) -> None:
       logq group list
     """
     opts = settings(ctx)
-    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap) as admin:
+    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap, **opts.security()) as admin:
         groups = admin.list_groups()
     if opts.fmt == "json":
         print_json(
@@ -58,7 +58,7 @@ def group_describe(ctx: click.Context, group_id: str) -> None:
       logq group describe billing --format json
     """
     opts = settings(ctx)
-    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap) as admin:
+    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap, **opts.security()) as admin:
         desc = admin.describe_group(group_id)
     members = [
         {
@@ -202,7 +202,7 @@ def group_reset_offsets(
         )
         if bool(queues) == all_queues:
             raise ValueError("give --queue QUEUE[:P,P] (repeatable) or --all-queues")
-        with Admin(opts.bootstrap) as admin:
+        with Admin(opts.bootstrap, **opts.security()) as admin:
             partitions: list[QueuePartition] = []
             if all_queues:
                 partitions = sorted(admin.committed_offsets(group_id))

@@ -10,10 +10,12 @@ import click
 
 from cli.acl_commands import acl
 from cli.client_commands import consume, produce
-from cli.common import FORMATS, Settings, check_bootstrap
+from cli.common import FORMATS, Settings, check_bootstrap, security_options
 from cli.group_commands import group
 from cli.perf_commands import perf
 from cli.queue_commands import admin, queue
+from cli.security_commands import security
+from cli.user_commands import user
 from logq import __version__
 from logq.broker.config import BrokerConfig
 from logq.broker.run import run_broker
@@ -37,8 +39,22 @@ from logq.segments import LogManager
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
 )
+@security_options
 @click.pass_context
-def main(ctx: click.Context, bootstrap: str, fmt: str) -> None:
+def main(
+    ctx: click.Context,
+    /,
+    *,
+    bootstrap: str,
+    fmt: str,
+    security_protocol: str | None,
+    sasl_mechanism: str | None,
+    user: str | None,
+    password_file: Path | None,
+    ca_file: Path | None,
+    cert_file: Path | None,
+    key_file: Path | None,
+) -> None:
     """logq: a Kafka-style message queue.
 
     \b
@@ -49,8 +65,11 @@ def main(ctx: click.Context, bootstrap: str, fmt: str) -> None:
       logq consume orders -o beginning -e
       logq group describe billing
       logq acl add --allow-principal User:alice --operation read --queue orders
+      logq --user alice --ca-file certs/ca.pem -b 127.0.0.1:9095 queue list   # SASL_SSL
     """
-    ctx.obj = Settings(bootstrap, fmt)
+    ctx.obj = Settings(
+        bootstrap, fmt, security_protocol, sasl_mechanism, user, password_file, ca_file, cert_file, key_file
+    )
 
 
 main.add_command(queue)
@@ -60,6 +79,8 @@ main.add_command(produce)
 main.add_command(consume)
 main.add_command(perf)
 main.add_command(acl)
+main.add_command(security)
+main.add_command(user)
 
 
 @main.group()

@@ -132,7 +132,12 @@ def perf_produce(
     sent = 0
     with one_line_errors(opts.bootstrap), stop_on_signals() as stop:  # SIGTERM stops it as Ctrl-C does
         with Producer(
-            opts.bootstrap, acks=acks, batch_size=batch_size, linger_ms=linger_ms, compression=compression
+            opts.bootstrap,
+            acks=acks,
+            batch_size=batch_size,
+            linger_ms=linger_ms,
+            compression=compression,
+            **opts.security(),
         ) as producer:
             producer.partitions_for(queue_name)  # fails fast on an unknown queue
             send = producer.send
@@ -201,6 +206,7 @@ def perf_consume(
             group_id=group_id,
             auto_offset_reset="earliest",
             enable_auto_commit=group_id is not None,
+            **opts.security(),
         )
         try:
             if group_id is None:

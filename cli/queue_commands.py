@@ -69,7 +69,7 @@ def queue_create(
     opts = settings(ctx)
     with one_line_errors(opts.bootstrap):
         settings_map = parse_key_values(configs, "setting")
-        with Admin(opts.bootstrap) as admin:
+        with Admin(opts.bootstrap, **opts.security()) as admin:
             info = admin.create_queue(
                 name,
                 partitions,
@@ -97,7 +97,7 @@ def queue_list(ctx: click.Context, internal: bool) -> None:
       logq queue list --format json
     """
     opts = settings(ctx)
-    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap) as admin:
+    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap, **opts.security()) as admin:
         queues = admin.list_queues(include_internal=internal)
     if opts.fmt == "json":
         print_json(
@@ -131,7 +131,7 @@ def queue_describe(ctx: click.Context, name: str) -> None:
       logq queue describe orders
     """
     opts = settings(ctx)
-    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap) as admin:
+    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap, **opts.security()) as admin:
         desc = admin.describe_queue(name)
     parts = [
         {
@@ -224,7 +224,7 @@ def admin_delete_queue(ctx: click.Context, name: str, yes: bool) -> None:
       logq admin delete-queue orders --yes
     """
     opts = settings(ctx)
-    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap) as admin_client:
+    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap, **opts.security()) as admin_client:
         allowed, reason = admin_client.may_delete_queue(name)  # refuse before asking, not after
         if not allowed:
             raise click.ClickException(reason)

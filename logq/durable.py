@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 TMP_SUFFIX = ".tmp"
+LOCK_FILE = ".lock"
 SYNCFS_ABOVE_PATHS = 100  # fsync_many: fewer paths are fsynced one by one
 
 
@@ -42,7 +44,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     temp file -> fsync -> rename over the target -> fsync of the directory.
     """
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # private: see logq/permissions.py
     try:
         view = memoryview(data)
         while view:
@@ -89,3 +91,19 @@ def remove_durably(path: Path) -> bool:
         return False
     fsync_dir(path.parent)
     return True
+
+
+class DirectoryInUseError(OSError):
+    """Another process holds the data directory's lock (a running broker)."""
+
+
+def lock_directory(data_dir: Path) -> int:
+    """Take ``<data_dir>/.lock`` (flock) for this process; DirectoryInUseError if another holds it.
+    Returns the descriptor: closing it releases the lock."""
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DirectoryInUseError(f"data directory {data_dir} is in use by another process") from None
+    return fd

@@ -15,9 +15,12 @@ LogqError
       +-- InvalidProducerEpochError   INVALID_PRODUCER_EPOCH
       +-- OutOfOrderSequenceError     OUT_OF_ORDER_SEQUENCE_NUMBER
  +-- CoordinationError            a cluster-metadata operation was refused (queue exists, bad name, ...)
+ +-- UnsafePermissionsError       a data directory or key file others may read or write: not started
+ +-- ConfigurationError           a setting that cannot work (a TLS file that does not load); a ValueError
  +-- ClientError                  raised by the client (logq.Producer/Consumer/Admin)
       +-- AuthorizationError      TOPIC_/GROUP_/CLUSTER_/TRANSACTIONAL_ID_AUTHORIZATION_FAILED: ACLs refuse
       +-- BrokerUnavailableError  NETWORK_EXCEPTION: cannot reach a broker, or the connection broke
+      |    +-- AuthenticationError  SASL_AUTHENTICATION_FAILED (or a refused TLS handshake): not retried
       +-- ClientTimeoutError      REQUEST_TIMED_OUT: no answer within the client's deadline
       +-- BrokerError             any other error code a broker answered; ``code`` says which
       +-- BufferFullError         the producer's buffer_memory is full (also a builtin BufferError)
@@ -149,6 +152,14 @@ class TopicDeletionDisabledError(CoordinationError):
     code = ErrorCode.TOPIC_DELETION_DISABLED
 
 
+class ConfigurationError(LogqError, ValueError):
+    """A setting that cannot work, found when it is used (e.g. a certificate file that does not load)."""
+
+
+class UnsafePermissionsError(LogqError):
+    """A data directory or a secret file that others may read or write (or another user owns)."""
+
+
 class ClientError(LogqError):
     """Raised by logq's client."""
 
@@ -162,6 +173,17 @@ class AuthorizationError(ClientError):
 
 class BrokerUnavailableError(ClientError):
     code = ErrorCode.NETWORK_EXCEPTION
+
+
+class AuthenticationError(BrokerUnavailableError):
+    """The broker refused who the client says it is (SASL), or the TLS handshake failed. Retrying with
+    the same settings cannot help."""
+
+    code = ErrorCode.SASL_AUTHENTICATION_FAILED
+
+    @property
+    def retriable(self) -> bool:
+        return False
 
 
 class ClientTimeoutError(ClientError):
@@ -219,6 +241,7 @@ _BY_CODE: dict[ErrorCode, type[LogqError]] = {
     ErrorCode.CLUSTER_AUTHORIZATION_FAILED: AuthorizationError,
     ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: AuthorizationError,
     ErrorCode.NETWORK_EXCEPTION: BrokerUnavailableError,
+    ErrorCode.SASL_AUTHENTICATION_FAILED: AuthenticationError,
     ErrorCode.REQUEST_TIMED_OUT: ClientTimeoutError,
 }
 

@@ -41,7 +41,11 @@ class _StaleRegistrationError(RuntimeError):
 
 
 class BrokerProcess:
-    """``broker`` and ``log`` are the [broker] and [log] settings written to the broker's config file."""
+    """``broker`` and ``log`` are the [broker] and [log] settings written to the broker's config file.
+
+    ``listeners`` (name -> security protocol) gives the broker those listeners on free ports of
+    127.0.0.1 instead of ``--listen`` (``advertised``: name -> the HOST:PORT Metadata tells its
+    clients); ``address(name)`` is each one's HOST:PORT, ``bootstrap`` the first's."""
 
     def __init__(
         self,
@@ -50,21 +54,43 @@ class BrokerProcess:
         broker: Mapping[str, Any] | None = None,
         log: Mapping[str, Any] | None = None,
         port: int | None = None,
+        listeners: Mapping[str, str] | None = None,
+        advertised: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self._fixed_port = port is not None
         self.port = port or free_port()
         self.config_path = data_dir.parent / f"broker-{self.port}.toml"
-        settings = {"delete.queue.enable": True, **(broker or {})}
-        lines = ["[broker]"] + [f'"{k}" = {_toml_value(v)}' for k, v in settings.items()]
-        lines += ["[log]"] + [f'"{k}" = {_toml_value(v)}' for k, v in (log or {}).items()]
-        self.config_path.write_text("\n".join(lines) + "\n")
+        self._settings = {"delete.queue.enable": True, **(broker or {})}
+        self._log = dict(log or {})
+        self._listeners = dict(listeners or {})
+        self._advertised = dict(advertised or {})
+        self.ports: dict[str, int] = {}
+        self._write_config()
         self.proc: subprocess.Popen[str] | None = None
         self.output: list[str] = []
+
+    def _write_config(self) -> None:
+        settings = dict(self._settings)
+        if self._listeners:
+            ports = [self.port] + [free_port() for _ in range(len(self._listeners) - 1)]
+            self.ports = dict(zip(self._listeners, ports, strict=True))
+            settings["listeners"] = ",".join(f"{name}://127.0.0.1:{p}" for name, p in self.ports.items())
+            settings["listener.security.protocol.map"] = ",".join(
+                f"{n}:{p}" for n, p in self._listeners.items()
+            )
+            if self._advertised:
+                settings["advertised.listeners"] = ",".join(f"{n}://{a}" for n, a in self._advertised.items())
+        lines = ["[broker]"] + [f'"{k}" = {_toml_value(v)}' for k, v in settings.items()]
+        lines += ["[log]"] + [f'"{k}" = {_toml_value(v)}' for k, v in self._log.items()]
+        self.config_path.write_text("\n".join(lines) + "\n")
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def address(self, listener: str) -> str:
+        return f"127.0.0.1:{self.ports[listener]}"
 
     def start(self, timeout: float = 30) -> BrokerProcess:
         for _attempt in range(5):
@@ -74,18 +100,21 @@ class BrokerProcess:
                 if self._fixed_port:
                     raise
                 self.port = free_port()  # another process took the free port between pick and bind
+                if self._listeners:
+                    self._write_config()
             except _StaleRegistrationError:
                 time.sleep(1)  # the attempt before registered, then lost its port: wait out its session
         return self._start_once(timeout)
 
     def _start_once(self, timeout: float) -> BrokerProcess:
         self.output = []
+        listen = [] if self._listeners else ["--listen", self.bootstrap]
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "cli.main", "broker", "start",
                 "--config", str(self.config_path),
                 "--data-dir", str(self.data_dir),
-                "--listen", self.bootstrap,
+                *listen,
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,

@@ -53,7 +53,14 @@ def test_broker_settings_are_reported_by_their_file_keys() -> None:
     settings = BrokerConfig().settings()
     in_file = set(shipped["broker"]) | set(shipped["log"])
     assert set(settings) - in_file == {
+        "listen",
         "advertised.listener",
+        "advertised.listeners",
+        "listener.security.protocol.map",
+        "inter.broker.listener.name",
+        "ssl.certificate.location",
+        "ssl.key.location",
+        "ssl.ca.location",
         "metrics.listen",
         "zookeeper.connect",
     }  # commented out
@@ -61,3 +68,50 @@ def test_broker_settings_are_reported_by_their_file_keys() -> None:
     assert settings["advertised.listener"] is None
     assert settings["log.fsync.before.ack"] == "true"
     assert LogConfig.from_mapping({k: settings[k] for k in shipped["log"]}) == LogConfig()
+
+
+def test_the_secure_example_is_valid_and_names_every_listener_protocol() -> None:
+    config = BrokerConfig.load(ROOT / "configs" / "secure.toml")
+    listeners = {lst.name: lst.protocol.value for lst in config.listener_set}
+    assert listeners == {"CLIENTS": "SASL_SSL", "APPS": "SSL", "LOCAL": "PLAINTEXT"}
+    assert config.listener_set.inter_broker.name == "LOCAL"
+    assert config.sasl_mechanisms == ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"listeners": "PLAINTEXT:9092"}, "NAME://HOST:PORT"),
+        ({"listeners": "CLIENT://127.0.0.1:9093"}, "CLIENT has no security protocol"),
+        ({"listeners": "PLAINTEXT://:9092"}, "binds every interface"),
+        ({"listeners": "SSL://127.0.0.1:9093"}, "ssl.certificate.location"),
+        ({"listeners": "PLAINTEXT://127.0.0.1:1,PLAINTEXT://127.0.0.1:2"}, "may appear once"),
+        ({"listener.security.protocol.map": "A:TLS"}, "PROTOCOL one of"),
+        ({"advertised.listeners": "OTHER://h:1"}, "not in listeners"),
+        ({"inter.broker.listener.name": "NOPE"}, "is not one of the listeners"),
+        ({"sasl.enabled.mechanisms": "GSSAPI"}, "unknown SASL mechanism"),
+        ({"ssl.client.auth": "always"}, "ssl.client.auth must be one of"),
+        ({"ssl.client.auth": "required"}, "needs ssl.ca.location"),
+        ({"ssl.principal.mapping.rules": "RULE:broken"}, "mapping.rules"),
+        ({"listen": "127.0.0.1:1", "listeners": "PLAINTEXT://127.0.0.1:2"}, "either 'listen'"),
+        (
+            {"listeners": "SASL_PLAINTEXT://127.0.0.1:1", "zookeeper.connect": "127.0.0.1:2181"},
+            "cluster mode needs a PLAINTEXT listener",
+        ),
+    ],
+)
+def test_inconsistent_listener_and_security_settings_are_refused(
+    tmp_path: Path, keys: dict[str, str], message: str
+) -> None:
+    path = tmp_path / "b.toml"
+    path.write_text("[broker]\n" + "".join(f'"{k}" = "{v}"\n' for k, v in keys.items()))
+    with pytest.raises(ValueError, match=message):
+        BrokerConfig.load(path)
+
+
+def test_the_listen_flag_replaces_the_files_listeners(tmp_path: Path) -> None:
+    path = tmp_path / "b.toml"
+    path.write_text('[broker]\n"listeners" = "SASL_PLAINTEXT://127.0.0.1:9094"\n')
+    config = BrokerConfig.load(path, {"listen": "127.0.0.1:19000"})
+    (listener,) = config.listener_set
+    assert (listener.name, listener.protocol.value, listener.bind.port) == ("PLAINTEXT", "PLAINTEXT", 19000)

@@ -16,9 +16,12 @@ T = TypeVar("T")
 
 
 class WireClient:
-    def __init__(self, bootstrap: str, timeout: float = 10.0) -> None:
+    def __init__(self, bootstrap: str, timeout: float = 10.0, source: str | None = None) -> None:
+        """``source``: the local address to connect from (another 127.x address of the loopback)."""
         host, port = bootstrap.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.sock = socket.create_connection(
+            (host, int(port)), timeout=timeout, source_address=(source, 0) if source else None
+        )
         self._correlation = 0
 
     def close(self) -> None:

@@ -1,6 +1,7 @@
 """The broker, the composition root: brings the parts up and down in a fixed order.
 
-Start: storage (recovering the data directory) -> coordinator -> the logs of every queue -> background
+Start: the data directory's permissions -> storage (recovering the data directory) -> the listeners'
+sockets (bound, not serving) -> coordinator -> the logs of every queue -> background
 flush and retention -> metrics endpoint -> the TCP listener (last, so nothing is served half-ready).
 Stop: the listener -> open connections -> background tasks -> storage (flush, checkpoints, the clean
 shutdown marker) -> coordinator.
@@ -18,9 +19,11 @@ import asyncio
 import contextlib
 import logging
 import resource
+import ssl
 from collections.abc import Callable
 
 from logq.broker.acl_handlers import AclHandlers
+from logq.broker.authentication import AuthenticationSettings
 from logq.broker.authorization import RequestAuthorizer
 from logq.broker.cluster import ClusterMember
 from logq.broker.config import BrokerConfig, HostPort
@@ -28,19 +31,27 @@ from logq.broker.describe_handlers import DescribeHandlers
 from logq.broker.group_handlers import GroupHandlers
 from logq.broker.handlers import Handlers
 from logq.broker.lag import LagTracker
+from logq.broker.listeners import Listener, Listeners
 from logq.broker.metrics import BrokerMetrics
 from logq.broker.replica_fetcher import ReplicaFetchers
 from logq.broker.replica_handlers import ReplicaHandlers
 from logq.broker.replica_manager import ReplicaManager
 from logq.broker.server import Server
+from logq.broker.user_handlers import UserHandlers
 from logq.clock import SYSTEM_CLOCK, Clock
-from logq.coordinator import BrokerInfo, Coordinator, EmbeddedCoordinator
+from logq.coordinator import BrokerInfo, Coordinator, EmbeddedCoordinator, Endpoint
 from logq.coordinator.zookeeper import ZooKeeperCoordinator
 from logq.errors import LogqError, StorageError
 from logq.groups.membership import Group, GroupMembership, MembershipConfig
 from logq.groups.offsets import OFFSETS_QUEUE, NotCoordinatorError, OffsetStore
 from logq.groups.state import GroupState
+from logq.permissions import check_private, make_private_dir
 from logq.retention import RetentionJob
+from logq.security import tls
+from logq.security.principal import PrincipalMapper
+from logq.security.sasl import PLAIN
+from logq.security.scram import ScramCredential
+from logq.security.throttle import FailedLoginThrottle
 from logq.segments import LogManager, PartitionLog
 
 log = logging.getLogger(__name__)
@@ -54,29 +65,46 @@ class Broker:
         self._clock = clock
         self.metrics = BrokerMetrics()
         self._tasks: list[asyncio.Task[None]] = []
-        self._listener: asyncio.Server | None = None
+        self._listeners: list[asyncio.Server] = []
         self._logs: LogManager | None = None
         self._server: Server | None = None
         self._coordinator: EmbeddedCoordinator | ZooKeeperCoordinator | None = None
-        self.address: HostPort | None = None
+        self.address: HostPort | None = None  # the first listener's bound address
+        self.addresses: dict[str, HostPort] = {}  # listener name -> bound address
         self.lag: LagTracker | None = None
         self._member: ClusterMember | None = None
 
     async def start(self) -> None:
         config = self.config
         _raise_open_files_limit()
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        listeners = config.listener_set
+        ssl_context = self._tls_context(listeners)
+        make_private_dir(config.data_dir)
+        check_private(config.data_dir, "data directory")  # PostgreSQL's rule: refuse, with the fix
         self._logs = logs = await asyncio.to_thread(LogManager, config.data_dir, config.log, self._clock)
-        # Bind first (port 0 picks a free port), so the advertised address is known before metadata.
+        # Bind first (port 0 picks a free port), so the advertised addresses are known before metadata.
         loop = asyncio.get_running_loop()
-        listener = await loop.create_server(
-            self._protocol, config.listen.host, config.listen.port, start_serving=False
-        )
-        self._listener = listener
-        port = listener.sockets[0].getsockname()[1]
-        self.address = HostPort(config.listen.host, port)
-        advertised = config.advertised_listener or self.address
-        me = BrokerInfo(config.broker_id, advertised.host, advertised.port)
+        endpoints = []
+        for listener in listeners:
+            server = await loop.create_server(
+                self._protocol_for(listener),
+                listener.bind.host or None,
+                listener.bind.port,
+                ssl=ssl_context if listener.protocol.tls else None,
+                ssl_handshake_timeout=config.authentication_timeout_ms / 1000
+                if listener.protocol.tls
+                else None,
+                start_serving=False,
+            )
+            self._listeners.append(server)
+            bound = HostPort(listener.bind.host, server.sockets[0].getsockname()[1])
+            self.addresses[listener.name] = bound
+            shown = listener.advertised or bound
+            endpoints.append(Endpoint(listener.name, shown.host, shown.port, listener.protocol.value))
+        inter = next(e for e in endpoints if e.listener == listeners.inter_broker.name)
+        self.address = self.addresses[listeners.all[0].name]
+        advertised = HostPort(endpoints[0].host, endpoints[0].port)
+        me = BrokerInfo(config.broker_id, inter.host, inter.port, endpoints=tuple(endpoints))
         member: ClusterMember | None = None
         coordinator: Coordinator
         if config.zookeeper_connect is not None:
@@ -161,6 +189,7 @@ class Broker:
             handlers.by_type.update(ReplicaHandlers(coordinator, replicas, auth).by_type)
         handlers.by_type.update(DescribeHandlers(config, coordinator, replicas, self.metrics, auth).by_type)
         handlers.by_type.update(AclHandlers(coordinator, auth).by_type)
+        handlers.by_type.update(UserHandlers(coordinator, self.metrics, auth).by_type)
         self.lag = LagTracker(
             offsets=offsets,
             membership=membership,
@@ -176,6 +205,9 @@ class Broker:
             self.metrics,
             max_frame_bytes=config.socket_request_max_bytes,
             idle_timeout_s=config.connections_max_idle_ms / 1000,
+            authentication=self._authentication_settings(coordinator),
+            principal_mapper=PrincipalMapper(config.ssl_principal_mapping_rules),
+            authentication_timeout_s=config.authentication_timeout_ms / 1000,
         )
         retention = RetentionJob(logs.logs, self._clock, config.log.retention_check_interval_ms)
         self._tasks = [
@@ -195,7 +227,14 @@ class Broker:
         if config.metrics_listen is not None:
             self.metrics.serve(config.metrics_listen.host, config.metrics_listen.port)
             log.info("metrics on http://%s/metrics", config.metrics_listen)
-        await listener.start_serving()
+        for listener, server in zip(listeners, self._listeners, strict=True):
+            await server.start_serving()
+            if len(self._listeners) > 1 or listener.protocol.value != "PLAINTEXT":
+                log.info(
+                    "listener %s (%s) on %s, advertised as %s",
+                    listener.name, listener.protocol.value, self.addresses[listener.name],
+                    listener.advertised or self.addresses[listener.name],
+                )  # fmt: skip
         log.info("listening on %s (advertised as %s), data in %s", self.address, advertised, config.data_dir)
 
     def _authorizer(self, coordinator: Coordinator) -> RequestAuthorizer:
@@ -277,17 +316,57 @@ class Broker:
             log.warning("ending this broker's ZooKeeper session on request")
             await self._coordinator.end_session()
 
-    def _protocol(self) -> asyncio.Protocol:
-        assert self._server is not None  # set before the listener starts serving
-        return self._server.protocol()
+    def _protocol_for(self, listener: Listener) -> Callable[[], asyncio.Protocol]:
+        def connection() -> asyncio.Protocol:
+            assert self._server is not None  # set before the listeners start serving
+            return self._server.protocol_for(listener)()
+
+        return connection
+
+    def _tls_context(self, listeners: Listeners) -> ssl.SSLContext | None:
+        """The TLS listeners' context (the files are read and the key's mode checked now)."""
+        config = self.config
+        if not listeners.uses_tls:
+            return None
+        assert config.ssl_certificate_location is not None  # checked by BrokerConfig.check_security
+        assert config.ssl_key_location is not None
+        return tls.server_context(
+            config.ssl_certificate_location,
+            config.ssl_key_location,
+            config.ssl_ca_location,
+            config.ssl_client_auth,
+        )
+
+    def _authentication_settings(self, coordinator: Coordinator) -> AuthenticationSettings:
+        config = self.config
+        mechanisms = config.sasl_mechanisms
+        for listener in config.listener_set:
+            if listener.protocol.value == "SASL_PLAINTEXT" and PLAIN in mechanisms:
+                log.warning(
+                    "listener %s sends PLAIN passwords unencrypted: use SASL_SSL for PLAIN", listener.name
+                )
+
+        def lookup(user: str, mechanism: str) -> ScramCredential | None:
+            return coordinator.credentials().get(user, {}).get(mechanism)
+
+        return AuthenticationSettings(
+            mechanisms=mechanisms,
+            lookup=lookup,
+            secret=coordinator.sasl_secret,
+            throttle=FailedLoginThrottle(
+                config.connection_failed_authentication_delay_ms / 1000,
+                config.connection_failed_authentication_delay_max_ms / 1000,
+            ),
+            max_receive_bytes=config.sasl_server_max_receive_size,
+        )
 
     async def stop(self) -> None:
         """Clean shutdown: in cluster mode move the leaderships away first (controlled shutdown); stop
         serving, then flush and checkpoint every log and write the marker."""
         if self._member is not None:
             await self._member.controlled_shutdown(self.config.controlled_shutdown_timeout_ms)
-        if self._listener is not None:
-            self._listener.close()
+        for server in self._listeners:
+            server.close()
         if self._server is not None:
             await self._server.close_connections()
         if self._member is not None:

@@ -14,31 +14,41 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from logq.broker.listeners import HostPort, Listeners, parse_listeners
 from logq.config import LogConfig, settings_of
 from logq.security.acl import principal_problem
+from logq.security.principal import PrincipalMapper
+from logq.security.sasl import parse_mechanisms
+from logq.security.tls import CLIENT_AUTH
 
-
-@dataclass(frozen=True, slots=True)
-class HostPort:
-    host: str
-    port: int
-
-    @classmethod
-    def parse(cls, text: str) -> HostPort:
-        host, sep, port = text.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError(f"expected HOST:PORT, got {text!r}")
-        return cls(host.strip("[]"), int(port))
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
+__all__ = ["BrokerConfig", "HostPort"]
 
 
 @dataclass(frozen=True, slots=True)
 class BrokerConfig:
     broker_id: int = 0
-    listen: HostPort = field(default_factory=lambda: HostPort("127.0.0.1", 9092))
-    advertised_listener: HostPort | None = None  # what clients are told to connect to (default: listen)
+    # Where clients connect: Kafka's listeners, NAME://HOST:PORT[,...] (logq/broker/listeners.py).
+    listeners: str = "PLAINTEXT://127.0.0.1:9092"
+    # Shorthand for one PLAINTEXT listener (the --listen flag); replaces "listeners".
+    listen: HostPort | None = None
+    advertised_listener: HostPort | None = None  # the one listener's address for clients (default: bound)
+    advertised_listeners: str | None = (
+        None  # NAME://HOST:PORT[,...]: what Metadata tells each listener's clients
+    )
+    listener_security_protocol_map: str | None = (
+        None  # NAME:PROTOCOL[,...]; default: each name is its protocol
+    )
+    inter_broker_listener_name: str | None = None  # the listener brokers use among themselves
+    ssl_certificate_location: Path | None = None  # PEM certificate (chain) of the TLS listeners
+    ssl_key_location: Path | None = None  # its PEM private key (mode 0600)
+    ssl_ca_location: Path | None = None  # PEM CA(s) that sign client certificates
+    ssl_client_auth: str = "none"  # none | requested | required
+    ssl_principal_mapping_rules: str = "DEFAULT"  # client certificate subject -> user name
+    sasl_enabled_mechanisms: str = "SCRAM-SHA-256,SCRAM-SHA-512"  # PLAIN too, if listed
+    connection_failed_authentication_delay_ms: int = 100  # a failed login's answer waits at least this
+    connection_failed_authentication_delay_max_ms: int = 3200  # ... doubling per failure up to this
+    sasl_server_max_receive_size: int = 524_288  # the largest frame before authentication
+    authentication_timeout_ms: int = 10_000  # TLS handshake and SASL login must end within this
     metrics_listen: HostPort | None = None  # Prometheus endpoint; off when None
     data_dir: Path = Path("./data")
     auto_create_queues: bool = (
@@ -77,10 +87,6 @@ class BrokerConfig:
         return self.zookeeper_connect is not None
 
     @property
-    def advertised(self) -> HostPort:
-        return self.advertised_listener or self.listen
-
-    @property
     def super_user_set(self) -> frozenset[str]:
         return frozenset(u.strip() for u in self.super_users.split(";") if u.strip())
 
@@ -107,8 +113,56 @@ class BrokerConfig:
                 raise ValueError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
             broker = dict(data.get("broker", {}))
             log = dict(data.get("log", {}))
-        broker.update({k: v for k, v in (overrides or {}).items() if v is not None})
-        return cls._from_keys(broker, LogConfig.from_mapping(log))
+        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        if "listen" in given:  # the --listen flag: one PLAINTEXT listener instead of the file's
+            broker.pop("listeners", None)
+            broker.pop("advertised.listeners", None)
+        elif "listen" in broker and "listeners" in broker:
+            raise ValueError("give either 'listen' (one PLAINTEXT listener) or 'listeners', not both")
+        broker.update(given)
+        config = cls._from_keys(broker, LogConfig.from_mapping(log))
+        config.check_security()
+        return config
+
+    @property
+    def listener_set(self) -> Listeners:
+        """The listeners, parsed (ValueError if they are inconsistent)."""
+        return parse_listeners(
+            self.listeners,
+            listen=self.listen,
+            advertised_listener=self.advertised_listener,
+            advertised_listeners=self.advertised_listeners,
+            protocol_map=self.listener_security_protocol_map,
+            inter_broker_listener_name=self.inter_broker_listener_name,
+        )
+
+    @property
+    def sasl_mechanisms(self) -> tuple[str, ...]:
+        return parse_mechanisms(self.sasl_enabled_mechanisms)
+
+    def check_security(self) -> None:
+        """ValueError (one line) for listener and security settings that cannot work together. Files
+        are read (and their modes checked) when the broker starts."""
+        listeners = self.listener_set
+        self.sasl_mechanisms  # noqa: B018  (parsing is the check)
+        PrincipalMapper(self.ssl_principal_mapping_rules)
+        if self.ssl_client_auth not in CLIENT_AUTH:
+            raise ValueError(
+                f"ssl.client.auth must be one of {', '.join(CLIENT_AUTH)}, not {self.ssl_client_auth!r}"
+            )
+        if listeners.uses_tls and (self.ssl_certificate_location is None or self.ssl_key_location is None):
+            raise ValueError("TLS listeners need ssl.certificate.location and ssl.key.location")
+        if self.ssl_client_auth != "none" and self.ssl_ca_location is None:
+            raise ValueError(
+                f"ssl.client.auth = {self.ssl_client_auth} needs ssl.ca.location (the clients' CA)"
+            )
+        inter = listeners.inter_broker
+        if self.cluster_mode and inter.protocol.name != "PLAINTEXT":
+            # Replica fetchers do not authenticate yet: they need a PLAINTEXT listener among brokers.
+            raise ValueError(
+                f"inter-broker listener {inter.name} is {inter.protocol.value}: cluster mode needs a "
+                "PLAINTEXT listener among brokers (inter.broker.listener.name)"
+            )
 
     @classmethod
     def _from_keys(cls, keys: Mapping[str, Any], log: LogConfig) -> BrokerConfig:

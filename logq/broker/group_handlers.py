@@ -102,10 +102,12 @@ class GroupHandlers:
                 host="",
                 port=-1,
             )
+        listener = current_session().listener  # answer with the address of the listener asked on
         if not self._replicas.cluster_mode:
             me = next(b for b in self._coordinator.brokers() if b.broker_id == self._coordinator.broker_id)
+            host, port = me.address_for(listener) or (me.host, me.port)
             return m.FindCoordinatorResponse(
-                error_code=ErrorCode.NONE, node_id=me.broker_id, host=me.host, port=me.port
+                error_code=ErrorCode.NONE, node_id=me.broker_id, host=host, port=port
             )
         offsets = self._coordinator.queues().get(OFFSETS_QUEUE)
         if offsets is None:
@@ -115,7 +117,8 @@ class GroupHandlers:
         if offsets is not None and partition < len(offsets.partitions):
             leader = offsets.partitions[partition].leader
         found = next((b for b in self._coordinator.brokers() if b.broker_id == leader), None)
-        if found is None:
+        address = found.address_for(listener) if found is not None else None
+        if found is None or address is None:
             return m.FindCoordinatorResponse(
                 error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
                 error_message=f"{OFFSETS_QUEUE} partition {partition} has no live leader",
@@ -124,7 +127,7 @@ class GroupHandlers:
                 port=-1,
             )
         return m.FindCoordinatorResponse(
-            error_code=ErrorCode.NONE, node_id=found.broker_id, host=found.host, port=found.port
+            error_code=ErrorCode.NONE, node_id=found.broker_id, host=address[0], port=address[1]
         )
 
     async def _create_offsets_queue(self) -> QueueMetadata | None:

@@ -18,6 +18,7 @@ from logq.broker.authorization import RequestAuthorizer
 from logq.broker.config import BrokerConfig
 from logq.broker.metrics import BrokerMetrics
 from logq.broker.replica_manager import ReplicaManager
+from logq.broker.session import current_session
 from logq.coordinator import Coordinator, QueueMetadata
 from logq.error_codes import ErrorCode
 from logq.errors import (
@@ -75,6 +76,8 @@ class Handlers:
             m.CreateTopicsRequest: self.create_topics,
             m.DeleteTopicsRequest: self.delete_topics,
             m.InitProducerIdRequest: self.init_producer_id,
+            m.SaslHandshakeRequest: self.sasl_handshake,
+            m.SaslAuthenticateRequest: self.sasl_authenticate,
         }
 
     def _count_errors(self, api: str, codes: Iterable[int]) -> None:
@@ -129,9 +132,13 @@ class Handlers:
                 continue
             topics.append(_topic_metadata(meta, self._replicas.without_log(meta)))
         self._count_errors("Metadata", (t.error_code for t in topics))
+        # Each client is told the addresses of the listener it came in on (brokers without it are left
+        # out, as Kafka's getAliveBrokerNodes(listenerName)).
+        listener = current_session().listener
         brokers = [
-            m.MetadataResponseBroker(node_id=b.broker_id, host=b.host, port=b.port, rack=b.rack)
+            m.MetadataResponseBroker(node_id=b.broker_id, host=address[0], port=address[1], rack=b.rack)
             for b in self._coordinator.brokers()
+            if (address := b.address_for(listener)) is not None
         ]
         response = m.MetadataResponse(
             brokers=brokers,
@@ -166,6 +173,27 @@ class Handlers:
         await self._replicas.host({name: meta})
         log.info("auto-created queue %s with %d partitions", name, len(meta.partitions))
         return meta, ErrorCode.NONE
+
+    # --- SaslHandshake, SaslAuthenticate -------------------------------------------------------------
+
+    # A SASL listener's connection authenticates before any handler runs (logq/broker/authentication.py);
+    # these answer what comes later or elsewhere: on a PLAINTEXT or SSL listener, or a second login
+    # (re-authentication is not offered: session_lifetime_ms is 0), ILLEGAL_SASL_STATE as Kafka does.
+
+    async def sasl_handshake(
+        self, header: RequestHeader, req: m.SaslHandshakeRequest
+    ) -> m.SaslHandshakeResponse:
+        self._count_errors("SaslHandshake", (ErrorCode.ILLEGAL_SASL_STATE,))
+        return m.SaslHandshakeResponse(error_code=ErrorCode.ILLEGAL_SASL_STATE)
+
+    async def sasl_authenticate(
+        self, header: RequestHeader, req: m.SaslAuthenticateRequest
+    ) -> m.SaslAuthenticateResponse:
+        self._count_errors("SaslAuthenticate", (ErrorCode.ILLEGAL_SASL_STATE,))
+        return m.SaslAuthenticateResponse(
+            error_code=ErrorCode.ILLEGAL_SASL_STATE,
+            error_message="this connection cannot authenticate (again)",
+        )
 
     # --- Produce ----------------------------------------------------------------------------------------
 

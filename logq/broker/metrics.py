@@ -49,6 +49,13 @@ class BrokerMetrics:
             registry=r,
         )
 
+        self.authentications = Counter(
+            "logq_authentications",
+            "SASL logins by listener, mechanism and outcome (success, failure, unsupported-mechanism)",
+            ["listener", "mechanism", "outcome"],
+            registry=r,
+        )
+
     def watch_logs(self, logs: Callable[[], Iterable[PartitionLog]]) -> None:
         self.registry.register(_LogCollector(logs))
 

@@ -9,10 +9,12 @@ import signal
 
 from logq.broker.app import Broker
 from logq.broker.config import BrokerConfig
+from logq.permissions import private_umask
 
 
 def run_broker(config: BrokerConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    private_umask()  # everything the broker creates (RocksDB's files too) is its user's alone
     asyncio.run(_main(config))
 
 

@@ -6,6 +6,14 @@ Reading goes on while a request is handled: complete frames queue up (reading pa
 whose client has left. Responses are written chunk by chunk, so record bytes are never joined into one
 big buffer first.
 
+Each listener has its security protocol (``logq/broker/listeners.py``). On TLS listeners asyncio does
+the handshake (``ssl.*`` settings; it must end within ``authentication.timeout.ms``) before the
+connection exists here; a verified client certificate's subject becomes the principal through
+``ssl.principal.mapping.rules``. On SASL listeners every frame goes to the connection's ``SaslGate``
+(``authentication.py``) until the login succeeds, within the same deadline and with frames capped at
+``sasl.server.max.receive.size``; then the session carries ``User:<name>``. Small response chunks are
+joined before a TLS write (each write is at least one TLS record).
+
 Bad input never crashes the broker. A length prefix above ``socket.request.max.bytes``, zero or negative
 closes the connection before anything is allocated (complete requests received before it are answered
 first, as Kafka does); so do an undecodable request, an API or version the broker does not serve (except
@@ -17,12 +25,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import dataclasses
 import logging
+import ssl
 import time
+from collections.abc import Callable
 
+from logq.broker.authentication import AuthenticationEndedError, AuthenticationSettings, SaslGate
 from logq.broker.handlers import MIN_SERVED_PRODUCE_VERSION, CloseConnectionError, Handlers
+from logq.broker.listeners import Listener
 from logq.broker.metrics import BrokerMetrics
-from logq.broker.session import ClientSession, enter_session
+from logq.broker.session import ClientSession, current_session, enter_session
 from logq.protocol import (
     ApiKey,
     FrameBuffer,
@@ -34,26 +48,47 @@ from logq.protocol import (
     unsupported_version_response,
 )
 from logq.protocol.primitives import Chunk
+from logq.security.certs import peer_subject
+from logq.security.principal import PrincipalMapper, user_principal
 
 log = logging.getLogger(__name__)
 
 QUEUE_PAUSE_BYTES = 8 << 20  # received but unanswered request bytes before reading pauses
 WRITE_HIGH_WATER = 4 << 20
+CLOSE_AFTER_REFUSAL_S = 1.0  # how long a refused client may take to close first
+TLS_WRITE_JOIN_BYTES = 64 << 10  # TLS: chunks smaller than this are joined into writes of about this size
 
 
 class Server:
     def __init__(
-        self, handlers: Handlers, metrics: BrokerMetrics, *, max_frame_bytes: int, idle_timeout_s: float
+        self,
+        handlers: Handlers,
+        metrics: BrokerMetrics,
+        *,
+        max_frame_bytes: int,
+        idle_timeout_s: float,
+        authentication: AuthenticationSettings | None = None,
+        principal_mapper: PrincipalMapper | None = None,
+        authentication_timeout_s: float = 10.0,
     ) -> None:
         self._handlers = handlers
         self._metrics = metrics
         self.max_frame_bytes = max_frame_bytes
         self.idle_timeout_s = idle_timeout_s
+        self.authentication = authentication
+        self.principal_mapper = principal_mapper or PrincipalMapper()
+        self.authentication_timeout_s = authentication_timeout_s
         self._connections: set[_Connection] = set()
 
-    def protocol(self) -> asyncio.Protocol:
-        """The protocol factory for ``loop.create_server``."""
-        return _Connection(self)
+    @property
+    def metrics(self) -> BrokerMetrics:
+        return self._metrics
+
+    def protocol_for(self, listener: Listener) -> Callable[[], asyncio.Protocol]:
+        """The protocol factory of one listener's ``loop.create_server``."""
+        if listener.protocol.sasl and self.authentication is None:
+            raise ValueError(f"listener {listener.name} needs SASL settings")
+        return lambda: _Connection(self, listener)
 
     def opened(self, connection: _Connection) -> None:
         self._connections.add(connection)
@@ -105,9 +140,13 @@ class Server:
 class _Connection(asyncio.Protocol):
     """One client connection: the protocol callbacks fill a queue of frames; ``_serve`` answers them."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, listener: Listener) -> None:
         self._server = server
+        self._listener = listener
         self._frames = FrameBuffer(server.max_frame_bytes)
+        self._gate: SaslGate | None = None
+        self._principal = "User:ANONYMOUS"
+        self._tls = listener.protocol.tls
         self._queue: collections.deque[memoryview] = collections.deque()
         self._queued_bytes = 0
         self._bad_prefix: FrameSizeError | None = None
@@ -130,7 +169,29 @@ class _Connection(asyncio.Protocol):
         self.peer = transport.get_extra_info("peername")
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self._server.opened(self)
-        self._task = asyncio.create_task(self._serve())
+        refusal = None
+        if self._tls:
+            refusal = self._take_certificate_principal(transport.get_extra_info("ssl_object"))
+        authentication = self._server.authentication
+        if self._listener.protocol.sasl and authentication is not None:
+            host = self.peer[0] if isinstance(self.peer, tuple) else ""
+            self._gate = SaslGate(authentication, self._listener.name, str(host), self._server.metrics)
+            self._frames.max_frame_bytes = authentication.max_receive_bytes
+        self._task = asyncio.create_task(self._serve(refusal))
+
+    def _take_certificate_principal(self, ssl_object: ssl.SSLObject | None) -> str | None:
+        """The principal of a verified client certificate (None: no certificate, ANONYMOUS); returns why
+        the connection is refused, if it is."""
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if not der:
+            return None
+        subject = peer_subject(der)
+        name = self._server.principal_mapper.map(subject)
+        if name is None:
+            return f"no ssl.principal.mapping.rules rule applies to client certificate {subject!r}"
+        self._principal = user_principal(name)
+        log.info("TLS client %s from %s on listener %s", self._principal, self.peer, self._listener.name)
+        return None
 
     def data_received(self, data: bytes) -> None:
         if self._bad_prefix is not None:
@@ -156,7 +217,9 @@ class _Connection(asyncio.Protocol):
         self._wakeup.set()
         if self._long_poll and self._task is not None:
             self._task.cancel()  # the client has left: nobody will read this Fetch's answer
-        return True  # keep the transport: requests received before the EOF are still answered
+        # Keep the transport: requests received before the EOF are still answered. TLS has no half-close
+        # (asyncio closes an SSL transport at EOF whatever this returns, and warns if it is True).
+        return not self._tls
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
@@ -180,12 +243,16 @@ class _Connection(asyncio.Protocol):
 
     # --- the connection's task -----------------------------------------------------------------
 
-    async def _serve(self) -> None:
+    async def _serve(self, refusal: str | None) -> None:
         reason: str | None = None
         detail = ""
         peer = self.peer if isinstance(self.peer, tuple) else ("", -1)
-        enter_session(ClientSession(str(peer[0]), int(peer[1])))
+        enter_session(ClientSession(str(peer[0]), int(peer[1]), self._principal, self._listener.name))
         try:
+            if refusal is not None:
+                raise AuthenticationEndedError(refusal)
+            if self._gate is not None:
+                await self._authenticate(self._gate)
             while True:
                 frame = await self._next_frame()
                 if frame is None:
@@ -193,17 +260,20 @@ class _Connection(asyncio.Protocol):
                 self._long_poll = frame.nbytes >= 2 and frame[0] == 0 and frame[1] == ApiKey.FETCH
                 reply = await self._server.handle(frame)
                 self._long_poll = False
-                if reply and not self._lost:
-                    assert self._transport is not None
-                    for chunk in reply:
-                        self._transport.write(chunk)
-                    if self._writable is not None and not self._writable.done():
-                        await self._writable
+                await self._write(reply)
             if self._bad_prefix is not None:
                 reason = "frame-size"
                 detail = f"length prefix {self._bad_prefix.size} (limit {self._bad_prefix.limit})"
         except CloseConnectionError as exc:
             reason, detail = "bad-request", str(exc)
+        except AuthenticationEndedError as exc:
+            reason, detail = "authentication", str(exc)
+            if exc.reply:
+                await self._write(exc.reply)
+                await self._peer_close(CLOSE_AFTER_REFUSAL_S)
+        except _AuthenticationTimeoutError:
+            reason = "authentication-timeout"
+            detail = f"no login within {self._server.authentication_timeout_s:g} s"
         except TimeoutError:
             log.debug("closing idle connection from %s", self.peer)
         except asyncio.CancelledError:
@@ -218,13 +288,52 @@ class _Connection(asyncio.Protocol):
             if not self.finished.done():
                 self.finished.set_result(None)
 
-    async def _next_frame(self) -> memoryview | None:
+    async def _authenticate(self, gate: SaslGate) -> None:
+        """Answer frames through the gate until the login succeeded; then the session carries the user
+        and frames may be as large as socket.request.max.bytes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._server.authentication_timeout_s
+        while not gate.authenticated:
+            try:
+                frame = await self._next_frame(deadline)
+            except TimeoutError:
+                raise _AuthenticationTimeoutError from None
+            if frame is None:
+                return
+            await self._write(await gate.handle(frame, self._server.handle))
+        assert gate.principal is not None
+        enter_session(dataclasses.replace(current_session(), principal=gate.principal))
+        self._frames.max_frame_bytes = self._server.max_frame_bytes
+
+    async def _peer_close(self, within_s: float) -> None:
+        """Give the client a moment to read a refusal and close first: kafka-python drops an answer that
+        arrives in the same read as the end of the connection."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within_s):
+                while not (self._eof or self._lost):
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+
+    async def _write(self, reply: list[Chunk] | None) -> None:
+        if not reply or self._lost:
+            return
+        assert self._transport is not None
+        chunks = _joined(reply) if self._tls and len(reply) > 1 else reply
+        for chunk in chunks:
+            self._transport.write(chunk)
+        if self._writable is not None and not self._writable.done():
+            await self._writable
+
+    async def _next_frame(self, deadline: float | None = None) -> memoryview | None:
         """The next complete request, or None once the client is gone or sent a bad prefix."""
         while not self._queue:
             if self._eof or self._lost or self._bad_prefix is not None:
                 return None
             self._wakeup.clear()
-            async with asyncio.timeout(self._server.idle_timeout_s):
+            timeout = self._server.idle_timeout_s
+            if deadline is not None:
+                timeout = min(timeout, deadline - asyncio.get_running_loop().time())
+            async with asyncio.timeout(timeout):
                 await self._wakeup.wait()
         frame = self._queue.popleft()
         self._queued_bytes -= len(frame)
@@ -236,3 +345,31 @@ class _Connection(asyncio.Protocol):
             self._transport.resume_reading()
             self._reading_paused = False
         return frame
+
+
+class _AuthenticationTimeoutError(Exception):
+    """A SASL client did not log in within authentication.timeout.ms."""
+
+
+def _joined(chunks: list[Chunk]) -> list[Chunk]:
+    """Runs of small chunks joined into one (each TLS write is at least one record, with its own
+    overhead); large chunks, such as record blobs, pass as they are."""
+    out: list[Chunk] = []
+    run: list[Chunk] = []
+    size = 0
+    for chunk in chunks:
+        n = len(chunk)
+        if n >= TLS_WRITE_JOIN_BYTES:
+            if run:
+                out.append(b"".join(run))
+                run, size = [], 0
+            out.append(chunk)
+            continue
+        run.append(chunk)
+        size += n
+        if size >= TLS_WRITE_JOIN_BYTES:
+            out.append(b"".join(run))
+            run, size = [], 0
+    if run:
+        out.append(b"".join(run) if len(run) > 1 else run[0])
+    return out

@@ -1,9 +1,10 @@
 """Who is at the other end of the request being handled.
 
-The server sets it once per connection, in that connection's task; handlers read it with
-``current_session()``. A ContextVar rather than a handler parameter: asyncio gives each task a copy of
-the context it was created in, so every request of a connection (and any task it starts) sees its own
-connection's session, and handlers that do not care need no extra argument.
+The server sets it once per connection, in that connection's task, and again when a SASL login
+succeeds (the principal changes); handlers read it with ``current_session()``. A ContextVar rather
+than a handler parameter: asyncio gives each task a copy of the context it was created in, so every
+request of a connection (and any task it starts) sees its own connection's session, and handlers that
+do not care need no extra argument.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from logq.security.acl import ANONYMOUS
 class ClientSession:
     host: str  # the peer's IP address ("" when unknown, e.g. in-process calls)
     port: int
-    # Who the client is, as ACLs name it. Every PLAINTEXT connection is User:ANONYMOUS; an authenticated
-    # one (SASL, a TLS client certificate) gets its own.
+    # Who the client is, as ACLs name it: a PLAINTEXT connection is User:ANONYMOUS; an authenticated one
+    # (SASL, a TLS client certificate) gets its own.
     principal: str = ANONYMOUS
+    listener: str = ""  # the listener the connection came in on ("" for in-process calls)
 
     @property
     def kafka_host(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -17,6 +18,8 @@ from logq import batch as rb
 from logq.client import acls
 from logq.client.cluster import DEFAULT_BOOTSTRAP, Cluster, QueueInfo, QueuePartition, invalid_name_reason
 from logq.client.consumer_protocol import decode_assignment, decode_subscription
+from logq.client.security import SecuritySettings
+from logq.client.settings import build_settings, takes_settings
 from logq.error_codes import ErrorCode
 from logq.errors import (
     AuthorizationError,
@@ -32,6 +35,7 @@ from logq.protocol import messages as m
 from logq.protocol.apis import ApiKey
 from logq.protocol.primitives import INT32_MIN
 from logq.security.acl import ANONYMOUS, AclBinding, AclBindingFilter, AclOperation
+from logq.security.scram import DEFAULT_ITERATIONS, SALT_BYTES, salted_password
 
 CREATION_WAIT_S = 600.0  # how long create_queue waits for a creation the broker answered REQUEST_TIMED_OUT to
 CREATION_POLL_S = 0.5
@@ -44,6 +48,7 @@ _BROKER_RESOURCE = 4
 _DELETE_SWITCHES = ("delete.queue.enable", "delete.topic.enable")  # logq's name, Kafka's
 _AUTHORIZER_SWITCH = "authorizer.enable"  # with it on, the ACLs decide deletions, not the switches
 _DEFAULT_CONFIG = 5  # DescribeConfigs config source: a default nobody overrode
+SCRAM_MECHANISMS = {1: "SCRAM-SHA-256", 2: "SCRAM-SHA-512"}  # the APIs' mechanism codes
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,15 +217,24 @@ def _assigned(data: bytes) -> tuple[QueuePartition, ...]:
         return ()
 
 
+@takes_settings(SecuritySettings, "Security settings (keyword arguments, as the producer's and consumer's):")
 class Admin:
+    """Queues, groups and users. ``await start()`` (or ``async with``) first."""
+
     def __init__(
         self,
         bootstrap: str | Sequence[str] = DEFAULT_BOOTSTRAP,
         *,
         client_id: str = "logq-admin",
         request_timeout_ms: int = 30_000,
+        **security: Any,
     ) -> None:
-        self.cluster = Cluster(bootstrap, client_id=client_id, request_timeout_s=request_timeout_ms / 1000)
+        self.cluster = Cluster(
+            bootstrap,
+            client_id=client_id,
+            request_timeout_s=request_timeout_ms / 1000,
+            security=build_settings(SecuritySettings, "Admin", security),
+        )
         self._timeout_ms = request_timeout_ms
 
     @property
@@ -571,6 +585,64 @@ class Admin:
         if latest:
             out.update(await self.list_offsets(latest, LATEST))
         return out
+
+    # --- users (SCRAM credentials, APIs 50/51) -------------------------------------------------------
+
+    async def list_users(self, names: Sequence[str] | None = None) -> dict[str, list[tuple[str, int]]]:
+        """User -> [(mechanism, iterations)], every user or the ``names`` given (an unknown one raises
+        a BrokerError with RESOURCE_NOT_FOUND)."""
+        body = m.DescribeUserScramCredentialsRequest(
+            users=None if names is None else [m.UserName(name=n) for n in names]
+        )
+        answer = await self.cluster.send(await self.cluster.any_connection(), body)
+        _check(answer.error_code, "list users", answer.error_message)
+        users = {}
+        for result in answer.results:
+            _check(result.error_code, f"user {result.user!r}", result.error_message)
+            users[result.user] = [
+                (SCRAM_MECHANISMS.get(c.mechanism, str(c.mechanism)), c.iterations)
+                for c in result.credential_infos
+            ]
+        return users
+
+    async def set_user_password(
+        self,
+        user: str,
+        password: str,
+        *,
+        mechanisms: Sequence[str] = ("SCRAM-SHA-256", "SCRAM-SHA-512"),
+        iterations: int = DEFAULT_ITERATIONS,
+    ) -> None:
+        """Create ``user`` or change its password: a SCRAM credential per mechanism (salted and hashed
+        here; the broker stores neither the password nor the salted password). Send it over TLS."""
+        codes = {name: code for code, name in SCRAM_MECHANISMS.items()}
+        upsertions = []
+        for mechanism in mechanisms:
+            if mechanism not in codes:
+                raise ValueError(f"unknown SCRAM mechanism {mechanism!r}; expected one of {', '.join(codes)}")
+            salt = secrets.token_bytes(SALT_BYTES)
+            upsertions.append(
+                m.ScramCredentialUpsertion(
+                    name=user,
+                    mechanism=codes[mechanism],
+                    iterations=iterations,
+                    salt=salt,
+                    salted_password=salted_password(mechanism, password, salt, iterations),
+                )
+            )
+        await self._alter_users(m.AlterUserScramCredentialsRequest(upsertions=upsertions), f"user {user!r}")
+
+    async def delete_user(self, user: str) -> None:
+        """Remove every credential of ``user``; BrokerError RESOURCE_NOT_FOUND if it has none."""
+        mechanisms = (await self.list_users([user]))[user]
+        codes = {name: code for code, name in SCRAM_MECHANISMS.items()}
+        deletions = [m.ScramCredentialDeletion(name=user, mechanism=codes[mech]) for mech, _ in mechanisms]
+        await self._alter_users(m.AlterUserScramCredentialsRequest(deletions=deletions), f"user {user!r}")
+
+    async def _alter_users(self, body: m.AlterUserScramCredentialsRequest, what: str) -> None:
+        answer = await self.cluster.send(await self.cluster.any_connection(), body)
+        for result in answer.results:
+            _check(result.error_code, what, result.error_message)
 
     # --- groups ----------------------------------------------------------------------------------
 

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from logq.client.connection import BrokerConnection, BrokerConnectionError
+from logq.client.security import SecuritySettings
 from logq.error_codes import ErrorCode
 from logq.errors import (
+    AuthenticationError,
     AuthorizationError,
     BrokerUnavailableError,
     ClientTimeoutError,
@@ -102,8 +104,10 @@ class Cluster:
         client_id: str = "logq",
         request_timeout_s: float = 30.0,
         metadata_max_age_s: float = 300.0,
+        security: SecuritySettings | None = None,
     ) -> None:
         self.bootstrap = parse_bootstrap(bootstrap)
+        self.security = security
         self.client_id = client_id
         self.request_timeout_s = request_timeout_s
         self.metadata_max_age_s = metadata_max_age_s
@@ -144,7 +148,11 @@ class Cluster:
         for host, port in self.bootstrap:
             try:
                 conn = await BrokerConnection.open(
-                    host, port, client_id=self.client_id, timeout_s=min(self.request_timeout_s, 10.0)
+                    host,
+                    port,
+                    client_id=self.client_id,
+                    timeout_s=min(self.request_timeout_s, 10.0),
+                    security=self.security,
                 )
             except BrokerConnectionError as exc:
                 failures.append((f"{host}:{port}", exc.reason))
@@ -176,7 +184,11 @@ class Cluster:
         self._connecting[node_id] = future
         try:
             conn = await BrokerConnection.open(
-                node.host, node.port, client_id=self.client_id, timeout_s=min(self.request_timeout_s, 10.0)
+                node.host,
+                node.port,
+                client_id=self.client_id,
+                timeout_s=min(self.request_timeout_s, 10.0),
+                security=self.security,
             )
         except BaseException as exc:
             future.set_exception(exc)
@@ -202,6 +214,8 @@ class Cluster:
         try:
             conn = await self.any_connection()
             answer: m.MetadataResponse = await self.send(conn, body)
+        except AuthenticationError:
+            raise  # another connection would be refused the same way
         except BrokerUnavailableError:
             # The connection we used may have died with its broker; try the others once.
             conn = await self._fresh_connection()

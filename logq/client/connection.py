@@ -14,11 +14,13 @@ import contextlib
 import itertools
 import os
 import socket
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
+from logq.client.security import SecuritySettings, authenticate
 from logq.error_codes import ErrorCode
-from logq.errors import BrokerUnavailableError
+from logq.errors import AuthenticationError, BrokerUnavailableError
 from logq.protocol import FrameBuffer, encode_request_chunks, expects_response
 from logq.protocol.apis import API_SPECS, ApiKey, spec_for_request
 from logq.protocol.client import decode_response_as
@@ -26,6 +28,7 @@ from logq.protocol.messages import ApiVersionsRequest
 
 READ_SIZE = 1 << 20
 NOT_KAFKA = "not a Kafka/logq broker?"
+HINT_SECURITY = " (does this listener want TLS or SASL? see security_protocol, docs/security.md)"
 
 
 class BrokerConnectionError(BrokerUnavailableError, ConnectionError):
@@ -57,26 +60,50 @@ class BrokerConnection:
         self._waiting: collections.deque[_Waiting] = collections.deque()
         self._ids = itertools.count(1)
         self._closed: BaseException | None = None
+        self.plaintext = True  # no TLS and no SASL: a broker that closes may want them
         self._task = asyncio.create_task(self._read_loop(), name=f"logq-conn-{address}")
 
     @classmethod
     async def open(
-        cls, host: str, port: int, *, client_id: str = "logq", timeout_s: float = 10.0
+        cls,
+        host: str,
+        port: int,
+        *,
+        client_id: str = "logq",
+        timeout_s: float = 10.0,
+        security: SecuritySettings | None = None,
     ) -> BrokerConnection:
-        """Connect and learn the broker's API versions (ApiVersions v2, falling back to v0 as §2.2 says)."""
+        """Connect (TLS, if ``security`` says so), learn the broker's API versions (ApiVersions v2,
+        falling back to v0 as §2.2 says), then log in (SASL) if ``security`` says so.
+        AuthenticationError when the TLS handshake or the login is refused."""
+        context = security.ssl_context() if security is not None else None
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, ssl=context, server_hostname=host if context else None),
+                timeout_s,
+            )
         except TimeoutError:
             reason = f"no connection within {timeout_s:g} s"
             raise BrokerConnectionError(f"cannot connect to {host}:{port}: {reason}", reason=reason) from None
+        except ssl.SSLError as exc:
+            raise AuthenticationError(
+                f"TLS handshake with {host}:{port} failed: {_tls_failure(exc)}"
+            ) from None
         except OSError as exc:
             reason = _connect_failure(exc)
             raise BrokerConnectionError(f"cannot connect to {host}:{port}: {reason}", reason=reason) from None
         connection = cls(reader, writer, f"{host}:{port}", client_id)
+        connection.plaintext = security is None or security.security_protocol == "PLAINTEXT"
         try:
             answer = await connection.request(ApiVersionsRequest(), 2, timeout_s=timeout_s)
             if answer.error_code == ErrorCode.UNSUPPORTED_VERSION:
                 answer = await connection.request(ApiVersionsRequest(), 0, timeout_s=timeout_s)
+            if security is not None and security.uses_sasl:
+
+                async def send(body: Any, version: int) -> Any:
+                    return await connection.request(body, version, timeout_s=timeout_s)
+
+                await authenticate(security, send, f"{host}:{port}")
         except TimeoutError:
             await connection.close()
             reason = f"no answer to ApiVersions within {timeout_s:g} s ({NOT_KAFKA})"
@@ -135,9 +162,8 @@ class BrokerConnection:
             while True:
                 data = await self._reader.read(READ_SIZE)
                 if not data:
-                    raise BrokerConnectionError(
-                        f"{self.address} closed the connection", reason="it closed the connection"
-                    )
+                    reason = "it closed the connection" + (HINT_SECURITY if self.plaintext else "")
+                    raise BrokerConnectionError(f"{self.address}: {reason}", reason=reason)
                 if not answered:
                     answered = True
                     _check_first_bytes(self.address, data)
@@ -191,6 +217,12 @@ def _connect_failure(exc: OSError) -> str:
     if exc.errno is not None and exc.errno > 0:
         return os.strerror(exc.errno).lower()
     return str(exc)
+
+
+def _tls_failure(exc: ssl.SSLError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"the broker's certificate could not be verified ({exc.verify_message}): check ssl_cafile"
+    return exc.reason or str(exc)
 
 
 def _check_first_bytes(address: str, data: bytes) -> None:

@@ -77,6 +77,7 @@ from logq.client.consumer_settings import ConsumerSettings
 from logq.client.fetcher import EARLIEST, LATEST, Fetcher
 from logq.client.group_member import GroupMember, JoinResult
 from logq.client.records import ConsumerRecord
+from logq.client.security import security_of
 from logq.client.settings import build_settings, takes_settings
 from logq.error_codes import ErrorCode
 from logq.errors import (
@@ -135,7 +136,10 @@ class Consumer:
             config.metadata_max_age_ms / 1000
         )  # how often a pattern looks for new queues
         self._cluster = Cluster(
-            bootstrap, client_id=config.client_id, request_timeout_s=self.request_timeout_s
+            bootstrap,
+            client_id=config.client_id,
+            request_timeout_s=self.request_timeout_s,
+            security=security_of(config),
         )
         self._wakeup = asyncio.Event()
         self._fetcher = Fetcher(

@@ -8,17 +8,20 @@ from dataclasses import dataclass
 
 from logq.client import assignors as asg
 from logq.client.fetcher import RESET_STRATEGIES
+from logq.client.security import KAFKA_NAMES as SECURITY_NAMES
+from logq.client.security import SecuritySettings
 from logq.client.settings import check_number, setting
 
 __all__ = ["KAFKA_NAMES", "ConsumerSettings"]
 
 # Kafka's names (dots as underscores) that differ from logq's, for ``-X key=value``.
-KAFKA_NAMES = {"partition_assignment_strategy": "assignors"}
+KAFKA_NAMES = {"partition_assignment_strategy": "assignors", **SECURITY_NAMES}
 
 
 @dataclass(frozen=True, kw_only=True)
-class ConsumerSettings:
-    """Every setting of logq's consumer. ValueError when a value is out of range or settings conflict."""
+class ConsumerSettings(SecuritySettings):
+    """Every setting of logq's consumer (the security ones from SecuritySettings). ValueError when a value
+    is out of range or settings conflict."""
 
     group_id: str | None = setting(
         None, "The consumer group to join (subscribe) or commit to; None: no group, assign() only."
@@ -70,6 +73,7 @@ class ConsumerSettings:
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.auto_offset_reset not in RESET_STRATEGIES:
             choices = ", ".join(RESET_STRATEGIES)
             raise ValueError(f"auto_offset_reset must be one of {choices}, not {self.auto_offset_reset!r}")

@@ -138,6 +138,7 @@ class GroupMember:
                 int(port),
                 client_id=self._cluster.client_id,
                 timeout_s=min(self._cluster.request_timeout_s, 10.0),
+                security=self._cluster.security,
             )
             return self._conn
 

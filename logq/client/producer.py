@@ -57,6 +57,7 @@ from logq.client.producer_state import (
     place_key,
 )
 from logq.client.records import BatchBuilder, Headers, encode_headers, varint
+from logq.client.security import security_of
 from logq.client.settings import build_settings, takes_settings
 from logq.errors import (
     BatchTooLargeError,
@@ -99,7 +100,10 @@ class Producer:
         self._size_limit = min(config.batch_size, config.max_request_size - rb.HEADER_SIZE)
         self._allow_auto_create = config.allow_auto_create
         self._cluster = Cluster(
-            bootstrap, client_id=config.client_id, request_timeout_s=config.request_timeout_ms / 1000
+            bootstrap,
+            client_id=config.client_id,
+            request_timeout_s=config.request_timeout_ms / 1000,
+            security=security_of(config),
         )
 
         # Shared with sending threads, guarded by _lock.

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from logq import batch as rb
+from logq.client.security import KAFKA_NAMES as SECURITY_NAMES
+from logq.client.security import SecuritySettings
 from logq.client.settings import check_number, setting
 
 __all__ = [
@@ -27,6 +29,7 @@ KAFKA_NAMES = {
     "compression_type": "compression",
     "max_in_flight_requests_per_connection": "max_in_flight",
     "allow_auto_create_topics": "allow_auto_create",
+    **SECURITY_NAMES,
 }
 
 
@@ -38,8 +41,9 @@ def parse_acks(acks: object) -> int:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ProducerSettings:
-    """Every setting of logq's producer. ValueError when a value is out of range or settings conflict."""
+class ProducerSettings(SecuritySettings):
+    """Every setting of logq's producer (the security ones from SecuritySettings). ValueError when a value
+    is out of range or settings conflict."""
 
     acks: int | str = setting(
         "all",
@@ -94,6 +98,7 @@ class ProducerSettings:
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         wire_acks = parse_acks(self.acks)
         check_number("linger_ms", self.linger_ms, 0, integer=False)
         check_number("batch_size", self.batch_size, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
+from typing import Any
 
 from logq.client.admin import (
     CREATION_WAIT_S,
@@ -19,11 +20,15 @@ from logq.client.admin import (
 )
 from logq.client.cluster import DEFAULT_BOOTSTRAP, QueueInfo, QueuePartition
 from logq.client.loop_thread import LoopThread
+from logq.client.security import SecuritySettings
+from logq.client.settings import build_settings, takes_settings
 from logq.security.acl import AclBinding, AclBindingFilter
 
 
+@takes_settings(SecuritySettings, "Security settings (keyword arguments, as the producer's and consumer's):")
 class Admin:
-    """Queues and groups, for scripts: ``with Admin("127.0.0.1:9092") as admin: admin.list_queues()``."""
+    """Queues, groups and users, for scripts: ``with Admin("127.0.0.1:9092") as admin:
+    admin.list_queues()``."""
 
     def __init__(
         self,
@@ -31,13 +36,17 @@ class Admin:
         *,
         client_id: str = "logq-admin",
         request_timeout_ms: int = 30_000,
+        **security: Any,
     ) -> None:
+        build_settings(
+            SecuritySettings, "Admin", security
+        )  # a bad setting fails here, in the caller's thread
         self._loop = LoopThread("logq-admin")
         self._request_timeout_ms = request_timeout_ms
         self._timeout_s = request_timeout_ms / 1000 * 2 + 5  # a call may make a few requests
         try:
             self._admin = self._loop.run(
-                _start(bootstrap, client_id, request_timeout_ms), timeout=self._timeout_s
+                _start(bootstrap, client_id, request_timeout_ms, security), timeout=self._timeout_s
             )
         except BaseException:
             self._loop.stop()
@@ -102,6 +111,16 @@ class Admin:
     def list_offsets(self, partitions: Sequence[QueuePartition], timestamp: int) -> dict[QueuePartition, int]:
         return self._loop.run(self._admin.list_offsets(partitions, timestamp), self._timeout_s)
 
+    def list_users(self, names: Sequence[str] | None = None) -> dict[str, list[tuple[str, int]]]:
+        return self._loop.run(self._admin.list_users(names), self._timeout_s)
+
+    def set_user_password(self, user: str, password: str, **options: Any) -> None:
+        """See the asyncio ``Admin.set_user_password``."""
+        self._loop.run(self._admin.set_user_password(user, password, **options), self._timeout_s)
+
+    def delete_user(self, user: str) -> None:
+        self._loop.run(self._admin.delete_user(user), self._timeout_s)
+
     def list_groups(self) -> list[GroupListing]:
         return self._loop.run(self._admin.list_groups(), self._timeout_s)
 
@@ -138,8 +157,10 @@ class Admin:
         return self._loop.run(self._admin.delete_acls(filters), self._timeout_s)
 
 
-async def _start(bootstrap: str | Sequence[str], client_id: str, request_timeout_ms: int) -> AsyncAdmin:
-    admin = AsyncAdmin(bootstrap, client_id=client_id, request_timeout_ms=request_timeout_ms)
+async def _start(
+    bootstrap: str | Sequence[str], client_id: str, request_timeout_ms: int, security: Mapping[str, Any]
+) -> AsyncAdmin:
+    admin = AsyncAdmin(bootstrap, client_id=client_id, request_timeout_ms=request_timeout_ms, **security)
     try:
         await admin.start()
     except BaseException:

@@ -18,6 +18,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from logq.coordinator.credentials import (
+    CredentialFile,
+    Credentials,
+    frozen,
+    with_credential,
+    without_credential,
+)
 from logq.coordinator.interface import (
     AclListener,
     BrokerInfo,
@@ -47,6 +54,7 @@ from logq.security.acl import (
     parse_name,
     select_deletions,
 )
+from logq.security.scram import ScramCredential
 
 STATE_FILE = "coordinator.json"
 PRODUCER_ID_BLOCK = 1000
@@ -66,6 +74,9 @@ class EmbeddedCoordinator:
         self._lock = asyncio.Lock()
         self._acls: frozenset[AclBinding] = frozenset()
         self._acl_listeners: list[AclListener] = []
+        self._credential_file = CredentialFile(data_dir)
+        self._credentials: Credentials = frozen({})
+        self._secret = b""
 
     async def start(self) -> None:
         if self._path.exists():
@@ -73,6 +84,9 @@ class EmbeddedCoordinator:
         if not self._cluster_id:
             self._cluster_id = uuid.uuid4().hex
             await self._save()
+        self._credentials, self._secret = self._credential_file.load()
+        if not self._credential_file.path.exists():
+            await asyncio.to_thread(self._credential_file.save, self._credentials, self._secret)
 
     def cluster_id(self) -> str:
         return self._cluster_id
@@ -153,6 +167,26 @@ class EmbeddedCoordinator:
 
     def add_listener(self, listener: MetadataListener) -> None:
         self._listeners.append(listener)
+
+    # --- SCRAM credentials (credentials.json) -------------------------------------------------------
+
+    def credentials(self) -> Credentials:
+        return self._credentials
+
+    def sasl_secret(self) -> bytes:
+        return self._secret
+
+    async def upsert_credential(self, user: str, credential: ScramCredential) -> None:
+        async with self._lock:
+            users = with_credential(self._credentials, user, credential)
+            await asyncio.to_thread(self._credential_file.save, users, self._secret)
+            self._credentials = users
+
+    async def delete_credential(self, user: str, mechanism: str | None) -> None:
+        async with self._lock:
+            users = without_credential(self._credentials, user, mechanism)
+            await asyncio.to_thread(self._credential_file.save, users, self._secret)
+            self._credentials = users
 
     def _notify(self) -> None:
         snapshot = self.queues()

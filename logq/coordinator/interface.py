@@ -16,15 +16,37 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from logq.coordinator.credentials import Credentials
 from logq.security.acl import AclBinding, AclBindingFilter
+from logq.security.scram import ScramCredential
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where one of a broker's listeners is reached (``CLIENT://host:9093``, protocol SASL_SSL)."""
+
+    listener: str
+    host: str
+    port: int
+    protocol: str
 
 
 @dataclass(frozen=True, slots=True)
 class BrokerInfo:
     broker_id: int
-    host: str
+    host: str  # the inter-broker listener's address (replicas fetch from it)
     port: int
     rack: str | None = None
+    # Every listener's advertised address; () for a broker with a single PLAINTEXT listener at host:port.
+    endpoints: tuple[Endpoint, ...] = ()
+
+    def address_for(self, listener: str) -> tuple[str, int] | None:
+        """The address clients of ``listener`` are given; None if this broker has no such listener. ""
+        (a request not from a listener, e.g. in-process) gets host:port."""
+        if not listener or (not self.endpoints and listener == "PLAINTEXT"):
+            return self.host, self.port
+        found = next((e for e in self.endpoints if e.listener == listener), None)
+        return None if found is None else (found.host, found.port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,4 +136,20 @@ class Coordinator(Protocol):
 
     def add_acl_listener(self, listener: AclListener) -> None:
         """Call ``listener`` with the whole new ACL set after every change."""
+        ...
+
+    def credentials(self) -> Credentials:
+        """Every user's SCRAM credentials: an immutable snapshot, from memory."""
+        ...
+
+    def sasl_secret(self) -> bytes:
+        """A secret shared by the cluster's brokers (unknown users' fake SCRAM salts derive from it)."""
+        ...
+
+    async def upsert_credential(self, user: str, credential: ScramCredential) -> None:
+        """Add or replace one SCRAM credential of ``user``; usable by every broker within a second."""
+        ...
+
+    async def delete_credential(self, user: str, mechanism: str | None) -> None:
+        """Remove one mechanism's credential (None: all of them); UnknownCredentialError if absent."""
         ...

@@ -6,7 +6,9 @@ The paths and most formats are Kafka's (pre-KRaft), so anyone who knows Kafka's 
     /cluster/id                                {"version":"1","id":"<22 chars>"}
     /controller                    ephemeral   {"version":1,"brokerid":1,"timestamp":"<ms>"}
     /controller_epoch                          "7"
-    /brokers/ids/<id>              ephemeral   {"version":1,"host":..,"port":..,"rack":..,"timestamp":..}
+    /brokers/ids/<id>              ephemeral   {"version":1,"host":..,"port":..,"rack":..,"timestamp":..,
+                                                "endpoints":["CLIENT://h:9093",..],
+                                                "listener_security_protocol_map":{"CLIENT":"SASL_SSL",..}}
     /brokers/topics/<queue>                    {"version":1,"partitions":{"0":[1,2]},"settings":{..},
                                                 "topic_id":"<32 hex digits>"}
     /brokers/topics/<queue>/partitions/<p>/state
@@ -20,10 +22,15 @@ The paths and most formats are Kafka's (pre-KRaft), so anyone who knows Kafka's 
     /kafka-acl-changes/acl_changes_<seq>       "Topic:orders": a literal resource's ACLs changed
     /kafka-acl-extended-changes/acl_changes_<seq>
                           {"version":1,"resourceType":"Topic","name":"orders-","patternType":"PREFIXED"}
+    /config/users/<url-encoded user>           {"version":1,"config":{"SCRAM-SHA-256":"salt=..,stored_key=..,
+                                                server_key=..,iterations=4096"}}
+    /logq/sasl_secret                          (random bytes: unknown users' fake SCRAM salts derive from it)
 
 Unlike Kafka, a queue's settings live in its assignment znode (Kafka: /config/topics/<queue>), so a
 queue and its settings appear in one write. The ACL znodes and their change notifications are exactly
-Kafka's (``<Type>`` is Topic, Group, Cluster or TransactionalId).
+Kafka's (``<Type>`` is Topic, Group, Cluster or TransactionalId). Users are Kafka's entity znodes, but
+brokers watch them directly (a child watch on /config/users, a data watch on each user) instead of
+/config/changes.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +46,8 @@ from types import MappingProxyType
 from typing import Any
 
 from logq.coordinator.assignment import LeaderAndIsr
-from logq.coordinator.interface import BrokerInfo
+from logq.coordinator.credentials import decode_user, encode_user
+from logq.coordinator.interface import BrokerInfo, Endpoint
 from logq.errors import CoordinationError
 from logq.security.acl import (
     BINDABLE_RESOURCE_TYPES,
@@ -52,6 +61,7 @@ from logq.security.acl import (
     display_name,
     parse_name,
 )
+from logq.security.scram import ScramCredential
 
 CLUSTER_ID = "/cluster/id"
 CONTROLLER = "/controller"
@@ -69,6 +79,9 @@ ACL_CHANGE_NODE = "acl_changes_"  # + the sequence number ZooKeeper appends
 ACL_CHANGE_ROOTS = (LITERAL_ACL_CHANGES, PREFIXED_ACL_CHANGES)
 ACL_CHANGE_EXPIRY_MS = 15 * 60 * 1000  # notifications older than this are purged (Kafka's default)
 
+USERS = "/config/users"
+SASL_SECRET = "/logq/sasl_secret"
+
 # Created by whichever broker starts first; never deleted.
 PERSISTENT_PATHS = (
     BROKER_IDS,
@@ -79,6 +92,8 @@ PERSISTENT_PATHS = (
     LITERAL_ACLS,
     PREFIXED_ACLS,
     *ACL_CHANGE_ROOTS,
+    USERS,
+    "/logq",
 )
 
 
@@ -130,6 +145,15 @@ def delete_request_path(name: str) -> str:
     return f"{DELETE_TOPICS}/{name}"
 
 
+def user_path(user: str) -> str:
+    """Kafka's sanitized entity name: the user name URL-encoded."""
+    return f"{USERS}/{urllib.parse.quote(user, safe='')}"
+
+
+def user_of(child: str) -> str:
+    return urllib.parse.unquote(child)
+
+
 def split_connect(connect: str) -> tuple[str, str]:
     """``HOST:PORT[,HOST:PORT...][/chroot]`` -> (hosts, chroot); chroot is "" or "/a/b" (no trailing /)."""
     hosts, slash, chroot = connect.partition("/")
@@ -147,11 +171,12 @@ def split_connect(connect: str) -> tuple[str, str]:
 @dataclass(frozen=True, slots=True)
 class Watched:
     """What changed, from a watch event's path. kind: brokers, controller, topics, topic, state,
-    deletes, shutdowns, acl_changes, other."""
+    deletes, shutdowns, acl_changes, users, user, other."""
 
     kind: str
     queue: str = ""
     partition: int = -1
+    user: str = ""
 
 
 def classify(path: str) -> Watched:
@@ -167,6 +192,10 @@ def classify(path: str) -> Watched:
             CONTROLLED_SHUTDOWN: "shutdowns",
         }[path]
         return Watched(kind)
+    if path == USERS:
+        return Watched("users")
+    if path.startswith(USERS + "/"):
+        return Watched("user", user=user_of(path[len(USERS) + 1 :]))
     if path.startswith(BROKER_IDS + "/"):
         return Watched("brokers")
     if path.startswith(TOPICS + "/"):
@@ -210,15 +239,31 @@ class BrokerRecord:
 
 
 def encode_broker(info: BrokerInfo) -> bytes:
-    return _dumps(
-        {"version": 1, "host": info.host, "port": info.port, "rack": info.rack, "timestamp": _now_ms()}
-    )
+    record: dict[str, Any] = {
+        "version": 1,
+        "host": info.host,
+        "port": info.port,
+        "rack": info.rack,
+        "timestamp": _now_ms(),
+    }
+    if info.endpoints:  # Kafka's form: every listener's advertised address, and each one's protocol
+        record["endpoints"] = [f"{e.listener}://{e.host}:{e.port}" for e in info.endpoints]
+        record["listener_security_protocol_map"] = {e.listener: e.protocol for e in info.endpoints}
+    return _dumps(record)
 
 
 def decode_broker(broker_id: int, data: bytes) -> BrokerInfo:
     d = _loads(data, f"{broker_path(broker_id)}")
     rack = d.get("rack")
-    return BrokerInfo(broker_id, str(d["host"]), int(d["port"]), None if rack is None else str(rack))
+    protocols = d.get("listener_security_protocol_map") or {}
+    endpoints = []
+    for text in d.get("endpoints") or []:
+        name, _, address = str(text).partition("://")
+        host, _, port = address.rpartition(":")
+        endpoints.append(Endpoint(name, host.strip("[]"), int(port), str(protocols.get(name, name))))
+    return BrokerInfo(
+        broker_id, str(d["host"]), int(d["port"]), None if rack is None else str(rack), tuple(endpoints)
+    )
 
 
 def encode_controller(broker_id: int) -> bytes:
@@ -294,6 +339,18 @@ def decode_state(path: str, data: bytes, version: int, mzxid: int) -> StateRecor
     d = _loads(data, path)
     state = LeaderAndIsr(int(d["leader"]), int(d["leader_epoch"]), tuple(int(b) for b in d["isr"]))
     return StateRecord(state, int(d.get("controller_epoch", 0)), version, mzxid)
+
+
+def encode_user_config(mechanisms: Mapping[str, ScramCredential]) -> bytes:
+    return _dumps({"version": 1, "config": encode_user(mechanisms)})
+
+
+def decode_user_config(user: str, data: bytes) -> dict[str, ScramCredential]:
+    d = _loads(data, user_path(user))
+    try:
+        return decode_user(d.get("config") or {})
+    except ValueError as exc:
+        raise CoordinationError(f"{user_path(user)}: {exc}") from None
 
 
 def new_cluster_id() -> str:
@@ -450,11 +507,15 @@ class ReadRequest:
     states: set[tuple[str, int]] = field(default_factory=set)
     acl_changes: bool = False  # new change notifications: re-read the resources they name
     acl_patterns: set[ResourcePattern] = field(default_factory=set)
+    user_names: bool = False  # the list of users
+    users: set[str] = field(default_factory=set)
 
     def merge(self, other: ReadRequest) -> None:
         self.everything |= other.everything
         self.acl_changes |= other.acl_changes
         self.acl_patterns |= other.acl_patterns
+        self.user_names |= other.user_names
+        self.users |= other.users
         self.shutdowns |= other.shutdowns
         self.brokers |= other.brokers
         self.controller |= other.controller
@@ -475,6 +536,8 @@ class ReadRequest:
             or self.states
             or self.acl_changes
             or self.acl_patterns
+            or self.user_names
+            or self.users
         )
 
 
@@ -494,6 +557,8 @@ class ReadResult:
     all_acls: dict[ResourcePattern, frozenset[AclBinding]] | None = None
     acls: dict[ResourcePattern, frozenset[AclBinding]] = field(default_factory=dict)
     acl_change_seen: dict[str, int] | None = None  # per change root, the newest notification read
+    user_names: set[str] | None = None
+    users: dict[str, dict[str, ScramCredential] | None] = field(default_factory=dict)  # None: gone
 
 
 @dataclass(frozen=True, slots=True)

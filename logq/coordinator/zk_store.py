@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -52,7 +53,9 @@ from logq.coordinator.zk_layout import (
     DELETE_TOPICS,
     PERSISTENT_PATHS,
     PRODUCER_ID_BLOCK,
+    SASL_SECRET,
     TOPICS,
+    USERS,
     BrokerIdInUseError,
     BrokerRecord,
     ControllerContext,
@@ -80,6 +83,7 @@ from logq.coordinator.zk_layout import (
     decode_producer_block_end,
     decode_state,
     decode_topic,
+    decode_user_config,
     delete_request_path,
     encode_acl_change,
     encode_acls,
@@ -88,6 +92,7 @@ from logq.coordinator.zk_layout import (
     encode_controller,
     encode_epoch,
     encode_producer_block,
+    encode_user_config,
     new_cluster_id,
     partition_path,
     partitions_path,
@@ -95,10 +100,13 @@ from logq.coordinator.zk_layout import (
     split_connect,
     state_path,
     topic_path,
+    user_of,
+    user_path,
 )
 from logq.errors import CoordinationError, QueueExistsError, UnknownQueueError
 from logq.queues import collides
 from logq.security.acl import AclBinding, PatternType, ResourcePattern
+from logq.security.scram import ScramCredential
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +282,23 @@ class ZkStore:
             out.brokers = self._read_brokers()
         if request.everything or request.controller:
             out.controller = self._read_controller()
+        users = set(request.users)
+        if request.everything or request.user_names:
+            out.user_names = {user_of(c) for c in self._client.get_children(USERS, watch=self._watch)}
+            users |= out.user_names
+        out.users = self._read_users(sorted(users))
+        return out
+
+    def _read_users(self, users: Sequence[str]) -> dict[str, dict[str, ScramCredential] | None]:
+        pending = [(u, self._client.get_async(user_path(u), watch=self._watch)) for u in users]
+        out: dict[str, dict[str, ScramCredential] | None] = {}
+        for user, result in pending:
+            try:
+                data, _ = result.get()
+            except NoNodeError:
+                out[user] = None
+                continue
+            out[user] = decode_user_config(user, data)
         return out
 
     def _read_acl_part(self, request: ReadRequest, seen: Mapping[str, int], out: ReadResult) -> None:
@@ -572,6 +597,52 @@ class ZkStore:
 
         # A retried claim after a ConnectionLoss may skip a block that was claimed: never a reuse.
         return self._retrying(attempt, deadline_s)
+
+    # --- SCRAM credentials (any broker) ---------------------------------------------------------------
+
+    def ensure_sasl_secret(self, size: int, deadline_s: float) -> bytes:
+        """The cluster's SASL secret, created by the first broker that asks."""
+
+        def attempt() -> bytes:
+            with contextlib.suppress(NodeExistsError):
+                self._client.create(SASL_SECRET, secrets.token_bytes(size), makepath=True)
+            data, _ = self._client.get(SASL_SECRET)
+            return bytes(data)
+
+        return self._retrying(attempt, deadline_s)
+
+    def change_user(
+        self,
+        user: str,
+        change: Callable[[dict[str, ScramCredential]], dict[str, ScramCredential]],
+        deadline_s: float,
+    ) -> None:
+        """Read-modify-write ``/config/users/<user>``, conditional on the version read (retried when
+        another broker wrote meanwhile). ``change`` gets the current credentials (empty for a new user);
+        the znode is deleted once no credential is left."""
+        path = user_path(user)
+
+        def attempt() -> None:
+            while True:
+                try:
+                    data, stat = self._client.get(path)
+                    current = decode_user_config(user, data)
+                except NoNodeError:
+                    current, stat = {}, None
+                wanted = change(dict(current))
+                try:
+                    if stat is None:
+                        if wanted:
+                            self._client.create(path, encode_user_config(wanted), makepath=True)
+                    elif wanted:
+                        self._client.set(path, encode_user_config(wanted), version=stat.version)
+                    else:
+                        self._client.delete(path, version=stat.version)
+                    return
+                except (NodeExistsError, BadVersionError, NoNodeError):
+                    continue  # another broker changed it meanwhile: read it again
+
+        self._retrying(attempt, deadline_s)
 
     # --- queues (any broker) ------------------------------------------------------------------------
 

@@ -35,6 +35,12 @@ from types import MappingProxyType
 from typing import Any
 
 from logq.coordinator.assignment import LeaderAndIsr, assign_replicas
+from logq.coordinator.credentials import (
+    SECRET_BYTES,
+    Credentials,
+    UnknownCredentialError,
+    frozen,
+)
 from logq.coordinator.interface import AclListener, BrokerInfo, MetadataListener, QueueMetadata
 from logq.coordinator.zk_layout import (
     BrokerIdInUseError,
@@ -43,6 +49,7 @@ from logq.coordinator.zk_layout import (
     ControllerView,
     Op,
     ReadRequest,
+    ReadResult,
     StaleVersionError,
     StateRecord,
     ZooKeeperUnavailableError,
@@ -63,6 +70,7 @@ from logq.security.acl import (
     ResourceType,
     select_deletions,
 )
+from logq.security.scram import ScramCredential
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +172,8 @@ class ZooKeeperCoordinator:
         self._pid_lock = asyncio.Lock()
         self._next_producer_id = 0
         self._producer_block_end = 0
+        self._credentials: Credentials = frozen({})
+        self._secret = b""
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
@@ -176,6 +186,9 @@ class ZooKeeperCoordinator:
             self._connected = True
             self._cluster_id = await asyncio.to_thread(self._store.ensure_cluster_id, self._request_timeout_s)
             check_cluster_id(self._cluster_id)
+            self._secret = await asyncio.to_thread(
+                self._store.ensure_sasl_secret, SECRET_BYTES, self._request_timeout_s
+            )
             await self._register()
             self._dirty.everything = True
             await self._process_round()
@@ -258,6 +271,56 @@ class ZooKeeperCoordinator:
 
     def add_listener(self, listener: MetadataListener) -> None:
         self._listeners.append(listener)
+
+    def credentials(self) -> Credentials:
+        return self._credentials
+
+    def sasl_secret(self) -> bytes:
+        return self._secret
+
+    async def upsert_credential(self, user: str, credential: ScramCredential) -> None:
+        """Write the user's znode; returns once this broker's own view has it (the others' watches
+        see it within moments)."""
+
+        def change(current: dict[str, ScramCredential]) -> dict[str, ScramCredential]:
+            return {**current, credential.mechanism: credential}
+
+        await asyncio.to_thread(self._store.change_user, user, change, self._request_timeout_s)
+        self._mark(ReadRequest(users={user}))
+        await self._wait_for(
+            lambda: self._credentials.get(user, {}).get(credential.mechanism) == credential,
+            f"credential of user {user!r}",
+        )
+
+    async def delete_credential(self, user: str, mechanism: str | None) -> None:
+        def change(current: dict[str, ScramCredential]) -> dict[str, ScramCredential]:
+            if not current or (mechanism is not None and mechanism not in current):
+                what = f"user {user!r}" if mechanism is None else f"{mechanism} credential of user {user!r}"
+                raise UnknownCredentialError(f"no {what}")
+            return {} if mechanism is None else {m: c for m, c in current.items() if m != mechanism}
+
+        await asyncio.to_thread(self._store.change_user, user, change, self._request_timeout_s)
+        self._mark(ReadRequest(users={user}))
+        await self._wait_for(
+            lambda: (
+                mechanism not in self._credentials.get(user, {})
+                if mechanism is not None
+                else user not in self._credentials
+            ),
+            f"deletion of user {user!r}",
+        )
+
+    def _apply_users(self, result: ReadResult) -> None:
+        users = {u: dict(m) for u, m in self._credentials.items()}
+        if result.user_names is not None:
+            users = {u: m for u, m in users.items() if u in result.user_names}
+        for user, mechanisms in result.users.items():
+            if mechanisms:
+                users[user] = dict(mechanisms)
+            else:
+                users.pop(user, None)
+        if users != {u: dict(m) for u, m in self._credentials.items()}:
+            self._credentials = frozen(users)
 
     def add_session_listener(self, listener: Callable[[str], None]) -> None:
         """Call ``listener`` on the event loop with each ZooKeeper session state ("connected",
@@ -505,6 +568,10 @@ class ZooKeeperCoordinator:
             request.topics.add(what.queue)
         elif what.kind == "state":
             request.states.add((what.queue, what.partition))
+        elif what.kind == "users":
+            request.user_names = True
+        elif what.kind == "user":
+            request.users.add(what.user)
         else:
             return
         self._mark(request)
@@ -564,6 +631,7 @@ class ZooKeeperCoordinator:
                 self._publish()
             if self._view.apply_acls(result):
                 self._publish_acls()
+            self._apply_users(result)
             ctl, view = self._ctl, result.controller
             if ctl is not None and view is not None and not ctl.holds(view):
                 await self._step_down(
@@ -691,3 +759,20 @@ class ZooKeeperCoordinator:
         except ControllerFencedError as exc:
             await self._step_down(ctl, exc)
             raise
+
+
+def write_user_to_zookeeper(
+    connect: str, user: str, credentials: list[ScramCredential], timeout_s: float = 15.0
+) -> None:
+    """Add (or replace) a user's credentials in a cluster's ZooKeeper with no broker running: the first
+    admin (``logq security init --zookeeper``). Running brokers see it through their watches."""
+    store = ZkStore(
+        connect, session_timeout_ms=int(timeout_s * 1000), on_state=lambda _s: None, on_watch=lambda _p: None
+    )
+    store.start(timeout_s)
+    try:
+        store.change_user(
+            user, lambda current: {**current, **{c.mechanism: c for c in credentials}}, timeout_s
+        )
+    finally:
+        store.stop()

@@ -2,9 +2,9 @@
 
 This is the one place that lists versions (design §0). ``API_SPECS`` is everything the codec decodes and
 encodes; ``ADVERTISED_API_KEYS`` is what an ApiVersions response lists by default. DescribeGroups,
-ListGroups, DescribeConfigs, DescribeLogDirs and the ACL APIs (DescribeAcls, CreateAcls, DeleteAcls) are
-decodable but left out of the default advertisement (§0: "never advertise an API you do not serve"); a
-broker that serves them passes them to :func:`api_versions_entries`.
+ListGroups, DescribeConfigs, DescribeLogDirs, the ACL APIs (DescribeAcls, CreateAcls, DeleteAcls) and the
+SASL and user APIs are decodable but left out of the default advertisement (§0: "never advertise an API
+you do not serve"); a broker that serves them passes them to :func:`api_versions_entries`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Final
 
 from logq.protocol import messages as m
-from logq.protocol.schema import Struct
+from logq.protocol.schema import Struct, is_flexible
 
 
 class ApiKey(enum.IntEnum):
@@ -33,6 +33,7 @@ class ApiKey(enum.IntEnum):
     SYNC_GROUP = 14
     DESCRIBE_GROUPS = 15
     LIST_GROUPS = 16
+    SASL_HANDSHAKE = 17
     API_VERSIONS = 18
     CREATE_TOPICS = 19
     DELETE_TOPICS = 20
@@ -43,6 +44,9 @@ class ApiKey(enum.IntEnum):
     DELETE_ACLS = 31
     DESCRIBE_CONFIGS = 32
     DESCRIBE_LOG_DIRS = 35
+    SASL_AUTHENTICATE = 36
+    DESCRIBE_USER_SCRAM_CREDENTIALS = 50
+    ALTER_USER_SCRAM_CREDENTIALS = 51
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,10 @@ class ApiSpec:
 
     def supports(self, version: int) -> bool:
         return self.min_version <= version <= self.max_version
+
+    def flexible(self, version: int) -> bool:
+        """Whether ``version`` uses the flexible encoding (compact types, tagged fields)."""
+        return is_flexible(self.request_type, version)
 
 
 # Each max is the last non-flexible version (design §0); every version in between must work (§2.1).
@@ -72,6 +80,7 @@ _SPECS: Final = (
     ApiSpec(ApiKey.SYNC_GROUP, 0, 3, m.SyncGroupRequest, m.SyncGroupResponse),
     ApiSpec(ApiKey.DESCRIBE_GROUPS, 0, 4, m.DescribeGroupsRequest, m.DescribeGroupsResponse),
     ApiSpec(ApiKey.LIST_GROUPS, 0, 2, m.ListGroupsRequest, m.ListGroupsResponse),
+    ApiSpec(ApiKey.SASL_HANDSHAKE, 0, 1, m.SaslHandshakeRequest, m.SaslHandshakeResponse),
     ApiSpec(ApiKey.API_VERSIONS, 0, 2, m.ApiVersionsRequest, m.ApiVersionsResponse),
     ApiSpec(ApiKey.CREATE_TOPICS, 0, 4, m.CreateTopicsRequest, m.CreateTopicsResponse),
     ApiSpec(ApiKey.DELETE_TOPICS, 0, 3, m.DeleteTopicsRequest, m.DeleteTopicsResponse),
@@ -84,6 +93,22 @@ _SPECS: Final = (
     ApiSpec(ApiKey.DELETE_ACLS, 0, 1, m.DeleteAclsRequest, m.DeleteAclsResponse),
     ApiSpec(ApiKey.DESCRIBE_CONFIGS, 0, 3, m.DescribeConfigsRequest, m.DescribeConfigsResponse),
     ApiSpec(ApiKey.DESCRIBE_LOG_DIRS, 0, 1, m.DescribeLogDirsRequest, m.DescribeLogDirsResponse),
+    ApiSpec(ApiKey.SASL_AUTHENTICATE, 0, 1, m.SaslAuthenticateRequest, m.SaslAuthenticateResponse),
+    # Flexible from v0 (FLEXIBLE_FROM on the message classes).
+    ApiSpec(
+        ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS,
+        0,
+        0,
+        m.DescribeUserScramCredentialsRequest,
+        m.DescribeUserScramCredentialsResponse,
+    ),
+    ApiSpec(
+        ApiKey.ALTER_USER_SCRAM_CREDENTIALS,
+        0,
+        0,
+        m.AlterUserScramCredentialsRequest,
+        m.AlterUserScramCredentialsResponse,
+    ),
 )
 
 API_SPECS: Final[Mapping[int, ApiSpec]] = MappingProxyType({s.api_key: s for s in _SPECS})
@@ -98,6 +123,10 @@ _OPTIONAL: Final = (
     ApiKey.DESCRIBE_ACLS,
     ApiKey.CREATE_ACLS,
     ApiKey.DELETE_ACLS,
+    ApiKey.SASL_HANDSHAKE,
+    ApiKey.SASL_AUTHENTICATE,
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS,
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS,
 )
 
 ADVERTISED_API_KEYS: Final = tuple(k for k in API_SPECS if k not in _OPTIONAL)
@@ -113,6 +142,8 @@ RequestBody = (
     | m.ApiVersionsRequest | m.CreateTopicsRequest | m.DeleteTopicsRequest | m.InitProducerIdRequest
     | m.DescribeConfigsRequest | m.DescribeLogDirsRequest | m.OffsetForLeaderEpochRequest
     | m.DescribeAclsRequest | m.CreateAclsRequest | m.DeleteAclsRequest
+    | m.SaslHandshakeRequest | m.SaslAuthenticateRequest | m.DescribeUserScramCredentialsRequest
+    | m.AlterUserScramCredentialsRequest
 )  # fmt: skip
 """Any decoded request body; dispatch with ``match``/``isinstance``."""
 
@@ -123,6 +154,8 @@ ResponseBody = (
     | m.ListGroupsResponse | m.ApiVersionsResponse | m.CreateTopicsResponse | m.DeleteTopicsResponse
     | m.InitProducerIdResponse | m.DescribeConfigsResponse | m.DescribeLogDirsResponse
     | m.OffsetForLeaderEpochResponse | m.DescribeAclsResponse | m.CreateAclsResponse | m.DeleteAclsResponse
+    | m.OffsetForLeaderEpochResponse | m.SaslHandshakeResponse | m.SaslAuthenticateResponse
+    | m.DescribeUserScramCredentialsResponse | m.AlterUserScramCredentialsResponse
 )  # fmt: skip
 """Any response body."""
 

@@ -6,7 +6,7 @@ from typing import TypeVar, cast
 
 from logq.protocol.apis import API_SPECS, RequestBody, ResponseBody, spec_for_request, spec_for_response
 from logq.protocol.errors import ProtocolDecodeError, ProtocolEncodeError
-from logq.protocol.header import RequestHeader, write_request_header
+from logq.protocol.header import RequestHeader, response_header_is_flexible, write_request_header
 from logq.protocol.messages import ApiVersionsResponse
 from logq.protocol.primitives import Buffer, Chunk, Reader, Writer
 from logq.protocol.schema import Struct, decode_struct, write_struct
@@ -50,6 +50,8 @@ def decode_response_as(frame: Buffer, response_type: type[R], version: int) -> t
         raise ProtocolDecodeError(f"{response_type.__name__} v{version} is not supported")
     reader = Reader(frame)
     correlation_id = reader.read_int32()
+    if response_header_is_flexible(spec.api_key, version):
+        reader.skip_tagged_fields()
     body = reader.rest()
     try:
         return correlation_id, decode_struct(response_type, body, version)

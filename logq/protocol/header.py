@@ -1,4 +1,5 @@
-"""Request header v1 and response header v0 (the only headers of non-flexible versions).
+"""Request headers v1 and v2 and response headers v0 and v1: the flexible versions' (v2, v1) add a
+tagged-field section, except that ApiVersions always answers with header v0.
 
 A "frame" here is what :class:`~logq.protocol.frames.FrameBuffer` yields: the bytes after the int32 size
 prefix. Encoders elsewhere return complete wire bytes, size prefix included.
@@ -10,7 +11,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from logq.protocol.apis import API_SPECS
+from logq.protocol.apis import API_SPECS, ApiKey
 from logq.protocol.errors import ProtocolDecodeError, UnsupportedVersionError
 from logq.protocol.primitives import Buffer, Reader, Writer, as_byte_view
 
@@ -42,7 +43,9 @@ def parse_request_header(frame: Buffer) -> tuple[RequestHeader, memoryview]:
         raise UnsupportedVersionError(api_key, api_version, correlation_id)
     reader = Reader(view[REQUEST_HEADER_PREFIX_SIZE:])
     try:
-        client_id = reader.read_nullable_string()
+        client_id = reader.read_nullable_string()  # a classic string even in header v2
+        if spec.flexible(api_version):
+            reader.skip_tagged_fields()
     except ProtocolDecodeError as exc:
         raise ProtocolDecodeError(
             f"bad client_id: {exc}", api_key=api_key, api_version=api_version, correlation_id=correlation_id
@@ -55,8 +58,17 @@ def write_request_header(writer: Writer, header: RequestHeader) -> None:
     writer.write_int16(header.api_version)
     writer.write_int32(header.correlation_id)
     writer.write_nullable_string(header.client_id)
+    if API_SPECS[header.api_key].flexible(header.api_version):
+        writer.write_empty_tagged_fields()
 
 
-def write_response_header(writer: Writer, correlation_id: int) -> None:
-    # Response header v0 for every non-flexible response, and always for ApiVersions (design §1).
+def response_header_is_flexible(api_key: int, api_version: int) -> bool:
+    """Response header v1 (with tags) for flexible versions; ApiVersions always uses v0 (design §1)."""
+    spec = API_SPECS.get(api_key)
+    return spec is not None and api_key != ApiKey.API_VERSIONS and spec.flexible(api_version)
+
+
+def write_response_header(writer: Writer, correlation_id: int, *, flexible: bool = False) -> None:
     writer.write_int32(correlation_id)
+    if flexible:
+        writer.write_empty_tagged_fields()

@@ -1,4 +1,6 @@
-"""Codecs for the non-flexible Kafka primitive types.
+"""Codecs for the Kafka primitive types: the classic ones, and the compact forms of flexible versions
+(unsigned varint lengths and counts stored plus one, 0 meaning null; a tagged-field section after every
+struct, whose unknown tags are skipped).
 
 ``Reader`` walks a ``memoryview`` with an offset and never slices large fields into copies: ``read_records``
 returns a view into the frame. Every failure is a :class:`ProtocolDecodeError`.
@@ -140,6 +142,59 @@ class Reader:
             raise ProtocolDecodeError(f"invalid records length {n}")
         return self._blob(n)
 
+    def read_uvarint(self) -> int:
+        """An unsigned varint of at most 5 bytes, as Kafka's ByteUtils.readUnsignedVarint."""
+        value = shift = 0
+        for _ in range(5):
+            byte = self._view[self._take(1)]
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+        raise ProtocolDecodeError(f"unsigned varint longer than 5 bytes at offset {self._pos - 5}")
+
+    def _compact_length(self, *, nullable: bool, what: str) -> int:
+        """A compact length (stored plus one; -1 for null), checked against the bytes left."""
+        n = self.read_uvarint() - 1
+        if n < 0:
+            if nullable:
+                return -1
+            raise ProtocolDecodeError(f"non-nullable compact {what} is null")
+        if n > self._end - self._pos:
+            raise ProtocolDecodeError(f"compact {what} of {n} bytes but only {self._end - self._pos} left")
+        return n
+
+    def read_compact_string(self) -> str:
+        return self._utf8(self._compact_length(nullable=False, what="string"))
+
+    def read_compact_nullable_string(self) -> str | None:
+        n = self._compact_length(nullable=True, what="string")
+        return None if n < 0 else self._utf8(n)
+
+    def read_compact_bytes(self) -> bytes:
+        return bytes(self._blob(self._compact_length(nullable=False, what="bytes")))
+
+    def read_compact_nullable_bytes(self) -> bytes | None:
+        n = self._compact_length(nullable=True, what="bytes")
+        return None if n < 0 else bytes(self._blob(n))
+
+    def read_compact_count(self, min_item_size: int, *, nullable: bool) -> int:
+        """A compact array count (-1 = null), checked against the bytes left before any allocation."""
+        n = self.read_uvarint() - 1
+        if n < 0:
+            if nullable:
+                return -1
+            raise ProtocolDecodeError("non-nullable compact array is null")
+        if n * max(min_item_size, 1) > self._end - self._pos:
+            raise ProtocolDecodeError(f"array count {n} cannot fit in {self._end - self._pos} bytes")
+        return n
+
+    def skip_tagged_fields(self) -> None:
+        """A tagged-field section: every tag is skipped (logq knows none)."""
+        for _ in range(self.read_uvarint()):
+            self.read_uvarint()  # the tag
+            self._blob(self.read_uvarint())
+
     def read_count(self, min_item_size: int, *, nullable: bool) -> int:
         """An array count, checked against the bytes left so a bogus count never allocates (-1 = null)."""
         n = self.read_int32()
@@ -215,6 +270,39 @@ class Writer:
             self._buf += _I32.pack(-1)
         else:
             self.write_bytes(value)
+
+    def write_uvarint(self, value: int) -> None:
+        if value < 0 or value > 0xFFFFFFFF:
+            raise ProtocolEncodeError(f"unsigned varint {value} out of range")
+        while value >= 0x80:
+            self._buf.append((value & 0x7F) | 0x80)
+            value >>= 7
+        self._buf.append(value)
+
+    def write_compact_string(self, value: str) -> None:
+        data = value.encode("utf-8")
+        self.write_uvarint(len(data) + 1)
+        self._buf += data
+
+    def write_compact_nullable_string(self, value: str | None) -> None:
+        if value is None:
+            self._buf.append(0)
+        else:
+            self.write_compact_string(value)
+
+    def write_compact_bytes(self, value: Buffer) -> None:
+        n = value.nbytes if isinstance(value, memoryview) else len(value)
+        self.write_uvarint(n + 1)
+        self._buf += value
+
+    def write_compact_nullable_bytes(self, value: Buffer | None) -> None:
+        if value is None:
+            self._buf.append(0)
+        else:
+            self.write_compact_bytes(value)
+
+    def write_empty_tagged_fields(self) -> None:
+        self._buf.append(0)
 
     def write_records(self, value: Buffer | None) -> None:
         if value is None:

@@ -5,6 +5,10 @@ records the wire type and the versions in which the field exists (the ``versions
 ``nullableVersions`` strings of Kafka's JSON definitions). The dataclass is the single description of the
 message: its defaults are the values of fields absent from a version. For each (class, version) the codec
 compiles a list of field readers and writers once and caches it.
+
+A top-level message whose ``FLEXIBLE_FROM`` is set uses Kafka's flexible encoding from that version on
+(compact strings, bytes and arrays, and an empty tagged-field section closing every struct; tags
+received are skipped).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 from logq.protocol.errors import ProtocolEncodeError
 from logq.protocol.primitives import Buffer, Reader, Writer
@@ -27,6 +31,12 @@ class Struct:
     """Base of every message and nested struct dataclass."""
 
     __slots__ = ()
+    FLEXIBLE_FROM: ClassVar[int | None] = None  # top-level messages: the first flexible version
+
+
+def is_flexible(cls: type[Struct], version: int) -> bool:
+    first = cls.FLEXIBLE_FROM
+    return first is not None and version >= first
 
 
 S = TypeVar("S", bound=Struct)
@@ -43,6 +53,7 @@ class Primitive:
     default: object
     read_null: ReadFn | None = None
     write_null: WriteFn | None = None
+    compact: tuple[ReadFn, WriteFn, ReadFn, WriteFn] | None = None  # flexible: read, write, nullable ones
 
 
 INT8: Final = Primitive("int8", 1, Reader.read_int8, Writer.write_int8, 0)
@@ -54,10 +65,14 @@ BOOL: Final = Primitive("bool", 1, Reader.read_bool, Writer.write_bool, False)
 STRING: Final = Primitive(
     "string", 2, Reader.read_string, Writer.write_string, "",
     Reader.read_nullable_string, Writer.write_nullable_string,
+    (Reader.read_compact_string, Writer.write_compact_string,
+     Reader.read_compact_nullable_string, Writer.write_compact_nullable_string),
 )  # fmt: skip
 BYTES: Final = Primitive(
     "bytes", 4, Reader.read_bytes, Writer.write_bytes, b"",
     Reader.read_nullable_bytes, Writer.write_nullable_bytes,
+    (Reader.read_compact_bytes, Writer.write_compact_bytes,
+     Reader.read_compact_nullable_bytes, Writer.write_compact_nullable_bytes),
 )  # fmt: skip
 # RecordBatch blobs: always nullable, decoded as a zero-copy memoryview, encoded as a separate chunk.
 RECORDS: Final = Primitive(
@@ -130,60 +145,78 @@ def fields_for(cls: type[Struct], version: int) -> list[tuple[str, FieldSpec]]:
 
 
 class _StructCodec:
-    """The compiled reader/writer of one struct class at one version."""
+    """The compiled reader/writer of one struct class at one version (flexible or not)."""
 
-    __slots__ = ("factory", "min_size", "readers", "writers")
+    __slots__ = ("factory", "flexible", "min_size", "readers", "writers")
 
-    def __init__(self, cls: type[Struct], version: int) -> None:
+    def __init__(self, cls: type[Struct], version: int, flexible: bool) -> None:
         self.factory: Callable[..., Any] = cls
+        self.flexible = flexible
         self.readers: list[tuple[str, ReadFn]] = []
         self.writers: list[tuple[str, WriteFn]] = []
-        self.min_size = 0
+        self.min_size = 1 if flexible else 0  # the tagged-field section
         for name, spec in fields_for(cls, version):
-            read, write, size = _field_codec(spec.kind, version, nullable=spec.nullable(version), where=name)
+            read, write, size = _field_codec(
+                spec.kind, version, nullable=spec.nullable(version), where=name, flexible=flexible
+            )
             self.readers.append((name, read))
             self.writers.append((name, write))
             self.min_size += size
 
     def read(self, reader: Reader) -> Any:
-        return self.factory(**{name: read(reader) for name, read in self.readers})
+        value = self.factory(**{name: read(reader) for name, read in self.readers})
+        if self.flexible:
+            reader.skip_tagged_fields()
+        return value
 
     def write(self, writer: Writer, value: Any) -> None:
         for name, write in self.writers:
             write(writer, getattr(value, name))
+        if self.flexible:
+            writer.write_empty_tagged_fields()
 
 
-_CODECS: dict[tuple[type[Struct], int], _StructCodec] = {}
+_CODECS: dict[tuple[type[Struct], int, bool], _StructCodec] = {}
 
 
-def _struct_codec(cls: type[Struct], version: int) -> _StructCodec:
-    key = (cls, version)
+def _struct_codec(cls: type[Struct], version: int, flexible: bool) -> _StructCodec:
+    key = (cls, version, flexible)
     codec = _CODECS.get(key)
     if codec is None:
-        codec = _CODECS[key] = _StructCodec(cls, version)
+        codec = _CODECS[key] = _StructCodec(cls, version, flexible)
     return codec
 
 
-def _field_codec(kind: Kind, version: int, *, nullable: bool, where: str) -> tuple[ReadFn, WriteFn, int]:
+def _field_codec(
+    kind: Kind, version: int, *, nullable: bool, where: str, flexible: bool
+) -> tuple[ReadFn, WriteFn, int]:
     if isinstance(kind, Primitive):
+        if flexible and kind.compact is not None:
+            read, write, read_null, write_null = kind.compact
+            return (read_null, write_null, 1) if nullable else (read, write, 1)
         if not nullable:
             return kind.read, kind.write, kind.min_size
         if kind.read_null is None or kind.write_null is None:
             raise TypeError(f"{where}: {kind.name} cannot be nullable")
         return kind.read_null, kind.write_null, kind.min_size
     if isinstance(kind, ArrayOf):
-        return _array_codec(kind, version, nullable=nullable, where=where)
+        return _array_codec(kind, version, nullable=nullable, where=where, flexible=flexible)
     if nullable:
-        raise TypeError(f"{where}: nullable structs need flexible versions")
-    codec = _struct_codec(kind, version)
+        raise TypeError(f"{where}: nullable structs are not supported")
+    codec = _struct_codec(kind, version, flexible)
     return codec.read, codec.write, codec.min_size
 
 
-def _array_codec(kind: ArrayOf, version: int, *, nullable: bool, where: str) -> tuple[ReadFn, WriteFn, int]:
-    read_item, write_item, item_size = _field_codec(kind.item, version, nullable=False, where=where)
+def _array_codec(
+    kind: ArrayOf, version: int, *, nullable: bool, where: str, flexible: bool
+) -> tuple[ReadFn, WriteFn, int]:
+    read_item, write_item, item_size = _field_codec(
+        kind.item, version, nullable=False, where=where, flexible=flexible
+    )
+    read_count = Reader.read_compact_count if flexible else Reader.read_count
 
     def read(reader: Reader) -> list[Any] | None:
-        n = reader.read_count(item_size, nullable=nullable)
+        n = read_count(reader, item_size, nullable=nullable)
         if n < 0:
             return None
         return [read_item(reader) for _ in range(n)]
@@ -192,19 +225,25 @@ def _array_codec(kind: ArrayOf, version: int, *, nullable: bool, where: str) -> 
         if value is None:
             if not nullable:
                 raise ProtocolEncodeError(f"{where}: array is not nullable in version {version}")
-            writer.write_int32(-1)
+            if flexible:
+                writer.write_uvarint(0)
+            else:
+                writer.write_int32(-1)
             return
-        writer.write_int32(len(value))
+        if flexible:
+            writer.write_uvarint(len(value) + 1)
+        else:
+            writer.write_int32(len(value))
         for item in value:
             write_item(writer, item)
 
-    return read, write, 4
+    return read, write, 1 if flexible else 4
 
 
 def write_struct(writer: Writer, value: Struct, version: int) -> None:
     """Append ``value`` encoded at ``version``; bad values raise :class:`ProtocolEncodeError`."""
     try:
-        _struct_codec(type(value), version).write(writer, value)
+        _struct_codec(type(value), version, is_flexible(type(value), version)).write(writer, value)
     except ProtocolEncodeError:
         raise
     except (struct.error, TypeError, AttributeError, UnicodeEncodeError, OverflowError) as exc:
@@ -218,7 +257,7 @@ def encode_struct(value: Struct, version: int) -> bytes:
 
 
 def read_struct(reader: Reader, cls: type[S], version: int) -> S:
-    result: S = _struct_codec(cls, version).read(reader)
+    result: S = _struct_codec(cls, version, is_flexible(cls, version)).read(reader)
     return result
 
 
@@ -245,6 +284,7 @@ __all__ = [
     "decode_struct",
     "encode_struct",
     "fields_for",
+    "is_flexible",
     "parse_versions",
     "read_struct",
     "wire",

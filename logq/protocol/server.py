@@ -15,7 +15,12 @@ from logq.protocol.apis import (
     spec_for_response,
 )
 from logq.protocol.errors import ProtocolDecodeError, ProtocolEncodeError, UnsupportedVersionError
-from logq.protocol.header import RequestHeader, parse_request_header, write_response_header
+from logq.protocol.header import (
+    RequestHeader,
+    parse_request_header,
+    response_header_is_flexible,
+    write_response_header,
+)
 from logq.protocol.messages import ApiVersionsResponse, ApiVersionsResponseKey
 from logq.protocol.primitives import Buffer, Chunk, Writer
 from logq.protocol.schema import decode_struct, write_struct
@@ -60,7 +65,8 @@ def _response_writer(header: RequestHeader, body: ResponseBody) -> Writer:
             f"{type(body).__name__} cannot answer api_key={header.api_key} v{header.api_version}"
         )
     writer = Writer(framed=True)
-    write_response_header(writer, header.correlation_id)
+    flexible = response_header_is_flexible(header.api_key, header.api_version)
+    write_response_header(writer, header.correlation_id, flexible=flexible)
     write_struct(writer, body, header.api_version)
     return writer
 

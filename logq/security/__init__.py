@@ -1,5 +1,9 @@
-"""Security that is pure logic: the ACL model and the authorization decision (``acl``, ``authorizer``).
+"""Security that is pure logic or sans-I/O: who the client is (SASL's PLAIN and SCRAM, TLS contexts,
+principals, development certificates: ``sasl``, ``scram``, ``tls``, ``principal``, ``certs``) and what it
+may do (the ACL model and the authorization decision: ``acl``, ``authorizer``).
 
-No I/O and no asyncio: the coordinator stores ACL bindings, the broker asks the authorizer, the client
-builds bindings and filters. Imports only the core files (``logq.error_codes``, ``logq.errors``).
+No asyncio: the broker's connections and logq's client drive the mechanisms, the coordinator stores
+credentials and ACL bindings, the broker asks the authorizer. Imports only the core modules of ``logq``
+(``cryptography`` only in ``certs``), so the broker, the coordinator and the client may all
+use it. See docs/security.md.
 """

@@ -56,16 +56,16 @@ def create_partitions(
     written: list[Path] = []
     for spec in wanted:
         directory = data_dir / spec.name
-        directory.mkdir()
+        directory.mkdir(mode=0o700)
         directories.append(directory)
         segment_file = directory / files.segment_name(0)
-        os.close(os.open(segment_file, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644))
+        os.close(os.open(segment_file, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         written.append(segment_file)
         if spec.queue_id:
             # Written in place, not through a temp file: the directory is new, so a crash can only leave
             # no queue.id or an empty one (read as none, and written again when the queue is hosted).
             queue_id_file = directory / files.QUEUE_ID_FILE
-            fd = os.open(queue_id_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(queue_id_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 os.write(fd, spec.queue_id.encode())
             finally:

@@ -15,13 +15,23 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from logq.durable import TMP_SUFFIX, atomic_write, fsync_dir, fsync_many, remove_durably
+from logq.durable import (
+    TMP_SUFFIX,
+    DirectoryInUseError,
+    atomic_write,
+    fsync_dir,
+    fsync_many,
+    lock_directory,
+    remove_durably,
+)
 
 __all__ = [
     "TMP_SUFFIX",
+    "DirectoryInUseError",
     "atomic_write",
     "fsync_dir",
     "fsync_many",
+    "lock_directory",
     "parse_partition_dir",
     "parse_segment_name",
     "partition_dir_name",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from pathlib import Path
 from logq.clock import SYSTEM_CLOCK, Clock
 from logq.config import LogConfig
 from logq.errors import InconsistentClusterError, LogClosedError, StorageError
+from logq.permissions import make_private_dir
 from logq.segments import files
 from logq.segments.creator import NewPartition, create_partitions
 from logq.segments.health import StorageHealth, is_disk_full
@@ -41,7 +41,6 @@ from logq.segments.progress import Progress
 log = logging.getLogger(__name__)
 
 CLEAN_SHUTDOWN_MARKER = ".clean-shutdown"
-LOCK_FILE = ".lock"
 META_FILE = "meta.json"
 INDEX_DIR = "index.rocksdb"
 FORMAT_VERSION = 1
@@ -62,8 +61,11 @@ class LogManager:
         self._lock = threading.Lock()
         self._closed = False
         self.health = StorageHealth(data_dir)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = _lock_directory(data_dir)
+        make_private_dir(data_dir)
+        try:
+            self._lock_fd = files.lock_directory(data_dir)
+        except files.DirectoryInUseError as exc:
+            raise StorageError(str(exc)) from None
         self.clean_shutdown = files.remove_durably(data_dir / CLEAN_SHUTDOWN_MARKER)
         fresh = not (data_dir / META_FILE).exists()
         self._write_meta()
@@ -243,7 +245,7 @@ class LogManager:
             if self.health.offline:
                 raise self.health.offline_error()
             try:
-                directory.mkdir(exist_ok=True)
+                directory.mkdir(mode=0o700, exist_ok=True)
                 files.fsync_dir(self.data_dir)
                 if queue_id:
                     files.write_queue_id(directory, queue_id)
@@ -342,13 +344,3 @@ class LogManager:
         with contextlib.suppress(StorageError):  # RocksDB after a failed write: closing is all that is left
             self.index.close(flush=False)
         os.close(self._lock_fd)
-
-
-def _lock_directory(data_dir: Path) -> int:
-    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise StorageError(f"data directory {data_dir} is in use by another process") from None
-    return fd

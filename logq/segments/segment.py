@@ -38,7 +38,7 @@ class Segment:
         self.path = directory / files.segment_name(base_offset)
         self._fd: int | None = None
         if create:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             self.size = 0
         else:
             self.size = os.stat(self.path).st_size if size is None else size

@@ -12,6 +12,7 @@ import kafka.protocol.admin as kp_admin
 import kafka.protocol.consumer as kp_consumer
 import kafka.protocol.metadata as kp_metadata
 import kafka.protocol.producer as kp_producer
+import kafka.protocol.sasl as kp_sasl
 
 from logq.protocol import messages as m
 from logq.protocol.primitives import INT32_MIN
@@ -27,8 +28,9 @@ ALIASES: dict[tuple[type[Struct], str], str] = {
 
 def _their_classes() -> dict[tuple[int, str], Any]:
     found: dict[tuple[int, str], Any] = {}
-    for module in (kp_admin, kp_consumer, kp_metadata, kp_producer):
-        for name in module.__all__:
+    for module in (kp_admin, kp_consumer, kp_metadata, kp_producer, kp_sasl):
+        names = getattr(module, "__all__", None) or [n for n in dir(module) if n.startswith("Sasl")]
+        for name in names:
             cls = getattr(module, name)
             api_key = getattr(cls, "API_KEY", None)
             if isinstance(api_key, int) and name.endswith(("Request", "Response")):

@@ -52,6 +52,9 @@ REPRESENTATIVE = [
     (K.DESCRIBE_CONFIGS, 3), (K.DESCRIBE_LOG_DIRS, 0), (K.DESCRIBE_LOG_DIRS, 1),
     (K.DESCRIBE_ACLS, 0), (K.DESCRIBE_ACLS, 1), (K.CREATE_ACLS, 0), (K.CREATE_ACLS, 1),
     (K.DELETE_ACLS, 0), (K.DELETE_ACLS, 1),
+    (K.SASL_HANDSHAKE, 0), (K.SASL_HANDSHAKE, 1), (K.SASL_AUTHENTICATE, 0), (K.SASL_AUTHENTICATE, 1),
+    # flexible (request header v2, response header v1, compact types, tagged fields)
+    (K.DESCRIBE_USER_SCRAM_CREDENTIALS, 0), (K.ALTER_USER_SCRAM_CREDENTIALS, 0),
 ]  # fmt: skip
 REPRESENTATIVE_IDS = [f"{k.name}-v{v}" for k, v in REPRESENTATIVE]
 
