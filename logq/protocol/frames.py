@@ -1,4 +1,6 @@
-"""Reassembly of size-prefixed frames from a byte stream (no I/O: the caller feeds what it received)."""
+"""Reassembly of size-prefixed frames from a byte stream, without I/O: ``FrameBuffer`` is fed what was
+received (a client's stream reader); ``FrameReceiver`` says where the next bytes should be received,
+for an ``asyncio.BufferedProtocol`` (the broker's connections)."""
 
 from __future__ import annotations
 
@@ -91,3 +93,124 @@ class FrameBuffer:
             frames.append(memoryview(bytes(frame)) if copy else frame)
             pos += 4 + size
         return view[pos:]
+
+
+SCRATCH_BYTES: Final = 256 * 1024  # what asyncio reads at a time: one receive buffer's worth
+# A large frame's buffer is at most this many times the bytes of it received so far: a client must send
+# a quarter of what its size prefix claims before the whole is allocated.
+FRAME_GROWTH: Final = 4
+
+
+class FrameReceiver:
+    """Frames received in place, for an ``asyncio.BufferedProtocol``: ``get_buffer()`` is where the next
+    received bytes should land, ``received(n)`` says how many did and returns the frames they complete.
+
+    Bytes land in a scratch buffer of ``scratch_bytes``; frames lying wholly in it are handed out as
+    zero-copy views, after which the scratch is never written again (a fresh one takes the unfinished
+    tail, which is all that is copied). A frame larger than the scratch gets a buffer of its own, and the
+    rest of it is received straight into that: the kernel (or, under TLS, the decryption) writes its
+    bytes where the frame is handed out. That buffer is the frame's exact size once a quarter of it has
+    arrived (``FRAME_GROWTH``); before, it grows with what arrives (by copying), so a size prefix alone
+    never allocates its size. Between frames no scratch is held: an idle connection costs no buffer.
+
+    A size prefix that is zero, negative or above ``max_frame_bytes`` raises :class:`FrameSizeError` (with
+    the complete frames before it) before anything is allocated for it; the connection must then close.
+    """
+
+    __slots__ = (
+        "_end",
+        "_filled",
+        "_frame",
+        "_frame_size",
+        "_scratch",
+        "_start",
+        "max_frame_bytes",
+        "scratch_bytes",
+    )
+
+    def __init__(
+        self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES, scratch_bytes: int = SCRATCH_BYTES
+    ) -> None:
+        if max_frame_bytes <= 0:
+            raise ValueError("max_frame_bytes must be positive")
+        if scratch_bytes < 8:
+            raise ValueError("scratch_bytes must hold at least a size prefix and a few bytes")
+        self.max_frame_bytes = max_frame_bytes
+        self.scratch_bytes = scratch_bytes
+        self._scratch: bytearray | None = None
+        self._start = 0  # the scratch's bytes not yet handed out: [_start, _end)
+        self._end = 0
+        self._frame: bytearray | None = None  # a large frame being received in place
+        self._frame_size = 0
+        self._filled = 0  # bytes of ``_frame`` received so far
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes received but not yet returned as part of a complete frame (size prefixes included)."""
+        if self._frame is not None:
+            return 4 + self._filled
+        return self._end - self._start
+
+    def get_buffer(self) -> memoryview:
+        """Where the next received bytes go (never empty); valid until the next ``received``."""
+        if self._frame is not None:
+            return memoryview(self._frame)[self._filled :]
+        if self._scratch is None:
+            self._scratch = bytearray(self.scratch_bytes)
+        return memoryview(self._scratch)[self._end :]
+
+    def received(self, nbytes: int) -> list[memoryview]:
+        """``nbytes`` were written at the start of the last ``get_buffer()``: every frame they complete."""
+        if nbytes <= 0:
+            return []
+        if self._frame is not None:
+            self._filled += nbytes
+            if self._filled == self._frame_size:
+                frame, self._frame, self._filled = self._frame, None, 0
+                return [memoryview(frame)]
+            if self._filled == len(self._frame):
+                self._frame = self._frame_buffer(memoryview(self._frame))
+            return []
+        self._end += nbytes
+        frames: list[memoryview] = []
+        self._take_frames(frames)
+        return frames
+
+    def _frame_buffer(self, received: memoryview) -> bytearray:
+        """A buffer for the large frame being received, holding ``received`` (its bytes so far)."""
+        have = received.nbytes
+        buffer = bytearray(min(self._frame_size, max(FRAME_GROWTH * have, self.scratch_bytes)))
+        buffer[:have] = received
+        return buffer
+
+    def _take_frames(self, frames: list[memoryview]) -> None:
+        assert self._scratch is not None
+        view = memoryview(self._scratch)
+        start, end = self._start, self._end
+        size = 0
+        while end - start >= 4:
+            size = _SIZE.unpack_from(view, start)[0]
+            if size <= 0 or size > self.max_frame_bytes:
+                # The frames already handed out keep this scratch; nothing more is read into it.
+                self._scratch, self._start, self._end = None, 0, 0
+                raise FrameSizeError(size, self.max_frame_bytes, frames)
+            if end - start - 4 < size:
+                break
+            frames.append(view[start + 4 : start + 4 + size])
+            start += 4 + size
+        rest = end - start
+        if rest >= 4 and 4 + size > self.scratch_bytes:
+            # Too large for a scratch: its own buffer, the rest of it received straight into it.
+            self._frame_size = size
+            self._frame = self._frame_buffer(view[start + 4 : end])
+            self._filled = rest - 4
+            rest = 0
+        if start == 0 and rest:
+            self._end = end  # an unfinished frame, nothing handed out: this scratch keeps filling
+            return
+        # Done with this scratch: frames handed out as views of it own it now. The unfinished tail (if
+        # any, shorter than a scratch) moves to a fresh one; without one, none is held until bytes come.
+        self._scratch, self._start, self._end = None, 0, rest
+        if rest:
+            self._scratch = bytearray(self.scratch_bytes)
+            self._scratch[:rest] = view[start:end]
