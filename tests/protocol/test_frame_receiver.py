@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from logq.protocol import DEFAULT_MAX_FRAME_BYTES, FrameSizeError
-from logq.protocol.frames import FRAME_GROWTH, SCRATCH_BYTES, FrameReceiver
+from logq.protocol.frames import FRAME_GROWTH, SCRATCH_BYTES, SMALL_SCRATCH_BYTES, FrameReceiver
 
 from .strategies import examples
 
@@ -50,13 +50,15 @@ def test_defaults() -> None:
     receiver = FrameReceiver()
     assert receiver.max_frame_bytes == DEFAULT_MAX_FRAME_BYTES
     assert receiver.scratch_bytes == SCRATCH_BYTES == 256 * 1024
+    assert receiver.small_scratch_bytes == SMALL_SCRATCH_BYTES == 16 * 1024
     assert receiver.pending_bytes == 0
 
 
-def test_split_at_every_byte_position() -> None:
+@pytest.mark.parametrize("small", [SCRATCH, 16])
+def test_split_at_every_byte_position(small: int) -> None:
     wire = _wire(*PAYLOADS)
     for cut in range(len(wire) + 1):
-        receiver = FrameReceiver(scratch_bytes=SCRATCH)
+        receiver = FrameReceiver(scratch_bytes=SCRATCH, small_scratch_bytes=small)
         frames = _feed(receiver, [wire[:cut], wire[cut:]])
         assert [bytes(f) for f in frames] == PAYLOADS, f"split at {cut}"
         assert receiver.pending_bytes == 0
@@ -74,11 +76,14 @@ def test_one_byte_at_a_time() -> None:
     payloads=st.lists(st.binary(min_size=1, max_size=300), max_size=8),
     cuts=st.lists(st.integers(0, 3000), max_size=12),
     scratch=st.sampled_from([8, 9, 16, 64, 333, 4096]),
+    small=st.sampled_from([8, 13, 64, 4096]),
 )
-def test_any_split_and_scratch_size_reassembles(payloads: list[bytes], cuts: list[int], scratch: int) -> None:
+def test_any_split_and_scratch_size_reassembles(
+    payloads: list[bytes], cuts: list[int], scratch: int, small: int
+) -> None:
     wire = _wire(*payloads)
     points = sorted({0, len(wire), *(c for c in cuts if c < len(wire))})
-    receiver = FrameReceiver(scratch_bytes=scratch)
+    receiver = FrameReceiver(scratch_bytes=scratch, small_scratch_bytes=small)
     frames = _feed(receiver, [wire[a:b] for a, b in itertools.pairwise(points)])
     # compared at the end: a frame handed out is never overwritten by what is received after it
     assert [bytes(f) for f in frames] == payloads
@@ -95,6 +100,22 @@ def test_frames_in_the_scratch_are_views_and_never_overwritten() -> None:
     assert [bytes(f) for f in later] == [b"partial", b"x" * 40]
     assert later[0].obj is not first[0].obj  # the old scratch belongs to its frames now
     assert [bytes(f) for f in first] == [b"abc", b"defg"]
+
+
+def test_a_scratch_is_small_after_a_read_that_left_room_and_large_after_one_that_filled_it() -> None:
+    receiver = FrameReceiver(scratch_bytes=1024, small_scratch_bytes=64)
+    assert receiver.get_buffer().nbytes == 64  # one request at a time: a small buffer each
+    assert [bytes(f) for f in _receive(receiver, _wire(b"ping"))] == [b"ping"]
+    assert receiver.get_buffer().nbytes == 64
+    stream = _wire(*[b"s" * 28] * 2)  # exactly fills the small scratch: more is on its way
+    assert len(_receive(receiver, stream)) == 2
+    assert receiver.get_buffer().nbytes == 1024
+    # a frame too big for a small scratch (but not for a large one) moves to a scratch that holds it
+    receiver = FrameReceiver(scratch_bytes=1024, small_scratch_bytes=64)
+    medium = b"m" * 500
+    assert _receive(receiver, _wire(medium)[:30]) == []
+    assert receiver.get_buffer().nbytes >= 504 - 30
+    assert [bytes(f) for f in _receive(receiver, _wire(medium)[30:])] == [medium]
 
 
 def test_a_large_frame_is_received_into_its_own_buffer() -> None:
@@ -193,7 +214,7 @@ def test_nothing_received_returns_nothing() -> None:
     assert receiver.pending_bytes == 0
 
 
-@pytest.mark.parametrize(("limit", "scratch"), [(0, 64), (-1, 64), (10, 7)])
-def test_invalid_settings_rejected(limit: int, scratch: int) -> None:
+@pytest.mark.parametrize(("limit", "scratch", "small"), [(0, 64, 64), (-1, 64, 64), (10, 7, 64), (10, 64, 7)])
+def test_invalid_settings_rejected(limit: int, scratch: int, small: int) -> None:
     with pytest.raises(ValueError, match="must"):
-        FrameReceiver(max_frame_bytes=limit, scratch_bytes=scratch)
+        FrameReceiver(max_frame_bytes=limit, scratch_bytes=scratch, small_scratch_bytes=small)
