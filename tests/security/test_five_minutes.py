@@ -172,7 +172,8 @@ def walkthrough(tmp_path: Path) -> Iterator[Walkthrough]:
 @pytest.mark.slow
 def test_the_five_minute_walkthrough_works_as_written(walkthrough: Walkthrough, kcat: str) -> None:
     blocks = walkthrough_blocks()
-    assert [b.language for b in blocks] == ["sh"] * 6 + ["python", "sh"]
+    languages = [b.language for b in blocks]
+    assert set(languages) == {"sh", "python"}, languages  # a block in another language would go unrun
     for block in blocks:
         if block.language == "python":
             walkthrough.run_python(block.text)
