@@ -50,7 +50,7 @@ from kazoo.retry import KazooRetry
 from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id, Permissions, make_digest_acl_credential
 
 from logq.coordinator.interface import BrokerInfo
-from logq.coordinator.zk_auth import ZkDigest
+from logq.coordinator.zk_auth import DIGEST_ENV, ZkDigest
 from logq.coordinator.zk_layout import (
     ACL_CHANGE_EXPIRY_MS,
     ACL_CHANGE_NODE,
@@ -168,6 +168,7 @@ class ZkStore:
         on_watch: Callable[[str], None],
         digest: ZkDigest | None = None,
         set_acl: bool = False,
+        warn_open: bool = True,
     ) -> None:
         hosts, self.chroot = split_connect(connect)
         if set_acl and digest is None:
@@ -176,6 +177,7 @@ class ZkStore:
         self._on_state = on_state
         self._on_watch = on_watch
         self._digest = digest
+        self._warn_open = warn_open  # warn when set_acl meets a chroot made without ACLs
         self._connected = threading.Event()
         self._sessions: set[int] = set()  # every session id this store has had
         self._owner_acl: list[ACL] | None = None  # None: znodes are created open (ZooKeeper's default)
@@ -264,7 +266,8 @@ class ZkStore:
             if acl.id in ours:
                 granted |= acl.perms
         if granted & _NEEDED == _NEEDED:
-            if self._owner_acl is not None and any(a.id == _WORLD and a.perms & _WRITES for a in acls):
+            open_to_all = any(a.id == _WORLD and a.perms & _WRITES for a in acls)
+            if self._owner_acl is not None and open_to_all and self._warn_open:
                 log.warning(
                     "ZooKeeper ACLs are on, but %s is open to everyone (made without ACLs): new znodes "
                     "get ACLs, existing ones stay open until 'logq security zk-acls --apply' sets theirs",
@@ -276,7 +279,7 @@ class ZkStore:
         if self._digest is None:
             raise ZooKeeperAccessError(
                 f"ZooKeeper {self._hosts}{path} is locked by ACLs to digest user {owners}, and no "
-                "ZooKeeper credentials were given"
+                f"ZooKeeper credentials were given (a digest file, or ${DIGEST_ENV})"
             )
         if self._digest.user in users:
             raise ZooKeeperAccessError(

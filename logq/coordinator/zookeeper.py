@@ -791,7 +791,7 @@ def zookeeper_acl_plan(connect: str, digest: ZkDigest, *, apply: bool, timeout_s
     """The znodes of a cluster whose ZooKeeper ACLs are not those brokers with ``zookeeper.set.acl``
     give them (a cluster made before ACLs were turned on); with ``apply``, set them (Kafka's
     zookeeper-security-migration). Returns the paths, under the chroot."""
-    store = _offline_store(connect, timeout_s, digest)
+    store = _offline_store(connect, timeout_s, digest, warn_open=False)  # what it is for
     store.start(timeout_s)
     try:
         paths = store.open_znodes()
@@ -802,7 +802,9 @@ def zookeeper_acl_plan(connect: str, digest: ZkDigest, *, apply: bool, timeout_s
         store.stop()
 
 
-def _offline_store(connect: str, timeout_s: float, digest: ZkDigest | None) -> ZkStore:
+def _offline_store(
+    connect: str, timeout_s: float, digest: ZkDigest | None, warn_open: bool = True
+) -> ZkStore:
     return ZkStore(
         connect,
         session_timeout_ms=int(timeout_s * 1000),
@@ -810,4 +812,5 @@ def _offline_store(connect: str, timeout_s: float, digest: ZkDigest | None) -> Z
         on_watch=lambda _p: None,
         digest=digest,
         set_acl=digest is not None,
+        warn_open=warn_open,
     )

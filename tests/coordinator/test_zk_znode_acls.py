@@ -6,8 +6,10 @@ them afterwards (``zookeeper_acl_plan``)."""
 
 from __future__ import annotations
 
+import os
 import urllib.parse
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
@@ -15,9 +17,11 @@ from kazoo.exceptions import NoAuthError
 from kazoo.security import ACL, Id, Permissions, make_digest_acl_credential
 
 from logq.coordinator import BrokerInfo
-from logq.coordinator.zk_auth import ZkDigest
+from logq.coordinator.zk_auth import DIGEST_ENV, ZkDigest, load_zk_digest
 from logq.coordinator.zk_layout import SECRET_ROOTS, ZooKeeperAccessError, split_connect
 from logq.coordinator.zookeeper import ZooKeeperCoordinator, write_user_to_zookeeper, zookeeper_acl_plan
+from logq.errors import ConfigurationError, UnsafePermissionsError
+from logq.permissions import write_private
 from logq.security.acl import (
     AccessControlEntry,
     AclBinding,
@@ -167,3 +171,22 @@ def test_acls_are_applied_to_a_cluster_made_without_them(zk_connect: str) -> Non
     finally:
         plain.stop()
         plain.close()
+
+
+def test_the_digest_credentials_come_from_a_private_file_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(DIGEST_ENV, raising=False)
+    assert load_zk_digest(None) is None
+    monkeypatch.setenv(DIGEST_ENV, "logq:from-env")
+    assert load_zk_digest(None) == ZkDigest("logq", "from-env")
+    digest_file = tmp_path / "zk.digest"
+    write_private(digest_file, b"logq:pass:word\n")
+    assert load_zk_digest(digest_file) == ZkDigest("logq", "pass:word")  # the file wins
+    assert "pass:word" not in repr(load_zk_digest(digest_file))
+    write_private(digest_file, b"no-colon\n")
+    with pytest.raises(ConfigurationError, match=r"zk\.digest: expected user:password"):
+        load_zk_digest(digest_file)
+    os.chmod(digest_file, 0o640)
+    with pytest.raises(UnsafePermissionsError):
+        load_zk_digest(digest_file)
