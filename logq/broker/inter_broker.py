@@ -7,7 +7,8 @@ this broker's identity the way that listener asks, as Kafka's brokers do:
 
 - SASL_PLAINTEXT, SASL_SSL: a login as ``inter.broker.sasl.username`` with
   ``sasl.mechanism.inter.broker.protocol``; the password from ``inter.broker.sasl.password.file`` (a
-  private file) or else ``$LOGQ_INTER_BROKER_PASSWORD``. The principal is ``User:<username>``.
+  private file) or else ``$LOGQ_INTER_BROKER_PASSWORD``. The principal is ``User:<username>``. On
+  SASL_SSL with ``ssl.client.auth = required`` the broker certificate is shown too, as every client's.
 - SSL: the broker's own certificate (``ssl.certificate.location``), whose subject the other brokers map
   to a principal with ``ssl.principal.mapping.rules``, as they would a client's.
 - PLAINTEXT: nothing; the brokers are ``User:ANONYMOUS`` to each other.
@@ -62,12 +63,17 @@ def inter_broker_client(config: BrokerConfig) -> InterBrokerClient:
                 f"inter-broker listener {listener.name} is {protocol.value}: give the password of "
                 f"{user!r} in inter.broker.sasl.password.file or ${PASSWORD_ENV}"
             )
+        # The SASL user is who the broker is; its certificate goes along only where every TLS client
+        # must show one (a certificate without clientAuth would fail a merely "requested" check).
+        certificate = protocol.tls and config.ssl_client_auth == "required"
         security = SecuritySettings(
             security_protocol=protocol.value,
             sasl_mechanism=config.sasl_mechanism_inter_broker_protocol,
             sasl_username=user,
             sasl_password=password,
             ssl_cafile=_text(config.ssl_ca_location),
+            ssl_certfile=_text(config.ssl_certificate_location) if certificate else None,
+            ssl_keyfile=_text(config.ssl_key_location) if certificate else None,
         )
         principal = user_principal(user)
     elif protocol.tls:

@@ -38,8 +38,18 @@ def test_the_inter_broker_password_comes_from_a_private_file(tmp_path: Path) -> 
     assert (security.security_protocol, security.sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
     assert (security.sasl_username, security.sasl_password) == ("broker", "s3cret:with colons")
     assert security.ssl_cafile == "ca.pem"
+    assert security.ssl_certfile is None  # the SASL user is who it is
     assert "s3cret" not in repr(security) + repr(client)
     assert "s3cret" not in str(config.settings())  # DescribeConfigs shows the file's path only
+    required = BrokerConfig.load(
+        None,
+        {
+            **SASL_CLUSTER,
+            "inter.broker.sasl.password.file": str(password_file),
+            "ssl.client.auth": "required",
+        },
+    )
+    assert inter_broker_client(required).security.ssl_certfile == "broker.pem"  # every TLS client shows one
     os.chmod(password_file, 0o644)
     with pytest.raises(UnsafePermissionsError, match="accessible by group or others"):
         inter_broker_client(config)
