@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
+from kazoo.security import ACL, Id, Permissions
 
 import logq
 from logq.client.connection import BrokerConnection
@@ -187,6 +188,13 @@ def secure_cluster(tmp_path_factory: pytest.TempPathFactory, zookeeper: str) -> 
             broker.kill()
 
 
+def ensure_queue(cluster: SecureCluster) -> None:
+    """The RF 3 queue of the first test, for a test run on its own."""
+    with logq.Admin(**cluster.client("admin")) as admin:
+        if QUEUE not in {q.name for q in admin.list_queues()}:
+            admin.create_queue(QUEUE, partitions=PARTITIONS, replication_factor=3)
+
+
 def segment_bytes(data_dir: Path, partition: int) -> bytes:
     directory = data_dir / partition_dir_name(QUEUE, partition)
     return b"".join(f.read_bytes() for f in sorted(directory.glob(f"*{LOG_SUFFIX}")))
@@ -228,9 +236,8 @@ def test_followers_fetch_as_the_broker_principal_and_acks_all_is_replicated(
 
 def test_a_user_claiming_to_be_a_replica_is_refused(secure_cluster: SecureCluster) -> None:
     cluster = secure_cluster
+    ensure_queue(cluster)
     with logq.Admin(**cluster.client("admin")) as admin:
-        if QUEUE not in {q.name for q in admin.list_queues()}:
-            admin.create_queue(QUEUE, partitions=PARTITIONS, replication_factor=3)
         admin.create_acls(
             [
                 AclBinding(
@@ -290,6 +297,7 @@ def test_a_user_claiming_to_be_a_replica_is_refused(secure_cluster: SecureCluste
 def test_a_zookeeper_client_without_credentials_reads_no_secret_and_changes_nothing(
     secure_cluster: SecureCluster,
 ) -> None:
+    ensure_queue(secure_cluster)
     chroot = split_connect(secure_cluster.connect)[1]
     plain = raw_zookeeper(secure_cluster.connect)
     owner = raw_zookeeper(secure_cluster.connect, ZK_DIGEST)
@@ -304,6 +312,8 @@ def test_a_zookeeper_client_without_credentials_reads_no_secret_and_changes_noth
             plain.get_children(f"{chroot}/config/users")
         topic = f"{chroot}/brokers/topics/{QUEUE}"
         with pytest.raises(NoAuthError):
+            plain.create(f"{chroot}/intruder")
+        with pytest.raises(NoAuthError):
             plain.create(f"{chroot}/brokers/ids/9", b"{}", ephemeral=True)
         with pytest.raises(NoAuthError):
             plain.create(f"{chroot}/config/users/mallory", b"{}")
@@ -311,12 +321,16 @@ def test_a_zookeeper_client_without_credentials_reads_no_secret_and_changes_noth
             plain.set(f"{chroot}/controller_epoch", b"999")
         with pytest.raises(NoAuthError):
             plain.delete(f"{chroot}/brokers/ids/1")
-        if plain.exists(topic):
-            with pytest.raises(NoAuthError):
-                plain.set(topic, b"{}")
-            with pytest.raises(NoAuthError):
-                plain.delete(f"{topic}/partitions/0/state")
+        with pytest.raises(NoAuthError):
+            plain.set(topic, b"{}")
+        with pytest.raises(NoAuthError):
+            plain.delete(f"{topic}/partitions/0/state")
+        with pytest.raises(NoAuthError):
+            plain.set_acls(topic, [ACL(Permissions.ALL, Id("world", "anyone"))])
         assert plain.get(f"{chroot}/controller_epoch")[0] != b"999"
+        assert plain.get(topic)[0].startswith(b"{")
+        assert plain.exists(f"{topic}/partitions/0/state")
+        assert not plain.exists(f"{chroot}/intruder")
     finally:
         for client in (plain, owner):
             client.stop()
@@ -336,6 +350,10 @@ def test_a_broker_with_wrong_zookeeper_credentials_refuses_to_start_in_one_line(
         "no credentials": (
             {"zookeeper.set.acl": False, "zookeeper.digest.file": None},
             "no ZooKeeper credentials",
+        ),
+        "acls without credentials": (
+            {"zookeeper.digest.file": None},
+            "zookeeper.set.acl needs ZooKeeper credentials: zookeeper.digest.file or $LOGQ_ZOOKEEPER_DIGEST",
         ),
     }
     for name, (changes, message) in cases.items():
