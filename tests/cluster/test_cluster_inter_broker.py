@@ -54,6 +54,7 @@ from tests.cluster.conftest import SESSION_TIMEOUT_MS, wait_for
 USERS = {"admin": "admin-secret", "broker": "broker-secret", "app": "app-secret"}
 ZK_DIGEST = "logq:zk-secret"
 QUEUE = "orders"
+REPLICATED = "replicated"  # the replication test's own queue
 PARTITIONS = 3
 MESSAGES = 300
 
@@ -189,14 +190,14 @@ def secure_cluster(tmp_path_factory: pytest.TempPathFactory, zookeeper: str) -> 
 
 
 def ensure_queue(cluster: SecureCluster) -> None:
-    """The RF 3 queue of the first test, for a test run on its own."""
+    """An RF 3 queue for the tests that need one, whichever runs first."""
     with logq.Admin(**cluster.client("admin")) as admin:
         if QUEUE not in {q.name for q in admin.list_queues()}:
             admin.create_queue(QUEUE, partitions=PARTITIONS, replication_factor=3)
 
 
-def segment_bytes(data_dir: Path, partition: int) -> bytes:
-    directory = data_dir / partition_dir_name(QUEUE, partition)
+def segment_bytes(data_dir: Path, queue: str, partition: int) -> bytes:
+    directory = data_dir / partition_dir_name(queue, partition)
     return b"".join(f.read_bytes() for f in sorted(directory.glob(f"*{LOG_SUFFIX}")))
 
 
@@ -205,30 +206,29 @@ def test_followers_fetch_as_the_broker_principal_and_acks_all_is_replicated(
 ) -> None:
     cluster = secure_cluster
     with logq.Admin(**cluster.client("admin")) as admin:
-        admin.create_queue(QUEUE, partitions=PARTITIONS, replication_factor=3)
+        admin.create_queue(REPLICATED, partitions=PARTITIONS, replication_factor=3)
     with logq.Producer(**cluster.client("admin", 2, acks="all")) as producer:
-        futures = [producer.send(QUEUE, b"value-%d" % i, key=b"%d" % i) for i in range(MESSAGES)]
+        futures = [producer.send(REPLICATED, b"value-%d" % i, key=b"%d" % i) for i in range(MESSAGES)]
         acked = [f.result(timeout=60) for f in futures]
     assert {r.partition for r in acked} == set(range(PARTITIONS))
 
     def replicated() -> bool:
         with logq.Admin(**cluster.client("admin", 3)) as admin:
-            described = admin.describe_queue(QUEUE)
+            described = admin.describe_queue(REPLICATED)
         in_sync = all(sorted(p.isr) == [1, 2, 3] for p in described.partitions)
         return in_sync and sum(p.log_end for p in described.partitions) == MESSAGES
 
     wait_for(replicated, "every partition's high watermark at the end, with all three in sync", timeout=30)
     for partition in range(PARTITIONS):
-        copies = {segment_bytes(b.data_dir, partition) for b in cluster.brokers.values()}
+        copies = {segment_bytes(b.data_dir, REPLICATED, partition) for b in cluster.brokers.values()}
         assert len(copies) == 1, f"the replicas of partition {partition} differ"
         assert copies.pop(), f"partition {partition} is empty"
     with logq.Admin(**cluster.client("admin")) as admin:
-        leaders = {p.leader for p in admin.describe_queue(QUEUE).partitions}
+        leaders = {p.leader for p in admin.describe_queue(REPLICATED).partitions}
     login = re.compile(r"authenticated User:broker from 127\.0\.0\.1 with SCRAM-SHA-256 on listener INTERNAL")
     for leader in leaders:  # each leader saw its two followers log in as the broker principal
-        assert len(login.findall(cluster.brokers[leader].log_text)) >= 2, cluster.brokers[leader].log_text[
-            -3000:
-        ]
+        text = cluster.brokers[leader].log_text
+        assert len(login.findall(text)) >= 2, text[-3000:]
     for broker in cluster.brokers.values():
         assert "not in super.users" not in broker.log_text
         assert "authentication failed" not in broker.log_text
@@ -432,7 +432,7 @@ def test_brokers_on_an_ssl_listener_are_known_by_their_certificate(tmp_path: Pat
             )
             assert "not in super.users" not in follower.log_text
         for partition in (0, 1):
-            copies = {segment_bytes(b.data_dir, partition) for b in brokers.values()}
+            copies = {segment_bytes(b.data_dir, QUEUE, partition) for b in brokers.values()}
             assert len(copies) == 1
     finally:
         for broker in brokers.values():
