@@ -267,7 +267,8 @@ class ZkStore:
                 granted |= acl.perms
         if granted & _NEEDED == _NEEDED:
             open_to_all = any(a.id == _WORLD and a.perms & _WRITES for a in acls)
-            if self._owner_acl is not None and open_to_all and self._warn_open:
+            # Without a chroot the root is ZooKeeper's, not logq's: it stays open, and that is no news.
+            if self._owner_acl is not None and open_to_all and self._warn_open and self.chroot:
                 log.warning(
                     "ZooKeeper ACLs are on, but %s is open to everyone (made without ACLs): new znodes "
                     "get ACLs, existing ones stay open until 'logq security zk-acls --apply' sets theirs",
@@ -295,16 +296,16 @@ class ZkStore:
         gives it: what ``apply_acls`` would change (a cluster made before ACLs were turned on)."""
         return [path for path, _ in self._walk_acls()]
 
-    def apply_acls(self) -> int:
+    def apply_acls(self) -> list[str]:
         """Give every znode under the chroot, and the chroot itself, the ACLs it would be created with
-        (Kafka's zookeeper-security-migration); returns how many were changed. Needs ``set_acl``."""
+        (Kafka's zookeeper-security-migration); returns the paths changed. Needs ``set_acl``."""
         if self._public_acl is None:
             raise ValueError("apply_acls needs set_acl and digest credentials")
-        changed = 0
+        changed = []
         for path, wanted in self._walk_acls():
             with contextlib.suppress(NoNodeError):  # an ephemeral gone meanwhile
                 self._client.set_acls(path, wanted)
-                changed += 1
+                changed.append(path)
         return changed
 
     def _walk_acls(self) -> Iterator[tuple[str, list[ACL]]]:

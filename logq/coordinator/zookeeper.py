@@ -790,14 +790,11 @@ def write_user_to_zookeeper(
 def zookeeper_acl_plan(connect: str, digest: ZkDigest, *, apply: bool, timeout_s: float = 15.0) -> list[str]:
     """The znodes of a cluster whose ZooKeeper ACLs are not those brokers with ``zookeeper.set.acl``
     give them (a cluster made before ACLs were turned on); with ``apply``, set them (Kafka's
-    zookeeper-security-migration). Returns the paths, under the chroot."""
+    zookeeper-security-migration). Returns the paths (listed, or changed), under the chroot."""
     store = _offline_store(connect, timeout_s, digest, warn_open=False)  # what it is for
     store.start(timeout_s)
     try:
-        paths = store.open_znodes()
-        if apply:
-            store.apply_acls()
-        return paths
+        return store.apply_acls() if apply else store.open_znodes()
     finally:
         store.stop()
 
