@@ -8,8 +8,8 @@ shutdown marker) -> coordinator.
 
 Standalone (no ``zookeeper.connect``): the EmbeddedCoordinator; this broker hosts and leads everything.
 Cluster mode: a ZooKeeperCoordinator, and a ``ClusterMember`` that hosts the partitions assigned here and
-follows leadership from the coordinator's snapshots (``logq/broker/cluster.py``). ``__consumer_offsets``
-is created (replication factor 1) by the first FindCoordinator, as Kafka does, so that it is spread over
+follows leadership from the coordinator's snapshots (``logq/broker/cluster_member.py``).
+``__consumer_offsets`` is created by the first FindCoordinator, as Kafka does, so that it is spread over
 the brokers running by then.
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from logq.broker.acl_handlers import AclHandlers
 from logq.broker.authentication import AuthenticationSettings
 from logq.broker.authorization import RequestAuthorizer
-from logq.broker.cluster import ClusterMember
+from logq.broker.cluster_member import ClusterMember
 from logq.broker.config import BrokerConfig, HostPort
 from logq.broker.describe_handlers import DescribeHandlers
 from logq.broker.group_handlers import GroupHandlers
