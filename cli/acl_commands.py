@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from cli.common import client_options, one_line_errors, print_json, print_table, settings
+from logq_cli.common import client_options, one_line_errors, print_json, print_table, settings
 from logq.client.sync_admin import Admin
 from logq.security.acl import (
     CLUSTER_NAME,

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from cli.specs import parse_key_values
+from logq_cli.specs import parse_key_values
 from logq.client.settings import settings_from_strings
 
 

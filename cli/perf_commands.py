@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from cli.common import client_options, one_line_errors, settings
-from cli.interrupts import stop_on_signals
+from logq_cli.common import client_options, one_line_errors, settings
+from logq_cli.interrupts import stop_on_signals
 from logq.client.cluster import QueuePartition
 from logq.client.producer import RecordFuture
 from logq.client.sync_consumer import Consumer

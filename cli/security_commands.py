@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from cli.passwords import new_password
+from logq_cli.passwords import new_password
 from logq.coordinator.credentials import check_user_name, write_user_offline
 from logq.coordinator.zk_auth import DIGEST_ENV, ZkDigest, load_zk_digest
 from logq.coordinator.zookeeper import write_user_to_zookeeper, zookeeper_acl_plan

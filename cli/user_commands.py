@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import click
 
-from cli.common import client_options, one_line_errors, print_json, print_table, settings
-from cli.passwords import new_password
+from logq_cli.common import client_options, one_line_errors, print_json, print_table, settings
+from logq_cli.passwords import new_password
 from logq.client.sync_admin import Admin
 from logq.coordinator.credentials import check_user_name
 from logq.error_codes import ErrorCode

@@ -114,7 +114,7 @@ class BrokerProcess:
         listen = [] if self._listeners else ["--listen", self.bootstrap]
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "cli.main", "broker", "start",
+                sys.executable, "-m", "logq_cli.main", "broker", "start",
                 "--config", str(self.config_path),
                 "--data-dir", str(self.data_dir),
                 *listen,

@@ -104,7 +104,7 @@ def call(address: str, settings: SecuritySettings, body: Any, version: int) -> A
 
 def logq_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "logq_cli.main", *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -365,7 +365,7 @@ def test_a_broker_with_wrong_zookeeper_credentials_refuses_to_start_in_one_line(
         )
         result = subprocess.run(
             [
-                sys.executable, "-m", "cli.main", "broker", "start",
+                sys.executable, "-m", "logq_cli.main", "broker", "start",
                 "--config", str(process.config_path), "--data-dir", str(process.data_dir),
             ],
             capture_output=True, text=True, timeout=60, check=False, cwd=ROOT,
@@ -472,7 +472,7 @@ def test_a_broker_whose_principal_is_not_a_super_user_says_so(tmp_path: Path, zk
     # Without the variable (and without a password file) it does not start, in one line.
     result = subprocess.run(
         [
-            sys.executable, "-m", "cli.main", "broker", "start",
+            sys.executable, "-m", "logq_cli.main", "broker", "start",
             "--config", str(broker.config_path), "--data-dir", str(broker.data_dir),
         ],
         capture_output=True, text=True, timeout=60, check=False, cwd=ROOT,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import main
+from logq_cli.main import main
 from logq.client.sync_admin import Admin
 from tests.broker.test_authorization import start_with_admin_acl
 from tests.broker_process import BrokerProcess

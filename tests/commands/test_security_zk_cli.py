@@ -10,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 from kazoo.exceptions import NoAuthError
 
-from cli.main import main
+from logq_cli.main import main
 from logq.coordinator.zk_auth import DIGEST_ENV
 from logq.coordinator.zk_layout import split_connect
 from logq.permissions import write_private

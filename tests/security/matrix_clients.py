@@ -22,7 +22,7 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from cli.main import main
+from logq_cli.main import main
 from logq import Admin, Consumer, Producer
 from logq.error_codes import ErrorCode
 from logq.errors import AuthorizationError

@@ -28,7 +28,7 @@ from typing import IO, Any
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import main
+from logq_cli.main import main
 from logq import Admin
 from logq.client.security import SecuritySettings
 from logq.coordinator.credentials import write_user_offline
@@ -256,7 +256,7 @@ ON_A_TERMINAL = "import os, pty, sys; sys.exit(os.waitstatus_to_exitcode(pty.spa
 def test_the_cli_asks_for_the_password_on_a_terminal(matrix_broker: MatrixBroker) -> None:
     user = "logq-cli"
     command = [
-        sys.executable, "-m", "cli.main", "-b", matrix_broker.address,
+        sys.executable, "-m", "logq_cli.main", "-b", matrix_broker.address,
         "--ca-file", str(matrix_broker.certs.ca), "--user", user, "queue", "list",
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "LOGQ_PASSWORD"}
