@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from logq_cli.common import client_options, one_line_errors, print_json, print_table, settings
 from logq.client.sync_admin import Admin
 from logq.security.acl import (
     CLUSTER_NAME,
@@ -23,6 +22,7 @@ from logq.security.acl import (
     binding_problem,
     parse_name,
 )
+from logq_cli.common import client_options, one_line_errors, print_json, print_table, settings
 
 _OPERATIONS = "read, write, create, delete, alter, describe, cluster-action, describe-configs, alter-configs, idempotent-write, all"  # noqa: E501
 

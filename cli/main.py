@@ -8,6 +8,12 @@ from pathlib import Path
 
 import click
 
+from logq import __version__
+from logq.broker.config import BrokerConfig
+from logq.broker.run import run_broker
+from logq.client.cluster import DEFAULT_BOOTSTRAP
+from logq.errors import LogqError
+from logq.segments import LogManager
 from logq_cli.acl_commands import acl
 from logq_cli.client_commands import consume, produce
 from logq_cli.common import FORMATS, Settings, check_bootstrap, security_options
@@ -16,12 +22,6 @@ from logq_cli.perf_commands import perf
 from logq_cli.queue_commands import admin, queue
 from logq_cli.security_commands import security
 from logq_cli.user_commands import user
-from logq import __version__
-from logq.broker.config import BrokerConfig
-from logq.broker.run import run_broker
-from logq.client.cluster import DEFAULT_BOOTSTRAP
-from logq.errors import LogqError
-from logq.segments import LogManager
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from logq_cli.passwords import new_password
 from logq.coordinator.credentials import check_user_name, write_user_offline
 from logq.coordinator.zk_auth import DIGEST_ENV, ZkDigest, load_zk_digest
 from logq.coordinator.zookeeper import write_user_to_zookeeper, zookeeper_acl_plan
@@ -16,6 +15,7 @@ from logq.errors import LogqError
 from logq.permissions import check_private, make_private_dir
 from logq.security.certs import write_dev_certificates
 from logq.security.scram import DEFAULT_ITERATIONS, MAX_ITERATIONS, MECHANISMS, make_credential
+from logq_cli.passwords import new_password
 
 
 @click.group()

@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner, Result
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from logq_cli.main import main
 from logq.client.sync_admin import Admin as SyncAdmin
 from logq.errors import TopicDeletionDisabledError
+from logq_cli.main import main
 from tests.broker_process import BrokerProcess, free_port
 
 GROUP_SETTINGS = {"group.initial.rebalance.delay.ms": 0, "group.min.session.timeout.ms": 1000}

@@ -10,10 +10,10 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 from kazoo.exceptions import NoAuthError
 
-from logq_cli.main import main
 from logq.coordinator.zk_auth import DIGEST_ENV
 from logq.coordinator.zk_layout import split_connect
 from logq.permissions import write_private
+from logq_cli.main import main
 from tests.commands.test_admin_cli import assert_one_line_error
 from tests.coordinator.test_zookeeper import raw_client
 

@@ -22,10 +22,10 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from logq_cli.main import main
 from logq import Admin, Consumer, Producer
 from logq.error_codes import ErrorCode
 from logq.errors import AuthorizationError
+from logq_cli.main import main
 
 TOPIC_REFUSED = int(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
 GROUP_REFUSED = int(ErrorCode.GROUP_AUTHORIZATION_FAILED)

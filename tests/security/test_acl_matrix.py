@@ -28,13 +28,13 @@ from typing import IO, Any
 import pytest
 from click.testing import CliRunner, Result
 
-from logq_cli.main import main
 from logq import Admin
 from logq.client.security import SecuritySettings
 from logq.coordinator.credentials import write_user_offline
 from logq.permissions import make_private_dir, write_private
 from logq.security.certs import DevCertificates, write_dev_certificates
 from logq.security.scram import make_credential
+from logq_cli.main import main
 from tests.broker_process import ROOT, BrokerProcess
 from tests.security.matrix_clients import (
     DEADLINE_S,
