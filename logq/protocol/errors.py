@@ -37,7 +37,8 @@ class ProtocolEncodeError(ProtocolError, ValueError):
 class UnsupportedVersionError(ProtocolError):
     """The request's api_key is unknown or its api_version is outside the supported range.
 
-    Raised after reading only the fixed 8-byte header prefix, so the body is never parsed (§2.2).
+    Raised after reading only the fixed 8-byte header prefix, so the body is never parsed (docs/protocol.md,
+    "ApiVersions negotiation").
     """
 
     def __init__(self, api_key: int, api_version: int, correlation_id: int) -> None:
