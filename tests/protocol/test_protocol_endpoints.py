@@ -9,9 +9,11 @@ from kafka.protocol.metadata import ApiVersionsRequest as KpApiVersionsRequest
 from kafka.protocol.metadata import ApiVersionsResponse as KpApiVersionsResponse
 
 from logq.error_codes import ErrorCode
+from logq.errors import LogqError
 from logq.protocol import (
     ApiKey,
     FrameBuffer,
+    FrameSizeError,
     ProtocolDecodeError,
     ProtocolEncodeError,
     RequestHeader,
@@ -119,6 +121,26 @@ def test_header_parsing() -> None:
     with pytest.raises(ProtocolDecodeError) as info:
         parse_request_header(struct.pack(">hhih", 3, 1, 17, 10) + b"short")
     assert (info.value.api_key, info.value.correlation_id) == (3, 17)
+
+
+def test_codec_errors_are_logq_errors_with_their_codes() -> None:
+    """Each codec error carries the Kafka code of what went wrong, as every other logq error does."""
+    with pytest.raises(LogqError) as unsupported:
+        parse_request_header(struct.pack(">hhih", 99, 0, 3, -1))
+    with pytest.raises(LogqError) as truncated:
+        decode_request(struct.pack(">hhih", 3, 8, 17, 10) + b"short")
+    with pytest.raises(LogqError) as too_long:
+        encode_request(MetadataRequest(topics=None), 8, 1, "x" * 40_000)
+    with pytest.raises(LogqError) as oversized:
+        FrameBuffer(max_frame_bytes=100).feed(struct.pack(">i", 101))
+    assert isinstance(unsupported.value, UnsupportedVersionError)
+    assert unsupported.value.code == ErrorCode.UNSUPPORTED_VERSION
+    assert isinstance(truncated.value, ProtocolDecodeError)
+    assert isinstance(too_long.value, ProtocolEncodeError)
+    assert isinstance(oversized.value, FrameSizeError)
+    for error in (truncated.value, too_long.value, oversized.value):
+        assert error.code == ErrorCode.INVALID_REQUEST
+    assert not any(e.value.retriable for e in (unsupported, truncated, too_long, oversized))
 
 
 def _produce(acks: int) -> ProduceRequest:
