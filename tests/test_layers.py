@@ -5,6 +5,9 @@ pyproject.toml installs are exactly the package folders."""
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -107,3 +110,36 @@ def test_installed_packages_are_the_package_folders() -> None:
         "logq_cli"
     }
     assert listed == folders
+
+
+def _fresh(code: str) -> object:
+    """What ``code`` prints (as JSON) in a new interpreter, where nothing of logq is imported yet."""
+    command = [sys.executable, "-c", code]
+    done = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_broker_does_not_load_the_client_through_the_facade() -> None:
+    """Importing any part of logq runs logq/__init__.py, which exports the client: it imports it on first
+    use, so the broker loads only the client modules it uses (its followers' connection)."""
+    loaded = _fresh(
+        "import json, sys, logq.broker.app\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('logq.client'))))"
+    )
+    assert isinstance(loaded, list)
+    assert "logq.client.producer" not in loaded
+    assert not {"logq.client.consumer", "logq.client.admin", "logq.client.sync_producer"} & set(loaded)
+
+
+@pytest.mark.parametrize("facade", ["logq", "logq.aio"])
+def test_the_facade_exports_every_name_it_lists(facade: str) -> None:
+    exported = _fresh(
+        f"import importlib, json; f = importlib.import_module({facade!r})\n"
+        "print(json.dumps({'all': f.__all__, 'found': [n for n in f.__all__ if hasattr(f, n)],"
+        " 'dir': sorted(set(f.__all__) - set(dir(f)))}))"
+    )
+    assert isinstance(exported, dict)
+    assert exported["all"] == sorted(exported["all"])
+    assert exported["found"] == exported["all"]
+    assert exported["dir"] == []
