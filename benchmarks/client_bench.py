@@ -40,7 +40,7 @@ def run_json(args: list[str]) -> dict[str, Any]:
 
 
 def logq(bootstrap: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "cli.main", "-b", bootstrap, *args]
+    return [sys.executable, "-m", "logq_cli.main", "-b", bootstrap, *args]
 
 
 def confluent(bootstrap: str, *args: str) -> list[str]:

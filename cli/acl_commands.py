@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from cli.common import client_options, one_line_errors, print_json, print_table, settings
 from logq.client.sync_admin import Admin
 from logq.security.acl import (
     CLUSTER_NAME,
@@ -23,6 +22,7 @@ from logq.security.acl import (
     binding_problem,
     parse_name,
 )
+from logq_cli.common import client_options, one_line_errors, print_json, print_table, settings
 
 _OPERATIONS = "read, write, create, delete, alter, describe, cluster-action, describe-configs, alter-configs, idempotent-write, all"  # noqa: E501
 
@@ -220,7 +220,7 @@ def acl_add(ctx: click.Context, /, *, pattern_type: str, **flags: Any) -> None:
         problem = binding_problem(binding)
         if problem is not None:
             raise click.ClickException(f"cannot add {binding}: {problem}")
-    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap) as admin:
+    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap, **opts.security()) as admin:
         admin.create_acls(bindings)
     if opts.fmt == "json":
         print_json({"added": _rows(bindings)})
@@ -286,7 +286,7 @@ def acl_list(ctx: click.Context, /, *, pattern_type: str, **flags: Any) -> None:
     """
     opts = settings(ctx)
     filters = _filters(flags, pattern_type)
-    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap) as admin:
+    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap, **opts.security()) as admin:
         bindings = _matching(admin, filters)
     _show(bindings, opts.fmt)
 
@@ -317,7 +317,7 @@ def acl_remove(ctx: click.Context, /, *, pattern_type: str, yes: bool, **flags: 
         raise click.ClickException(
             "name what to remove: a resource (--queue, --group, --cluster, --transactional-id) or a principal"
         )
-    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap) as admin:
+    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap, **opts.security()) as admin:
         matching = _matching(admin, filters)
         if not matching:
             click.echo("no ACL matches: nothing removed")

@@ -13,11 +13,6 @@ from typing import IO, Any
 
 import click
 
-from cli.client_settings import client_settings, x_option
-from cli.common import client_options, one_line_errors, settings, show_client_warnings
-from cli.interrupts import StopRequest, stop_on_signals
-from cli.progress import ProgressLine, output_is_terminal, stderr_is_terminal
-from cli.specs import OffsetSpec, parse_key_values, parse_offset_spec, parse_partitions
 from logq.client.cluster import QueuePartition
 from logq.client.consumer_settings import KAFKA_NAMES as CONSUMER_KAFKA_NAMES
 from logq.client.consumer_settings import ConsumerSettings
@@ -27,6 +22,11 @@ from logq.client.records import ConsumerRecord, RecordMetadata
 from logq.client.sync_consumer import Consumer
 from logq.client.sync_producer import Producer
 from logq.errors import CommitFailedError, LogqError, RebalanceInProgressError
+from logq_cli.client_settings import client_settings, x_option
+from logq_cli.common import client_options, one_line_errors, settings, show_client_warnings
+from logq_cli.interrupts import StopRequest, stop_on_signals
+from logq_cli.progress import ProgressLine, output_is_terminal, stderr_is_terminal
+from logq_cli.specs import OffsetSpec, parse_key_values, parse_offset_spec, parse_partitions
 
 # Producer and consumer settings that have a flag of their own (-X refuses them).
 PRODUCE_FLAGS = {

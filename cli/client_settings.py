@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from cli.specs import parse_key_values
 from logq.client.settings import settings_from_strings
+from logq_cli.specs import parse_key_values
 
 
 def x_option(func: Any) -> Any:

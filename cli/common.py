@@ -15,9 +15,9 @@ from typing import Any
 
 import click
 
-from cli.passwords import client_password
 from logq.client.cluster import DEFAULT_BOOTSTRAP, parse_bootstrap
 from logq.errors import BrokerUnavailableError, LogqError
+from logq_cli.passwords import client_password
 
 FORMATS = ("table", "json")
 

@@ -6,11 +6,11 @@ import time
 
 import click
 
-from cli.common import client_options, one_line_errors, print_json, print_table, settings
-from cli.specs import parse_datetime, parse_duration_ms, parse_queue_scope
 from logq.client.admin import ResetSpec
 from logq.client.cluster import QueuePartition
 from logq.client.sync_admin import Admin
+from logq_cli.common import client_options, one_line_errors, print_json, print_table, settings
+from logq_cli.specs import parse_datetime, parse_duration_ms, parse_queue_scope
 
 
 @click.group()

@@ -8,20 +8,20 @@ from pathlib import Path
 
 import click
 
-from cli.acl_commands import acl
-from cli.client_commands import consume, produce
-from cli.common import FORMATS, Settings, check_bootstrap, security_options
-from cli.group_commands import group
-from cli.perf_commands import perf
-from cli.queue_commands import admin, queue
-from cli.security_commands import security
-from cli.user_commands import user
 from logq import __version__
 from logq.broker.config import BrokerConfig
 from logq.broker.run import run_broker
 from logq.client.cluster import DEFAULT_BOOTSTRAP
 from logq.errors import LogqError
 from logq.segments import LogManager
+from logq_cli.acl_commands import acl
+from logq_cli.client_commands import consume, produce
+from logq_cli.common import FORMATS, Settings, check_bootstrap, security_options
+from logq_cli.group_commands import group
+from logq_cli.perf_commands import perf
+from logq_cli.queue_commands import admin, queue
+from logq_cli.security_commands import security
+from logq_cli.user_commands import user
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -12,13 +12,13 @@ from typing import Any
 
 import click
 
-from cli.common import client_options, one_line_errors, settings
-from cli.interrupts import stop_on_signals
 from logq.client.cluster import QueuePartition
 from logq.client.producer import RecordFuture
 from logq.client.sync_consumer import Consumer
 from logq.client.sync_producer import Producer
 from logq.errors import LogqError
+from logq_cli.common import client_options, one_line_errors, settings
+from logq_cli.interrupts import stop_on_signals
 
 _VALUE = operator.attrgetter("value")
 LATENCY_SAMPLE_EVERY = 1000  # one record in this many has its latency measured (cheap enough to keep on)

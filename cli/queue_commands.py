@@ -6,9 +6,9 @@ import datetime as dt
 
 import click
 
-from cli.common import client_options, one_line_errors, print_json, print_table, settings
-from cli.specs import parse_key_values
 from logq.client.sync_admin import Admin
+from logq_cli.common import client_options, one_line_errors, print_json, print_table, settings
+from logq_cli.specs import parse_key_values
 
 
 def _when(ms: int | None) -> str | None:

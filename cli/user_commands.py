@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import click
 
-from cli.common import client_options, one_line_errors, print_json, print_table, settings
-from cli.passwords import new_password
 from logq.client.sync_admin import Admin
 from logq.coordinator.credentials import check_user_name
 from logq.error_codes import ErrorCode
 from logq.errors import LogqError
 from logq.security.scram import DEFAULT_ITERATIONS, MAX_ITERATIONS, MECHANISMS
+from logq_cli.common import client_options, one_line_errors, print_json, print_table, settings
+from logq_cli.passwords import new_password
 
 _MECHANISM_OPTION = click.option(
     "--mechanism",

@@ -30,6 +30,9 @@ from typing import NamedTuple
 
 from crc32c import crc32c
 
+from logq.error_codes import ErrorCode
+from logq.errors import LogqError
+
 HEADER_SIZE = 61
 LOG_OVERHEAD = 12  # baseOffset + batchLength: the bytes not counted in batchLength
 MAGIC = 2
@@ -54,8 +57,10 @@ _PATCH = struct.Struct(">qii")  # baseOffset, batchLength, partitionLeaderEpoch
 _LAST_DELTA = struct.Struct(">i")
 
 
-class BatchError(ValueError):
-    """The bytes are not one valid RecordBatch v2 (the reason is in the message)."""
+class BatchError(LogqError, ValueError):
+    """The bytes are not one valid RecordBatch v2 (the reason is in the message): CORRUPT_MESSAGE."""
+
+    code = ErrorCode.CORRUPT_MESSAGE
 
 
 class BatchHeader(NamedTuple):

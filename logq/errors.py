@@ -28,9 +28,16 @@ LogqError
       +-- RebalanceInProgressError  REBALANCE_IN_PROGRESS: the group is rebalancing; poll, then retry
       +-- GroupNotEmptyError      an offset reset refused while the group has live members
       +-- ConsumerProtocolError   member metadata or an assignment that is not consumer protocol
+ +-- BatchError                   CORRUPT_MESSAGE: not one valid RecordBatch v2 (``logq/batch.py``)
+ +-- ProtocolError                INVALID_REQUEST: not a valid message of its version (``logq/protocol/``)
+      +-- ProtocolDecodeError, ProtocolEncodeError, FrameSizeError
+      +-- UnsupportedVersionError     UNSUPPORTED_VERSION
 
-Every error has ``code`` (an ErrorCode) and ``retriable``. ``error_for_code(code, message)`` builds the
-most specific class for a code a broker sent, so ``except UnknownQueueError`` works on the client too.
+An exception that maps to a Kafka error code is a LogqError: the last two are defined next to the code
+that raises them (this core module imports nothing of logq but ``error_codes``), and are handled like
+the others. Every error has ``code`` (an ErrorCode) and ``retriable``. ``error_for_code(code, message)``
+builds the most specific class for a code a broker sent, so ``except UnknownQueueError`` works on the
+client too.
 """
 
 from __future__ import annotations

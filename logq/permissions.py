@@ -1,5 +1,5 @@
 """Private files: what the broker creates is readable by its own user only, and what it reads as secret
-(its data directory, TLS keys) must not be readable or writable by anyone else.
+(its data directory, TLS keys, password files) must not be readable or writable by anyone else.
 
 Core module: imports nothing of logq but the errors. Modes are set explicitly (``fchmod``/``chmod``),
 never left to the umask, which can only take bits away and may be 0. RocksDB creates its own files, so
@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-from logq.errors import UnsafePermissionsError
+from logq.errors import ConfigurationError, UnsafePermissionsError
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
@@ -65,3 +65,21 @@ def check_private(path: Path, what: str) -> None:
         raise UnsafePermissionsError(
             f"{what} {path} is accessible by group or others (mode {mode:04o}): chmod {wanted:o} {path}"
         )
+
+
+def read_secret(path: Path | None, env_var: str, what: str) -> str | None:
+    """A secret (a password) from the first line of a private file ``path`` or, without one, from the
+    environment variable ``env_var``; None when neither gives one. Never a setting's plain value: a
+    configuration file is often readable by others. UnsafePermissionsError for a file others may read,
+    ConfigurationError for one that cannot be read or is empty."""
+    if path is None:
+        return os.environ.get(env_var) or None
+    check_private(path, what)
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not text"
+        raise ConfigurationError(f"cannot read {what} {path}: {reason}") from None
+    if not lines or not lines[0]:
+        raise ConfigurationError(f"{what} {path} is empty: its first line is the secret")
+    return lines[0]

@@ -45,7 +45,8 @@ class BrokerProcess:
 
     ``listeners`` (name -> security protocol) gives the broker those listeners on free ports of
     127.0.0.1 instead of ``--listen`` (``advertised``: name -> the HOST:PORT Metadata tells its
-    clients); ``address(name)`` is each one's HOST:PORT, ``bootstrap`` the first's."""
+    clients); ``address(name)`` is each one's HOST:PORT, ``bootstrap`` the first's. ``env`` adds
+    environment variables to the broker process's."""
 
     def __init__(
         self,
@@ -56,6 +57,7 @@ class BrokerProcess:
         port: int | None = None,
         listeners: Mapping[str, str] | None = None,
         advertised: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self._fixed_port = port is not None
@@ -65,6 +67,7 @@ class BrokerProcess:
         self._log = dict(log or {})
         self._listeners = dict(listeners or {})
         self._advertised = dict(advertised or {})
+        self._env = dict(env or {})  # added to the test's environment (e.g. a password variable)
         self.ports: dict[str, int] = {}
         self._write_config()
         self.proc: subprocess.Popen[str] | None = None
@@ -111,7 +114,7 @@ class BrokerProcess:
         listen = [] if self._listeners else ["--listen", self.bootstrap]
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "cli.main", "broker", "start",
+                sys.executable, "-m", "logq_cli.main", "broker", "start",
                 "--config", str(self.config_path),
                 "--data-dir", str(self.data_dir),
                 *listen,
@@ -120,6 +123,7 @@ class BrokerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            env={**os.environ, **self._env},
         )  # fmt: skip
         ready = threading.Event()
         threading.Thread(target=self._pump, args=(self.proc, ready), daemon=True).start()

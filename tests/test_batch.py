@@ -11,6 +11,8 @@ from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchB
 
 from logq import batch as rb
 from logq import codec
+from logq.error_codes import ErrorCode
+from logq.errors import LogqError
 from logq.testing import make_batch
 
 records_strategy = st.lists(
@@ -106,3 +108,14 @@ def test_last_offset_delta_must_match_the_count() -> None:
     struct.pack_into(">I", data, 17, rb.crc32c(bytes(data[21:])))
     with pytest.raises(rb.BatchError, match="lastOffsetDelta"):
         rb.validate(data)
+
+
+def test_a_bad_batch_is_a_logq_error_with_corrupt_message() -> None:
+    data = bytearray(make_batch(2))
+    data[-1] ^= 0x01
+    with pytest.raises(LogqError) as info:
+        rb.validate(data)
+    assert isinstance(info.value, rb.BatchError)
+    assert isinstance(info.value, ValueError)  # as before, for callers that catch ValueError
+    assert info.value.code == ErrorCode.CORRUPT_MESSAGE
+    assert info.value.retriable  # as Kafka's CorruptRecordException

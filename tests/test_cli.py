@@ -8,9 +8,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from cli.main import main
 from logq.segments import LogManager
 from logq.testing import make_batch
+from logq_cli.main import main
+
+_LOGQ = [sys.executable, "-m", "logq_cli.main"]
 
 
 def test_storage_inspect_lists_partitions(data_dir: Path) -> None:
@@ -51,7 +53,7 @@ def test_broker_start_rejects_bad_settings_in_one_line(tmp_path: Path) -> None:
     bad.write_text('[broker]\n"no.such.setting" = 1\n')
     for args in (["--listen", "nowhere"], ["--config", str(bad)]):
         proc = subprocess.run(
-            [sys.executable, "-m", "cli.main", "broker", "start", "--data-dir", str(tmp_path / "d"), *args],
+            [*_LOGQ, "broker", "start", "--data-dir", str(tmp_path / "d"), *args],
             capture_output=True,
             text=True,
             timeout=60,
@@ -69,7 +71,7 @@ def test_broker_start_reports_a_taken_port(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         proc = subprocess.run(
-            [sys.executable, "-m", "cli.main", "broker", "start", "--data-dir", str(tmp_path / "d"),
+            [sys.executable, "-m", "logq_cli.main", "broker", "start", "--data-dir", str(tmp_path / "d"),
              "--listen", f"127.0.0.1:{port}"],
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip

@@ -63,6 +63,9 @@ def test_broker_settings_are_reported_by_their_file_keys() -> None:
         "ssl.ca.location",
         "metrics.listen",
         "zookeeper.connect",
+        "inter.broker.sasl.username",
+        "inter.broker.sasl.password.file",
+        "zookeeper.digest.file",
     }  # commented out
     assert in_file <= set(settings)
     assert settings["advertised.listener"] is None
@@ -96,7 +99,25 @@ def test_the_secure_example_is_valid_and_names_every_listener_protocol() -> None
         ({"listen": "127.0.0.1:1", "listeners": "PLAINTEXT://127.0.0.1:2"}, "either 'listen'"),
         (
             {"listeners": "SASL_PLAINTEXT://127.0.0.1:1", "zookeeper.connect": "127.0.0.1:2181"},
-            "cluster mode needs a PLAINTEXT listener",
+            "listener SASL_PLAINTEXT is SASL_PLAINTEXT: set inter.broker.sasl.username",
+        ),
+        (
+            {
+                "listeners": "SASL_PLAINTEXT://127.0.0.1:1",
+                "zookeeper.connect": "127.0.0.1:2181",
+                "inter.broker.sasl.username": "broker",
+                "sasl.mechanism.inter.broker.protocol": "PLAIN",
+            },
+            "PLAIN is not in sasl.enabled.mechanisms",
+        ),
+        (
+            {
+                "listeners": "SSL://127.0.0.1:1",
+                "zookeeper.connect": "127.0.0.1:2181",
+                "ssl.certificate.location": "b.pem",
+                "ssl.key.location": "k.pem",
+            },
+            "inter-broker listener SSL is SSL: .* ssl.client.auth must be required",
         ),
     ],
 )

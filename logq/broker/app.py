@@ -8,8 +8,8 @@ shutdown marker) -> coordinator.
 
 Standalone (no ``zookeeper.connect``): the EmbeddedCoordinator; this broker hosts and leads everything.
 Cluster mode: a ZooKeeperCoordinator, and a ``ClusterMember`` that hosts the partitions assigned here and
-follows leadership from the coordinator's snapshots (``logq/broker/cluster.py``). ``__consumer_offsets``
-is created (replication factor 1) by the first FindCoordinator, as Kafka does, so that it is spread over
+follows leadership from the coordinator's snapshots (``logq/broker/cluster_member.py``).
+``__consumer_offsets`` is created by the first FindCoordinator, as Kafka does, so that it is spread over
 the brokers running by then.
 """
 
@@ -25,11 +25,12 @@ from collections.abc import Callable
 from logq.broker.acl_handlers import AclHandlers
 from logq.broker.authentication import AuthenticationSettings
 from logq.broker.authorization import RequestAuthorizer
-from logq.broker.cluster import ClusterMember
+from logq.broker.cluster_member import ClusterMember
 from logq.broker.config import BrokerConfig, HostPort
 from logq.broker.describe_handlers import DescribeHandlers
 from logq.broker.group_handlers import GroupHandlers
 from logq.broker.handlers import Handlers
+from logq.broker.inter_broker import inter_broker_client, warn_unless_super_user
 from logq.broker.lag import LagTracker
 from logq.broker.listeners import Listener, Listeners
 from logq.broker.metrics import BrokerMetrics
@@ -40,8 +41,9 @@ from logq.broker.server import Server
 from logq.broker.user_handlers import UserHandlers
 from logq.clock import SYSTEM_CLOCK, Clock
 from logq.coordinator import BrokerInfo, Coordinator, EmbeddedCoordinator, Endpoint
+from logq.coordinator.zk_auth import DIGEST_ENV, ZkDigest, load_zk_digest
 from logq.coordinator.zookeeper import ZooKeeperCoordinator
-from logq.errors import LogqError, StorageError
+from logq.errors import ConfigurationError, LogqError, StorageError
 from logq.groups.membership import Group, GroupMembership, MembershipConfig
 from logq.groups.offsets import OFFSETS_QUEUE, NotCoordinatorError, OffsetStore
 from logq.groups.state import GroupState
@@ -108,6 +110,8 @@ class Broker:
         member: ClusterMember | None = None
         coordinator: Coordinator
         if config.zookeeper_connect is not None:
+            inter_broker = inter_broker_client(config)  # read before joining: no credentials, no start
+            warn_unless_super_user(inter_broker, config)
             zk = ZooKeeperCoordinator(
                 config.zookeeper_connect,
                 me,
@@ -115,6 +119,8 @@ class Broker:
                 leader_rebalance_interval_ms=(
                     config.leader_imbalance_check_interval_ms if config.auto_leader_rebalance_enable else None
                 ),
+                digest=self._zookeeper_digest(),
+                set_acl=config.zookeeper_set_acl,
             )
             self._coordinator = coordinator = zk
             await zk.start(check_cluster_id=logs.claim_for_cluster)
@@ -145,6 +151,8 @@ class Broker:
                 fsync=config.log.fsync_before_ack,
                 wait_max_ms=config.replica_fetch_wait_max_ms,
                 max_bytes=config.replica_fetch_max_bytes,
+                listener=inter_broker.listener,
+                security=inter_broker.security,
             )
             member = ClusterMember(
                 zk,
@@ -236,6 +244,18 @@ class Broker:
                     listener.advertised or self.addresses[listener.name],
                 )  # fmt: skip
         log.info("listening on %s (advertised as %s), data in %s", self.address, advertised, config.data_dir)
+
+    def _zookeeper_digest(self) -> ZkDigest | None:
+        """The ZooKeeper credentials (docs/security.md); ConfigurationError if ACLs are asked for without."""
+        config = self.config
+        digest = load_zk_digest(config.zookeeper_digest_file)
+        if config.zookeeper_set_acl:
+            if digest is None:
+                raise ConfigurationError(
+                    f"zookeeper.set.acl needs ZooKeeper credentials: zookeeper.digest.file or ${DIGEST_ENV}"
+                )
+            log.info("ZooKeeper ACLs on: znodes created are writable by digest user %r only", digest.user)
+        return digest
 
     def _authorizer(self, coordinator: Coordinator) -> RequestAuthorizer:
         """The ACLs, kept current by the coordinator (embedded: this broker; ZooKeeper: every broker)."""

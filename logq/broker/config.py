@@ -39,6 +39,11 @@ class BrokerConfig:
         None  # NAME:PROTOCOL[,...]; default: each name is its protocol
     )
     inter_broker_listener_name: str | None = None  # the listener brokers use among themselves
+    # How this broker logs in to the others on a SASL inter-broker listener (docs/security.md): the
+    # password comes from a private file, or else $LOGQ_INTER_BROKER_PASSWORD, never from this file.
+    sasl_mechanism_inter_broker_protocol: str = "SCRAM-SHA-256"
+    inter_broker_sasl_username: str | None = None
+    inter_broker_sasl_password_file: Path | None = None
     ssl_certificate_location: Path | None = None  # PEM certificate (chain) of the TLS listeners
     ssl_key_location: Path | None = None  # its PEM private key (mode 0600)
     ssl_ca_location: Path | None = None  # PEM CA(s) that sign client certificates
@@ -68,6 +73,10 @@ class BrokerConfig:
     # Cluster mode: ZooKeeper's HOST:PORT[,HOST:PORT...][/chroot]; None runs a standalone broker.
     zookeeper_connect: str | None = None
     zookeeper_session_timeout_ms: int = 6000  # how long a crashed broker keeps its registration
+    # ZooKeeper ACLs on every znode this broker creates (Kafka's zookeeper.set.acl); the digest
+    # credentials (user:password) come from a private file, or else $LOGQ_ZOOKEEPER_DIGEST.
+    zookeeper_set_acl: bool = False
+    zookeeper_digest_file: Path | None = None
     default_replication_factor: int = 1  # CreateTopics with -1 and auto-created queues (cluster mode)
     offsets_topic_replication_factor: int = 3  # __consumer_offsets (at most the live brokers at creation)
     replica_lag_time_max_ms: int = 30_000  # an ISR follower not caught up this long leaves the ISR
@@ -156,12 +165,28 @@ class BrokerConfig:
             raise ValueError(
                 f"ssl.client.auth = {self.ssl_client_auth} needs ssl.ca.location (the clients' CA)"
             )
+        if self.cluster_mode:
+            self._check_inter_broker(listeners)
+
+    def _check_inter_broker(self, listeners: Listeners) -> None:
+        """The inter-broker listener must let this broker prove who it is, as the other brokers ask."""
         inter = listeners.inter_broker
-        if self.cluster_mode and inter.protocol.name != "PLAINTEXT":
-            # Replica fetchers do not authenticate yet: they need a PLAINTEXT listener among brokers.
+        if inter.protocol.sasl:
+            mechanism = self.sasl_mechanism_inter_broker_protocol
+            if mechanism not in self.sasl_mechanisms:
+                raise ValueError(
+                    f"sasl.mechanism.inter.broker.protocol {mechanism} is not in sasl.enabled.mechanisms "
+                    f"({', '.join(self.sasl_mechanisms)})"
+                )
+            if self.inter_broker_sasl_username is None:
+                raise ValueError(
+                    f"inter-broker listener {inter.name} is {inter.protocol.value}: set "
+                    "inter.broker.sasl.username (and its password, docs/security.md)"
+                )
+        elif inter.protocol.tls and self.ssl_client_auth == "none":
             raise ValueError(
-                f"inter-broker listener {inter.name} is {inter.protocol.value}: cluster mode needs a "
-                "PLAINTEXT listener among brokers (inter.broker.listener.name)"
+                f"inter-broker listener {inter.name} is SSL: brokers prove who they are with their "
+                "certificate there, so ssl.client.auth must be required (or requested)"
             )
 
     @classmethod

@@ -12,6 +12,10 @@ acknowledged messages when leaders change twice in a row).
 Fetched batches are appended unchanged (``PartitionLog.append_replicated``). With
 ``log.fsync.before.ack`` they are fsynced before the next fetch, whose offset tells the leader that
 this replica holds them: so acks=all means "fsynced on every ISR member".
+
+Each leader is reached at its address on the inter-broker listener (``listener``: its registration in
+ZooKeeper lists every endpoint) with ``security``, this broker's credentials there
+(``inter_broker.py``), so the leader sees the broker principal.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from dataclasses import dataclass
 
 from logq.broker.replica_manager import QueuePartition, ReplicaManager
 from logq.client.connection import BrokerConnection
+from logq.client.security import SecuritySettings
 from logq.coordinator import BrokerInfo, PartitionState
 from logq.error_codes import ErrorCode
-from logq.errors import LogqError
+from logq.errors import AuthenticationError, LogqError
 from logq.protocol import messages as m
 from logq.segments import PartitionLog
 
@@ -55,8 +60,12 @@ class ReplicaFetchers:
         fsync: bool,
         wait_max_ms: int,
         max_bytes: int,
+        listener: str = "",
+        security: SecuritySettings | None = None,
     ) -> None:
         self._broker_id = broker_id
+        self._listener = listener  # "" : each broker's registered inter-broker address
+        self._security = security
         self._replicas = replicas
         self._brokers = brokers
         self._fsync = fsync
@@ -114,8 +123,10 @@ class ReplicaFetchers:
                     await self._round(connection, leader)
                     failing = False
                 except (LogqError, OSError, TimeoutError) as exc:
+                    # Refused credentials are a configuration error: say so louder than a dead leader.
+                    first = logging.WARNING if isinstance(exc, AuthenticationError) else logging.INFO
                     log.log(
-                        logging.DEBUG if failing else logging.INFO,
+                        logging.DEBUG if failing else first,
                         "replica fetcher for broker %d: %s; retrying every %g s",
                         leader, exc, RETRY_S,
                     )  # fmt: skip
@@ -136,7 +147,12 @@ class ReplicaFetchers:
         info = next((b for b in self._brokers() if b.broker_id == leader), None)
         if info is None:
             return None  # not registered (yet, or any more): the metadata will move the partitions
-        return await BrokerConnection.open(info.host, info.port, client_id=f"logq-replica-{self._broker_id}")
+        address = info.address_for(self._listener)
+        if address is None:
+            raise LogqError(f"broker {leader} has no listener {self._listener} (inter.broker.listener.name)")
+        return await BrokerConnection.open(
+            *address, client_id=f"logq-replica-{self._broker_id}", security=self._security
+        )
 
     async def _round(self, connection: BrokerConnection, leader: int) -> None:
         follows = self._by_leader.get(leader, {})

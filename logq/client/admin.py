@@ -34,7 +34,7 @@ from logq.errors import (
 from logq.protocol import messages as m
 from logq.protocol.apis import ApiKey
 from logq.protocol.primitives import INT32_MIN
-from logq.security.acl import ANONYMOUS, AclBinding, AclBindingFilter, AclOperation
+from logq.security.acl import AclBinding, AclBindingFilter, AclOperation
 from logq.security.scram import DEFAULT_ITERATIONS, SALT_BYTES, salted_password
 
 CREATION_WAIT_S = 600.0  # how long create_queue waits for a creation the broker answered REQUEST_TIMED_OUT to
@@ -229,19 +229,19 @@ class Admin:
         request_timeout_ms: int = 30_000,
         **security: Any,
     ) -> None:
+        self._security = build_settings(SecuritySettings, "Admin", security)
         self.cluster = Cluster(
             bootstrap,
             client_id=client_id,
             request_timeout_s=request_timeout_ms / 1000,
-            security=build_settings(SecuritySettings, "Admin", security),
+            security=self._security,
         )
         self._timeout_ms = request_timeout_ms
 
     @property
     def principal(self) -> str:
-        """Who the brokers see this client as, in their ACLs' terms. The client does not authenticate
-        (yet), so every broker sees User:ANONYMOUS."""
-        return ANONYMOUS
+        """Who the brokers see this client as, in their ACLs' terms (``SecuritySettings.principal``)."""
+        return self._security.principal()
 
     async def start(self) -> None:
         await self.cluster.refresh()

@@ -74,7 +74,8 @@ class BrokerConnection:
         security: SecuritySettings | None = None,
     ) -> BrokerConnection:
         """Connect (TLS, if ``security`` says so), learn the broker's API versions (ApiVersions v2,
-        falling back to v0 as §2.2 says), then log in (SASL) if ``security`` says so.
+        falling back to v0: docs/protocol.md, "ApiVersions negotiation"), then log in (SASL) if ``security``
+        says so.
         AuthenticationError when the TLS handshake or the login is refused."""
         context = security.ssl_context() if security is not None else None
         try:

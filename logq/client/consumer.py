@@ -81,6 +81,7 @@ from logq.client.security import security_of
 from logq.client.settings import build_settings, takes_settings
 from logq.error_codes import ErrorCode
 from logq.errors import (
+    AuthorizationError,
     ClientError,
     CommitFailedError,
     LogqError,
@@ -295,10 +296,13 @@ class Consumer:
             log.info("pattern %s now matches %s", pattern.pattern, ", ".join(matched))
         self._subscribe_to(member, matched)
 
-    async def _watch_missing_queues(self, member: GroupMember) -> None:
+    async def _watch_subscribed_queues(self, member: GroupMember) -> None:
         """A subscribed queue that does not exist is consumed from by nobody: say so (a warning, repeated
         every 10 s, or metadata_max_age_ms if sooner, while it is missing) and rejoin once it appears, so
-        that the group's assignment includes it. Looked at once per metadata_max_age_ms otherwise."""
+        that the group's assignment includes it. Looked at once per metadata_max_age_ms otherwise.
+
+        A subscribed queue the ACLs refuse raises AuthorizationError from poll (as Kafka's consumer
+        does): the group would otherwise assign it to nobody and the consumer wait in silence."""
         now = time.monotonic()
         if self._pattern is not None or not self._subscription or now < self._missing_check_at:
             return
@@ -309,6 +313,15 @@ class Consumer:
                 raise
             self._missing_check_at = now + 1.0
             return
+        refused = sorted(
+            t.name for t in answer.topics if t.error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED
+        )
+        if refused:
+            self._missing_check_at = now + 1.0  # asked again at a later poll: an ACL may be added
+            raise AuthorizationError(
+                f"queue(s) {', '.join(map(repr, refused))}: the broker's ACLs do not let this client "
+                "read them (TOPIC_AUTHORIZATION_FAILED)"
+            )
         missing = {t.name for t in answer.topics if t.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
         appeared = sorted(self._missing - missing)
         if appeared:
@@ -412,7 +425,7 @@ class Consumer:
             if member is not None:
                 member.note_poll()  # waiting inside poll counts as polling (max_poll_interval_ms)
                 await self._match_pattern(member)
-                await self._watch_missing_queues(member)
+                await self._watch_subscribed_queues(member)
                 if self._subscription is not None:
                     await self._group_step(member)
                 self._maybe_auto_commit()

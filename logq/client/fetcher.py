@@ -44,7 +44,7 @@ E = ErrorCode
 EARLIEST = -2  # ListOffsets' special timestamps
 LATEST = -1
 RESET_STRATEGIES = ("earliest", "latest", "error")
-# Refresh the metadata and try again (protocol.md §6, §9).
+# Refresh the metadata and try again (docs/protocol.md, "Error codes and how clients react").
 LEADERSHIP_ERRORS = frozenset(
     {
         E.NOT_LEADER_OR_FOLLOWER,

@@ -60,7 +60,8 @@ from logq.protocol import messages as m
 log = logging.getLogger(__name__)
 
 E = ErrorCode
-# The coordinator moved or is not ready: find it again (protocol.md §9).
+# The coordinator moved or is not ready: find it again (docs/protocol.md, "Error codes and how clients
+# react").
 COORDINATOR_MOVED = frozenset({E.NOT_COORDINATOR, E.COORDINATOR_NOT_AVAILABLE})
 COORDINATOR_RETRY = COORDINATOR_MOVED | {E.COORDINATOR_LOAD_IN_PROGRESS, E.REQUEST_TIMED_OUT}
 # The member is no longer part of the generation it thinks it is in.

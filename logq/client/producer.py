@@ -18,7 +18,7 @@ How a record travels:
    after retriable errors (see that module for sequences, retries and the epoch bump).
 
 Around this module: :mod:`~logq.client.producer_futures` (the completion state and
-:class:`RecordFuture`), :mod:`~logq.client.producer_state` (per queue and per partition state, batches),
+:class:`RecordFuture`), :mod:`~logq.client.producer_batches` (per queue and per partition state, batches),
 :mod:`~logq.client.producer_settings` (the settings: defaults, documentation, checks).
 
 Threads: the producer runs on the event loop that awaited ``start()``. ``send`` may also be called from
@@ -45,10 +45,7 @@ from typing import Any
 from logq import batch as rb
 from logq.client.cluster import DEFAULT_BOOTSTRAP, Cluster
 from logq.client.partitioner import partition_for_key
-from logq.client.producer_futures import Completion, DeliveryCallback, RecordFuture, set_done
-from logq.client.producer_sender import Sender
-from logq.client.producer_settings import CODECS, ProducerSettings
-from logq.client.producer_state import (
+from logq.client.producer_batches import (
     PartitionState,
     PendingRecords,
     ProducerBatch,
@@ -56,6 +53,9 @@ from logq.client.producer_state import (
     Record,
     place_key,
 )
+from logq.client.producer_futures import Completion, DeliveryCallback, RecordFuture, set_done
+from logq.client.producer_sender import Sender
+from logq.client.producer_settings import CODECS, ProducerSettings
 from logq.client.records import BatchBuilder, Headers, encode_headers, varint
 from logq.client.security import security_of
 from logq.client.settings import build_settings, takes_settings

@@ -37,14 +37,14 @@ from typing import Any, Protocol
 from logq import batch as rb
 from logq.client.cluster import Cluster
 from logq.client.connection import BrokerConnection
-from logq.client.producer_futures import set_done
-from logq.client.producer_state import (
+from logq.client.producer_batches import (
     SPENT_BUILDER,
     PartitionState,
     PendingRecords,
     ProducerBatch,
     QueueState,
 )
+from logq.client.producer_futures import set_done
 from logq.client.records import with_sequence
 from logq.error_codes import ErrorCode
 from logq.errors import (

@@ -22,7 +22,7 @@ __all__ = [
 
 CODECS = {"none": rb.CODEC_NONE, "gzip": rb.CODEC_GZIP, "zstd": rb.CODEC_ZSTD}
 ACKS = {0: 0, 1: 1, -1: -1, "all": -1, "0": 0, "1": 1, "-1": -1}
-MAX_IDEMPOTENT_IN_FLIGHT = 5  # the broker remembers the last 5 batches of each producer (protocol.md §5)
+MAX_IDEMPOTENT_IN_FLIGHT = 5  # the broker remembers the last 5 batches of each producer (docs/protocol.md)
 MIN_REQUEST_SIZE = 128
 # Kafka's names (dots as underscores) that differ from logq's, for ``-X key=value``.
 KAFKA_NAMES = {

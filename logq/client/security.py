@@ -22,6 +22,7 @@ from logq.error_codes import ErrorCode
 from logq.errors import AuthenticationError
 from logq.protocol import messages as m
 from logq.security import sasl, scram, tls
+from logq.security.principal import ANONYMOUS, user_principal
 
 __all__ = ["KAFKA_NAMES", "PROTOCOLS", "SecuritySettings", "authenticate", "security_of"]
 
@@ -86,6 +87,17 @@ class SecuritySettings:
     @property
     def uses_sasl(self) -> bool:
         return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    def principal(self) -> str:
+        """Who the brokers see this client as, in their ACLs' terms: ``User:<sasl_username>`` after a SASL
+        login; on SSL with a client certificate, what the brokers' ssl.principal.mapping.rules make of
+        its subject (only they know, so it is described); otherwise User:ANONYMOUS."""
+        if self.uses_sasl:
+            assert self.sasl_username is not None  # checked in __post_init__
+            return user_principal(self.sasl_username)
+        if self.uses_tls and self.ssl_certfile is not None:
+            return f"the principal of client certificate {self.ssl_certfile}"
+        return ANONYMOUS
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context (None for plaintext); ValueError (one line) for a bad file."""

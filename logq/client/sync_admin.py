@@ -144,7 +144,8 @@ class Admin:
 
     @property
     def principal(self) -> str:
-        """Who the brokers see this client as (User:ANONYMOUS: the client does not authenticate yet)."""
+        """Who the brokers see this client as: User:<sasl_username> over SASL, else User:ANONYMOUS (on SSL
+        with a client certificate, the brokers' rules name it)."""
         return self._admin.principal
 
     def create_acls(self, bindings: Sequence[AclBinding]) -> None:

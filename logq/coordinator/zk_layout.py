@@ -82,6 +82,18 @@ ACL_CHANGE_EXPIRY_MS = 15 * 60 * 1000  # notifications older than this are purge
 USERS = "/config/users"
 SASL_SECRET = "/logq/sasl_secret"
 
+# With ZooKeeper ACLs on (``zookeeper.set.acl``), every znode logq creates is writable by logq's digest
+# user only, and world-readable (as in Kafka) except under these roots: the SCRAM credentials (and the
+# user names their znode names give away), the cluster's SASL secret, and the ACLs with their change
+# notifications (they name principals and hosts). Nothing of a client's traffic depends on them.
+SECRET_ROOTS = (
+    USERS,
+    SASL_SECRET,
+    LITERAL_ACLS,
+    "/kafka-acl-extended",
+    *ACL_CHANGE_ROOTS,
+)
+
 # Created by whichever broker starts first; never deleted.
 PERSISTENT_PATHS = (
     BROKER_IDS,
@@ -96,6 +108,13 @@ PERSISTENT_PATHS = (
     "/logq",
 )
 
+# Where logq's znodes start, when there is no chroot (ZooKeeper ACLs are applied below these only).
+TOP_LEVEL_PATHS = tuple(
+    sorted(
+        {"/" + p.split("/")[1] for p in (*PERSISTENT_PATHS, CONTROLLER, CONTROLLER_EPOCH, PRODUCER_ID_BLOCK)}
+    )
+)
+
 
 class BrokerIdInUseError(CoordinationError):
     """Another live ZooKeeper session holds this broker id's registration."""
@@ -107,6 +126,10 @@ class ControllerFencedError(CoordinationError):
 
 class ZooKeeperUnavailableError(CoordinationError):
     """ZooKeeper could not be reached (or the session was lost) while doing a cluster-metadata write."""
+
+
+class ZooKeeperAccessError(CoordinationError):
+    """ZooKeeper refused an operation (NOAUTH): the znodes' ACLs do not grant it to our credentials."""
 
 
 class StaleVersionError(CoordinationError):
@@ -152,6 +175,17 @@ def user_path(user: str) -> str:
 
 def user_of(child: str) -> str:
     return urllib.parse.unquote(child)
+
+
+def is_secret(path: str) -> bool:
+    """Whether the znode at ``path`` (relative to the chroot) is readable by logq's digest user only."""
+    return any(path == root or path.startswith(root + "/") for root in SECRET_ROOTS)
+
+
+def ancestors(path: str) -> list[str]:
+    """``/a/b/c`` -> ``["/a", "/a/b", "/a/b/c"]``: each znode that must exist for ``path`` to."""
+    parts = [p for p in path.split("/") if p]
+    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def split_connect(connect: str) -> tuple[str, str]:

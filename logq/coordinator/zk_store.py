@@ -10,6 +10,13 @@ What it guards against (reliability.md §2):
   deleted and re-created; one owned by another live session is waited for, then refused;
 - a ``create`` retried after a ConnectionLoss may have succeeded: the node is read back and compared;
 - every controller write is one transaction that starts with ``check(/controller_epoch, version)``.
+
+ZooKeeper ACLs (``set_acl``, Kafka's ``zookeeper.set.acl``): the client presents its digest credentials
+(``zk_auth``) and every znode it creates, the chroot and the persistent parents included, gets ACLs:
+all permissions for that digest user, and READ for the world unless ``zk_layout.is_secret`` says the
+znode is secret. Nobody else may create, change or delete anything. ``start`` checks first that the
+credentials may write under the chroot, so a broker with wrong credentials stops with one line instead
+of failing later; a refusal met anyway is a ZooKeeperAccessError.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from kazoo.client import KazooClient, KazooState
@@ -29,6 +36,7 @@ from kazoo.exceptions import (
     ConnectionClosedError,
     ConnectionLoss,
     KazooException,
+    NoAuthError,
     NodeExistsError,
     NoNodeError,
     OperationTimeoutError,
@@ -39,8 +47,10 @@ from kazoo.exceptions import (
 )
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
+from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id, Permissions, make_digest_acl_credential
 
 from logq.coordinator.interface import BrokerInfo
+from logq.coordinator.zk_auth import DIGEST_ENV, ZkDigest
 from logq.coordinator.zk_layout import (
     ACL_CHANGE_EXPIRY_MS,
     ACL_CHANGE_NODE,
@@ -54,6 +64,7 @@ from logq.coordinator.zk_layout import (
     PERSISTENT_PATHS,
     PRODUCER_ID_BLOCK,
     SASL_SECRET,
+    TOP_LEVEL_PATHS,
     TOPICS,
     USERS,
     BrokerIdInUseError,
@@ -67,12 +78,14 @@ from logq.coordinator.zk_layout import (
     StaleVersionError,
     StateRecord,
     TopicRecord,
+    ZooKeeperAccessError,
     ZooKeeperUnavailableError,
     acl_change_root,
     acl_change_sequence,
     acl_path,
     acl_resource_type,
     acl_root,
+    ancestors,
     broker_path,
     decode_acl_change,
     decode_acls,
@@ -93,6 +106,7 @@ from logq.coordinator.zk_layout import (
     encode_epoch,
     encode_producer_block,
     encode_user_config,
+    is_secret,
     new_cluster_id,
     partition_path,
     partitions_path,
@@ -117,6 +131,14 @@ P = ParamSpec("P")
 _TRANSIENT = (ConnectionLoss, SessionExpiredError, ConnectionClosedError, OperationTimeoutError)
 MAX_OPS_PER_TRANSACTION = 200  # keeps a multi well under jute.maxbuffer (1 MiB)
 MAX_ACL_WRITE_TRIES = 10  # conditional ACL writes lost to concurrent writers before giving up (Kafka's)
+_WORLD = Id("world", "anyone")
+# What a broker does under its chroot: read, and create, change and delete znodes.
+_WRITES = Permissions.WRITE | Permissions.CREATE | Permissions.DELETE
+_NEEDED = Permissions.READ | _WRITES
+_NOAUTH = (
+    "ZooKeeper refused it (NOAUTH): the znodes' ACLs do not allow these credentials; give the "
+    "cluster's ZooKeeper digest credentials (docs/security.md)"
+)
 
 
 def _unavailable_on_disconnect(fn: Callable[P, T]) -> Callable[P, T]:
@@ -130,6 +152,8 @@ def _unavailable_on_disconnect(fn: Callable[P, T]) -> Callable[P, T]:
             raise ZooKeeperUnavailableError(f"ZooKeeper unavailable: {exc!r}") from None
         except KazooTimeoutError:
             raise ZooKeeperUnavailableError("ZooKeeper did not answer in time") from None
+        except NoAuthError:
+            raise ZooKeeperAccessError(f"{fn.__name__}: {_NOAUTH}") from None
 
     return wrapper
 
@@ -142,18 +166,33 @@ class ZkStore:
         session_timeout_ms: int,
         on_state: Callable[[str], None],
         on_watch: Callable[[str], None],
+        digest: ZkDigest | None = None,
+        set_acl: bool = False,
+        warn_open: bool = True,
     ) -> None:
         hosts, self.chroot = split_connect(connect)
+        if set_acl and digest is None:
+            raise ValueError("ZooKeeper ACLs (set_acl) need digest credentials")
         self._hosts = hosts
         self._on_state = on_state
         self._on_watch = on_watch
+        self._digest = digest
+        self._warn_open = warn_open  # warn when set_acl meets a chroot made without ACLs
         self._connected = threading.Event()
         self._sessions: set[int] = set()  # every session id this store has had
+        self._owner_acl: list[ACL] | None = None  # None: znodes are created open (ZooKeeper's default)
+        self._public_acl: list[ACL] | None = None
+        if set_acl and digest is not None:
+            owner = ACL(Permissions.ALL, self._digest_id(digest))
+            self._owner_acl = [owner]
+            self._public_acl = [owner, ACL(Permissions.READ, _WORLD)]
         self._client: Any = KazooClient(
             hosts=hosts,
             timeout=session_timeout_ms / 1000,
             # Reconnect forever but never wait more than 1 s between attempts (pitfall 6).
             connection_retry=KazooRetry(max_tries=-1, delay=0.05, backoff=2, max_delay=1.0),
+            # kazoo sends these again on every reconnection.
+            auth_data=[("digest", digest.auth)] if digest is not None else None,
         )
         self._client.add_listener(self._state_listener)
 
@@ -165,14 +204,126 @@ class ZkStore:
         except KazooTimeoutError:
             raise ZooKeeperUnavailableError(f"cannot connect to ZooKeeper at {self.hosts}") from None
         try:
+            for path in ancestors(self.chroot):  # the chroot and its parents: not secret
+                self._create_missing(path, self._public_acl)
+            self._check_access(self.chroot or "/")
             if self.chroot:
-                self._client.ensure_path(self.chroot)
                 self._client.chroot = self.chroot  # only now: kazoo warns about a missing chroot
-            for path in (*PERSISTENT_PATHS, CONTROLLER_EPOCH):
-                self._client.ensure_path(path)
+            for persistent in (*PERSISTENT_PATHS, CONTROLLER_EPOCH):
+                self._ensure(persistent)
+        except NoAuthError:
+            self.stop()
+            raise ZooKeeperAccessError(f"setting up {self.hosts}: {_NOAUTH}") from None
+        except ZooKeeperAccessError:
+            self.stop()
+            raise
         except (KazooException, ZookeeperError) as exc:
             self.stop()
             raise ZooKeeperUnavailableError(f"ZooKeeper setup failed: {exc!r}") from exc
+
+    # --- ACLs ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _digest_id(digest: ZkDigest) -> Id:
+        return Id("digest", make_digest_acl_credential(digest.user, digest.password))
+
+    def acl_for(self, path: str) -> list[ACL] | None:
+        """The ACLs a znode at ``path`` (under the chroot) is created with; None: ZooKeeper's open ACL."""
+        return self._owner_acl if is_secret(path) else self._public_acl
+
+    def _create_missing(self, path: str, acl: list[ACL] | None) -> None:
+        if self._client.exists(path) is None:
+            with contextlib.suppress(NodeExistsError):
+                self._client.create(path, b"", acl=acl)
+
+    def _ensure(self, path: str) -> None:
+        """Create ``path`` and its missing parents, each with its own ACLs (kazoo's ``ensure_path``
+        would give the parents the leaf's)."""
+        for each in ancestors(path):
+            self._create_missing(each, self.acl_for(each))
+
+    def _create(self, path: str, value: bytes = b"", *, makepath: bool = False, **options: Any) -> Any:
+        """``create`` with the ACLs ``path`` gets; ``makepath`` creates missing parents (with theirs)."""
+        try:
+            return self._client.create(path, value, acl=self.acl_for(path), **options)
+        except NoNodeError:
+            if not makepath:
+                raise
+        self._ensure(path.rsplit("/", 1)[0])
+        return self._client.create(path, value, acl=self.acl_for(path), **options)
+
+    def _check_access(self, path: str) -> None:
+        """ZooKeeperAccessError (one line) unless these credentials may read and write under ``path``
+        (the chroot, full path). Digest authentication itself never fails in ZooKeeper: wrong
+        credentials only show as ACLs that do not name them. ACLs of other schemes (ip, sasl, x509)
+        cannot be judged from here and are left to ZooKeeper."""
+        acls, _ = self._client.get_acls(path)
+        if any(acl.id.scheme not in ("world", "digest") for acl in acls):
+            return
+        ours = {_WORLD} | ({self._digest_id(self._digest)} if self._digest is not None else set())
+        granted = 0
+        for acl in acls:
+            if acl.id in ours:
+                granted |= acl.perms
+        if granted & _NEEDED == _NEEDED:
+            open_to_all = any(a.id == _WORLD and a.perms & _WRITES for a in acls)
+            # Without a chroot the root is ZooKeeper's, not logq's: it stays open, and that is no news.
+            if self._owner_acl is not None and open_to_all and self._warn_open and self.chroot:
+                log.warning(
+                    "ZooKeeper ACLs are on, but %s is open to everyone (made without ACLs): new znodes "
+                    "get ACLs, existing ones stay open until 'logq security zk-acls --apply' sets theirs",
+                    path,
+                )  # fmt: skip
+            return
+        users = sorted({acl.id.id.split(":", 1)[0] for acl in acls if acl.id.scheme == "digest"})
+        owners = ", ".join(repr(u) for u in users) or "nobody"
+        if self._digest is None:
+            raise ZooKeeperAccessError(
+                f"ZooKeeper {self._hosts}{path} is locked by ACLs to digest user {owners}, and no "
+                f"ZooKeeper credentials were given (a digest file, or ${DIGEST_ENV})"
+            )
+        if self._digest.user in users:
+            raise ZooKeeperAccessError(
+                f"ZooKeeper {self._hosts}{path} refuses digest user {self._digest.user!r}: wrong password"
+            )
+        raise ZooKeeperAccessError(
+            f"ZooKeeper {self._hosts}{path} is locked by ACLs to digest user {owners}, not "
+            f"{self._digest.user!r}"
+        )
+
+    def open_znodes(self) -> list[str]:
+        """Every znode under the chroot (the chroot itself as ``/``) whose ACLs are not those this store
+        gives it: what ``apply_acls`` would change (a cluster made before ACLs were turned on)."""
+        return [path for path, _ in self._walk_acls()]
+
+    def apply_acls(self) -> list[str]:
+        """Give every znode under the chroot, and the chroot itself, the ACLs it would be created with
+        (Kafka's zookeeper-security-migration); returns the paths changed. Needs ``set_acl``."""
+        if self._public_acl is None:
+            raise ValueError("apply_acls needs set_acl and digest credentials")
+        changed = []
+        for path, wanted in self._walk_acls():
+            with contextlib.suppress(NoNodeError):  # an ephemeral gone meanwhile
+                self._client.set_acls(path, wanted)
+                changed.append(path)
+        return changed
+
+    def _walk_acls(self) -> Iterator[tuple[str, list[ACL]]]:
+        """(path, the ACLs it should have) for each znode under the chroot whose ACLs differ."""
+        # Without a chroot only logq's own top-level znodes: the rest of the tree is not logq's to lock.
+        todo = ["/"] if self.chroot else sorted(TOP_LEVEL_PATHS, reverse=True)
+        while todo:
+            path = todo.pop()
+            wanted = (self._public_acl if path == "/" else self.acl_for(path)) or OPEN_ACL_UNSAFE
+            try:
+                acls, _ = self._client.get_acls(path)
+                children = self._client.get_children(path)
+            except NoNodeError:
+                continue
+            if sorted(acls) != sorted(wanted):
+                yield path, wanted
+            prefix = "" if path == "/" else path
+            todo.extend(f"{prefix}/{child}" for child in sorted(children, reverse=True))
 
     def stop(self) -> None:
         """Close the session (its ephemerals go at once) and the client's threads."""
@@ -246,6 +397,8 @@ class ZkStore:
                 self._connected.wait(min(remaining, 1.0))
             except KazooTimeoutError:
                 raise ZooKeeperUnavailableError("ZooKeeper did not answer in time") from None
+            except NoAuthError:
+                raise ZooKeeperAccessError(_NOAUTH) from None
 
     # --- reads (each sets a watch that reports to on_watch) --------------------------------------
 
@@ -398,7 +551,7 @@ class ZkStore:
                     wrote = True
                     entries = [b.entry for b in new]
                     if version is None:
-                        self._client.create(path, encode_acls(entries), makepath=True)
+                        self._create(path, encode_acls(entries), makepath=True)
                     elif not new:
                         self._client.delete(path, version=version)
                     else:
@@ -416,7 +569,7 @@ class ZkStore:
 
     def _announce_acl_change(self, pattern: ResourcePattern) -> None:
         root = acl_change_root(pattern.pattern_type)
-        self._client.create(f"{root}/{ACL_CHANGE_NODE}", encode_acl_change(pattern), sequence=True)
+        self._create(f"{root}/{ACL_CHANGE_NODE}", encode_acl_change(pattern), sequence=True)
         self._purge_acl_changes(root)
 
     def _purge_acl_changes(self, root: str) -> None:
@@ -435,7 +588,7 @@ class ZkStore:
         """Ask the controller to move this broker's leaderships away (an ephemeral request: it ends
         with the session, so a broker that dies meanwhile leaves nothing behind)."""
         with contextlib.suppress(NodeExistsError):
-            self._client.create(shutdown_path(broker_id), b"", ephemeral=True, makepath=True)
+            self._create(shutdown_path(broker_id), b"", ephemeral=True, makepath=True)
 
     @_unavailable_on_disconnect
     def live_broker_ids(self) -> list[int]:
@@ -508,6 +661,7 @@ class ZkStore:
 
     # --- broker registration ---------------------------------------------------------------------
 
+    @_unavailable_on_disconnect
     def register_broker(self, info: BrokerInfo, wait_s: float) -> BrokerRecord:
         """Create the ephemeral ``/brokers/ids/N``; returns it with its czxid (the broker epoch).
 
@@ -518,7 +672,7 @@ class ZkStore:
         deadline = time.monotonic() + wait_s
         while True:
             try:
-                _, stat = self._client.create(path, encode_broker(info), ephemeral=True, include_data=True)
+                _, stat = self._create(path, encode_broker(info), ephemeral=True, include_data=True)
                 return BrokerRecord(info, stat.czxid, stat.ephemeralOwner)
             except NodeExistsError:
                 pass
@@ -565,7 +719,7 @@ class ZkStore:
     def ensure_cluster_id(self, deadline_s: float) -> str:
         def attempt() -> str:
             with contextlib.suppress(NodeExistsError):
-                self._client.create(CLUSTER_ID, encode_cluster_id(new_cluster_id()))
+                self._create(CLUSTER_ID, encode_cluster_id(new_cluster_id()))
             data, _ = self._client.get(CLUSTER_ID)
             return decode_cluster_id(data)
 
@@ -580,7 +734,7 @@ class ZkStore:
                     data, stat = self._client.get(PRODUCER_ID_BLOCK)
                 except NoNodeError:
                     try:
-                        self._client.create(PRODUCER_ID_BLOCK, encode_producer_block(broker_id, 0, size - 1))
+                        self._create(PRODUCER_ID_BLOCK, encode_producer_block(broker_id, 0, size - 1))
                         return 0
                     except NodeExistsError:
                         continue
@@ -605,7 +759,7 @@ class ZkStore:
 
         def attempt() -> bytes:
             with contextlib.suppress(NodeExistsError):
-                self._client.create(SASL_SECRET, secrets.token_bytes(size), makepath=True)
+                self._create(SASL_SECRET, secrets.token_bytes(size), makepath=True)
             data, _ = self._client.get(SASL_SECRET)
             return bytes(data)
 
@@ -633,7 +787,7 @@ class ZkStore:
                 try:
                     if stat is None:
                         if wanted:
-                            self._client.create(path, encode_user_config(wanted), makepath=True)
+                            self._create(path, encode_user_config(wanted), makepath=True)
                     elif wanted:
                         self._client.set(path, encode_user_config(wanted), version=stat.version)
                     else:
@@ -662,7 +816,7 @@ class ZkStore:
                     f"queue {name!r} collides with {clash!r} ('.' and '_' are treated alike)"
                 )
             try:
-                self._client.create(path, data)
+                self._create(path, data)
             except NodeExistsError:
                 if tries > 1:  # a create retried after ConnectionLoss may have succeeded
                     try:
@@ -679,7 +833,7 @@ class ZkStore:
             if self._client.exists(topic_path(name)) is None:
                 raise UnknownQueueError(f"queue {name!r} does not exist")
             with contextlib.suppress(NodeExistsError):  # already requested
-                self._client.create(delete_request_path(name))
+                self._create(delete_request_path(name))
 
         self._retrying(attempt, deadline_s)
 
@@ -698,7 +852,7 @@ class ZkStore:
             if session is None:
                 return None
             tx = self._client.transaction()
-            tx.create(CONTROLLER, encode_controller(broker_id), ephemeral=True)
+            tx.create(CONTROLLER, encode_controller(broker_id), acl=self.acl_for(CONTROLLER), ephemeral=True)
             tx.set_data(CONTROLLER_EPOCH, encode_epoch(epoch), version=epoch_stat.version)
             results = tx.commit()
             error = _first_error(results)
@@ -738,7 +892,7 @@ class ZkStore:
             tx.check(CONTROLLER_EPOCH, ctx.epoch_version)
             for op in chunk:
                 if op.kind == "create":
-                    tx.create(op.path, op.data)
+                    tx.create(op.path, op.data, acl=self.acl_for(op.path))
                 elif op.kind == "set":
                     tx.set_data(op.path, op.data, version=op.version)
                 elif op.kind == "delete":

@@ -42,6 +42,7 @@ from logq.coordinator.credentials import (
     frozen,
 )
 from logq.coordinator.interface import AclListener, BrokerInfo, MetadataListener, QueueMetadata
+from logq.coordinator.zk_auth import ZkDigest
 from logq.coordinator.zk_layout import (
     BrokerIdInUseError,
     ControllerContext,
@@ -110,9 +111,10 @@ class ZooKeeperCoordinator:
     """The Coordinator of a cluster member.
 
     ``connect`` is ``HOST:PORT[,HOST:PORT...][/chroot]`` (the chroot is created if missing); ``broker``
-    is this broker's id and advertised address. ``session_timeout_ms`` is how long after a crash or a
-    network partition this broker's registration and controllership vanish: the default, 6000 ms
-    (Kafka's before 2.5), keeps tests short; ZooKeeper clamps it to 2-20 tick times.
+    is this broker's id and advertised address. ``digest`` are the ZooKeeper credentials to present;
+    with ``set_acl`` every znode created gets ACLs (``zk_store``). ``session_timeout_ms`` is how long
+    after a crash or a network partition this broker's registration and controllership vanish: the
+    default, 6000 ms (Kafka's before 2.5), keeps tests short; ZooKeeper clamps it to 2-20 tick times.
     ``register_wait_ms`` (default: twice the session timeout) is how long start() waits for a
     registration of the same id held by another session (a crashed process's session ending) before
     refusing. Queue creation and deletion wait up to ``request_timeout_ms`` for the controller.
@@ -129,6 +131,8 @@ class ZooKeeperCoordinator:
         connect_timeout_ms: int = 15_000,
         unclean_leader_election: bool = False,
         leader_rebalance_interval_ms: int | None = 300_000,
+        digest: ZkDigest | None = None,
+        set_acl: bool = False,
     ) -> None:
         self.broker_id = broker.broker_id
         self._broker = broker
@@ -150,6 +154,8 @@ class ZooKeeperCoordinator:
             session_timeout_ms=session_timeout_ms,
             on_state=self._state_from_kazoo,
             on_watch=self._watch_from_kazoo,
+            digest=digest,
+            set_acl=set_acl,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -762,13 +768,16 @@ class ZooKeeperCoordinator:
 
 
 def write_user_to_zookeeper(
-    connect: str, user: str, credentials: list[ScramCredential], timeout_s: float = 15.0
+    connect: str,
+    user: str,
+    credentials: list[ScramCredential],
+    timeout_s: float = 15.0,
+    digest: ZkDigest | None = None,
 ) -> None:
     """Add (or replace) a user's credentials in a cluster's ZooKeeper with no broker running: the first
-    admin (``logq security init --zookeeper``). Running brokers see it through their watches."""
-    store = ZkStore(
-        connect, session_timeout_ms=int(timeout_s * 1000), on_state=lambda _s: None, on_watch=lambda _p: None
-    )
+    admin (``logq security init --zookeeper``). Running brokers see it through their watches. With
+    ``digest`` it authenticates as the brokers do, and what it creates gets their ZooKeeper ACLs."""
+    store = _offline_store(connect, timeout_s, digest)
     store.start(timeout_s)
     try:
         store.change_user(
@@ -776,3 +785,29 @@ def write_user_to_zookeeper(
         )
     finally:
         store.stop()
+
+
+def zookeeper_acl_plan(connect: str, digest: ZkDigest, *, apply: bool, timeout_s: float = 15.0) -> list[str]:
+    """The znodes of a cluster whose ZooKeeper ACLs are not those brokers with ``zookeeper.set.acl``
+    give them (a cluster made before ACLs were turned on); with ``apply``, set them (Kafka's
+    zookeeper-security-migration). Returns the paths (listed, or changed), under the chroot."""
+    store = _offline_store(connect, timeout_s, digest, warn_open=False)  # what it is for
+    store.start(timeout_s)
+    try:
+        return store.apply_acls() if apply else store.open_znodes()
+    finally:
+        store.stop()
+
+
+def _offline_store(
+    connect: str, timeout_s: float, digest: ZkDigest | None, warn_open: bool = True
+) -> ZkStore:
+    return ZkStore(
+        connect,
+        session_timeout_ms=int(timeout_s * 1000),
+        on_state=lambda _s: None,
+        on_watch=lambda _p: None,
+        digest=digest,
+        set_acl=digest is not None,
+        warn_open=warn_open,
+    )

@@ -2,8 +2,9 @@
 
 This package does no I/O: no sockets, no asyncio, no threads, no files. Callers feed it bytes and
 get back frames, typed messages and bytes (or lists of chunks) to write. Only non-flexible versions are
-supported (int16-length strings, int32-count arrays, no tagged fields); see ``apis.API_SPECS`` for the
-api_key/version table and the design note ``protocol.md`` (§0, §1, §2.2).
+supported (int16-length strings, int32-count arrays, no tagged fields), apart from the two user APIs;
+see ``apis.API_SPECS`` for the api_key/version table and docs/protocol.md ("APIs and versions",
+"Framing, headers and flexible versions", "ApiVersions negotiation").
 
 Message classes live in :mod:`logq.protocol.messages`. Broker side::
 

@@ -1,10 +1,11 @@
 """The API table: which request/response classes belong to each api_key, and the supported versions.
 
-This is the one place that lists versions (design §0). ``API_SPECS`` is everything the codec decodes and
-encodes; ``ADVERTISED_API_KEYS`` is what an ApiVersions response lists by default. DescribeGroups,
-ListGroups, DescribeConfigs, DescribeLogDirs, the ACL APIs (DescribeAcls, CreateAcls, DeleteAcls) and the
-SASL and user APIs are decodable but left out of the default advertisement (§0: "never advertise an API
-you do not serve"); a broker that serves them passes them to :func:`api_versions_entries`.
+This is the one place that lists versions (docs/protocol.md, "APIs and versions"). ``API_SPECS`` is
+everything the codec decodes and encodes; ``ADVERTISED_API_KEYS`` is what an ApiVersions response lists
+by default. DescribeGroups, ListGroups, DescribeConfigs, DescribeLogDirs, OffsetForLeaderEpoch, the ACL
+APIs (DescribeAcls, CreateAcls, DeleteAcls) and the SASL and user APIs are decodable but left out of the
+default advertisement (never advertise an API you do not serve); a broker that serves them passes them to
+:func:`api_versions_entries`.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class ApiSpec:
         return is_flexible(self.request_type, version)
 
 
-# Each max is the last non-flexible version (design §0); every version in between must work (§2.1).
+# Each max is the last non-flexible version; every version in between must work, as some clients use fixed
+# versions (docs/protocol.md, "Clients' quirks").
 _SPECS: Final = (
     ApiSpec(ApiKey.PRODUCE, 0, 8, m.ProduceRequest, m.ProduceResponse),
     ApiSpec(ApiKey.FETCH, 4, 11, m.FetchRequest, m.FetchResponse),
@@ -130,7 +132,7 @@ _OPTIONAL: Final = (
 )
 
 ADVERTISED_API_KEYS: Final = tuple(k for k in API_SPECS if k not in _OPTIONAL)
-"""The §0 table: what an ApiVersions response lists by default."""
+"""What an ApiVersions response lists by default."""
 
 _BY_REQUEST_TYPE: Final = {s.request_type: s for s in _SPECS}
 _BY_RESPONSE_TYPE: Final = {s.response_type: s for s in _SPECS}
@@ -175,12 +177,13 @@ def spec_for_response(response_type: type[Struct]) -> ApiSpec:
 
 
 def expects_response(body: Struct) -> bool:
-    """False only for Produce with acks=0, which gets no response at all (design §1)."""
+    """False only for Produce with acks=0, which gets no response at all (docs/protocol.md, "Framing, headers
+    and flexible versions")."""
     return not (isinstance(body, m.ProduceRequest) and body.acks == 0)
 
 
 def api_versions_entries(extra: Iterable[ApiKey] = ()) -> list[m.ApiVersionsResponseKey]:
-    """The ApiVersions ``api_keys`` list: the §0 table plus any ``extra`` supported APIs, by key."""
+    """The ApiVersions ``api_keys`` list: the default ones plus any ``extra`` supported APIs, by key."""
     keys = sorted({*ADVERTISED_API_KEYS, *extra})
     return [
         m.ApiVersionsResponseKey(

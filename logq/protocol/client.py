@@ -42,8 +42,8 @@ def decode_response_as(frame: Buffer, response_type: type[R], version: int) -> t
     """Parse a response frame (bytes after the size prefix) into (correlation_id, body).
 
     An ApiVersions error response that does not parse at the version sent is parsed as v0, because
-    brokers answer an ApiVersions request they do not support in the v0 layout (design §2.2; Kafka's
-    ``ApiVersionsResponse.parse`` does the same).
+    brokers answer an ApiVersions request they do not support in the v0 layout (docs/protocol.md,
+    "ApiVersions negotiation"; Kafka's ``ApiVersionsResponse.parse`` does the same).
     """
     spec = spec_for_response(response_type)
     if not spec.supports(version):

@@ -1,12 +1,22 @@
-"""Typed errors raised by the protocol codec (never IndexError, struct.error or UnicodeDecodeError)."""
+"""Typed errors raised by the protocol codec (never IndexError, struct.error or UnicodeDecodeError).
+
+Each is a :class:`logq.errors.LogqError` with the Kafka error code of what went wrong, so callers handle
+them as every other logq error (``code``, ``retriable``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from logq.error_codes import ErrorCode
+from logq.errors import LogqError
 
-class ProtocolError(Exception):
-    """Base class of every error raised by :mod:`logq.protocol`."""
+
+class ProtocolError(LogqError):
+    """Base class of every error raised by :mod:`logq.protocol`: bytes or values that are not a valid
+    message of the version at hand (INVALID_REQUEST)."""
+
+    code = ErrorCode.INVALID_REQUEST
 
 
 class ProtocolDecodeError(ProtocolError, ValueError):
@@ -35,10 +45,14 @@ class ProtocolEncodeError(ProtocolError, ValueError):
 
 
 class UnsupportedVersionError(ProtocolError):
-    """The request's api_key is unknown or its api_version is outside the supported range.
+    """The request's api_key is unknown or its api_version is outside the supported range
+    (UNSUPPORTED_VERSION).
 
-    Raised after reading only the fixed 8-byte header prefix, so the body is never parsed (§2.2).
+    Raised after reading only the fixed 8-byte header prefix, so the body is never parsed (docs/protocol.md,
+    "ApiVersions negotiation").
     """
+
+    code = ErrorCode.UNSUPPORTED_VERSION
 
     def __init__(self, api_key: int, api_version: int, correlation_id: int) -> None:
         super().__init__(f"unsupported api_key={api_key} api_version={api_version}")

@@ -15,7 +15,8 @@ from logq.protocol.apis import API_SPECS, ApiKey
 from logq.protocol.errors import ProtocolDecodeError, UnsupportedVersionError
 from logq.protocol.primitives import Buffer, Reader, Writer, as_byte_view
 
-# api_key int16, api_version int16, correlation_id int32: readable before anything else (design §2.2).
+# api_key int16, api_version int16, correlation_id int32: readable before anything else, so an unknown
+# version is refused without parsing the body (docs/protocol.md, "ApiVersions negotiation").
 _PREFIX: Final = struct.Struct(">hhi")
 REQUEST_HEADER_PREFIX_SIZE: Final = _PREFIX.size
 
@@ -63,7 +64,7 @@ def write_request_header(writer: Writer, header: RequestHeader) -> None:
 
 
 def response_header_is_flexible(api_key: int, api_version: int) -> bool:
-    """Response header v1 (with tags) for flexible versions; ApiVersions always uses v0 (design §1)."""
+    """Response header v1 (with tags) for flexible versions; ApiVersions always uses v0 (docs/protocol.md)."""
     spec = API_SPECS.get(api_key)
     return spec is not None and api_key != ApiKey.API_VERSIONS and spec.flexible(api_version)
 

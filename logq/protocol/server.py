@@ -1,4 +1,5 @@
-"""Broker side: decode request frames, encode response frames, and the ApiVersions fallback (design §2.2)."""
+"""Broker side: decode request frames, encode response frames, and the ApiVersions fallback reply
+(docs/protocol.md, "ApiVersions negotiation")."""
 
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def encode_response_chunks(header: RequestHeader, body: ResponseBody) -> list[Ch
 
 
 def api_versions_fallback_response(correlation_id: int) -> bytes:
-    """The reply to an ApiVersions request above v2 (design §2.2), without parsing its body.
+    """The reply to an ApiVersions request above v2, without parsing its body (as Kafka, KIP-511).
 
     v0 layout: error 35 (UNSUPPORTED_VERSION), a one-entry array (18, min, max), no throttle field,
     response header v0.
@@ -105,7 +106,7 @@ def api_versions_fallback_response(correlation_id: int) -> bytes:
 
 def unsupported_version_response(exc: UnsupportedVersionError) -> bytes | None:
     """What to send for a request that failed the version check: the ApiVersions fallback reply for
-    ApiVersions, else ``None``, meaning close the connection as Kafka does (design §1)."""
+    ApiVersions, else ``None``, meaning close the connection as Kafka does."""
     if exc.api_key == ApiKey.API_VERSIONS:
         return api_versions_fallback_response(exc.correlation_id)
     return None

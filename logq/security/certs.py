@@ -1,10 +1,11 @@
-"""Certificates with the ``cryptography`` package (the only module that imports it): reading a peer
-certificate's subject, and a development set-up on one machine (``logq security dev-certs DIR``).
+"""Certificates with the ``cryptography`` package (the only module that imports it): reading a
+certificate's subject (a peer's, or the broker's own), and a development set-up on one machine (``logq
+security dev-certs DIR``).
 
 The development set-up: an EC P-256 certificate authority, a broker certificate for ``localhost`` and
-``127.0.0.1`` (serverAuth), and client certificates whose CN is the user (clientAuth), each key in a
-PKCS#8 PEM file of mode 0600. It is meant for trying TLS out, never for production: the CA key sits
-next to the certificates.
+``127.0.0.1`` (serverAuth, and clientAuth for its connections to other brokers), and client
+certificates whose CN is the user (clientAuth), each key in a PKCS#8 PEM file of mode 0600. It is meant
+for trying TLS out, never for production: the CA key sits next to the certificates.
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ BROKER_KEY_FILE = "broker-key.pem"
 def peer_subject(der: bytes) -> str:
     """A DER certificate's subject in RFC 4514 form, as Kafka prints it: ``CN=alice,O=logq``."""
     return x509.load_der_x509_certificate(der).subject.rfc4514_string()
+
+
+def certificate_subject(path: Path) -> str:
+    """The subject of the first certificate in a PEM file, as ``peer_subject`` gives it (what another
+    broker sees of this one's certificate); ValueError (one line) for a file that does not hold one."""
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes()).subject.rfc4514_string()
+    except OSError as exc:
+        raise ValueError(f"cannot read certificate {path}: {exc.strerror}") from None
+    except ValueError:
+        raise ValueError(f"{path} holds no PEM certificate") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +120,16 @@ class _Authority:
         return cls(key, cert)
 
     def issue(
-        self, common_name: str, usage: x509.ObjectIdentifier, names: list[x509.GeneralName] | None = None
+        self,
+        common_name: str,
+        usages: list[x509.ObjectIdentifier],
+        names: list[x509.GeneralName] | None = None,
     ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         key = ec.generate_private_key(ec.SECP256R1())
         builder = (
             _builder(_name(common_name), self.cert.subject, key.public_key())
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
             )
@@ -141,14 +156,17 @@ def write_dev_certificates(
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             names.append(x509.DNSName(host))
-    broker_key, broker_cert = authority.issue("logq broker", ExtendedKeyUsageOID.SERVER_AUTH, names)
+    # A broker is a TLS client too, of the other brokers (an SSL inter-broker listener): both usages.
+    broker_key, broker_cert = authority.issue(
+        "logq broker", [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH], names
+    )
     write_private(directory / CA_KEY_FILE, _key_pem(authority.key))
     write_private(directory / CA_FILE, _cert_pem(authority.cert))
     write_private(directory / BROKER_KEY_FILE, _key_pem(broker_key))
     write_private(directory / BROKER_CERT_FILE, _cert_pem(broker_cert))
     issued = {}
     for user in clients:
-        key, cert = authority.issue(user, ExtendedKeyUsageOID.CLIENT_AUTH)
+        key, cert = authority.issue(user, [ExtendedKeyUsageOID.CLIENT_AUTH])
         cert_path, key_path = directory / f"{user}.pem", directory / f"{user}-key.pem"
         write_private(key_path, _key_pem(key))
         write_private(cert_path, _cert_pem(cert))

@@ -70,6 +70,16 @@ class SegmentInfo:
     active: bool
 
 
+class _CheckpointChanges(NamedTuple):
+    """What a checkpoint writes along with it: the changes made since the previous one, taken from memory
+    at once (under ``_lock``) and put back if the write does not happen."""
+
+    dropped_segments: tuple[int, ...]
+    producers: dict[int, bytes]
+    dropped_producers: tuple[int, ...]
+    leader_epochs: list[tuple[int, int]] | None  # the whole history, if it changed
+
+
 class PartitionLog:
     """Built by ``loader.load_partition``; not constructed directly."""
 
@@ -383,14 +393,9 @@ class PartitionLog:
                 )
                 self._reindex_locked()
                 return self._position_of_locked(segment, offset)
-        while position < segment.size:
-            headers = segment.headers_from(position)
-            if not headers:
-                break
-            for pos, header in headers:
-                if header.base_offset + header.last_offset_delta >= offset:
-                    return pos
-                position = pos + header.size
+        for pos, header in segment.headers(position):
+            if header.base_offset + header.last_offset_delta >= offset:
+                return pos
         raise StorageError(f"{self.name}: offset {offset} not found in segment {segment.path.name}")
 
     @staticmethod
@@ -441,14 +446,9 @@ class PartitionLog:
             i = bisect.bisect_right(self._bases, start) - 1
             position = self._position_of_locked(self._segments[i], start)
             for segment in self._segments[i:]:
-                while position < segment.size:
-                    headers = segment.headers_from(position)
-                    if not headers:
-                        break
-                    for pos, header in headers:
-                        if header.max_timestamp >= timestamp:
-                            return self._exact_offset_locked(segment, pos, header, timestamp)
-                        position = pos + header.size
+                for pos, header in segment.headers(position):
+                    if header.max_timestamp >= timestamp:
+                        return self._exact_offset_locked(segment, pos, header, timestamp)
                 position = 0
             return None
 
@@ -518,10 +518,7 @@ class PartitionLog:
                 active = self._segments[-1]
                 checkpoint = Checkpoint(active.base_offset, active.size, self._next_offset)
                 times = {s.base_offset: self._segment_times(s) for s in dirty or [active]}
-                dropped = tuple(self._dropped_segment_meta)
-                self._dropped_segment_meta.clear()
-                producers, gone = self._producers.take_changes()
-                epochs = self._epochs.take_changes()
+                changes = self._take_checkpoint_changes_locked()
             kind, what = "fsync", f"fsync of {self.name}"
             try:
                 for segment in dirty:
@@ -529,35 +526,51 @@ class PartitionLog:
                     segment.flush()
                 kind, what = "index", "index write"
                 if not index_waits:
-                    self._index.commit(
-                        checkpoint,
-                        segment_times=times,
-                        dropped_segments=dropped,
-                        producers=producers,
-                        dropped_producers=gone,
-                        leader_epochs=epochs,
-                    )
+                    self._write_checkpoint(checkpoint, changes, segment_times=times)
             except (OSError, StorageError) as exc:
                 with self._lock:
-                    self._restore_changes_locked(producers, gone, epochs, dropped)
+                    self._restore_checkpoint_changes_locked(changes)
                 raise health.fail(kind, what, exc) from exc
             if index_waits:  # the checkpoint and what goes with it: at the next flush with space
                 with self._lock:
-                    self._restore_changes_locked(producers, gone, epochs, dropped)
+                    self._restore_checkpoint_changes_locked(changes)
             self._durable_offset = checkpoint.next_offset
             return self._durable_offset
 
-    def _restore_changes_locked(
+    # --- checkpoints ------------------------------------------------------------------------------
+
+    def _take_checkpoint_changes_locked(self) -> _CheckpointChanges:
+        """The changes the next checkpoint must carry (forgotten here: the write owns them now)."""
+        producers, gone = self._producers.take_changes()
+        dropped = tuple(self._dropped_segment_meta)
+        self._dropped_segment_meta.clear()
+        return _CheckpointChanges(dropped, producers, gone, self._epochs.take_changes())
+
+    def _restore_checkpoint_changes_locked(self, changes: _CheckpointChanges) -> None:
+        """Put back what a checkpoint took, when its index write did not happen."""
+        self._producers.restore_changes(changes.producers, changes.dropped_producers)
+        self._epochs.restore_changes(changes.leader_epochs)
+        self._dropped_segment_meta.extend(changes.dropped_segments)
+
+    def _write_checkpoint(
         self,
-        producers: dict[int, bytes],
-        gone: tuple[int, ...],
-        epochs: list[tuple[int, int]] | None,
-        dropped: tuple[int, ...],
+        checkpoint: Checkpoint,
+        changes: _CheckpointChanges,
+        *,
+        segment_times: dict[int, tuple[int, int]] | None = None,
+        sync: bool = False,
     ) -> None:
-        """Put back what a flush took for its index write, which did not happen."""
-        self._producers.restore_changes(producers, gone)
-        self._epochs.restore_changes(epochs)
-        self._dropped_segment_meta.extend(dropped)
+        """One RocksDB write of the checkpoint and the changes that go with it (``PartitionIndex.commit``).
+        The caller has fsynced the segment data it covers."""
+        self._index.commit(
+            checkpoint,
+            segment_times=segment_times,
+            dropped_segments=changes.dropped_segments,
+            producers=changes.producers,
+            dropped_producers=changes.dropped_producers,
+            leader_epochs=changes.leader_epochs,
+            sync=sync,
+        )
 
     @staticmethod
     def _segment_times(segment: Segment) -> tuple[int, int]:
@@ -606,17 +619,8 @@ class PartitionLog:
         self._epochs.truncate_from_end(new_end)
         segment.flush()
         files.fsync_dir(self.directory)
-        producers, gone = self._producers.take_changes()
-        dropped = tuple(self._dropped_segment_meta)
-        self._dropped_segment_meta.clear()
-        self._index.commit(
-            Checkpoint(segment.base_offset, position, new_end),
-            dropped_segments=dropped,
-            producers=producers,
-            dropped_producers=gone,
-            leader_epochs=self._epochs.take_changes(),
-            sync=True,
-        )
+        changes = self._take_checkpoint_changes_locked()
+        self._write_checkpoint(Checkpoint(segment.base_offset, position, new_end), changes, sync=True)
         self._durable_offset = new_end
         log.info(
             "%s: truncated to offset %d (%d bytes in the active segment dropped)",
@@ -651,16 +655,8 @@ class PartitionLog:
         self._durable_offset = self._high_watermark = offset
         self._indexer.drop_below(offset)
         self._epochs.truncate_from_start(offset)
-        producers, gone = self._producers.take_changes()
-        dropped = tuple(self._dropped_segment_meta)
-        self._dropped_segment_meta.clear()
-        self._index.commit(
-            Checkpoint(offset, 0, offset),
-            dropped_segments=dropped,
-            producers=producers,
-            dropped_producers=gone,
-            leader_epochs=self._epochs.take_changes(),
-            sync=True,
+        self._write_checkpoint(
+            Checkpoint(offset, 0, offset), self._take_checkpoint_changes_locked(), sync=True
         )
 
     def delete_oldest_segments(self, count: int, reason: str) -> int:
@@ -742,16 +738,13 @@ class PartitionLog:
 
     def _write_final_checkpoint_locked(self) -> None:
         active = self._segments[-1]
-        producers, gone = self._producers.take_changes()
+        changes = self._take_checkpoint_changes_locked()
         try:
             self._indexer.write_pending()
-            self._index.commit(
+            self._write_checkpoint(
                 Checkpoint(active.base_offset, active.size, self._next_offset),
+                changes,
                 segment_times={s.base_offset: self._segment_times(s) for s in self._segments},
-                dropped_segments=tuple(self._dropped_segment_meta),
-                producers=producers,
-                dropped_producers=gone,
-                leader_epochs=self._epochs.take_changes(),
             )
         except StorageError as exc:
             raise self.health.fail("index", "index write", exc) from exc
@@ -780,17 +773,11 @@ class PartitionLog:
         self._indexer.writes_wait = self._index_writes_wait
         epochs = LeaderEpochHistory()
         for segment in self._segments:
-            position = 0
-            while position < segment.size:
-                headers = segment.headers_from(position)
-                if not headers:
-                    break
-                for pos, header in headers:
-                    self._indexer.add(
-                        segment.base_offset, pos, header.base_offset, header.size, header.max_timestamp
-                    )
-                    epochs.replay(header.partition_leader_epoch, header.base_offset)
-                    position = pos + header.size
+            for pos, header in segment.headers():
+                self._indexer.add(
+                    segment.base_offset, pos, header.base_offset, header.size, header.max_timestamp
+                )
+                epochs.replay(header.partition_leader_epoch, header.base_offset)
         self._indexer.write_pending()
         epochs.truncate_from_end(self._next_offset)
         epochs.mark_dirty()

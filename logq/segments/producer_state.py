@@ -1,4 +1,5 @@
-"""Idempotent-producer state of one partition (protocol.md §5, after Kafka's ProducerStateEntry).
+"""Idempotent-producer state of one partition (docs/protocol.md, "Idempotent producers"; after Kafka's
+ProducerStateEntry).
 
 For each producer id: its epoch and its last 5 batches (first sequence, last sequence, base offset,
 last offset delta). Idempotent clients keep at most 5 requests in flight, so a retried batch is always

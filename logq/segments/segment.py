@@ -14,6 +14,7 @@ import contextlib
 import errno
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from logq import batch as rb
@@ -215,6 +216,17 @@ class Segment:
             next_offset = header.last_offset + 1
             pos += size
         return found, pos, None
+
+    def headers(self, position: int = 0) -> Iterator[tuple[int, rb.BatchHeader]]:
+        """(position, header) of every batch from ``position`` (a batch start) to the end of the segment,
+        read a chunk at a time (it stops at a tail too short to hold a batch header)."""
+        while position < self.size:
+            chunk = self.headers_from(position)
+            if not chunk:
+                return
+            yield from chunk
+            last, header = chunk[-1]
+            position = last + header.size
 
     def headers_from(self, position: int) -> list[tuple[int, rb.BatchHeader]]:
         """(position, header) of the batches from ``position`` on, as far as one read chunk reaches."""

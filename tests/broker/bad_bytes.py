@@ -14,7 +14,7 @@ from crc32c import crc32c
 from logq import batch as rb
 
 _SIZE = struct.Struct(">i")
-_PREFIX = struct.Struct(">hhi")  # api_key, api_version, correlation_id (request header v1, §1)
+_PREFIX = struct.Struct(">hhi")  # api_key, api_version, correlation_id (request header v1)
 _CRC = struct.Struct(">I")
 _ATTRIBUTES = struct.Struct(">h")
 
@@ -52,7 +52,7 @@ def api_versions_v3(correlation_id: int) -> bytes:
 
 
 def fallback_reply(correlation_id: int) -> bytes:
-    """The frame (without its size prefix) Kafka sends to an ApiVersions request above v2 (§2.2): v0 layout,
+    """The frame (without its size prefix) Kafka sends to an ApiVersions request above v2: v0 layout,
     error 35, a one-entry array (18, 0, 2), no throttle field, response header v0."""
     return struct.pack(">ihihhh", correlation_id, 35, 1, 18, 0, 2)
 

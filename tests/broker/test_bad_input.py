@@ -1,4 +1,4 @@
-"""Bad input over the wire against real broker processes (reliability.md §4 "Bad input", wire rows).
+"""Bad input over the wire against real broker processes (docs/reliability.md, "Bad input").
 
 The broker must never crash, store a partial batch or ack what it did not store. Each test checks the
 queue it attacked (whole batches only, exactly the acked records); after every test an autouse check
@@ -760,7 +760,7 @@ def test_fetch_response_lists_exactly_the_requested_partitions_in_order(small: B
         ]
         request = m.FetchRequest(
             max_wait_ms=5000,
-            min_bytes=1 << 20,  # would wait, but an error answers at once (protocol.md §6)
+            min_bytes=1 << 20,  # would wait, but an error answers at once (docs/protocol.md, "Fetch")
             max_bytes=MiB,
             topics=[
                 m.FetchTopic(

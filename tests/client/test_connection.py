@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 
+from logq import Admin, LogqError, Producer
 from logq.client.connection import BrokerConnection, BrokerConnectionError
+from logq.error_codes import ErrorCode
 from logq.protocol import ApiKey
 from logq.protocol import messages as m
 from logq.testing import make_batch
@@ -79,3 +81,18 @@ def test_connecting_to_nothing_is_a_clear_error() -> None:
             await BrokerConnection.open("127.0.0.1", free_port(), timeout_s=2)
 
     asyncio.run(scenario())
+
+
+def test_a_value_the_protocol_cannot_carry_is_a_logq_error(broker: BrokerProcess) -> None:
+    """A client_id longer than a Kafka string can be (32,767 bytes) fails at once, as a LogqError that
+    says why, with INVALID_REQUEST: not retried, and caught by ``except LogqError`` like any other."""
+    for make in (
+        lambda: Producer(bootstrap=broker.bootstrap, client_id="x" * 40_000),
+        lambda: Admin(bootstrap=broker.bootstrap, client_id="x" * 40_000),
+    ):
+        with pytest.raises(LogqError, match="exceeds the int16 length limit") as info:
+            make()
+        assert info.value.code == ErrorCode.INVALID_REQUEST
+        assert not info.value.retriable
+    with Admin(bootstrap=broker.bootstrap) as admin:  # the broker saw nothing wrong
+        admin.create_queue("after", partitions=1)

@@ -1,4 +1,4 @@
-"""Harness for the cluster fault tests (the plan: ../shared/design/reliability.md, section 4).
+"""Harness for the cluster fault tests (docs/reliability.md, "Fault scenarios").
 
 Pieces, all on 127.0.0.1, with bounded counts and timeouts everywhere:
 

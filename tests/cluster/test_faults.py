@@ -1,4 +1,5 @@
-"""The fault suite (reliability.md §4): three broker processes, RF 3, min.insync.replicas 2, acks=all.
+"""The fault suite (docs/reliability.md, "Fault scenarios"): three broker processes, RF 3,
+min.insync.replicas 2, acks=all.
 
 Each scenario sends a bounded stream of unique values with an idempotent confluent-kafka producer,
 records every acknowledgement, injects its fault, heals the cluster and then checks (``verify``): no

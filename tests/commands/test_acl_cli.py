@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import main
 from logq.client.sync_admin import Admin
+from logq_cli.main import main
 from tests.broker.test_authorization import start_with_admin_acl
 from tests.broker_process import BrokerProcess
 from tests.commands.test_admin_cli import assert_one_line_error

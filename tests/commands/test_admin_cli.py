@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner, Result
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from cli.main import main
 from logq.client.sync_admin import Admin as SyncAdmin
 from logq.errors import TopicDeletionDisabledError
+from logq_cli.main import main
 from tests.broker_process import BrokerProcess, free_port
 
 GROUP_SETTINGS = {"group.initial.rebalance.delay.ms": 0, "group.min.session.timeout.ms": 1000}
@@ -282,7 +282,7 @@ def test_group_errors_are_one_line(group_broker: BrokerProcess) -> None:
 def test_commands_as_subprocesses(broker: BrokerProcess) -> None:
     def logq(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "cli.main", *args],
+            [sys.executable, "-m", "logq_cli.main", *args],
             capture_output=True,
             text=True,
             timeout=60,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from cli.main import main
+from logq_cli.main import main
 from tests.broker_process import BrokerProcess, free_port
 from tests.commands.test_admin_cli import assert_one_line_error, run, run_json
 
@@ -219,7 +219,7 @@ def test_perf_produce_and_consume(broker: BrokerProcess) -> None:
 def test_produce_and_consume_as_subprocesses(broker: BrokerProcess) -> None:
     def logq(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "cli.main", "-b", broker.bootstrap, *args],
+            [sys.executable, "-m", "logq_cli.main", "-b", broker.bootstrap, *args],
             input=stdin,
             capture_output=True,
             text=True,

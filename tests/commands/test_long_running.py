@@ -43,7 +43,7 @@ def logq(
     """``logq -b BROKER ARGS...`` as a process with its stdin and stdout (and stderr) piped; killed if
     still running on the way out, then reaped."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "-b", broker.bootstrap, *args],
+        [sys.executable, "-m", "logq_cli.main", "-b", broker.bootstrap, *args],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

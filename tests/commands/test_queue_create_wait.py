@@ -21,7 +21,7 @@ def test_queue_create_waits_with_a_message_for_a_creation_still_going_on(broker:
     # --timeout 0.001: the broker answers after 1 ms, long before 500 logs can exist
     command = ["queue", "create", "big", "-p", str(MANY), "--timeout", "0.001"]
     created = subprocess.run(
-        [sys.executable, "-m", "cli.main", "-b", broker.bootstrap, *command],
+        [sys.executable, "-m", "logq_cli.main", "-b", broker.bootstrap, *command],
         check=False,
         cwd=ROOT,
         capture_output=True,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from cli.specs import (
+from logq_cli.specs import (
     OffsetSpec,
     parse_datetime,
     parse_duration_ms,

@@ -153,7 +153,8 @@ def stored_codecs(bootstrap: str, queue: str, partitions: int = PARTITIONS) -> C
 
 def check_codec(codecs: Counter[int], variant: str) -> None:
     """The batches use the producer's codec. librdkafka sends a batch uncompressed when compressing would
-    not save bytes (protocol.md §2.3), so a few tiny batches may be codec 0, but not most records."""
+    not save bytes (docs/protocol.md, "Clients' quirks"), so a few tiny batches may be codec 0, but not most
+    records."""
     expected = CODEC_BITS[variant]
     total = sum(codecs.values())
     assert set(codecs) <= {expected, rb.CODEC_NONE}, f"codecs {dict(codecs)} for {variant}"

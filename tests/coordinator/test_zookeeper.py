@@ -2,7 +2,7 @@
 and fencing, queues, leader election on broker loss and return, producer ids, listeners.
 
 Sessions are ended for real: a second kazoo client takes over the session with its id and password
-and closes it (reliability.md §2, pitfall 7), so the server deletes the ephemerals at once.
+and closes it (docs/reliability.md, "ZooKeeper pitfalls", 7), so the server deletes the ephemerals at once.
 """
 
 from __future__ import annotations

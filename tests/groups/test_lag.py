@@ -97,7 +97,7 @@ def test_lag_covers_partitions_the_group_never_committed_to(tmp_path: Path) -> N
     from click.testing import CliRunner
     from confluent_kafka import Consumer, Producer
 
-    from cli.main import main
+    from logq_cli.main import main
 
     port = free_port()
     proc = BrokerProcess(tmp_path / "lag3", broker=FAST_GROUPS | {"metrics.listen": f"127.0.0.1:{port}"})

@@ -9,9 +9,11 @@ from kafka.protocol.metadata import ApiVersionsRequest as KpApiVersionsRequest
 from kafka.protocol.metadata import ApiVersionsResponse as KpApiVersionsResponse
 
 from logq.error_codes import ErrorCode
+from logq.errors import LogqError
 from logq.protocol import (
     ApiKey,
     FrameBuffer,
+    FrameSizeError,
     ProtocolDecodeError,
     ProtocolEncodeError,
     RequestHeader,
@@ -39,7 +41,7 @@ from logq.protocol.messages import (
     TopicProduceData,
 )
 
-DESIGN_TABLE = [
+DEFAULT_TABLE = [
     (0, 0, 8), (1, 4, 11), (2, 1, 5), (3, 0, 8), (8, 2, 7), (9, 1, 5), (10, 0, 2), (11, 0, 5),
     (12, 0, 3), (13, 0, 3), (14, 0, 3), (18, 0, 2), (19, 0, 4), (20, 0, 3), (22, 0, 1),
 ]  # fmt: skip
@@ -49,15 +51,15 @@ def _entries(keys: list[ApiVersionsResponseKey]) -> list[tuple[int, int, int]]:
     return [(k.api_key, k.min_version, k.max_version) for k in keys]
 
 
-def test_advertised_table_is_design_section_0() -> None:
-    assert _entries(api_versions_entries()) == DESIGN_TABLE
+def test_the_default_advertisement_is_the_core_table() -> None:
+    assert _entries(api_versions_entries()) == DEFAULT_TABLE
     extra = _entries(api_versions_entries([ApiKey.DESCRIBE_GROUPS, ApiKey.LIST_GROUPS]))
-    assert extra == sorted([*DESIGN_TABLE, (15, 0, 4), (16, 0, 2)])
-    # Served by the broker, outside the §0 table: each range stops before the first flexible version.
+    assert extra == sorted([*DEFAULT_TABLE, (15, 0, 4), (16, 0, 2)])
+    # Served by the broker, outside the default table: each range stops before the first flexible version.
     described = _entries(api_versions_entries([ApiKey.DESCRIBE_CONFIGS, ApiKey.DESCRIBE_LOG_DIRS]))
-    assert described == sorted([*DESIGN_TABLE, (32, 0, 3), (35, 0, 1)])
+    assert described == sorted([*DEFAULT_TABLE, (32, 0, 3), (35, 0, 1)])
     acls = _entries(api_versions_entries([ApiKey.DESCRIBE_ACLS, ApiKey.CREATE_ACLS, ApiKey.DELETE_ACLS]))
-    assert acls == sorted([*DESIGN_TABLE, (29, 0, 1), (30, 0, 1), (31, 0, 1)])
+    assert acls == sorted([*DEFAULT_TABLE, (29, 0, 1), (30, 0, 1), (31, 0, 1)])
 
 
 def test_fallback_reply_bytes_are_exact() -> None:
@@ -119,6 +121,26 @@ def test_header_parsing() -> None:
     with pytest.raises(ProtocolDecodeError) as info:
         parse_request_header(struct.pack(">hhih", 3, 1, 17, 10) + b"short")
     assert (info.value.api_key, info.value.correlation_id) == (3, 17)
+
+
+def test_codec_errors_are_logq_errors_with_their_codes() -> None:
+    """Each codec error carries the Kafka code of what went wrong, as every other logq error does."""
+    with pytest.raises(LogqError) as unsupported:
+        parse_request_header(struct.pack(">hhih", 99, 0, 3, -1))
+    with pytest.raises(LogqError) as truncated:
+        decode_request(struct.pack(">hhih", 3, 8, 17, 10) + b"short")
+    with pytest.raises(LogqError) as too_long:
+        encode_request(MetadataRequest(topics=None), 8, 1, "x" * 40_000)
+    with pytest.raises(LogqError) as oversized:
+        FrameBuffer(max_frame_bytes=100).feed(struct.pack(">i", 101))
+    assert isinstance(unsupported.value, UnsupportedVersionError)
+    assert unsupported.value.code == ErrorCode.UNSUPPORTED_VERSION
+    assert isinstance(truncated.value, ProtocolDecodeError)
+    assert isinstance(too_long.value, ProtocolEncodeError)
+    assert isinstance(oversized.value, FrameSizeError)
+    for error in (truncated.value, too_long.value, oversized.value):
+        assert error.code == ErrorCode.INVALID_REQUEST
+    assert not any(e.value.retriable for e in (unsupported, truncated, too_long, oversized))
 
 
 def _produce(acks: int) -> ProduceRequest:

@@ -35,7 +35,7 @@ def logq_cli(
     *args: str, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "logq_cli.main", *args],
         input=stdin,
         capture_output=True,
         text=True,

@@ -44,7 +44,7 @@ def user_command(
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LOGQ_PASSWORD": USERS[user]}
     command = [
-        sys.executable, "-m", "cli.main", "-b", broker.address("SASL"), "--security-protocol",
+        sys.executable, "-m", "logq_cli.main", "-b", broker.address("SASL"), "--security-protocol",
         "SASL_PLAINTEXT", "--user", user, "user", *args,
     ]  # fmt: skip
     return subprocess.run(

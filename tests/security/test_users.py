@@ -33,7 +33,7 @@ def logq_cli(
     env = {k: v for k, v in os.environ.items() if k != "LOGQ_PASSWORD"}
     if password is not None:
         env["LOGQ_PASSWORD"] = password
-    command = [sys.executable, "-m", "cli.main", "-b", broker.address(listener), *args]
+    command = [sys.executable, "-m", "logq_cli.main", "-b", broker.address(listener), *args]
     return subprocess.run(
         command, input=stdin, capture_output=True, text=True, timeout=60, check=False, cwd=ROOT, env=env
     )

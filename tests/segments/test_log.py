@@ -17,6 +17,7 @@ from logq.errors import (
     OutOfOrderSequenceError,
 )
 from logq.segments import LogManager, PartitionLog
+from logq.segments.segment import READ_CHUNK
 from logq.testing import FakeClock, make_batch
 
 
@@ -144,6 +145,39 @@ def test_offset_for_timestamp_finds_the_first_record_at_or_after(
     assert plog.offset_for_timestamp(10_000 + 100 * 37 + 3) == (373, 13_703)
     assert plog.offset_for_timestamp(10_000 + 100 * 49 + 9) == (499, 14_909)
     assert plog.offset_for_timestamp(10_000 + 100 * 49 + 10) is None
+
+
+def test_lookups_walk_headers_across_read_chunks(
+    data_dir: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The header walks (a read without an index entry at its batch, offset_for_timestamp, the index
+    rebuilt at read time) read a segment a chunk (READ_CHUNK, 1 MiB) at a time: batches straddle the
+    chunk ends, and one batch is larger than a chunk."""
+    # one segment, few index entries, room for a batch larger than a chunk
+    config = LogConfig(segment_bytes=16 << 20, index_interval_bytes=8 << 20, max_message_bytes=4 << 20)
+    manager = LogManager(data_dir, config, clock)
+    plog = manager.create("q", 0)
+    sizes = [140_000 + 997 * i for i in range(40)]  # of the batches, roughly
+    sizes[17] = READ_CHUNK + 12_345
+    firsts = [
+        plog.append(make_batch(2, value_size=size // 2, timestamp=1_000 * i, tag=i)).base_offset
+        for i, size in enumerate(sizes)
+    ]
+    (segment,) = plog.segment_infos()
+    assert segment.size > 3 * READ_CHUNK
+
+    def check() -> None:
+        for i in reversed(range(len(sizes))):  # backwards: a read never starts where the last one ended
+            assert batches_in(plog.read(firsts[i] + 1, 1))[0].base_offset == firsts[i]
+            assert plog.offset_for_timestamp(1_000 * i + 1) == (firsts[i] + 1, 1_000 * i + 1)
+        assert plog.offset_for_timestamp(1_000 * len(sizes)) is None
+
+    check()
+    plog.flush()  # index entries reach RocksDB at a flush
+    manager.index.partition("q-0").put_offset(firsts[30], 0, 10_000_000)  # a bad entry: rebuilt on read
+    check()
+    assert "rebuilding the index" in caplog.text
+    manager.close()
 
 
 def test_truncate_to_removes_the_batch_containing_the_offset_and_after(manager: LogManager) -> None:

@@ -80,7 +80,7 @@ class FetchPartitionData(Struct):
     aborted_transactions: list[AbortedTransaction] | None = wire(
         ArrayOf(AbortedTransaction), "4+", nullable="4+"
     )
-    # Must be -1 (not garbage) for clients that ignore it: see design §10 pitfall 3.
+    # Must be -1 (not garbage) for clients that ignore it (docs/protocol.md, "Pitfalls", 3).
     preferred_read_replica: int = wire(INT32, "11+", default=-1)
     # Stored RecordBatch bytes served unchanged; encoded as a separate chunk (no concatenation).
     records: Buffer | None = wire(RECORDS, nullable="0+")
