@@ -240,6 +240,37 @@ def test_a_large_fetch_over_tls_is_the_same_bytes_as_over_plaintext(
     assert bytes(again.records) == bytes(plain.records)[len(stored_batches(tls_broker, queue)[0]) :]
 
 
+def rss_mib(proc: BrokerProcess) -> float:
+    assert proc.proc is not None
+    status = Path(f"/proc/{proc.proc.pid}/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
+@pytest.mark.parametrize("listener", LISTENERS)
+def test_a_large_fetch_leaves_no_answer_sized_buffer_behind(
+    tls_broker: tuple[BrokerProcess, Path], listener: str
+) -> None:
+    # An idle connection must not pin its last answer (55 MiB here, the broker's fetch.max.bytes); under
+    # TLS neither may the TLS layer's buffers, which keep their largest size for the life of the
+    # connection: encrypting a whole answer at once would grow them to its size.
+    proc, _ = tls_broker
+    queue = new_queue(tls_broker)
+    with connect(tls_broker, "PLAINTEXT") as client:
+        for i in range(62):
+            client.send_raw(encode_request(produce_request(queue, large_batch(i)), 8, i, "big"))
+            assert ack(client).error_code == ErrorCode.NONE
+    before = rss_mib(proc)
+    with connect(tls_broker, listener) as client:
+        answer = fetch(client, queue, 0, 64 * MiB)
+        assert answer.error_code == ErrorCode.NONE
+        assert len(answer.records) > 50 * MiB
+        del answer
+        time.sleep(0.2)
+        grown = rss_mib(proc) - before
+        assert bytes(fetch(client, queue, 0, MiB).records)[16:64] != b""  # the connection still serves
+    assert grown < 30, f"the broker kept {grown:.0f} MiB more after answering one Fetch"
+
+
 # --- the shape of TLS writes (no broker) ---------------------------------------------------------------
 
 
