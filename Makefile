@@ -67,6 +67,8 @@ bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/client_bench.py
 	$(BIN)/python benchmarks/cluster_bench.py
 	$(BIN)/python benchmarks/partitions_bench.py
+	$(BIN)/python benchmarks/security_bench.py
+	$(BIN)/python benchmarks/tls_costs.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -336,8 +336,8 @@ class Broker:
             log.warning("ending this broker's ZooKeeper session on request")
             await self._coordinator.end_session()
 
-    def _protocol_for(self, listener: Listener) -> Callable[[], asyncio.Protocol]:
-        def connection() -> asyncio.Protocol:
+    def _protocol_for(self, listener: Listener) -> Callable[[], asyncio.BufferedProtocol]:
+        def connection() -> asyncio.BufferedProtocol:
             assert self._server is not None  # set before the listeners start serving
             return self._server.protocol_for(listener)()
 

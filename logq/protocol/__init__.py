@@ -48,7 +48,7 @@ from logq.protocol.errors import (
     ProtocolError,
     UnsupportedVersionError,
 )
-from logq.protocol.frames import DEFAULT_MAX_FRAME_BYTES, FrameBuffer
+from logq.protocol.frames import DEFAULT_MAX_FRAME_BYTES, FrameBuffer, FrameReceiver
 from logq.protocol.header import RequestHeader, parse_request_header
 from logq.protocol.primitives import INLINE_RECORDS_MAX, Buffer, Chunk
 from logq.protocol.schema import Struct, decode_struct, encode_struct
@@ -71,6 +71,7 @@ __all__ = [
     "Buffer",
     "Chunk",
     "FrameBuffer",
+    "FrameReceiver",
     "FrameSizeError",
     "ProtocolDecodeError",
     "ProtocolEncodeError",

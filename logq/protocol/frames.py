@@ -1,4 +1,6 @@
-"""Reassembly of size-prefixed frames from a byte stream (no I/O: the caller feeds what it received)."""
+"""Reassembly of size-prefixed frames from a byte stream, without I/O: ``FrameBuffer`` is fed what was
+received (a client's stream reader); ``FrameReceiver`` says where the next bytes should be received,
+for an ``asyncio.BufferedProtocol`` (the broker's connections)."""
 
 from __future__ import annotations
 
@@ -91,3 +93,142 @@ class FrameBuffer:
             frames.append(memoryview(bytes(frame)) if copy else frame)
             pos += 4 + size
         return view[pos:]
+
+
+SCRATCH_BYTES: Final = 256 * 1024  # the most read into a scratch at a time: asyncio's own read size
+# A scratch after a read that left room in the last one: a zeroed 256 KiB buffer for each small request
+# (a Fetch, a heartbeat) would cost more than the request.
+SMALL_SCRATCH_BYTES: Final = 16 * 1024
+# A large frame's buffer is at most this many times the bytes of it received so far: a client must send
+# a quarter of what its size prefix claims before the whole is allocated.
+FRAME_GROWTH: Final = 4
+
+
+class FrameReceiver:
+    """Frames received in place, for an ``asyncio.BufferedProtocol``: ``get_buffer()`` is where the next
+    received bytes should land, ``received(n)`` says how many did and returns the frames they complete.
+
+    Bytes land in a scratch buffer; frames lying wholly in it are handed out as zero-copy views, after
+    which the scratch is never written again: a fresh one takes the unfinished tail, which is all that
+    is ever copied, and without a tail none is held (an idle connection costs no buffer). A scratch is
+    ``scratch_bytes`` after a read that filled the last one (a stream of requests), else
+    ``small_scratch_bytes`` (one request at a time).
+
+    A frame larger than ``scratch_bytes`` gets a buffer of its own, and the rest of it is received
+    straight into that: the kernel (or, under TLS, the decryption) writes its bytes where the frame is
+    handed out. That buffer is the frame's exact size once a quarter of it has arrived
+    (``FRAME_GROWTH``); before, it grows with what arrives (by copying), so a size prefix alone never
+    allocates what it claims.
+
+    A size prefix that is zero, negative or above ``max_frame_bytes`` raises :class:`FrameSizeError` (with
+    the complete frames before it) before anything is allocated for it; the connection must then close.
+    """
+
+    __slots__ = (
+        "_end",
+        "_filled",
+        "_frame",
+        "_frame_size",
+        "_next_scratch",
+        "_scratch",
+        "_start",
+        "max_frame_bytes",
+        "scratch_bytes",
+        "small_scratch_bytes",
+    )
+
+    def __init__(
+        self,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        scratch_bytes: int = SCRATCH_BYTES,
+        small_scratch_bytes: int = SMALL_SCRATCH_BYTES,
+    ) -> None:
+        if max_frame_bytes <= 0:
+            raise ValueError("max_frame_bytes must be positive")
+        if min(scratch_bytes, small_scratch_bytes) < 8:
+            raise ValueError("a scratch must hold at least a size prefix and a few bytes")
+        self.max_frame_bytes = max_frame_bytes
+        self.scratch_bytes = scratch_bytes
+        self.small_scratch_bytes = min(small_scratch_bytes, scratch_bytes)
+        self._next_scratch = self.small_scratch_bytes  # the size of the next scratch allocated
+        self._scratch: bytearray | None = None
+        self._start = 0  # the scratch's bytes not yet handed out: [_start, _end)
+        self._end = 0
+        self._frame: bytearray | None = None  # a large frame being received in place
+        self._frame_size = 0
+        self._filled = 0  # bytes of ``_frame`` received so far
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes received but not yet returned as part of a complete frame (size prefixes included)."""
+        if self._frame is not None:
+            return 4 + self._filled
+        return self._end - self._start
+
+    def get_buffer(self) -> memoryview:
+        """Where the next received bytes go (never empty); valid until the next ``received``."""
+        if self._frame is not None:
+            return memoryview(self._frame)[self._filled :]
+        if self._scratch is None:
+            self._scratch = bytearray(self._next_scratch)
+        return memoryview(self._scratch)[self._end :]
+
+    def received(self, nbytes: int) -> list[memoryview]:
+        """``nbytes`` were written at the start of the last ``get_buffer()``: every frame they complete."""
+        if nbytes <= 0:
+            return []
+        if self._frame is not None:
+            self._filled += nbytes
+            if self._filled == self._frame_size:
+                frame, self._frame, self._filled = self._frame, None, 0
+                return [memoryview(frame)]
+            if self._filled == len(self._frame):
+                self._frame = self._frame_buffer(memoryview(self._frame))
+            return []
+        assert self._scratch is not None
+        self._end += nbytes
+        filled = self._end == len(self._scratch)  # more is probably on its way
+        self._next_scratch = self.scratch_bytes if filled else self.small_scratch_bytes
+        frames: list[memoryview] = []
+        self._take_frames(frames)
+        return frames
+
+    def _frame_buffer(self, received: memoryview) -> bytearray:
+        """A buffer for the large frame being received, holding ``received`` (its bytes so far)."""
+        have = received.nbytes
+        buffer = bytearray(min(self._frame_size, max(FRAME_GROWTH * have, self.scratch_bytes)))
+        buffer[:have] = received
+        return buffer
+
+    def _take_frames(self, frames: list[memoryview]) -> None:
+        assert self._scratch is not None
+        view = memoryview(self._scratch)
+        start, end = self._start, self._end
+        size = 0
+        while end - start >= 4:
+            size = _SIZE.unpack_from(view, start)[0]
+            if size <= 0 or size > self.max_frame_bytes:
+                # The frames already handed out keep this scratch; nothing more is read into it.
+                self._scratch, self._start, self._end = None, 0, 0
+                raise FrameSizeError(size, self.max_frame_bytes, frames)
+            if end - start - 4 < size:
+                break
+            frames.append(view[start + 4 : start + 4 + size])
+            start += 4 + size
+        rest = end - start
+        need = 4 + size if rest >= 4 else 4  # what the unfinished frame needs of a scratch
+        if need > self.scratch_bytes:
+            # Too large for a scratch: its own buffer, the rest of it received straight into it.
+            self._frame_size = size
+            self._frame = self._frame_buffer(view[start + 4 : end])
+            self._filled = rest - 4
+            rest = 0
+        elif start == 0 and rest and need <= len(view):
+            self._end = end  # an unfinished frame, nothing handed out: this scratch keeps filling
+            return
+        # Done with this scratch: frames handed out as views of it own it now. The unfinished tail (if
+        # any) moves to a fresh one; without one, none is held until more bytes come.
+        self._scratch, self._start, self._end = None, 0, rest
+        if rest:
+            self._scratch = bytearray(max(need, self._next_scratch))
+            self._scratch[:rest] = view[start:end]
