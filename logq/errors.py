@@ -15,6 +15,7 @@ LogqError
       +-- InvalidProducerEpochError   INVALID_PRODUCER_EPOCH
       +-- OutOfOrderSequenceError     OUT_OF_ORDER_SEQUENCE_NUMBER
  +-- CoordinationError            a cluster-metadata operation was refused (queue exists, bad name, ...)
+ +-- RequestRefusedError          a handler refuses a request, or one resource of it; ``code`` says why
  +-- UnsafePermissionsError       a data directory or key file others may read or write: not started
  +-- ConfigurationError           a setting that cannot work (a TLS file that does not load); a ValueError
  +-- ClientError                  raised by the client (logq.Producer/Consumer/Admin)
@@ -157,6 +158,11 @@ class InvalidConfigError(CoordinationError):
 
 class TopicDeletionDisabledError(CoordinationError):
     code = ErrorCode.TOPIC_DELETION_DISABLED
+
+
+class RequestRefusedError(LogqError):
+    """Raised by a broker handler, always with the precise code (a duplicate name, a refused ACL check,
+    an assignment that cannot be served): answered for that resource, nothing else fails."""
 
 
 class ConfigurationError(LogqError, ValueError):

@@ -43,15 +43,6 @@ OUTSIDE = re.compile(
     re.IGNORECASE,
 )
 
-# Files whose references are being rewritten elsewhere (the broker, groups and coordinator restructure):
-# the section each should cite is noted. Remove an entry once its file cites docs/ instead.
-PENDING = {
-    "logq/broker/handlers.py": 'docs/protocol.md, "APIs and versions" and "Leader epochs"',
-    "logq/coordinator/zk_store.py": 'docs/reliability.md, "ZooKeeper pitfalls"',
-    "logq/groups/offsets.py": 'docs/architecture.md, "Consumer groups" (drop "issue 4")',
-    "logq/groups/state.py": 'docs/protocol.md, "Consumer groups"',
-}
-
 # docs/page.md, "Section" or docs/page.md ("Section"), possibly wrapped over comment or docstring lines.
 CITATION = re.compile(r'docs/([a-z_]+)\.md\)?,? \(?"([^"]{2,100})"')
 
@@ -66,8 +57,6 @@ def _headings(page: Path) -> set[str]:
 
 @pytest.mark.parametrize("path", CHECKED, ids=_rel)
 def test_no_citation_of_documents_outside_the_repository(path: Path) -> None:
-    if _rel(path) in PENDING:
-        return
     for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         found = OUTSIDE.search(line)
         assert found is None, f"{_rel(path)}:{number}: cites {found.group(0)!r}, not in the repository"

@@ -6,11 +6,17 @@ flush and retention -> metrics endpoint -> the TCP listener (last, so nothing is
 Stop: the listener -> open connections -> background tasks -> storage (flush, checkpoints, the clean
 shutdown marker) -> coordinator.
 
-Standalone (no ``zookeeper.connect``): the EmbeddedCoordinator; this broker hosts and leads everything.
-Cluster mode: a ZooKeeperCoordinator, and a ``ClusterMember`` that hosts the partitions assigned here and
-follows leadership from the coordinator's snapshots (``logq/broker/cluster_member.py``).
-``__consumer_offsets`` is created by the first FindCoordinator, as Kafka does, so that it is spread over
-the brokers running by then.
+Both modes run the same parts: a ``ClusterMember`` (``logq/broker/cluster_member.py``) takes the roles
+the coordinator's snapshots give, hosts the partitions assigned here, loads the offsets partitions it
+leads and runs the replica fetchers. What differs is the coordinator, and three things that follow from
+it (docs/architecture.md, "Where the two modes differ"):
+
+- standalone (no ``zookeeper.connect``): the EmbeddedCoordinator, a cluster of one that names this broker
+  leader of everything, in a new leader epoch at each start; ``__consumer_offsets`` is created at start;
+  logs on disk that the metadata does not know are kept (no cluster id guards a lost coordinator.json);
+- cluster mode: a ZooKeeperCoordinator; ``__consumer_offsets`` is created by the first FindCoordinator,
+  as Kafka does, so that it is spread over the brokers running by then; the logs of queues deleted while
+  this broker was down are deleted at start; followers fetch as the inter-broker principal.
 """
 
 from __future__ import annotations
@@ -34,9 +40,10 @@ from logq.broker.inter_broker import inter_broker_client, warn_unless_super_user
 from logq.broker.lag import LagTracker
 from logq.broker.listeners import Listener, Listeners
 from logq.broker.metrics import BrokerMetrics
+from logq.broker.partition import ReplicaSettings
 from logq.broker.replica_fetcher import ReplicaFetchers
 from logq.broker.replica_handlers import ReplicaHandlers
-from logq.broker.replica_manager import ReplicaManager
+from logq.broker.replica_manager import CoordinatorWrites, ReplicaManager
 from logq.broker.server import Server
 from logq.broker.user_handlers import UserHandlers
 from logq.clock import SYSTEM_CLOCK, Clock
@@ -107,8 +114,8 @@ class Broker:
         self.address = self.addresses[listeners.all[0].name]
         advertised = HostPort(endpoints[0].host, endpoints[0].port)
         me = BrokerInfo(config.broker_id, inter.host, inter.port, endpoints=tuple(endpoints))
-        member: ClusterMember | None = None
-        coordinator: Coordinator
+        coordinator: EmbeddedCoordinator | ZooKeeperCoordinator
+        clustered = config.zookeeper_connect is not None
         if config.zookeeper_connect is not None:
             inter_broker = inter_broker_client(config)  # read before joining: no credentials, no start
             warn_unless_super_user(inter_broker, config)
@@ -125,53 +132,50 @@ class Broker:
             self._coordinator = coordinator = zk
             await zk.start(check_cluster_id=logs.claim_for_cluster)
             log.info("broker %d joined the cluster at %s", config.broker_id, config.zookeeper_connect)
-            replicas = ReplicaManager(
-                logs,
-                config.log,
-                fsync_before_ack=config.log.fsync_before_ack,
-                broker_id=config.broker_id,
-                replica_lag_time_max_ms=config.replica_lag_time_max_ms,
-                isr_writer=zk.update_isr,
-            )
-            await replicas.host(zk.queues())
-            await replicas.remove_strays(zk.queues())
-            offsets_meta = zk.queues().get(OFFSETS_QUEUE)
-            partitions = len(offsets_meta.partitions) if offsets_meta else config.offsets_topic_num_partitions
-            offsets = OffsetStore(
-                self._offsets_log_for(replicas),
-                partitions,
-                self._clock,
-                on_append=lambda p: _call_soon(loop, replicas.appended, OFFSETS_QUEUE, p),
-                replicated=True,
-            )
-            fetchers = ReplicaFetchers(
-                config.broker_id,
-                replicas,
-                zk.brokers,
-                fsync=config.log.fsync_before_ack,
-                wait_max_ms=config.replica_fetch_wait_max_ms,
-                max_bytes=config.replica_fetch_max_bytes,
-                listener=inter_broker.listener,
-                security=inter_broker.security,
-            )
-            member = ClusterMember(
-                zk,
-                replicas,
-                offsets,
-                fetchers,
-                isr_check_interval_ms=max(config.replica_lag_time_max_ms // 2, 100),
-            )
-            await member.start()
+            fetch_listener, fetch_security = inter_broker.listener, inter_broker.security
         else:
             embedded = EmbeddedCoordinator(config.data_dir, me)
             self._coordinator = coordinator = embedded
             await embedded.start()
-            replicas = ReplicaManager(logs, config.log, fsync_before_ack=config.log.fsync_before_ack)
             if OFFSETS_QUEUE not in embedded.queues():
                 await embedded.create_queue(OFFSETS_QUEUE, config.offsets_topic_num_partitions, 1, {})
-            await replicas.host(embedded.queues())
-            await replicas.remove_strays(embedded.queues())
-            offsets = await self._load_offsets(embedded, replicas)
+            fetch_listener, fetch_security = "", None  # a cluster of one follows nobody
+        replicas = ReplicaManager(
+            logs,
+            config.log,
+            ReplicaSettings(
+                broker_id=config.broker_id,
+                clock=self._clock,
+                fsync_before_ack=config.log.fsync_before_ack,
+                replica_lag_time_max_ms=config.replica_lag_time_max_ms,
+                isr_writer=coordinator.update_isr,
+            ),
+        )
+        offsets_meta = coordinator.queues().get(OFFSETS_QUEUE)
+        offsets = OffsetStore(
+            CoordinatorWrites(replicas),
+            len(offsets_meta.partitions) if offsets_meta else config.offsets_topic_num_partitions,
+            self._clock,
+        )
+        fetchers = ReplicaFetchers(
+            config.broker_id,
+            replicas,
+            coordinator.brokers,
+            fsync=config.log.fsync_before_ack,
+            wait_max_ms=config.replica_fetch_wait_max_ms,
+            max_bytes=config.replica_fetch_max_bytes,
+            listener=fetch_listener,
+            security=fetch_security,
+        )
+        member = ClusterMember(
+            coordinator,
+            replicas,
+            offsets,
+            fetchers,
+            isr_check_interval_ms=max(config.replica_lag_time_max_ms // 2, 100),
+        )
+        await member.start()  # takes the roles, hosts the logs, loads the offsets partitions led here
+        await replicas.remove_strays(coordinator.queues(), delete=clustered)
         membership = GroupMembership(
             MembershipConfig(
                 initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
@@ -193,21 +197,21 @@ class Broker:
                 auth=auth,
             ).by_type
         )
-        if member is not None:
-            handlers.by_type.update(ReplicaHandlers(coordinator, replicas, auth).by_type)
+        handlers.by_type.update(ReplicaHandlers(coordinator, replicas, auth).by_type)
         handlers.by_type.update(DescribeHandlers(config, coordinator, replicas, self.metrics, auth).by_type)
         handlers.by_type.update(AclHandlers(coordinator, auth).by_type)
         handlers.by_type.update(UserHandlers(coordinator, self.metrics, auth).by_type)
         self.lag = LagTracker(
             offsets=offsets,
             membership=membership,
-            log_for=replicas.log_for,
+            log_for=lambda queue, index: _log_of(replicas, queue, index),
             partitions_of=lambda queue: _partition_count(coordinator, queue),
             last_fetch_ms=replicas.last_fetch_ms,
             now_ms=self._clock.time_ms,
             stalled_after_ms=config.group_stalled_owner_ms,
         )
-        self.metrics.watch_lag(self.lag.all)
+        lag = self.lag
+        self.metrics.watch_lag(lambda: lag.all_from_thread(loop))
         self._server = Server(
             handlers,
             self.metrics,
@@ -224,14 +228,12 @@ class Broker:
             asyncio.create_task(membership.run(), name="group-timers"),
             asyncio.create_task(self._maintain_offsets(offsets, membership), name="offsets-maintenance"),
         ]
-        if member is not None:
-            self._member = member
-            self._tasks.append(asyncio.create_task(member.run(), name="cluster-member"))
-            self._tasks.append(asyncio.create_task(member.check_isrs(), name="isr-checks"))
+        self._member = member
+        self._tasks.append(asyncio.create_task(member.run(), name="cluster-member"))
+        self._tasks.append(asyncio.create_task(member.check_isrs(), name="isr-checks"))
         self.metrics.watch_logs(logs.logs)
         self.metrics.watch_storage(logs.health)
-        if member is not None:
-            self.metrics.watch_replication(replicas.replication_status)
+        self.metrics.watch_replication(replicas.replication_status)
         if config.metrics_listen is not None:
             self.metrics.serve(config.metrics_listen.host, config.metrics_listen.port)
             log.info("metrics on http://%s/metrics", config.metrics_listen)
@@ -275,27 +277,6 @@ class Broker:
             )
         return auth
 
-    @staticmethod
-    def _offsets_log_for(replicas: ReplicaManager) -> Callable[[int], PartitionLog]:
-        def log_for(partition: int) -> PartitionLog:
-            plog = replicas.log_for(OFFSETS_QUEUE, partition)
-            assert plog is not None
-            return plog
-
-        return log_for
-
-    async def _load_offsets(self, coordinator: EmbeddedCoordinator, replicas: ReplicaManager) -> OffsetStore:
-        """Standalone, this broker leads every __consumer_offsets partition: load them all."""
-        partitions = len(coordinator.queues()[OFFSETS_QUEUE].partitions)
-        offsets = OffsetStore(self._offsets_log_for(replicas), partitions, self._clock)
-        records = 0
-        for partition in range(partitions):
-            records += await asyncio.to_thread(offsets.load, partition)
-        log.info(
-            "loaded committed offsets: %d records in %d partitions of %s", records, partitions, OFFSETS_QUEUE
-        )
-        return offsets
-
     def _group_changed(self, offsets: OffsetStore, group: Group) -> None:
         """Record when a group became empty (its offsets are kept offsets.retention.ms after that) and
         its protocol type (so that an idle group is listed as what it is after a restart)."""
@@ -323,12 +304,12 @@ class Broker:
 
     async def _maintain_offsets_once(self, offsets: OffsetStore, membership: GroupMembership) -> None:
         config = self.config
-        await asyncio.to_thread(offsets.expire, self._clock.time_ms(), config.offsets_retention_ms)
+        offsets.expire(self._clock.time_ms(), config.offsets_retention_ms)
         membership.forget_empty(lambda group_id: _has_offsets(offsets, group_id))
         for partition in range(offsets.partitions):
             if offsets.loaded(partition):  # cluster mode: only the partitions led here
                 with contextlib.suppress(NotCoordinatorError):  # unloaded meanwhile (leader moved)
-                    await asyncio.to_thread(offsets.maybe_compact, partition, OFFSETS_COMPACT_BYTES)
+                    await offsets.maybe_compact(partition, OFFSETS_COMPACT_BYTES)
 
     async def end_zookeeper_session(self) -> None:
         """A fault drill (SIGUSR1): end this broker's ZooKeeper session as an expiry would."""
@@ -424,6 +405,6 @@ def _has_offsets(offsets: OffsetStore, group_id: str) -> bool:
         return True  # not coordinated here (any more): not this broker's to forget
 
 
-def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: object) -> None:
-    """Run ``fn(*args)`` on ``loop`` soon; safe from any thread."""
-    loop.call_soon_threadsafe(fn, *args)
+def _log_of(replicas: ReplicaManager, queue: str, index: int) -> PartitionLog | None:
+    partition = replicas.partition(queue, index)
+    return partition.log if partition is not None else None

@@ -1,4 +1,6 @@
-"""A broker as a cluster member: follows the ZooKeeper coordinator's metadata snapshots.
+"""A broker as a member of its cluster: follows the coordinator's metadata snapshots. The same code serves
+both modes: standalone, the embedded coordinator's snapshots name this broker leader of everything (a
+cluster of one), there is nothing to follow and nothing to hand over at shutdown.
 
 On every snapshot (the coordinator's listener, called on the event loop):
 
@@ -14,7 +16,7 @@ On every snapshot (the coordinator's listener, called on the event loop):
 A queue deleted and created again between two snapshots (its queue id changed) is kept out of the roles
 until its old partitions are dropped and the new ones hosted, then its roles are taken.
 
-A lost ZooKeeper session (the coordinator's session listener, "lost") fences the broker: every
+A lost coordinator session (ZooKeeper's; the session listener's "lost") fences the broker: every
 leadership ends at once and is taken back only from a snapshot that names this broker leader in a newer
 leader epoch (see ``ReplicaManager.fence``). ``check_isrs`` drops lagging followers from the ISRs this
 broker leads; ``controlled_shutdown`` (SIGTERM) moves its leaderships away before it stops. The logs of
@@ -29,10 +31,10 @@ import contextlib
 import logging
 from collections.abc import Mapping
 
+from logq.broker.partition import QueuePartition
 from logq.broker.replica_fetcher import ReplicaFetchers
-from logq.broker.replica_manager import QueuePartition, ReplicaManager
-from logq.coordinator import QueueMetadata
-from logq.coordinator.zookeeper import ZooKeeperCoordinator
+from logq.broker.replica_manager import ReplicaManager
+from logq.coordinator import Coordinator, QueueMetadata
 from logq.errors import CoordinationError
 from logq.groups.offsets import OFFSETS_QUEUE, OffsetStore
 
@@ -44,7 +46,7 @@ RETRY_S = 0.5
 class ClusterMember:
     def __init__(
         self,
-        coordinator: ZooKeeperCoordinator,
+        coordinator: Coordinator,
         replicas: ReplicaManager,
         offsets: OffsetStore,
         fetchers: ReplicaFetchers,
@@ -111,10 +113,14 @@ class ClusterMember:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_ms / 1000
-        while (movable := self._movable()) and loop.time() < deadline:
+        movable = self._movable()
+        if not movable:
+            return  # nothing another replica could take over (a cluster of one, or no other in sync)
+        while movable and loop.time() < deadline:
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), max(deadline - loop.time(), 0))
+            movable = self._movable()
         if movable:
             log.warning(
                 "controlled shutdown: still leading %d partitions after %d ms", len(movable), timeout_ms
@@ -149,13 +155,7 @@ class ClusterMember:
             self._fetchers.update(self._replicas.following())
         self._unload(lost)
         self._to_load |= {p for q, p in gained if q == OFFSETS_QUEUE}
-        for queue, partition in sorted(gained | lost):
-            log.info(
-                "partition %s-%d: %s",
-                queue,
-                partition,
-                "leading" if (queue, partition) in gained else "no longer leading",
-            )
+        _log_leadership(gained, lost)
         self._check_offsets_partitions(queues)
         self._wake.set()
 
@@ -165,8 +165,8 @@ class ClusterMember:
         lost = self._replicas.fence()
         self._unload(lost)
         log.warning(
-            "ZooKeeper session lost: no longer leading %d partitions until the controller gives them a new "
-            "leader epoch",
+            "coordinator session lost: no longer leading %d partitions until the controller gives them a "
+            "new leader epoch",
             len(lost),
         )
 
@@ -208,6 +208,7 @@ class ClusterMember:
             self._on_metadata(self._latest)  # now the new queue's roles (from the newest snapshot)
         if not self._shutting_down:
             self._fetchers.update(self._replicas.following())
+        loaded = records = 0
         for partition in sorted(self._to_load):
             if partition >= self._offsets.partitions:
                 self._to_load.discard(partition)
@@ -215,14 +216,32 @@ class ClusterMember:
             if not self._replicas.is_leader(OFFSETS_QUEUE, partition):
                 self._to_load.discard(partition)
                 continue
-            if self._replicas.log_for(OFFSETS_QUEUE, partition) is None:
+            led = self._replicas.partition(OFFSETS_QUEUE, partition)
+            if led is None or led.log is None:
                 continue  # hosted by the next round
-            records = await asyncio.to_thread(self._offsets.load, partition)
+            replayed = await self._offsets.load(partition)
             if self._replicas.is_leader(OFFSETS_QUEUE, partition):
                 self._to_load.discard(partition)
-                log.info("loaded %s partition %d: %d records", OFFSETS_QUEUE, partition, records)
+                loaded, records = loaded + 1, records + replayed
+                log.debug("loaded %s partition %d: %d records", OFFSETS_QUEUE, partition, replayed)
             else:  # lost it while loading
                 self._offsets.unload(partition)
+        if loaded:
+            log.info("loaded %d partition(s) of %s: %d records", loaded, OFFSETS_QUEUE, records)
         if self._to_load:
             await asyncio.sleep(RETRY_S)
             self._wake.set()
+
+
+def _log_leadership(gained: set[QueuePartition], lost: set[QueuePartition], *, each_up_to: int = 20) -> None:
+    """A line per change, or a summary when many partitions change at once (a start)."""
+    if len(gained) + len(lost) > each_up_to:
+        log.info("leading %d more partitions, %d fewer", len(gained), len(lost))
+        return
+    for queue, partition in sorted(gained | lost):
+        log.info(
+            "partition %s-%d: %s",
+            queue,
+            partition,
+            "leading" if (queue, partition) in gained else "no longer leading",
+        )

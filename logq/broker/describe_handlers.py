@@ -19,7 +19,7 @@ from logq.broker.metrics import BrokerMetrics
 from logq.broker.replica_manager import ReplicaManager
 from logq.coordinator import Coordinator, QueueMetadata
 from logq.error_codes import ErrorCode
-from logq.errors import LogqError
+from logq.errors import LogqError, RequestRefusedError
 from logq.groups.offsets import OFFSETS_QUEUE, offsets_log_config
 from logq.protocol import RequestHeader
 from logq.protocol import messages as m
@@ -146,7 +146,8 @@ class DescribeHandlers:
             indexes = range(count) if partitions is None else sorted(p for p in partitions if 0 <= p < count)
             described = []
             for index in indexes:
-                plog = self._replicas.log_for(name, index)
+                partition = self._replicas.partition(name, index)
+                plog = partition.log if partition is not None else None
                 if plog is None:
                     continue
                 described.append(
@@ -180,8 +181,8 @@ class DescribeHandlers:
                 validate_queue_name(name)
                 meta = self._coordinator.queues().get(name)
                 if meta is None:
-                    raise _ResourceError(
-                        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"queue {name!r} does not exist"
+                    raise RequestRefusedError(
+                        f"queue {name!r} does not exist", code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                     )
                 entries = self._queue_entries(meta, docs)
             elif resource.resource_type == ResourceType.BROKER:
@@ -191,15 +192,15 @@ class DescribeHandlers:
                 elif name == me:
                     entries = self._broker_entries()
                 else:
-                    raise _ResourceError(
-                        ErrorCode.INVALID_REQUEST, f"unexpected broker id {name!r}: this is broker {me}"
+                    raise RequestRefusedError(
+                        f"unexpected broker id {name!r}: this is broker {me}", code=ErrorCode.INVALID_REQUEST
                     )
             else:
-                raise _ResourceError(
-                    ErrorCode.INVALID_REQUEST,
+                raise RequestRefusedError(
                     f"resource type {resource.resource_type} is not supported (2 = topic, 4 = broker)",
+                    code=ErrorCode.INVALID_REQUEST,
                 )
-        except (LogqError, _ResourceError) as exc:
+        except LogqError as exc:
             return m.DescribeConfigsResult(
                 error_code=exc.code,
                 error_message=str(exc),
@@ -222,13 +223,13 @@ class DescribeHandlers:
         """DESCRIBE_CONFIGS on the queue, or on the cluster for a broker, before anything is looked up."""
         auth, name, op = self._auth, resource.resource_name, AclOperation.DESCRIBE_CONFIGS
         if resource.resource_type == ResourceType.TOPIC and not auth.allows(op, AclResourceType.TOPIC, name):
-            raise _ResourceError(
-                ErrorCode.TOPIC_AUTHORIZATION_FAILED, auth.refusal(op, AclResourceType.TOPIC, name)
+            raise RequestRefusedError(
+                auth.refusal(op, AclResourceType.TOPIC, name), code=ErrorCode.TOPIC_AUTHORIZATION_FAILED
             )
         if resource.resource_type == ResourceType.BROKER and not auth.allows_cluster(op):
-            raise _ResourceError(
-                ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+            raise RequestRefusedError(
                 auth.refusal(op, AclResourceType.CLUSTER, CLUSTER_NAME),
+                code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
             )
 
     def _queue_entries(self, meta: QueueMetadata, docs: bool) -> list[m.DescribeConfigsResourceResult]:
@@ -267,12 +268,6 @@ class DescribeHandlers:
             )
             for key, value in sorted(self._config.settings().items())
         ]
-
-
-class _ResourceError(Exception):
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def _entry(

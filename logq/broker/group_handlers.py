@@ -18,7 +18,6 @@ a commit READ on each queue too; refusals come before any other check (docs/secu
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from logq.broker.authorization import RequestAuthorizer
@@ -103,12 +102,6 @@ class GroupHandlers:
                 port=-1,
             )
         listener = current_session().listener  # answer with the address of the listener asked on
-        if not self._replicas.cluster_mode:
-            me = next(b for b in self._coordinator.brokers() if b.broker_id == self._coordinator.broker_id)
-            host, port = me.address_for(listener) or (me.host, me.port)
-            return m.FindCoordinatorResponse(
-                error_code=ErrorCode.NONE, node_id=me.broker_id, host=host, port=port
-            )
         offsets = self._coordinator.queues().get(OFFSETS_QUEUE)
         if offsets is None:
             offsets = await self._create_offsets_queue()
@@ -150,10 +143,8 @@ class GroupHandlers:
         return self._auth.allows(AclOperation.READ, GROUP, group_id)
 
     def _not_here(self, group_id: str) -> ErrorCode:
-        """NONE if this broker coordinates the group now, else NOT_COORDINATOR or
-        COORDINATOR_LOAD_IN_PROGRESS (always NONE standalone)."""
-        if not self._replicas.cluster_mode:
-            return ErrorCode.NONE
+        """NONE if this broker coordinates the group now (it leads the group's offsets partition and has
+        loaded it), else NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS."""
         partition = self._offsets.partition_of(group_id)
         if not self._replicas.is_leader(OFFSETS_QUEUE, partition):
             return ErrorCode.NOT_COORDINATOR
@@ -391,26 +382,23 @@ class GroupHandlers:
         )
 
     async def _commit(self, group_id: str, offsets: dict[tuple[str, int], OffsetAndMetadata]) -> None:
-        """A commit is acknowledged once it is on disk and, in cluster mode, on every ISR member of its
-        __consumer_offsets partition (as an acks=all produce)."""
-        info = self._offsets.commit(group_id, offsets)
+        """A commit is written through the leader of its ``__consumer_offsets`` partition and answered once
+        that partition acknowledges it as an acks=all produce (``Partition.wait_acknowledged``). Errors
+        are mapped as Kafka maps a failed offsets write: the leadership moved, NOT_COORDINATOR; anything
+        else of the replication, COORDINATOR_NOT_AVAILABLE."""
+        try:
+            partition = self._replicas.leader(OFFSETS_QUEUE, self._offsets.partition_of(group_id))
+            info = self._offsets.commit(group_id, offsets)
+        except ReplicationError as exc:
+            raise _coordinator_error(exc) from None
         if info is None:
             return
         acknowledged = False
         try:  # OffsetFetch shows the commit only once it is acknowledged
-            partition = self._offsets.partition_of(group_id)
-            plog = self._replicas.log_for(OFFSETS_QUEUE, partition)
-            if plog is not None:
-                if plog.durable_offset <= info.last_offset:
-                    await asyncio.to_thread(plog.flush)
-                await self._replicas.wait_replicated(
-                    OFFSETS_QUEUE, partition, info.last_offset + 1, OFFSET_COMMIT_TIMEOUT_MS
-                )
+            await partition.wait_acknowledged(info, acks=-1, timeout_ms=OFFSET_COMMIT_TIMEOUT_MS)
             acknowledged = True
-        except ReplicationError as exc:  # Kafka's mapping of a failed offsets write
-            moved = exc.code == ErrorCode.NOT_LEADER_OR_FOLLOWER
-            code = ErrorCode.NOT_COORDINATOR if moved else ErrorCode.COORDINATOR_NOT_AVAILABLE
-            raise LogqError(str(exc), code=code) from None
+        except ReplicationError as exc:
+            raise _coordinator_error(exc) from None
         finally:
             self._offsets.settle(group_id, offsets, info, acknowledged=acknowledged)
 
@@ -455,3 +443,9 @@ class GroupHandlers:
             ],
             error_code=ErrorCode.NONE,
         )
+
+
+def _coordinator_error(exc: ReplicationError) -> LogqError:
+    moved = exc.code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+    code = ErrorCode.NOT_COORDINATOR if moved else ErrorCode.COORDINATOR_NOT_AVAILABLE
+    return LogqError(str(exc), code=code)

@@ -17,6 +17,7 @@ from logq import batch as rb
 from logq.broker.authorization import RequestAuthorizer
 from logq.broker.config import BrokerConfig
 from logq.broker.metrics import BrokerMetrics
+from logq.broker.partition import EMPTY, Origin, PartitionRead
 from logq.broker.replica_manager import ReplicaManager
 from logq.broker.session import current_session
 from logq.coordinator import Coordinator, QueueMetadata
@@ -28,12 +29,13 @@ from logq.errors import (
     InvalidReplicationFactorError,
     LogqError,
     QueueExistsError,
+    RequestRefusedError,
     UnknownQueueError,
 )
 from logq.protocol import RequestHeader
 from logq.protocol import messages as m
 from logq.protocol.apis import spec_for_request
-from logq.queues import INTERNAL_PREFIX, validate_queue_name, validate_queue_settings
+from logq.queues import validate_queue_name, validate_queue_settings
 from logq.security.acl import CLUSTER_NAME, AclOperation, ResourceType
 
 TOPIC = ResourceType.TOPIC
@@ -42,9 +44,10 @@ log = logging.getLogger(__name__)
 
 INT32_MAX = 2**31 - 1
 _MAGIC_AT = 16  # the magic byte's position in both the old message format and RecordBatch v2
-EMPTY = memoryview(b"")
 DEFAULT_CREATE_WAIT_MS = 30_000  # CreateTopics with timeout_ms <= 0
-MIN_SERVED_PRODUCE_VERSION = 3  # v0-2 are advertised only for old librdkafka's sake (protocol.md §0)
+MIN_SERVED_PRODUCE_VERSION = (
+    3  # v0-2 are advertised only for old librdkafka's sake (docs/protocol.md, "APIs and versions")
+)
 
 Handler = Callable[[RequestHeader, Any], Awaitable[Any]]
 
@@ -88,7 +91,8 @@ class Handlers:
     # --- ApiVersions, Metadata ------------------------------------------------------------------------
 
     async def api_versions(self, header: RequestHeader, req: m.ApiVersionsRequest) -> m.ApiVersionsResponse:
-        """Exactly the APIs with a handler (protocol.md §0: never advertise an API you do not serve)."""
+        """Exactly the APIs with a handler: never advertise an API one does not serve (docs/protocol.md,
+        "APIs and versions")."""
         specs = sorted((spec_for_request(t) for t in self.by_type), key=lambda spec: spec.api_key)
         keys = [
             m.ApiVersionsResponseKey(api_key=s.api_key, min_version=s.min_version, max_version=s.max_version)
@@ -253,46 +257,28 @@ class Handlers:
         acks: int,
         timeout_ms: int,
     ) -> m.PartitionProduceResponse:
-        plog = self._replicas.log_for(queue, part.index)
         if (
-            plog is None
+            self._replicas.partition(queue, part.index) is None
             and self._config.auto_create_queues
             and queue not in self._coordinator.queues()
             and self._auth.may_create_queue(queue)
         ):
             await self._auto_create(queue)
-            plog = self._replicas.log_for(queue, part.index)
-        if plog is None or not self._replicas.is_leader(queue, part.index):
-            return _produce_error(
-                part.index, self._replicas.not_served(queue, part.index, self._coordinator.queues())
-            )
-        if queue.startswith(INTERNAL_PREFIX):
-            return _produce_error(
-                part.index, ErrorCode.INVALID_TOPIC_EXCEPTION, "internal queues are not writable"
-            )
         records = part.records
-        if records is not None and len(records) > _MAGIC_AT and records[_MAGIC_AT] != rb.MAGIC:
-            return _produce_error(part.index, ErrorCode.INVALID_RECORD, "only record batches of magic 2")
-        if records is None or len(records) < rb.HEADER_SIZE:
-            return _produce_error(
-                part.index, ErrorCode.CORRUPT_MESSAGE, "the records are shorter than a batch header"
-            )
-        view = memoryview(records)
-        header = rb.parse_header(view)
-        if header.size < len(view):
-            return _produce_error(
-                part.index, ErrorCode.INVALID_RECORD, "exactly one record batch per partition"
-            )
-        if header.is_control or header.is_transactional:
-            return _produce_error(part.index, ErrorCode.INVALID_RECORD, "control and transactional batches")
-        if header.codec == rb.CODEC_ZSTD and version < 7:
+        if version < 7 and _codec_of(records) == rb.CODEC_ZSTD:
             return _produce_error(part.index, ErrorCode.UNSUPPORTED_COMPRESSION_TYPE)
         try:
-            info = await self._replicas.append(queue, part.index, plog, view, acks, timeout_ms=timeout_ms)
+            partition = self._replicas.leader(queue, part.index)
+            info = await partition.append(
+                records or b"", acks=acks, origin=Origin.CLIENT, timeout_ms=timeout_ms
+            )
         except LogqError as exc:
             return _produce_error(part.index, exc.code, str(exc))
-        self._metrics.bytes_in.labels(queue, client).inc(len(view))
-        self._metrics.records_in.labels(queue, client).inc(header.records_count)
+        plog = partition.log
+        assert records is not None
+        assert plog is not None
+        self._metrics.bytes_in.labels(queue, client).inc(len(records))
+        self._metrics.records_in.labels(queue, client).inc(info.last_offset - info.base_offset + 1)
         return m.PartitionProduceResponse(
             index=part.index,
             error_code=ErrorCode.NONE,
@@ -369,11 +355,12 @@ class Handlers:
             if topic.topic in denied:
                 continue
             for p in topic.partitions:
-                code = self._replicas.check_leader_epoch(topic.topic, p.partition, p.current_leader_epoch)
+                partition = self._replicas.partition(topic.topic, p.partition)
+                if partition is None or not partition.is_leader:
+                    continue  # the read answers why
+                code = partition.check_epoch(p.current_leader_epoch)
                 if code == ErrorCode.NONE and req.replica_id >= 0:
-                    code = self._replicas.follower_fetched(
-                        topic.topic, p.partition, req.replica_id, p.fetch_offset, p.current_leader_epoch
-                    )
+                    code = partition.follower_fetched(req.replica_id, p.fetch_offset, p.current_leader_epoch)
                 if code != ErrorCode.NONE:
                     refused[(topic.topic, p.partition)] = code
         return refused
@@ -381,9 +368,10 @@ class Handlers:
     def _read(
         self, req: m.FetchRequest, denied: set[str], refused: dict[tuple[str, int], ErrorCode]
     ) -> tuple[list[m.FetchableTopicResponse], int, bool]:
-        """Read every requested partition, in request order. A partition listed twice is served once (the
-        repeats answer with no records), and the response is capped at the broker's fetch.max.bytes.
-        Consumers read up to the high watermark, followers (replica_id >= 0) up to the log end."""
+        """Read every requested partition, in request order (each partition's rules are its own:
+        ``Partition.read``). A partition listed twice is served once (the repeats answer with no records),
+        and the response is capped at the broker's fetch.max.bytes; only the first non-empty partition may
+        go over it (KIP-74)."""
         follower = req.replica_id >= 0
         budget = min(req.max_bytes if req.max_bytes > 0 else INT32_MAX, self._config.fetch_max_bytes)
         total = 0
@@ -393,45 +381,51 @@ class Handlers:
         for topic in req.topics:
             partitions = []
             for p in topic.partitions:
-                data, error, plog = EMPTY, ErrorCode.NONE, self._replicas.log_for(topic.topic, p.partition)
+                key = (topic.topic, p.partition)
                 if topic.topic in denied:
-                    error, plog = ErrorCode.TOPIC_AUTHORIZATION_FAILED, None
-                elif plog is None or not self._replicas.is_leader(topic.topic, p.partition):
-                    error = self._replicas.not_served(topic.topic, p.partition, self._coordinator.queues())
-                    plog = None
-                elif (topic.topic, p.partition) in refused:
-                    error = refused[(topic.topic, p.partition)]
-                elif not plog.log_start_offset <= p.fetch_offset <= plog.log_end_offset:
-                    error = ErrorCode.OFFSET_OUT_OF_RANGE
-                elif (topic.topic, p.partition) not in served:
-                    served.add((topic.topic, p.partition))
-                    if not follower:
-                        self._replicas.record_fetch(topic.topic, p.partition)
-                    limit = min(p.partition_max_bytes, budget - total)
-                    if limit > 0 or total == 0:
-                        try:
-                            upto = None if follower else plog.high_watermark
-                            data = plog.read(p.fetch_offset, limit, upto=upto)
-                        except LogqError as exc:  # retention (another thread) moved the start; log closed
-                            error = exc.code
-                        if total and len(data) > limit:  # only the first non-empty partition may overshoot
-                            data = EMPTY
-                    total += len(data)
-                any_error = any_error or error != ErrorCode.NONE
-                hw = plog.high_watermark if plog is not None else -1
+                    got = PartitionRead(ErrorCode.TOPIC_AUTHORIZATION_FAILED, EMPTY, -1, -1)
+                else:
+                    got = self._read_one(
+                        key, p, follower, refused, budget - total, first=total == 0, again=key in served
+                    )
+                    served.add(key)
+                total += len(got.records)
+                any_error = any_error or got.error != ErrorCode.NONE
                 partitions.append(
                     m.FetchPartitionData(
                         partition_index=p.partition,
-                        error_code=error,
-                        high_watermark=hw,
-                        last_stable_offset=hw,
-                        log_start_offset=plog.log_start_offset if plog is not None else -1,
+                        error_code=got.error,
+                        high_watermark=got.high_watermark,
+                        last_stable_offset=got.high_watermark,
+                        log_start_offset=got.log_start_offset,
                         aborted_transactions=[],
-                        records=data,
+                        records=got.records,
                     )
                 )
             topics.append(m.FetchableTopicResponse(topic=topic.topic, partitions=partitions))
         return topics, total, any_error
+
+    def _read_one(
+        self,
+        key: tuple[str, int],
+        p: m.FetchPartition,
+        follower: bool,
+        refused: dict[tuple[str, int], ErrorCode],
+        left: int,
+        *,
+        first: bool,
+        again: bool,
+    ) -> PartitionRead:
+        try:
+            partition = self._replicas.leader(*key)
+        except LogqError as exc:
+            return PartitionRead(exc.code, EMPTY, -1, -1)
+        if key in refused:
+            plog = partition.log
+            assert plog is not None
+            return PartitionRead(refused[key], EMPTY, plog.high_watermark, plog.log_start_offset)
+        limit = 0 if again else min(p.partition_max_bytes, left)
+        return partition.read(p.fetch_offset, limit, follower=follower, may_exceed=first and not again)
 
     # --- ListOffsets --------------------------------------------------------------------------------------
 
@@ -441,30 +435,22 @@ class Handlers:
             partitions = []
             described = self._auth.allows(AclOperation.DESCRIBE, TOPIC, topic.name)
             for p in topic.partitions:
-                plog = self._replicas.log_for(topic.name, p.partition_index)
                 result = m.ListOffsetsPartitionResponse(
                     partition_index=p.partition_index, error_code=ErrorCode.NONE
                 )
                 if not described:
                     result.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
-                elif plog is None or not self._replicas.is_leader(topic.name, p.partition_index):
-                    result.error_code = self._replicas.not_served(
-                        topic.name, p.partition_index, self._coordinator.queues()
-                    )
-                elif p.timestamp == -1:  # latest
-                    result.offset = plog.high_watermark
-                elif p.timestamp == -2:  # earliest
-                    result.offset = plog.log_start_offset
-                elif p.timestamp >= 0:
-                    try:
-                        found = await asyncio.to_thread(plog.offset_for_timestamp, p.timestamp)
-                    except LogqError as exc:  # the queue was deleted meanwhile
-                        result.error_code = exc.code
-                        found = None
-                    if found is not None:
-                        result.offset, result.timestamp = found
-                else:
+                elif p.timestamp < -2:
                     result.error_code = ErrorCode.INVALID_REQUEST
+                else:
+                    try:
+                        partition = self._replicas.leader(topic.name, p.partition_index)
+                        result.error_code = partition.check_epoch(p.current_leader_epoch)
+                        if not result.error_code:
+                            found = await partition.list_offset(p.timestamp)
+                            result.offset, result.timestamp, result.leader_epoch = found
+                    except LogqError as exc:  # not led here, or deleted meanwhile
+                        result.error_code = exc.code
                 partitions.append(result)
             topics.append(m.ListOffsetsTopicResponse(name=topic.name, partitions=partitions))
             self._count_errors("ListOffsets", (p.error_code for p in partitions))
@@ -484,16 +470,18 @@ class Handlers:
         for topic in req.topics:
             try:
                 if names.count(topic.name) > 1:
-                    raise _RequestError(ErrorCode.INVALID_REQUEST, f"queue {topic.name!r} appears twice")
+                    raise RequestRefusedError(
+                        f"queue {topic.name!r} appears twice", code=ErrorCode.INVALID_REQUEST
+                    )
                 if not self._auth.may_create_queue(topic.name):
-                    raise _RequestError(
-                        ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                    raise RequestRefusedError(
                         f"{self._auth.principal} may not create queue {topic.name!r} "
                         f"(needs CREATE on CLUSTER:{CLUSTER_NAME} or on TOPIC:{topic.name})",
+                        code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
                     )
                 await self._create_one(topic, req.validate_only, deadline)
                 results.append(m.CreatableTopicResult(name=topic.name, error_code=ErrorCode.NONE))
-            except (LogqError, _RequestError) as exc:
+            except LogqError as exc:
                 results.append(
                     m.CreatableTopicResult(name=topic.name, error_code=exc.code, error_message=str(exc))
                 )
@@ -508,20 +496,21 @@ class Handlers:
         live = {b.broker_id for b in self._coordinator.brokers()}
         if topic.assignments:
             if partitions != -1 or replication != -1:
-                raise _RequestError(
-                    ErrorCode.INVALID_REQUEST, "give either assignments or partitions and replication factor"
+                raise RequestRefusedError(
+                    "give either assignments or partitions and replication factor",
+                    code=ErrorCode.INVALID_REQUEST,
                 )
             indexes = sorted(a.partition_index for a in topic.assignments)
             sizes = {len(a.broker_ids) for a in topic.assignments}
             if indexes != list(range(len(indexes))) or len(sizes) != 1:
-                raise _RequestError(
-                    ErrorCode.INVALID_REPLICA_ASSIGNMENT, "assignments must cover 0..N-1 evenly"
+                raise RequestRefusedError(
+                    "assignments must cover 0..N-1 evenly", code=ErrorCode.INVALID_REPLICA_ASSIGNMENT
                 )
             for a in topic.assignments:
                 if len(set(a.broker_ids)) != len(a.broker_ids) or not set(a.broker_ids) <= live:
-                    raise _RequestError(
-                        ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                    raise RequestRefusedError(
                         f"partition {a.partition_index} names brokers that are not live or repeats one",
+                        code=ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                     )
             partitions, replication = len(indexes), sizes.pop()
         if partitions == -1:
@@ -592,12 +581,6 @@ def _log_late_creation(hosting: asyncio.Task[None], queue: str, partitions: int)
         log.info("created queue %s (%d partitions) after answering REQUEST_TIMED_OUT", queue, partitions)
 
 
-class _RequestError(Exception):
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 def _missing_queue_error(name: str) -> ErrorCode:
     """Kafka's answer for a queue that does not exist: INVALID_TOPIC_EXCEPTION when no queue could have
     that name (so clients do not wait for it to appear), else UNKNOWN_TOPIC_OR_PARTITION."""
@@ -609,8 +592,8 @@ def _missing_queue_error(name: str) -> ErrorCode:
 
 
 def _topic_metadata(meta: QueueMetadata, without_log: Container[int] = ()) -> m.MetadataResponseTopic:
-    """``without_log``: partitions still being created here, answered without a leader."""
-    # Leader epochs go out as -1: logq does not serve OffsetForLeaderEpoch (protocol.md §6, §10.7).
+    """``without_log``: partitions still being created here, answered without a leader. Leader epochs are
+    the real ones (clients use them to detect truncation, KIP-320; OffsetForLeaderEpoch is served)."""
     partitions = [
         m.MetadataResponsePartition(
             error_code=ErrorCode.NONE
@@ -618,7 +601,7 @@ def _topic_metadata(meta: QueueMetadata, without_log: Container[int] = ()) -> m.
             else ErrorCode.LEADER_NOT_AVAILABLE,
             partition_index=index,
             leader_id=state.leader if index not in without_log else -1,
-            leader_epoch=-1,
+            leader_epoch=state.leader_epoch,
             replica_nodes=list(state.replicas),
             isr_nodes=list(state.isr),
             offline_replicas=[],
@@ -628,6 +611,13 @@ def _topic_metadata(meta: QueueMetadata, without_log: Container[int] = ()) -> m.
     return m.MetadataResponseTopic(
         error_code=ErrorCode.NONE, name=meta.name, is_internal=meta.internal, partitions=partitions
     )
+
+
+def _codec_of(records: bytes | bytearray | memoryview | None) -> int:
+    """The compression codec of a RecordBatch v2 (-1 for anything else; the append explains why)."""
+    if records is None or len(records) < rb.HEADER_SIZE or records[_MAGIC_AT] != rb.MAGIC:
+        return -1
+    return rb.parse_header(memoryview(records)).codec
 
 
 def _produce_error(index: int, code: int, message: str | None = None) -> m.PartitionProduceResponse:

@@ -15,6 +15,7 @@ the partition is assigned, has lag, and has seen neither a fetch nor a commit fo
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -59,10 +60,25 @@ class LagTracker:
         self._now_ms = now_ms
         self._stalled_after_ms = stalled_after_ms
 
-    # Called from the metrics server's thread while the event loop changes groups: iterate over copies.
+    # The offset store and the groups are the event loop's: these run on the loop. The metrics server's
+    # thread asks through ``all_from_thread``.
+
+    def all_from_thread(self, loop: asyncio.AbstractEventLoop, timeout_s: float = 10) -> list[PartitionLag]:
+        """``all()``, computed on ``loop`` for a caller on another thread (the metrics server), or at once
+        on the loop's own thread."""
+        try:
+            if asyncio.get_running_loop() is loop:
+                return list(self.all())
+        except RuntimeError:  # no loop in this thread
+            pass
+
+        async def collect() -> list[PartitionLag]:
+            return list(self.all())
+
+        return asyncio.run_coroutine_threadsafe(collect(), loop).result(timeout_s)
 
     def groups(self) -> list[str]:
-        names: set[str] = set(self._membership.groups)  # one C-level copy, atomic under the GIL
+        names: set[str] = set(self._membership.groups)
         for partition in range(self._offsets.partitions):
             if self._offsets.loaded(partition):
                 names.update(self._offsets.groups(partition))

@@ -9,7 +9,7 @@ therefore never keeps a tail the new leader does not have (the old leader's unac
 and never cuts data the leader has (truncating to the high watermark, Kafka's first design, loses
 acknowledged messages when leaders change twice in a row).
 
-Fetched batches are appended unchanged (``PartitionLog.append_replicated``). With
+Fetched batches are appended unchanged (``Partition.append_as_follower``). With
 ``log.fsync.before.ack`` they are fsynced before the next fetch, whose offset tells the leader that
 this replica holds them: so acks=all means "fsynced on every ISR member".
 
@@ -26,7 +26,8 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from logq.broker.replica_manager import QueuePartition, ReplicaManager
+from logq.broker.partition import Partition, QueuePartition
+from logq.broker.replica_manager import ReplicaManager
 from logq.client.connection import BrokerConnection
 from logq.client.security import SecuritySettings
 from logq.coordinator import BrokerInfo, PartitionState
@@ -158,9 +159,7 @@ class ReplicaFetchers:
         follows = self._by_leader.get(leader, {})
         now = asyncio.get_running_loop().time()
         ready = {
-            key: f
-            for key, f in follows.items()
-            if f.retry_at <= now and self._replicas.log_for(*key) is not None
+            key: f for key, f in follows.items() if f.retry_at <= now and self._follower(key) is not None
         }
         truncating = {key: f for key, f in ready.items() if f.truncate}
         if truncating:
@@ -177,10 +176,10 @@ class ReplicaFetchers:
         asked: dict[QueuePartition, int] = {}
         topics: dict[str, list[m.OffsetForLeaderPartition]] = {}
         for key, follow in follows.items():
-            plog = self._replicas.log_for(*key)
-            if plog is None:
+            partition = self._follower(key)
+            if partition is None or partition.log is None:
                 continue
-            asked[key] = plog.latest_leader_epoch
+            asked[key] = partition.log.latest_leader_epoch
             if asked[key] < 0:
                 follow.truncate = False  # no epoch in this log (empty, or written without epochs): fetch
                 continue
@@ -201,11 +200,12 @@ class ReplicaFetchers:
             for answer in topic.partitions:
                 key = (topic.topic, answer.partition)
                 f = follows.get(key)
-                plog = self._replicas.log_for(*key)
-                if f is None or plog is None or key not in asked:
-                    continue
-                if self._stale(key, f) or self._replicas.is_leader(*key):
+                partition = self._follower(key)
+                if f is None or partition is None or partition.log is None or key not in asked:
+                    continue  # not following it any more: the answer is void
+                if self._stale(key, f):
                     continue  # the partition moved while the question was out: the answer is void
+                plog = partition.log
                 if answer.error_code != ErrorCode.NONE:
                     f.retry_at = now + RETRY_S  # not (yet) the leader in our epoch: metadata will say
                     continue
@@ -219,7 +219,7 @@ class ReplicaFetchers:
                         )  # fmt: skip
                     # On the loop, with no await since the checks above: leadership cannot arrive in
                     # between (rare, and a few milliseconds of fsync).
-                    plog.truncate_to(offset)
+                    partition.truncate_as_follower(offset)
                 f.truncate = not done
 
     # --- fetch ---------------------------------------------------------------------------------------
@@ -231,16 +231,18 @@ class ReplicaFetchers:
             unflushed = [
                 plog
                 for key in follows
-                if (plog := self._replicas.log_for(*key)) is not None
+                if (partition := self._follower(key)) is not None
+                and (plog := partition.log) is not None
                 and plog.durable_offset < plog.log_end_offset
             ]
             if unflushed:
                 await asyncio.to_thread(_flush_all, unflushed)
         topics: dict[str, list[m.FetchPartition]] = {}
         for key, follow in follows.items():
-            plog = self._replicas.log_for(*key)
-            if plog is None:
-                continue  # the queue was deleted meanwhile
+            partition = self._follower(key)
+            if partition is None or partition.log is None:
+                continue  # the queue was deleted meanwhile, or the partition is led here now
+            plog = partition.log
             topics.setdefault(key[0], []).append(
                 m.FetchPartition(
                     partition=key[1],
@@ -269,22 +271,20 @@ class ReplicaFetchers:
             for data in topic.partitions:
                 key = (topic.topic, data.partition_index)
                 f = follows.get(key)
-                plog = self._replicas.log_for(*key)
-                if f is None or plog is None or self._stale(key, f):
+                partition = self._follower(key)
+                if f is None or partition is None or partition.log is None or self._stale(key, f):
                     continue  # the partition moved while the fetch was out
                 if data.error_code == ErrorCode.NONE:
+                    try:
+                        partition.append_as_follower(data.records, data.high_watermark, data.log_start_offset)
+                    except LogqError as exc:
+                        log.error("%s: cannot append replicated data: %s", partition.name, exc)
+                        f.truncate, f.retry_at = True, now + RETRY_S
+                        continue
                     if data.records:
-                        try:
-                            plog.append_replicated(data.records)
-                        except LogqError as exc:
-                            log.error("%s-%d: cannot append replicated data: %s", key[0], key[1], exc)
-                            f.truncate, f.retry_at = True, now + RETRY_S
-                            continue
-                        written.append(plog)
-                    plog.high_watermark = data.high_watermark
-                    _follow_log_start(key, plog, data.log_start_offset)
+                        written.append(partition.log)
                 elif data.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
-                    self._out_of_range(key, plog, f, data)
+                    self._out_of_range(partition, f, data)
                     f.retry_at = now + RETRY_S
                 else:  # not the leader, fenced or unknown epoch: wait for the metadata to catch up
                     f.retry_at = now + RETRY_S
@@ -294,18 +294,19 @@ class ReplicaFetchers:
     def _stale(self, key: QueuePartition, f: _Follow) -> bool:
         return all(follows.get(key) is not f for follows in self._by_leader.values())
 
+    def _follower(self, key: QueuePartition) -> Partition | None:
+        """The partition, if this broker follows it now (hosted, with its log open)."""
+        partition = self._replicas.partition(*key)
+        return partition if partition is not None and partition.followed_state() is not None else None
+
     @staticmethod
-    def _out_of_range(
-        key: QueuePartition, plog: PartitionLog, f: _Follow, data: m.FetchPartitionData
-    ) -> None:
+    def _out_of_range(partition: Partition, f: _Follow, data: m.FetchPartitionData) -> None:
+        plog = partition.log
+        assert plog is not None
         if 0 <= plog.log_end_offset < data.log_start_offset:
             # The leader's retention (or compaction) deleted everything this replica lacks: start again
             # at the leader's log start (on the loop: rare, and a few milliseconds of fsync).
-            log.warning(
-                "%s-%d: this replica ends at %d, before the leader's log start %d",
-                key[0], key[1], plog.log_end_offset, data.log_start_offset,
-            )  # fmt: skip
-            plog.restart_at(data.log_start_offset)
+            partition.restart_as_follower(data.log_start_offset)
         else:
             f.truncate = True  # the log ends past the leader's: truncate by epoch again
 
@@ -319,14 +320,6 @@ def _flush_all(logs: list[PartitionLog]) -> None:
 async def _close(connection: BrokerConnection | None) -> None:
     if connection is not None:
         await connection.close()
-
-
-def _follow_log_start(key: QueuePartition, plog: PartitionLog, leader_start: int) -> None:
-    """Delete the whole segments below the leader's log start (its retention or the offset store's
-    compaction removed them), as Kafka's followers do, so a replica does not grow without end."""
-    doomed = sum(1 for s in plog.segment_infos() if not s.active and s.end_offset <= leader_start)
-    if doomed:
-        plog.delete_oldest_segments(doomed, f"the leader's log starts at {leader_start}")
 
 
 def truncation_point(plog: PartitionLog, asked: int, leader_epoch: int, leader_end: int) -> tuple[int, bool]:

@@ -1,8 +1,9 @@
 """OffsetForLeaderEpoch (key 23): where an epoch of the log ended, as this broker leads it.
 
 A follower asks it before fetching (KIP-101/279): it names the latest leader epoch in its own log and
-truncates to the answer, so its log never diverges from the leader's. Consumers may ask it too (KIP-320,
-to detect truncation after a leader change). Served in cluster mode only; answered by the leader.
+truncates to the answer, so its log never diverges from the leader's. Consumers ask it too (KIP-320: a
+consumer that seeks with the leader epoch of a message it read checks where that epoch ended, to detect
+truncation after a leader change). Served in both modes, by the leader.
 With an authorizer: CLUSTER_ACTION on the cluster (a follower), else DESCRIBE on each queue.
 """
 
@@ -49,15 +50,12 @@ class ReplicaHandlers:
         return m.OffsetForLeaderEpochResponse(topics=topics)
 
     def _end_offset(self, queue: str, p: m.OffsetForLeaderPartition) -> m.EpochEndOffset:
-        plog = self._replicas.log_for(queue, p.partition)
-        if plog is None or not self._replicas.is_leader(queue, p.partition):
-            code = self._replicas.not_served(queue, p.partition, self._coordinator.queues())
-            return m.EpochEndOffset(error_code=code, partition=p.partition)
-        code = self._replicas.check_leader_epoch(queue, p.partition, p.current_leader_epoch)
-        if code != ErrorCode.NONE:
-            return m.EpochEndOffset(error_code=code, partition=p.partition)
         try:
-            epoch, end = plog.end_offset_for_epoch(p.leader_epoch)
+            partition = self._replicas.leader(queue, p.partition)
+            code = partition.check_epoch(p.current_leader_epoch)
+            if code != ErrorCode.NONE:
+                return m.EpochEndOffset(error_code=code, partition=p.partition)
+            epoch, end = partition.end_offset_for_epoch(p.leader_epoch)
         except LogqError as exc:
             return m.EpochEndOffset(error_code=exc.code, partition=p.partition)
         return m.EpochEndOffset(

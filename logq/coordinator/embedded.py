@@ -1,5 +1,10 @@
 """EmbeddedCoordinator: the metadata of a standalone broker, kept in ``<data dir>/coordinator.json``.
 
+A standalone broker is a cluster of one: it leads every partition with an ISR of itself. Leader epochs
+are real, as in a cluster: a queue starts in epoch 0, and every start of the broker (a new leader, as a
+restarted broker is in a cluster) moves every queue to the next epoch, recorded before anything is
+served, so a client that saw a batch of an epoch can ask where it ended (OffsetForLeaderEpoch).
+
 The file is rewritten atomically (temp, fsync, rename, fsync of the directory) on every change, so a
 crash leaves either the old or the new metadata. Producer ids are handed out from blocks of 1,000 whose
 upper bound is persisted before any id of the block is used (as Kafka's ZooKeeper mode did), so no id is
@@ -11,9 +16,10 @@ is in force. A change whose write fails (a full disk) is not made: the caller ge
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -84,6 +90,7 @@ class EmbeddedCoordinator:
         if not self._cluster_id:
             self._cluster_id = uuid.uuid4().hex
             await self._save()
+        await self._next_leader_epochs()
         self._credentials, self._secret = self._credential_file.load()
         if not self._credential_file.path.exists():
             await asyncio.to_thread(self._credential_file.save, self._credentials, self._secret)
@@ -120,8 +127,7 @@ class EmbeddedCoordinator:
                 raise QueueExistsError(
                     f"queue {name!r} collides with {clash!r} ('.' and '_' are treated alike)"
                 )
-            me = self.broker_id
-            state = PartitionState(leader=me, leader_epoch=0, replicas=(me,), isr=(me,))
+            state = self._led_state(0)
             queue = QueueMetadata(
                 name=name,
                 partitions=(state,) * partitions,
@@ -167,6 +173,41 @@ class EmbeddedCoordinator:
 
     def add_listener(self, listener: MetadataListener) -> None:
         self._listeners.append(listener)
+
+    # --- roles: this broker leads everything -------------------------------------------------------
+
+    def _led_state(self, leader_epoch: int) -> PartitionState:
+        me = self.broker_id
+        return PartitionState(leader=me, leader_epoch=leader_epoch, replicas=(me,), isr=(me,))
+
+    async def _next_leader_epochs(self) -> None:
+        """A start of the broker is a new leadership of every queue: the next leader epoch."""
+        if not self._queues:
+            return
+        self._queues = {
+            name: dataclasses.replace(
+                q, partitions=(self._led_state(q.partitions[0].leader_epoch + 1),) * len(q.partitions)
+            )
+            for name, q in self._queues.items()
+        }
+        await self._save()
+
+    def state_is_current(self, queue: str, partition: int) -> bool:
+        return True  # nobody else writes this broker's metadata
+
+    def add_session_listener(self, listener: Callable[[str], None]) -> None:
+        pass  # no session to lose
+
+    async def update_isr(
+        self, queue: str, partition: int, leader_epoch: int, based_on: tuple[int, ...], isr: tuple[int, ...]
+    ) -> bool:
+        return False  # one replica: the ISR is this broker, always
+
+    async def announce_shutdown(self) -> None:
+        pass  # no other replica to hand the leaderships to
+
+    def shutting_down(self) -> frozenset[int]:
+        return frozenset()
 
     # --- SCRAM credentials (credentials.json) -------------------------------------------------------
 
@@ -245,6 +286,7 @@ class EmbeddedCoordinator:
                     "replication_factor": q.replication_factor,
                     "settings": dict(q.settings),
                     "queue_id": q.queue_id,
+                    "leader_epoch": q.partitions[0].leader_epoch,
                 }
                 for q in self._queues.values()
             },
@@ -252,14 +294,14 @@ class EmbeddedCoordinator:
         }
 
     def _load(self, data: dict[str, Any]) -> None:
-        me = self.broker_id
-        state = PartitionState(leader=me, leader_epoch=0, replicas=(me,), isr=(me,))
         self._cluster_id = str(data.get("cluster_id", ""))
         self._producer_block_end = self._next_producer_id = int(data.get("producer_id_block_end", 0))
         for name, spec in data.get("queues", {}).items():
             self._queues[name] = QueueMetadata(
                 name=name,
-                partitions=(state,) * int(spec["partitions"]),
+                # one epoch for all of a queue's partitions: they change leader together (at a start);
+                # a file written before epochs were kept starts at 0 once bumped
+                partitions=(self._led_state(int(spec.get("leader_epoch", -1))),) * int(spec["partitions"]),
                 replication_factor=int(spec["replication_factor"]),
                 settings=MappingProxyType({str(k): str(v) for k, v in spec.get("settings", {}).items()}),
                 internal=name.startswith("__"),

@@ -120,6 +120,32 @@ class Coordinator(Protocol):
         """Call ``listener`` with the new snapshot after every metadata change."""
         ...
 
+    # --- what a broker needs to take and hand over its partitions' roles ---------------------------
+
+    def state_is_current(self, queue: str, partition: int) -> bool:
+        """Whether the partition's state was written after this broker registered (a state that names it
+        leader but predates its registration was written for an earlier process of this broker)."""
+        ...
+
+    def add_session_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener`` with "lost" when this broker's session ends (it must stop leading at once)."""
+        ...
+
+    async def update_isr(
+        self, queue: str, partition: int, leader_epoch: int, based_on: tuple[int, ...], isr: tuple[int, ...]
+    ) -> bool:
+        """As the leader in ``leader_epoch``, change the ISR from ``based_on`` to ``isr``; False if the
+        state changed meanwhile (nothing written)."""
+        ...
+
+    async def announce_shutdown(self) -> None:
+        """Controlled shutdown: ask for this broker's leaderships to move to other in-sync replicas."""
+        ...
+
+    def shutting_down(self) -> frozenset[int]:
+        """The brokers in a controlled shutdown."""
+        ...
+
     def acls(self) -> frozenset[AclBinding]:
         """Every ACL binding, as last read (never blocks)."""
         ...

@@ -3,9 +3,10 @@
 ``ZkStore`` is synchronous and blocking: the coordinator calls it from worker threads
 (``asyncio.to_thread``), never from the event loop and never from a kazoo thread. kazoo calls back on
 its own threads: ``on_state`` (from the connection thread) and ``on_watch`` (from the callback thread)
-must only hand the event over (they are never allowed to call ZooKeeper, reliability.md pitfall 1).
+must only hand the event over: they are never allowed to call ZooKeeper (docs/reliability.md,
+"ZooKeeper pitfalls", 1).
 
-What it guards against (reliability.md §2):
+What it guards against (docs/reliability.md, "ZooKeeper pitfalls"):
 - a stale ephemeral (``/brokers/ids/N``, ``/controller``) left by one of *our* earlier sessions is
   deleted and re-created; one owned by another live session is waited for, then refused;
 - a ``create`` retried after a ConnectionLoss may have succeeded: the node is read back and compared;

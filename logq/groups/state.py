@@ -75,7 +75,8 @@ def transition(state: GroupState, event: GroupEvent) -> GroupState:
         raise InvalidTransition(f"invalid event {event.value} in state {state.value}") from None
 
 
-# What a known member's request gets in each state, before generation checks (protocol.md §7).
+# What a known member's request gets in each state, before generation checks (docs/protocol.md,
+# "Consumer groups").
 HEARTBEAT_ANSWER: Mapping[GroupState, ErrorCode] = MappingProxyType(
     {
         S.EMPTY: ErrorCode.UNKNOWN_MEMBER_ID,

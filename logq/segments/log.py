@@ -52,6 +52,7 @@ class AppendInfo(NamedTuple):
     base_offset: int
     last_offset: int
     duplicate: bool = False  # a retried idempotent batch: these are the offsets of the original
+    leader_epoch: int = -1  # the leader epoch the append was made in (-1: none)
 
 
 class TimestampOffset(NamedTuple):
@@ -197,7 +198,7 @@ class PartitionLog:
             if idempotent:
                 original = self._producers.check(header)
                 if original is not None:
-                    return AppendInfo(original.base_offset, original.last_offset, duplicate=True)
+                    return AppendInfo(original.base_offset, original.last_offset, True, leader_epoch)
             now = self._clock.time_ms()
             segment = self._maybe_roll_locked(len(data), now)
             base = self._next_offset
@@ -218,7 +219,7 @@ class PartitionLog:
             self._index_locked(segment.base_offset, position, base, len(data), header.max_timestamp)
             if self.health.full:
                 self.health.appended()
-            return AppendInfo(base, self._next_offset - 1)
+            return AppendInfo(base, self._next_offset - 1, leader_epoch=leader_epoch)
 
     def _index_writes_wait(self) -> bool:
         # offline: RocksDB may refuse every write already, and retention must still get to its unlinks

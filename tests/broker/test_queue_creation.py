@@ -8,13 +8,18 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from logq.broker.config import BrokerConfig
 from logq.broker.handlers import Handlers
 from logq.broker.metrics import BrokerMetrics
+from logq.broker.partition import ReplicaSettings
 from logq.broker.replica_manager import ReplicaManager
+from logq.clock import SYSTEM_CLOCK
 from logq.config import LogConfig
 from logq.coordinator import BrokerInfo, EmbeddedCoordinator
 from logq.error_codes import ErrorCode
+from logq.errors import LogqError
 from logq.protocol import RequestHeader
 from logq.protocol import messages as m
 from logq.segments import LogManager, NewPartition
@@ -125,7 +130,18 @@ def test_partitions_whose_log_is_not_created_yet_have_no_leader(tmp_path: Path) 
         try:
             meta = await coordinator.create_queue("half", 4, 1, {})
             logs.create_many([NewPartition("half", p, LogConfig(), meta.queue_id) for p in (0, 2)])
-            replicas = ReplicaManager(logs, LogConfig(), fsync_before_ack=True)
+            settings = ReplicaSettings(
+                broker_id=0, clock=SYSTEM_CLOCK, fsync_before_ack=True, replica_lag_time_max_ms=30_000
+            )
+            replicas = ReplicaManager(logs, LogConfig(), settings)
+            replicas.update_leadership(coordinator.queues())
+            await replicas.host({})  # the creation is still under way: no log of "half" is opened here
+            for index in (0, 2):  # ...but two partitions' logs exist already
+                plog = logs.get("half", index)
+                partition = replicas.partition("half", index)
+                assert plog is not None
+                assert partition is not None
+                partition.host(plog)
             handlers = Handlers(BrokerConfig(data_dir=data_dir), coordinator, replicas, BrokerMetrics())
             request = m.MetadataRequest(topics=[m.MetadataRequestTopic(name="half")])
             answer = await handlers.metadata(RequestHeader(3, 8, 1, "test"), request)
@@ -136,10 +152,13 @@ def test_partitions_whose_log_is_not_created_yet_have_no_leader(tmp_path: Path) 
                 2: (0, ErrorCode.NONE),
                 3: (-1, ErrorCode.LEADER_NOT_AVAILABLE),
             }
-            assert replicas.not_served("half", 1, coordinator.queues()) == ErrorCode.NOT_LEADER_OR_FOLLOWER
-            assert (
-                replicas.not_served("half", 4, coordinator.queues()) == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-            )
+            for index, code in (
+                (1, ErrorCode.NOT_LEADER_OR_FOLLOWER),
+                (4, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
+            ):
+                with pytest.raises(LogqError) as refused:
+                    replicas.leader("half", index)
+                assert refused.value.code == code
         finally:
             logs.close()
 

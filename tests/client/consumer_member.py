@@ -72,10 +72,13 @@ def confluent_member(opts: Options) -> None:
         "partition.assignment.strategy": opts.assignor,
     })  # fmt: skip
     processed: dict[int, int] = {}  # partition -> the next offset to read, not committed yet
+    refused_in_a_rebalance = {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION}
 
     def commit(partitions: set[int]) -> None:
-        """Commit what was processed; a commit refused during a rebalance (REBALANCE_IN_PROGRESS) stays
-        pending and is tried again after the next poll."""
+        """Commit what was processed; a commit refused during a rebalance stays pending and is tried again
+        after the next poll: REBALANCE_IN_PROGRESS, or ILLEGAL_GENERATION for a commit sent in the old
+        generation and answered after the join completed (it waited behind the parked JoinGroup on the
+        coordinator's connection, as it would in Kafka)."""
         offsets = [TopicPartition(opts.queue, p, processed[p]) for p in partitions if p in processed]
         if not offsets:
             return
@@ -83,7 +86,7 @@ def confluent_member(opts: Options) -> None:
             consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             error = exc.args[0]
-            if not error.retriable() and error.code() != KafkaError.REBALANCE_IN_PROGRESS:
+            if not error.retriable() and error.code() not in refused_in_a_rebalance:
                 raise
             return
         for tp in offsets:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import shutil
 import struct
 import tempfile
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from logq.broker.replica_manager import CoordinatorWrites
 from logq.config import LogConfig
 from logq.error_codes import ErrorCode
 from logq.errors import BatchTooLargeError
@@ -31,29 +35,44 @@ from logq.groups.offsets import (
     OffsetMetadataTooLargeError,
     OffsetStore,
     java_string_hashcode,
-    offsets_log_config,
     partition_for,
 )
-from logq.segments import LogManager
 from logq.segments.log import AppendInfo, PartitionLog
 from logq.testing import FakeClock
+from logq.testing.cluster import FakeCoordinator, InProcessBroker
 
 CONFIG = LogConfig(segment_bytes=4096, index_interval_bytes=512)
 DAY = 24 * 3600 * 1000
 
 
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[object, object, T]) -> T:
+    return asyncio.run(coro)
+
+
 class Node:
-    """A data directory opened by a LogManager, with an OffsetStore over its offsets partitions."""
+    """A broker of a cluster of one (its data directory, its partitions of ``__consumer_offsets``), with an
+    OffsetStore writing through them as the broker's group coordinator does."""
 
     def __init__(self, data_dir: Path, clock: FakeClock, partitions: int = 3, config: LogConfig = CONFIG):
         self.config = config
-        self.manager = LogManager(data_dir, config, clock)
-        self.store = OffsetStore(self.log, partitions, clock)
+        coordinator = FakeCoordinator([1])
+        coordinator.create_queue(OFFSETS_QUEUE, partitions, queue_id="offsets")  # the same across restarts
+        self.broker = InProcessBroker(data_dir, 1, coordinator, clock=clock, config=config)
+        run(self.broker.start())
+        assert self.broker.logs is not None
+        assert self.broker.replicas is not None
+        self.manager = self.broker.logs
+        self.store = OffsetStore(CoordinatorWrites(self.broker.replicas), partitions, clock)
         for p in range(partitions):
-            self.store.load(p)
+            run(self.store.load(p))
 
     def log(self, partition: int) -> PartitionLog:
-        return self.manager.create(OFFSETS_QUEUE, partition, offsets_log_config(self.config))
+        plog = self.broker.partition(OFFSETS_QUEUE, partition).log
+        assert plog is not None
+        return plog
 
     def flush(self) -> None:
         for p in range(self.store.partitions):
@@ -181,7 +200,7 @@ def test_a_commit_is_fetched_only_once_acknowledged(node: Node) -> None:
     assert third is not None
     assert store.fetch("g") == {("q", 0): om(4), ("q", 1): om(1)}
     # the failed commit is in the log all the same: a reload (another coordinator) replays it
-    store.load(partition_for("g", 3))
+    run(store.load(partition_for("g", 3)))
     assert store.fetch("g") == {("q", 0): om(4), ("q", 1): om(1), ("q", 2): om(3)}
 
 
@@ -236,7 +255,7 @@ def test_not_coordinator_when_the_partition_is_not_loaded(node: Node) -> None:
         lambda: node.store.fetch("g"),
         lambda: node.store.set_group_empty_since("g", None),
         lambda: node.store.groups(p),
-        lambda: node.store.compact(p),
+        lambda: run(node.store.compact(p)),
     ]
     for call in calls:
         with pytest.raises(NotCoordinatorError) as caught:
@@ -305,7 +324,7 @@ def test_load_counts_records_and_replaces_memory(node: Node) -> None:
     p = partition_for("g", 3)
     commit_acked(node.store, "g", {("q", 0): om(1), ("q", 1): om(2)})
     commit_acked(node.store, "g", {("q", 0): om(3)})
-    assert node.store.load(p) == 3
+    assert run(node.store.load(p)) == 3
     assert node.store.fetch("g") == {("q", 0): om(3), ("q", 1): om(2)}
 
 
@@ -321,11 +340,11 @@ def test_compaction_bounds_the_log(data_dir: Path, clock: FakeClock) -> None:
     partition_log = node.log(0)
     before = partition_log.size_bytes
     assert before > 500_000
-    assert not node.store.maybe_compact(0, max_bytes=2 * before)
-    assert node.store.maybe_compact(0, max_bytes=64 * 1024)
+    assert not run(node.store.maybe_compact(0, max_bytes=2 * before))
+    assert run(node.store.maybe_compact(0, max_bytes=64 * 1024))
     assert partition_log.size_bytes < 1024  # one batch of four records
     assert partition_log.log_start_offset == 10_000
-    assert not node.store.maybe_compact(0, max_bytes=64 * 1024)
+    assert not run(node.store.maybe_compact(0, max_bytes=64 * 1024))
     node.manager.close()
     again = Node(data_dir, clock, partitions=1, config=config)
     assert again.store.fetch("g") == {keys[j]: om(9996 + j, "meta") for j in range(4)}
@@ -333,37 +352,45 @@ def test_compaction_bounds_the_log(data_dir: Path, clock: FakeClock) -> None:
     again.manager.close()
 
 
-def test_replicated_compaction_deletes_the_old_segments_once_the_isr_has_the_snapshot(
-    data_dir: Path, clock: FakeClock
-) -> None:
-    """Cluster mode: followers copy the snapshot like any write; the leader deletes what it replaced only
-    once the high watermark has passed it, and tells the replica manager about every append."""
+def test_replicated_compaction_deletes_the_old_segments_once_the_isr_has_the_snapshot(tmp_path: Path) -> None:
+    """Followers copy the snapshot like any write; the leader deletes what it replaced only once the
+    high watermark has passed it (the ISR has it)."""
     config = LogConfig(segment_bytes=64 * 1024, index_interval_bytes=4096)
-    manager = LogManager(data_dir, config, clock)
 
-    def log_for(partition: int) -> PartitionLog:
-        return manager.create(OFFSETS_QUEUE, partition, offsets_log_config(config))
+    async def scenario() -> None:
+        coordinator = FakeCoordinator([1, 2])
+        coordinator.create_queue(OFFSETS_QUEUE, 1)
+        leader, follower = (
+            InProcessBroker(tmp_path / f"b{i}", i, coordinator, config=config) for i in (1, 2)
+        )
+        await leader.start()
+        await follower.start()
+        assert leader.replicas is not None
+        store = OffsetStore(CoordinatorWrites(leader.replicas), 1, leader.clock)
+        await store.load(0)
+        partition_log = leader.partition(OFFSETS_QUEUE, 0).log
+        assert partition_log is not None
+        for i in range(5_000):
+            commit_acked(store, "g", {("q", i % 4): om(i)})
+        assert partition_log.high_watermark == 0  # the follower has fetched nothing yet
+        assert await store.maybe_compact(0, max_bytes=64 * 1024)
+        end = partition_log.log_end_offset
+        assert end == 5_004  # the snapshot (one batch of four records) was appended...
+        assert partition_log.log_start_offset == 0  # ...but nothing is deleted yet
+        assert await store.maybe_compact(0, max_bytes=64 * 1024)  # still waiting for the ISR
+        assert partition_log.log_start_offset == 0
+        while follower.partition(OFFSETS_QUEUE, 0).high_watermark < end:
+            assert await follower.replicate_from(leader, OFFSETS_QUEUE, 0) == 0
+        await follower.replicate_from(leader, OFFSETS_QUEUE, 0)  # its log end reaches the leader
+        assert partition_log.high_watermark == end
+        assert await store.maybe_compact(0, max_bytes=64 * 1024)
+        assert partition_log.log_start_offset == 5_000
+        assert not await store.maybe_compact(0, max_bytes=64 * 1024)
+        assert store.fetch("g") == {("q", j): om(4996 + j) for j in range(4)}
+        leader.close()
+        follower.close()
 
-    appended: list[int] = []
-    store = OffsetStore(log_for, 1, clock, on_append=appended.append, replicated=True)
-    store.load(0)
-    partition_log = log_for(0)
-    for i in range(5_000):
-        commit_acked(store, "g", {("q", i % 4): om(i)})
-    assert len(appended) == 5_000
-    partition_log.high_watermark = 4_000  # the followers are behind
-    assert store.maybe_compact(0, max_bytes=64 * 1024)
-    end = partition_log.log_end_offset
-    assert end == 5_004  # the snapshot (one batch of four records) was appended...
-    assert partition_log.log_start_offset == 0  # ...but nothing is deleted yet
-    assert store.maybe_compact(0, max_bytes=64 * 1024)  # still waiting for the ISR
-    assert partition_log.log_start_offset == 0
-    partition_log.high_watermark = end
-    assert store.maybe_compact(0, max_bytes=64 * 1024)
-    assert partition_log.log_start_offset == 5_000
-    assert not store.maybe_compact(0, max_bytes=64 * 1024)
-    assert store.fetch("g") == {("q", j): om(4996 + j) for j in range(4)}
-    manager.close()
+    run(scenario())
 
 
 def test_a_snapshot_larger_than_one_batch(data_dir: Path, clock: FakeClock) -> None:
@@ -373,7 +400,7 @@ def test_a_snapshot_larger_than_one_batch(data_dir: Path, clock: FakeClock) -> N
         commit_acked(node.store, f"g{g}", {("q", p): om(p, "m" * 40) for p in range(10)})
     node.store.set_group_empty_since("g3", 77)
     expected = {f"g{g}": node.store.fetch(f"g{g}") for g in range(30)}
-    node.store.compact(0)
+    run(node.store.compact(0))
     assert len(node.log(0).segment_infos()) > 1  # the snapshot itself spans segments
     node.manager.abandon()
     again = Node(data_dir, clock, partitions=1, config=config)
@@ -387,11 +414,11 @@ def test_compacting_an_empty_state_empties_the_log(node: Node) -> None:
     for i in range(100):
         commit_acked(node.store, "g", {("q", 0): om(i, "z" * 100)})
     node.store.delete_group("g")
-    node.store.compact(p)
+    run(node.store.compact(p))
     partition_log = node.log(p)
     assert partition_log.size_bytes == 0
     assert partition_log.log_start_offset == partition_log.log_end_offset
-    assert node.store.load(p) == 0
+    assert run(node.store.load(p)) == 0
 
 
 # --- expiry ----------------------------------------------------------------------------------------
@@ -422,7 +449,7 @@ def test_expire_drops_the_offsets_of_long_empty_groups(node: Node, clock: FakeCl
     assert set(store.fetch("simple-new")) == {("q", 0)}
     assert store.expire(clock.time_ms(), 7 * DAY) == []
     for p in range(3):  # the tombstones are in the log
-        store.load(p)
+        run(store.load(p))
     assert store.fetch("old") == {}
     assert store.fetch("simple-old") == {}
     assert store.expire(clock.time_ms(), -1) == []
@@ -505,7 +532,7 @@ class OffsetStoreMachine(RuleBasedStateMachine):
 
     @rule(partition=st.integers(0, PARTITIONS - 1))
     def compact(self, partition: int) -> None:
-        self.node.store.compact(partition)
+        run(self.node.store.compact(partition))
 
     @rule(crash=st.booleans())
     def restart(self, crash: bool) -> None:
@@ -539,3 +566,85 @@ OffsetStoreMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestOffsetStoreMachine = OffsetStoreMachine.TestCase
+
+
+# --- the event loop stays free ---------------------------------------------------------------------
+
+
+class Hold:
+    """Stops the first call of a log method (run in a worker thread by the store) until released; later
+    calls pass straight through. ``entered`` is set once the held call has started."""
+
+    def __init__(self, method: Callable[..., object]) -> None:
+        self._method = method
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(30), "never released"
+        return self._method(*args, **kwargs)
+
+
+def test_commits_are_answered_while_an_offsets_partition_loads_or_compacts(tmp_path: Path) -> None:
+    # The store's thread work (a load's replay, a compaction's fsync) is held in its thread here, so
+    # "meanwhile" is exact: every commit below is answered while that work has not finished.
+    async def scenario() -> None:
+        clock = FakeClock()
+        coordinator = FakeCoordinator([1])
+        coordinator.create_queue(OFFSETS_QUEUE, 2)
+        broker = InProcessBroker(tmp_path, 1, coordinator, clock=clock, config=CONFIG, fsync_before_ack=True)
+        await broker.start()
+        assert broker.replicas is not None
+        store = OffsetStore(CoordinatorWrites(broker.replicas), 2, clock)
+        groups = {p: next(f"g{i}" for i in range(100) if partition_for(f"g{i}", 2) == p) for p in (0, 1)}
+
+        async def commit(group: str, offset: int) -> None:
+            """As group_handlers does: append, wait for acks=all, then show it to OffsetFetch."""
+            info = store.commit(group, {("q", 0): om(offset)})
+            assert info is not None
+            partition = broker.partition(OFFSETS_QUEUE, store.partition_of(group))
+            await partition.wait_acknowledged(info, acks=-1, timeout_ms=5_000)
+            store.settle(group, [("q", 0)], info, acknowledged=True)
+
+        await store.load(0)
+        await store.load(1)
+        for i in range(300):  # something to replay and to compact
+            await commit(groups[1], i)
+            await commit(groups[0], i)
+        store.unload(1)
+
+        loaded_log = broker.partition(OFFSETS_QUEUE, 1).log
+        assert loaded_log is not None
+        replay = Hold(loaded_log.read)
+        loaded_log.read = replay  # type: ignore[method-assign]
+        loading = asyncio.create_task(store.load(1))
+        assert await asyncio.to_thread(replay.entered.wait, 10)
+        for i in range(300, 320):
+            await commit(groups[0], i)
+        assert not loading.done()
+        assert store.fetch(groups[0])[("q", 0)].offset == 319
+        replay.release.set()
+        assert await loading == 300
+        assert store.fetch(groups[1])[("q", 0)].offset == 299
+
+        plog = broker.partition(OFFSETS_QUEUE, 0).log
+        assert plog is not None
+        size = plog.size_bytes
+        fsync = Hold(plog.flush)
+        plog.flush = fsync  # type: ignore[method-assign]
+        compacting = asyncio.create_task(store.compact(0))
+        assert await asyncio.to_thread(fsync.entered.wait, 10)
+        for i in range(320, 340):  # to the partition being compacted
+            await commit(groups[0], i)
+        assert not compacting.done()
+        fsync.release.set()
+        await compacting
+        assert plog.size_bytes < size / 10
+        assert store.fetch(groups[0])[("q", 0)].offset == 339
+        await store.load(0)  # the compacted log holds the commits made during the compaction
+        assert store.fetch(groups[0])[("q", 0)].offset == 339
+        broker.close()
+
+    run(scenario())
