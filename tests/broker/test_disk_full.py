@@ -7,6 +7,8 @@ acknowledged message is there, in order, and nothing half-written."""
 
 from __future__ import annotations
 
+import collections
+import logging
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -116,9 +118,33 @@ def codes(results: Sequence[tuple[KafkaError | None, int]]) -> list[int]:
     return [0 if err is None else err.code() for err, _ in results]
 
 
+class _LastLines(logging.Handler):
+    """The last lines of librdkafka's debug log, to say why a consumer read nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: collections.deque[str] = collections.deque(maxlen=40)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 def consume(bootstrap: str, at_least: int) -> list[bytes]:
     """Every message of the queue from the beginning (waiting for ``at_least`` of them)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    debug = _LastLines()
+    logger = logging.getLogger(f"{__name__}.consumer")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.handlers[:] = [debug]
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "unused",
+            "enable.auto.commit": False,
+            "debug": "fetch,topic,protocol",
+        },
+        logger=logger,
+    )
     try:
         consumer.assign([TopicPartition(QUEUE, 0, OFFSET_BEGINNING)])
         out: list[bytes] = []
@@ -132,7 +158,8 @@ def consume(bootstrap: str, at_least: int) -> list[bytes]:
                 out.append(value)
             if not batch and len(out) >= at_least:
                 return out
-        raise AssertionError(f"read {len(out)} messages, expected at least {at_least}")
+        tail = "\n".join(debug.lines)
+        raise AssertionError(f"read {len(out)} messages, expected at least {at_least}; librdkafka:\n{tail}")
     finally:
         consumer.close()
 
