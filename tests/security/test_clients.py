@@ -155,9 +155,11 @@ def kafka_python_round_trip(broker: SecureBroker, case: Case, queue: str) -> lis
 def kafka_python_refusal(broker: SecureBroker, case: Case, user: str, password: str) -> str:
     from kafka import KafkaProducer
 
-    # kafka-python logs the refusal and retries until max_block_ms: read what it logged.
+    # kafka-python logs the refusal and retries until bootstrap_timeout_ms (30 s by default, 2 s here):
+    # read what it logged.
     def attempt() -> None:
-        KafkaProducer(**kafka_python_options(broker, case, user, password), max_block_ms=4000).close()
+        options = kafka_python_options(broker, case, user, password)
+        KafkaProducer(**options, max_block_ms=4000, bootstrap_timeout_ms=2000).close()
 
     return logged_refusal("kafka", attempt)
 
@@ -293,7 +295,8 @@ def kcat_round_trip(kcat: str, broker: SecureBroker, case: Case, queue: str) -> 
 
 
 def kcat_refusal(kcat: str, broker: SecureBroker, case: Case, user: str, password: str) -> str:
-    result = run_kcat(kcat, [*kcat_args(broker, case, user, password), "-L"])
+    # -m 2: the refusal comes at once; kcat would otherwise wait 5 s for metadata that never comes
+    result = run_kcat(kcat, [*kcat_args(broker, case, user, password), "-L", "-m", "2"])
     assert result.returncode != 0
     return result.stderr
 
