@@ -53,8 +53,10 @@ typecheck: $(TEST_STAMP)
 	@mkdir -p build/typecheck && ln -sfn ../../cli build/typecheck/logq_cli
 	$(BIN)/mypy
 
+# Three worker processes (pytest-xdist), each test file on one of them: most tests wait on broker
+# processes, clients and ZooKeeper rather than compute, so three share this 2-core machine well.
 unit: $(TEST_STAMP) test-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 test: lint typecheck unit
 

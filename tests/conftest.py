@@ -95,11 +95,29 @@ def zk_connect(zookeeper: str) -> str:
     return f"{zookeeper}/logq-test-{uuid.uuid4().hex[:12]}"
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """The fault scenarios' figures (acknowledged, lost, windows), so CI logs show them."""
-    from tests.cluster.fault_harness import FIGURE_LINES  # imported late: cluster tests may not run
+# The fault scenarios' figures (acknowledged, lost, windows), printed at the end so CI logs show them. They
+# travel in each test's report, which pytest-xdist sends from its workers to the process that prints.
+_FIGURES = "fault figures"
+_figure_lines: list[str] = []
 
-    if FIGURE_LINES:
-        terminalreporter.section("fault figures")
-        for line in FIGURE_LINES:
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.when == "call" and "cluster" in item.path.parts:
+        from tests.cluster.fault_harness import FIGURE_LINES
+
+        report.user_properties.extend((_FIGURES, line) for line in FIGURE_LINES)
+        FIGURE_LINES.clear()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _figure_lines.extend(str(value) for key, value in report.user_properties if key == _FIGURES)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _figure_lines:
+        terminalreporter.section(_FIGURES)
+        for line in _figure_lines:
             terminalreporter.write_line(line)
