@@ -79,10 +79,12 @@ class BrokerConnection:
         AuthenticationError when the TLS handshake or the login is refused."""
         context = security.ssl_context() if security is not None else None
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port, ssl=context, server_hostname=host if context else None),
-                timeout_s,
-            )
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a connection that completes
+            # just as the caller is cancelled, and its socket is left open.
+            async with asyncio.timeout(timeout_s):
+                reader, writer = await asyncio.open_connection(
+                    host, port, ssl=context, server_hostname=host if context else None
+                )
         except TimeoutError:
             reason = f"no connection within {timeout_s:g} s"
             raise BrokerConnectionError(f"cannot connect to {host}:{port}: {reason}", reason=reason) from None
