@@ -332,3 +332,19 @@ def test_a_log_without_a_queue_id_takes_the_first_one_given(data_dir: Path, cloc
     assert plog.log_end_offset == 2
     assert (data_dir / "q-0" / "queue.id").read_text() == "c" * 32
     manager.close()
+
+
+def test_reads_at_any_offset_find_their_batch_across_small_and_large_batches(data_dir: Path) -> None:
+    """A read away from the last one looks its position up from the sparse index and then walks the
+    batch headers a growing chunk at a time: batches larger than the first chunk (16 KiB) and runs of
+    small ones must both be crossed correctly."""
+    manager = LogManager(data_dir, LogConfig(segment_bytes=4 << 20, index_interval_bytes=64 << 10))
+    plog = manager.create("q", 0)
+    sizes = [40, 30_000, 40, 40, 70_000, *([20] * 300), 120_000, 40]
+    for size in sizes:
+        plog.append(make_batch(1, value_size=size))
+    for offset in reversed(range(len(sizes))):  # never the offset the previous read ended at
+        first = batches_in(bytes(plog.read(offset, 1)))[0]
+        assert first.base_offset == offset
+        assert first.size > sizes[offset]
+    manager.close()
