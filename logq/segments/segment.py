@@ -22,6 +22,7 @@ from logq.errors import StorageError
 from logq.segments import files, space
 
 READ_CHUNK = 1 << 20
+READ_HINTS = 32  # read ends remembered per segment: about the readers of a partition at once
 FIRST_HEADERS_CHUNK = 16 << 10  # index.interval.bytes (4 KiB by default) and then some
 # A stored batch may be larger than today's max.message.bytes (the setting can shrink), but a length
 # beyond this is garbage, not data: stop the scan there.
@@ -52,9 +53,9 @@ class Segment:
         # Blocks are allocated up to here (``space.reserve``); past ``size`` only while this segment is
         # active, given back when it rolls or closes. -1: the filesystem cannot reserve.
         self._reserved_end = self.size
-        # The end of the last read and the offset found there: a consumer reading forward skips the index.
-        self._hint_offset = -1
-        self._hint_position = 0
+        # The ends of the last reads (offset -> position there): a consumer reading forward skips the index,
+        # also when several consumers or followers read this segment in turn.
+        self._hints: dict[int, int] = {}
 
     @property
     def fd(self) -> int:
@@ -147,11 +148,14 @@ class Segment:
         return os.pread(self.fd, length, position)
 
     def remember(self, offset: int, position: int) -> None:
-        self._hint_offset = offset
-        self._hint_position = position
+        hints = self._hints
+        hints.pop(offset, None)  # re-inserted as the newest
+        if len(hints) >= READ_HINTS:
+            del hints[next(iter(hints))]  # the oldest
+        hints[offset] = position
 
     def hint(self, offset: int) -> int | None:
-        return self._hint_position if offset == self._hint_offset else None
+        return self._hints.get(offset)
 
     def flush(self) -> None:
         size = self.size
@@ -163,7 +167,7 @@ class Segment:
         self.size = size
         self._reserved_end = min(self._reserved_end, size)
         self.synced_size = min(self.synced_size, size)
-        self._hint_offset = -1
+        self._hints.clear()
 
     def mark_deleted(self) -> Path:
         """Rename to ``.deleted``; an open descriptor stays open so readers in the middle keep their bytes."""
@@ -222,31 +226,20 @@ class Segment:
         """(position, header) of every batch from ``position`` (a batch start) to the end of the segment,
         read a chunk at a time (it stops at a tail too short to hold a batch header).
 
-        The first chunk is small and each next one larger: a lookup from an index entry wants a few
-        headers near ``position`` (parsing a whole 1 MiB chunk of 100 B batches cost a Fetch 7 ms), a
-        recovery scan wants them all."""
+        Headers are parsed as they are asked for, and the first chunk is small and each next one larger: a
+        lookup from an index entry wants a few headers near ``position`` (parsing a whole 1 MiB chunk of
+        100 B batches cost a Fetch 7 ms), a recovery scan wants them all."""
         chunk_bytes = FIRST_HEADERS_CHUNK
         while position < self.size:
-            chunk = self.headers_from(position, chunk_bytes)
-            if not chunk:
+            chunk = self.read(position, min(chunk_bytes, self.size - position))
+            pos = 0
+            while len(chunk) - pos >= rb.HEADER_SIZE:
+                header = rb.parse_header(chunk, pos)
+                if header.size < rb.HEADER_SIZE:
+                    raise StorageError(f"{self.path}: impossible batch length at position {position + pos}")
+                yield position + pos, header
+                pos += header.size
+            if pos == 0:
                 return
-            yield from chunk
-            last, header = chunk[-1]
-            position = last + header.size
+            position += pos
             chunk_bytes = min(chunk_bytes * 4, READ_CHUNK)
-
-    def headers_from(self, position: int, chunk_bytes: int = READ_CHUNK) -> list[tuple[int, rb.BatchHeader]]:
-        """(position, header) of the batches from ``position`` on, as far as one read of ``chunk_bytes``
-        reaches."""
-        if position >= self.size:
-            return []
-        chunk = self.read(position, min(chunk_bytes, self.size - position))
-        out: list[tuple[int, rb.BatchHeader]] = []
-        pos = 0
-        while len(chunk) - pos >= rb.HEADER_SIZE:
-            header = rb.parse_header(chunk, pos)
-            if header.size < rb.HEADER_SIZE:
-                raise StorageError(f"{self.path}: impossible batch length at position {position + pos}")
-            out.append((position + pos, header))
-            pos += header.size
-        return out
