@@ -39,6 +39,7 @@ from logq.broker.handlers import Handlers
 from logq.broker.inter_broker import inter_broker_client, warn_unless_super_user
 from logq.broker.lag import LagTracker
 from logq.broker.listeners import Listener, Listeners
+from logq.broker.loop_health import LoopHealth
 from logq.broker.metrics import BrokerMetrics
 from logq.broker.partition import ReplicaSettings
 from logq.broker.replica_fetcher import ReplicaFetchers
@@ -73,6 +74,10 @@ class Broker:
         self.config = config
         self._clock = clock
         self.metrics = BrokerMetrics()
+        self._health = LoopHealth(
+            self.metrics.loop_lag.observe,
+            lambda generation, seconds: self.metrics.gc_pause.labels(str(generation)).observe(seconds),
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: list[asyncio.Server] = []
         self._logs: LogManager | None = None
@@ -222,7 +227,11 @@ class Broker:
             authentication_timeout_s=config.authentication_timeout_ms / 1000,
         )
         retention = RetentionJob(logs.logs, self._clock, config.log.retention_check_interval_ms)
+        health = self._health
+        health.watch_gc()
+        self.metrics.watch_loop_health(health)
         self._tasks = [
+            asyncio.create_task(health.watch_loop(), name="loop-health"),
             asyncio.create_task(logs.run_background_flush(), name="flush"),
             asyncio.create_task(retention.run(), name="retention"),
             asyncio.create_task(membership.run(), name="group-timers"),
@@ -381,6 +390,7 @@ class Broker:
             await asyncio.to_thread(self._logs.close)
         if self._coordinator is not None:
             await self._coordinator.stop()
+        self._health.unwatch_gc()
         log.info("stopped cleanly")
 
 

@@ -277,8 +277,9 @@ class Handlers:
         plog = partition.log
         assert records is not None
         assert plog is not None
-        self._metrics.bytes_in.labels(queue, client).inc(len(records))
-        self._metrics.records_in.labels(queue, client).inc(info.last_offset - info.base_offset + 1)
+        metrics = self._metrics
+        metrics.labelled(metrics.bytes_in, queue, client).inc(len(records))
+        metrics.labelled(metrics.records_in, queue, client).inc(info.last_offset - info.base_offset + 1)
         return m.PartitionProduceResponse(
             index=part.index,
             error_code=ErrorCode.NONE,
@@ -332,7 +333,7 @@ class Handlers:
         for topic in responses:
             out = sum(len(p.records) for p in topic.partitions if p.records is not None)
             if out:
-                self._metrics.bytes_out.labels(topic.topic, client).inc(out)
+                self._metrics.labelled(self._metrics.bytes_out, topic.topic, client).inc(out)
             if error:
                 self._count_errors("Fetch", (p.error_code for p in topic.partitions))
         return m.FetchResponse(error_code=ErrorCode.NONE, session_id=0, responses=responses)

@@ -34,6 +34,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
+from typing import cast
 
 from logq.broker.authentication import AuthenticationEndedError, AuthenticationSettings, SaslGate
 from logq.broker.handlers import MIN_SERVED_PRODUCE_VERSION, CloseConnectionError, Handlers
@@ -59,6 +60,7 @@ log = logging.getLogger(__name__)
 QUEUE_PAUSE_BYTES = 8 << 20  # received but unanswered request bytes before reading pauses
 WRITE_HIGH_WATER = 4 << 20
 CLOSE_AFTER_REFUSAL_S = 1.0  # how long a refused client may take to close first
+PLAIN_WRITE_JOIN_BYTES = 16 << 10  # plain: chunks smaller than this are joined with their neighbours
 TLS_WRITE_JOIN_BYTES = 64 << 10  # TLS: chunks smaller than this are joined into writes of about this size
 TLS_WRITE_SLICE_BYTES = 256 << 10  # TLS: larger chunks are written in slices of this size
 
@@ -128,8 +130,9 @@ class Server:
         api = type(body).__name__.removesuffix("Request")
         started = time.perf_counter()
         response = await handler(header, body)
-        self._metrics.latency.labels(api).observe(time.perf_counter() - started)
-        self._metrics.requests.labels(api).inc()
+        metrics = self._metrics
+        metrics.labelled(metrics.latency, api).observe(time.perf_counter() - started)
+        metrics.labelled(metrics.requests, api).inc()
         if response is None or not request.expects_response:
             return None
         return encode_response_chunks(header, response)
@@ -152,12 +155,19 @@ class _Connection(asyncio.BufferedProtocol):
         self._principal = "User:ANONYMOUS"
         self._tls = listener.protocol.tls
         self._queue: collections.deque[memoryview] = collections.deque()
+        self._arrivals: collections.deque[float] = collections.deque()  # perf_counter of each queued frame
+        self._arrived = 0.0  # of the frame last taken from the queue
         self._queued_bytes = 0
         self._bad_prefix: FrameSizeError | None = None
         self._eof = False
         self._lost = False
         self._reading_paused = False
         self._wakeup = asyncio.Event()
+        # Idle connections are closed by a watchdog timer that re-arms itself, not by a timeout around
+        # each wait for a request: that would create and cancel a timer for every request.
+        self._idle_since: float | None = None  # loop time since which no request is being handled
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._timed_out = False
         self._writable: asyncio.Future[None] | None = None
         self._long_poll = False  # handling a Fetch, which may wait for data
         self._transport: asyncio.Transport | None = None
@@ -168,11 +178,16 @@ class _Connection(asyncio.BufferedProtocol):
     # --- protocol callbacks (event loop, synchronous) ----------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A cast, not an isinstance check: uvloop's transports (LOGQ_EVENT_LOOP=uvloop, logq/broker/run.py)
+        # are not asyncio.Transport subclasses but offer the same methods.
+        self._transport = cast(asyncio.Transport, transport)
+        transport = self._transport
         self.peer = transport.get_extra_info("peername")
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self._server.opened(self)
+        loop = asyncio.get_running_loop()
+        self._idle_since = loop.time()
+        self._idle_timer = loop.call_later(self._server.idle_timeout_s, self._check_idle)
         refusal = None
         if self._tls:
             refusal = self._take_certificate_principal(transport.get_extra_info("ssl_object"))
@@ -207,8 +222,10 @@ class _Connection(asyncio.BufferedProtocol):
             frames = self._frames.received(nbytes)
         except FrameSizeError as exc:
             frames, self._bad_prefix = exc.frames, exc
+        now = time.perf_counter()
         for frame in frames:
             self._queue.append(frame)
+            self._arrivals.append(now)
             self._queued_bytes += len(frame)
         if (
             self._queued_bytes > QUEUE_PAUSE_BYTES
@@ -228,8 +245,20 @@ class _Connection(asyncio.BufferedProtocol):
         # (asyncio closes an SSL transport at EOF whatever this returns, and warns if it is True).
         return not self._tls
 
+    def _check_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        timeout = self._server.idle_timeout_s
+        if self._idle_since is not None and loop.time() - self._idle_since >= timeout:
+            self._timed_out = True
+            self._wakeup.set()
+            return
+        since = loop.time() if self._idle_since is None else self._idle_since
+        self._idle_timer = loop.call_at(since + timeout, self._check_idle)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         self._wakeup.set()
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
@@ -264,10 +293,13 @@ class _Connection(asyncio.BufferedProtocol):
                 frame = await self._next_frame()
                 if frame is None:
                     break
+                self._idle_since = None
                 self._long_poll = frame.nbytes >= 2 and frame[0] == 0 and frame[1] == ApiKey.FETCH
+                self._server.metrics.request_queue.observe(time.perf_counter() - self._arrived)
                 reply = await self._server.handle(frame)
                 self._long_poll = False
                 await self._write(reply)
+                self._idle_since = asyncio.get_running_loop().time()
                 # Waiting for the next request must not pin this one and its answer (a Fetch answer may
                 # be 55 MiB): an idle connection holds neither.
                 del frame, reply
@@ -292,6 +324,8 @@ class _Connection(asyncio.BufferedProtocol):
             log.exception("closing connection from %s after an internal error", self.peer)
             reason = "internal-error"
         finally:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
             self._server.closed(self, reason, detail)
             if self._transport is not None:
                 self._transport.close()
@@ -314,6 +348,7 @@ class _Connection(asyncio.BufferedProtocol):
         assert gate.principal is not None
         enter_session(dataclasses.replace(current_session(), principal=gate.principal))
         self._frames.max_frame_bytes = self._server.max_frame_bytes
+        self._idle_since = loop.time()
 
     async def _peer_close(self, within_s: float) -> None:
         """Give the client a moment to read a refusal and close first: kafka-python drops an answer that
@@ -329,7 +364,7 @@ class _Connection(asyncio.BufferedProtocol):
             return
         assert self._transport is not None
         if not self._tls:
-            for chunk in reply:
+            for chunk in plain_write_pieces(reply):
                 self._transport.write(chunk)
         else:
             # Encrypt no further ahead of the socket than the high-water mark: the TLS layer's buffer keeps
@@ -348,13 +383,17 @@ class _Connection(asyncio.BufferedProtocol):
         while not self._queue:
             if self._eof or self._lost or self._bad_prefix is not None:
                 return None
+            if self._timed_out:
+                raise TimeoutError
             self._wakeup.clear()
-            timeout = self._server.idle_timeout_s
-            if deadline is not None:
-                timeout = min(timeout, deadline - asyncio.get_running_loop().time())
+            if deadline is None:
+                await self._wakeup.wait()
+                continue
+            timeout = min(self._server.idle_timeout_s, deadline - asyncio.get_running_loop().time())
             async with asyncio.timeout(timeout):
                 await self._wakeup.wait()
         frame = self._queue.popleft()
+        self._arrived = self._arrivals.popleft()
         self._queued_bytes -= len(frame)
         if (
             self._reading_paused
@@ -368,6 +407,28 @@ class _Connection(asyncio.BufferedProtocol):
 
 class _AuthenticationTimeoutError(Exception):
     """A SASL client did not log in within authentication.timeout.ms."""
+
+
+def plain_write_pieces(chunks: list[Chunk]) -> list[Chunk]:
+    """One response's chunks as the writes to hand a plain transport: each write is a send() when the
+    socket is keeping up, and on loopback a send costs about as much as handling a small request, so a
+    response's small chunks (header, a few batches, trailer) go out joined as one; record blobs of
+    ``PLAIN_WRITE_JOIN_BYTES`` or more go as they are (joining would copy them)."""
+    if len(chunks) < 2:
+        return chunks
+    out: list[Chunk] = []
+    run: list[Chunk] = []
+    for chunk in chunks:
+        if len(chunk) < PLAIN_WRITE_JOIN_BYTES:
+            run.append(chunk)
+            continue
+        if run:
+            out.append(b"".join(run) if len(run) > 1 else run[0])
+            run = []
+        out.append(chunk)
+    if run:
+        out.append(b"".join(run) if len(run) > 1 else run[0])
+    return out
 
 
 def tls_write_pieces(chunks: list[Chunk]) -> list[Chunk]:

@@ -17,7 +17,13 @@ from typing import Any
 import pytest
 
 from logq import batch as rb
-from logq.broker.server import TLS_WRITE_JOIN_BYTES, TLS_WRITE_SLICE_BYTES, tls_write_pieces
+from logq.broker.server import (
+    PLAIN_WRITE_JOIN_BYTES,
+    TLS_WRITE_JOIN_BYTES,
+    TLS_WRITE_SLICE_BYTES,
+    plain_write_pieces,
+    tls_write_pieces,
+)
 from logq.error_codes import ErrorCode
 from logq.permissions import make_private_dir
 from logq.protocol import encode_request
@@ -308,3 +314,21 @@ def test_tls_writes_join_runs_of_small_chunks_into_writes_of_the_join_size() -> 
     assert len(pieces) == len(small) * 1000 // TLS_WRITE_JOIN_BYTES + 1
     assert tls_write_pieces([b"only"]) == [b"only"]
     assert tls_write_pieces([]) == []
+
+
+def test_plain_writes_join_small_chunks_and_pass_record_blobs_through_uncopied() -> None:
+    blob = bytearray(b"r" * PLAIN_WRITE_JOIN_BYTES)
+    chunks: list[bytes | bytearray | memoryview] = [
+        b"\x00\x00\x10\x00",
+        b"header",
+        memoryview(blob),
+        b"a",
+        b"b",
+    ]
+    pieces = plain_write_pieces(chunks)
+    assert b"".join(bytes(p) for p in pieces) == b"".join(bytes(c) for c in chunks)
+    assert [len(p) for p in pieces] == [10, PLAIN_WRITE_JOIN_BYTES, 2]
+    assert isinstance(pieces[1], memoryview)
+    assert pieces[1].obj is blob  # a view, not a copy
+    assert plain_write_pieces([b"only"]) == [b"only"]
+    assert plain_write_pieces([]) == []
