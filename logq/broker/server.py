@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 QUEUE_PAUSE_BYTES = 8 << 20  # received but unanswered request bytes before reading pauses
 WRITE_HIGH_WATER = 4 << 20
 CLOSE_AFTER_REFUSAL_S = 1.0  # how long a refused client may take to close first
+UNSENT_MAX_BYTES = 64 << 10  # answers held back for one send() at most
 PLAIN_WRITE_JOIN_BYTES = 16 << 10  # plain: chunks smaller than this are joined with their neighbours
 TLS_WRITE_JOIN_BYTES = 64 << 10  # TLS: chunks smaller than this are joined into writes of about this size
 TLS_WRITE_SLICE_BYTES = 256 << 10  # TLS: larger chunks are written in slices of this size
@@ -168,6 +169,9 @@ class _Connection(asyncio.BufferedProtocol):
         self._idle_since: float | None = None  # loop time since which no request is being handled
         self._idle_timer: asyncio.TimerHandle | None = None
         self._timed_out = False
+        self._unsent: list[Chunk] = []  # answers held back to go out with the next ones (plain only)
+        self._unsent_bytes = 0
+        self._send_scheduled = False
         self._writable: asyncio.Future[None] | None = None
         self._long_poll = False  # handling a Fetch, which may wait for data
         self._transport: asyncio.Transport | None = None
@@ -328,6 +332,8 @@ class _Connection(asyncio.BufferedProtocol):
                 self._idle_timer.cancel()
             self._server.closed(self, reason, detail)
             if self._transport is not None:
+                if self._unsent:
+                    self._send_unsent()
                 self._transport.close()
             if not self.finished.done():
                 self.finished.set_result(None)
@@ -364,8 +370,16 @@ class _Connection(asyncio.BufferedProtocol):
             return
         assert self._transport is not None
         if not self._tls:
-            for chunk in plain_write_pieces(reply):
-                self._transport.write(chunk)
+            self._unsent.extend(reply)
+            self._unsent_bytes += sum(map(len, reply))
+            if self._queue and self._unsent_bytes < UNSENT_MAX_BYTES:
+                # More requests are already here and are answered in this same turn of the loop (or it
+                # yields): their answers go out together, in one send() at the loop's next turn.
+                if not self._send_scheduled:
+                    self._send_scheduled = True
+                    asyncio.get_running_loop().call_soon(self._send_unsent)
+                return
+            self._send_unsent()
         else:
             # Encrypt no further ahead of the socket than the high-water mark: the TLS layer's buffer keeps
             # its largest size for the life of the connection, and a Fetch answer may be fetch.max.bytes.
@@ -377,6 +391,14 @@ class _Connection(asyncio.BufferedProtocol):
                     await self._writable
         if self._writable is not None and not self._writable.done():
             await self._writable
+
+    def _send_unsent(self) -> None:
+        self._send_scheduled = False
+        unsent, self._unsent, self._unsent_bytes = self._unsent, [], 0
+        if self._transport is None or self._transport.is_closing():
+            return
+        for chunk in plain_write_pieces(unsent):
+            self._transport.write(chunk)
 
     async def _next_frame(self, deadline: float | None = None) -> memoryview | None:
         """The next complete request, or None once the client is gone or sent a bad prefix."""
