@@ -22,7 +22,7 @@ from logq import batch as rb
 from logq.client.cluster import Cluster
 from logq.client.partitioner import partition_for_key
 from logq.client.producer import BufferFullError, Producer, RecordFuture
-from logq.client.records import BatchBuilder, ConsumerRecord, RecordMetadata, decode_fetched, encode_headers
+from logq.client.records import PYTHON_CODEC, ConsumerRecord, RecordMetadata, decode_fetched, encode_headers
 from logq.client.sync_admin import Admin as SyncAdmin
 from logq.client.sync_producer import Producer as SyncProducer
 from logq.error_codes import ErrorCode
@@ -203,7 +203,7 @@ def test_records_are_encoded_exactly_as_batch_builder_encodes_them(broker: Broke
     _warm, batch = run(fetch_partition(broker.bootstrap, queue, 0))[1]
     header = rb.parse_header(batch)
     assert header.records_count == len(sends) - 1
-    builder = BatchBuilder(results[1].timestamp, 1 << 20)
+    builder = PYTHON_CODEC.new_builder(results[1].timestamp, 1 << 20)
     for send, meta in zip(sends[1:], results[1:], strict=True):
         builder.append(send.get("key"), send["value"], encode_headers(send.get("headers")), meta.timestamp)
     expected = builder.build(rb.CODEC_NONE, header.producer_id, header.producer_epoch, header.base_sequence)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from logq import batch as rb
 from logq import codec
-from logq.client.records import BatchBuilder, decode_fetched, encode_headers
+from logq.client.records import decode_fetched, encode_headers, new_batch_builder
 
 records_strategy = st.lists(
     st.tuples(
@@ -35,7 +35,7 @@ def at_offset(batch: bytes, base_offset: int) -> bytes:
 @given(records_strategy, st.sampled_from([rb.CODEC_NONE, rb.CODEC_GZIP, rb.CODEC_ZSTD]))
 def test_built_batches_decode_like_the_reference(records: list[tuple[object, ...]], codec_id: int) -> None:
     base_ts = 1_700_000_000_000
-    builder = BatchBuilder(base_ts, 1 << 30)
+    builder = new_batch_builder(base_ts, 1 << 30)
     for key, value, headers, ts_delta in records:
         assert builder.append(key, value, encode_headers(headers), base_ts + ts_delta) is not None
     batch = at_offset(builder.build(codec_id, 7, 0, 0), 1000)
@@ -53,7 +53,7 @@ def test_built_batches_decode_like_the_reference(records: list[tuple[object, ...
 def three_batches() -> bytes:
     out = b""
     for n in range(3):
-        builder = BatchBuilder(1000, 1 << 20)
+        builder = new_batch_builder(1000, 1 << 20)
         for i in range(5):
             builder.append(None, b"v%d-%d" % (n, i), b"\x00", 1000 + i)
         out += at_offset(builder.build(), n * 5)
@@ -76,7 +76,7 @@ def test_position_partial_tail_and_control_batches() -> None:
 
 
 def test_log_append_time_gives_every_record_the_batch_time() -> None:
-    builder = BatchBuilder(1000, 1 << 20)
+    builder = new_batch_builder(1000, 1 << 20)
     for i in range(3):
         builder.append(None, b"x", b"\x00", 1000 + i)
     batch = bytearray(builder.build())
@@ -91,7 +91,7 @@ def test_damaged_batches_are_refused() -> None:
     data[rb.HEADER_SIZE + 3] ^= 0xFF  # a record byte of the first batch
     with pytest.raises(rb.BatchError, match="CRC-32C"):
         decode_fetched(bytes(data), "q", 0, 0)
-    builder = BatchBuilder(1000, 1 << 20)
+    builder = new_batch_builder(1000, 1 << 20)
     builder.append(None, b"value", b"\x00", 1000)
     batch = bytearray(builder.build())
     struct.pack_into(">i", batch, 57, 2)  # recordsCount says 2, there is 1
