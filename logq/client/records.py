@@ -143,6 +143,8 @@ class PythonBatchBuilder(BatchBuilder):
         self.count = 0
 
     def append(self, key: bytes | None, value: bytes | None, headers: bytes, timestamp: int) -> int | None:
+        if not _INT64_MIN <= timestamp <= _INT64_MAX:  # as the C codec (and the batch header's int64)
+            raise OverflowError(f"timestamp {timestamp} does not fit 64 bits")
         count = self.count
         delta = timestamp - self.base_timestamp
         body = (
