@@ -122,9 +122,16 @@ static PyObject *RecordsBuffer_append(RecordsBuffer *self, PyObject *const *args
         PyErr_Format(PyExc_TypeError, "append() takes 4 arguments (%zd given)", nargs);
         return NULL;
     }
-    long long timestamp = PyLong_AsLongLong(args[3]);
+    int overflow;
+    /* not PyLong_AsLongLong: for a millisecond timestamp (two 30-bit digits) that goes through a byte
+     * array, at several times the cost */
+    long long timestamp = PyLong_AsLongLongAndOverflow(args[3], &overflow);
     if (timestamp == -1 && PyErr_Occurred())
         return NULL;
+    if (overflow) {
+        PyErr_SetString(PyExc_OverflowError, "the timestamp does not fit 64 bits");
+        return NULL;
+    }
     int64_t delta;
     if (__builtin_sub_overflow((int64_t)timestamp, self->base_timestamp, &delta)) {
         PyErr_SetString(PyExc_OverflowError, "the timestamp is too far from the batch's first one");
@@ -355,6 +362,8 @@ static PyObject *read_header(Reader *r)
     PyObject *pair = PyTuple_Pack(2, name, value);
     Py_DECREF(name);
     Py_DECREF(value);
+    if (pair != NULL)
+        PyObject_GC_UnTrack(pair); /* (str, bytes or None): no cycle can pass through it */
     return pair;
 }
 
@@ -377,6 +386,8 @@ static PyObject *read_headers(Reader *r)
     }
     PyObject *headers = PyList_AsTuple(list);
     Py_DECREF(list);
+    if (headers != NULL)
+        PyObject_GC_UnTrack(headers); /* of untracked pairs */
     return headers;
 }
 
@@ -500,6 +511,10 @@ static PyObject *decode_records(PyObject *Py_UNUSED(module), PyObject *const *ar
         PyTuple_SET_ITEM(record, 4, key);
         PyTuple_SET_ITEM(record, 5, value);
         PyTuple_SET_ITEM(record, 6, headers);
+        /* Every field is a str, an int, bytes, None or an untracked tuple of those: the record can be in
+         * no reference cycle. Untracked, the cyclic GC never walks it; it would walk every record still
+         * alive at each collection, as it never untracks a tuple subclass by itself. */
+        PyObject_GC_UnTrack(record);
         int appended = PyList_Append(out, record);
         Py_DECREF(record);
         if (appended < 0)
