@@ -21,6 +21,7 @@ import os
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from operator import itemgetter
+from types import ModuleType
 from typing import NamedTuple
 
 from logq import batch as rb
@@ -424,12 +425,14 @@ class RecordCodec(NamedTuple):
 
 PYTHON_CODEC = RecordCodec("python", PythonBatchBuilder, python_decode_records)
 COMPILED_CODEC: RecordCodec | None = None  # None: the extension was not built (no C compiler at install)
+_compiled: ModuleType | None = None
 
 try:
     from logq.client import _records
 except ImportError:
     pass
 else:
+    _compiled = _records
     _records.setup(ConsumerRecord, rb.BatchError)
 
     class CompiledBatchBuilder(_records.RecordsBuffer, BatchBuilder):
@@ -440,5 +443,8 @@ else:
     COMPILED_CODEC = RecordCodec("c", CompiledBatchBuilder, _records.decode_records)
 
 CODEC = PYTHON_CODEC if COMPILED_CODEC is None or os.environ.get(PURE_PYTHON_ENV) == "1" else COMPILED_CODEC
+# The extension with CODEC, for the producer's other per-record helpers (now_ms, FutureFields); None with
+# the pure-Python codec.
+COMPILED_MODULE = _compiled if CODEC is COMPILED_CODEC else None
 new_batch_builder = CODEC.new_builder
 decode_fetched = CODEC.decode_fetched

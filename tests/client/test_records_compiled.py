@@ -14,8 +14,11 @@ import os
 import struct
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import pytest
@@ -25,6 +28,7 @@ from hypothesis import strategies as st
 from logq import batch as rb
 from logq import codec
 from logq.client import records
+from logq.client.producer_futures import Completion, RecordFuture
 from logq.client.records import (
     PYTHON_CODEC,
     BatchBuilder,
@@ -430,3 +434,30 @@ def test_compiled_records_are_left_out_of_the_cyclic_gc(compiled: RecordCodec) -
     got = compiled.decode_fetched(builder.build(), "q", 0, 0).records
     assert [gc.is_tracked(r) for r in got] == [False, False]
     assert not any(gc.is_tracked(h) for h in (got[0].headers, *got[0].headers))
+
+
+def test_now_ms_and_future_fields_of_the_compiled_module(compiled: RecordCodec) -> None:
+    module = records.COMPILED_MODULE
+    if module is None:  # this process was forced to the pure-Python codec
+        pytest.skip(f"{records.PURE_PYTHON_ENV}=1")
+    before = time.time_ns() // 1_000_000
+    now = module.now_ms()
+    assert before <= now <= time.time_ns() // 1_000_000
+    assert RecordFuture.__mro__[1] is module.FutureFields
+    # A future can be in a cycle (its completion keeps it while a done callback waits): collectable.
+    freed = threading.Event()
+
+    class Callback:
+        def __call__(self, future: RecordFuture) -> None:
+            pass
+
+        def __del__(self) -> None:
+            freed.set()
+
+    completion = Completion(SimpleNamespace(), "q", 0)
+    future = RecordFuture(completion, 3, now)
+    assert (future._c, future._delta, future._ts) == (completion, 3, now)
+    completion._callbacks = [(Callback(), future)]
+    del completion, future
+    gc.collect()
+    assert freed.is_set()
