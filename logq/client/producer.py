@@ -6,8 +6,9 @@ How a record travels:
 1. ``send`` (not a coroutine) picks the partition: the one given, murmur2 of the key exactly as Kafka's
    default partitioner, or, for keyless records, the queue's *sticky* partition (KIP-480: one partition
    until its batch is closed, then another one at random). It encodes the record straight into that
-   partition's open :class:`~logq.client.records.BatchBuilder` (``BatchBuilder.append`` inlined for the
-   common case of one-byte-or-two varints) and returns a tiny future that refers to the batch's shared
+   partition's open :class:`~logq.client.records.BatchBuilder` (the compiled codec's ``append``, or with
+   the pure-Python codec ``append`` inlined for the common case of one-byte-or-two varints; see
+   :mod:`logq.client.records`) and returns a tiny future that refers to the batch's shared
    completion state and the record's offset delta. No other object outlives the call. Records sent to a
    queue whose partitions are not known yet wait (one completion each) until its metadata arrives; an
    unknown queue fails them with UnknownQueueError.
