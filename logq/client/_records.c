@@ -165,6 +165,10 @@ static PyObject *RecordsBuffer_append(RecordsBuffer *self, PyObject *const *args
     uint64_t body_zz = zigzag(body);
     Py_ssize_t needed = self->length + varint_size(body_zz) + body;
     if (needed > self->capacity) {
+        if (needed > PY_SSIZE_T_MAX / 2) {
+            PyErr_NoMemory();
+            goto done;
+        }
         Py_ssize_t capacity = self->capacity ? self->capacity : 1024;
         while (capacity < needed)
             capacity *= 2;

@@ -15,6 +15,13 @@ class RecordsBuffer:
     def size(self) -> int: ...
     def section(self) -> bytes: ...
 
+class FutureFields:
+    _c: Any
+    _delta: int
+    _ts: int
+    def __init__(self, completion: Any, delta: int, timestamp: int) -> None: ...
+
+def now_ms() -> int: ...
 def decode_records(
     records: bytes,
     records_count: int,
