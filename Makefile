@@ -20,11 +20,13 @@ $(VENV)/bin/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Running needs the package alone; the test extras (clients, linters) are installed by `make test` only.
-$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+# The install also compiles the record codec (setup.py): a changed C file is built again.
+CODEC_SOURCES := setup.py logq/client/_records.c
+$(RUN_STAMP): pyproject.toml $(CODEC_SOURCES) | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(TEST_STAMP): pyproject.toml | $(VENV)/bin/python
+$(TEST_STAMP): pyproject.toml $(CODEC_SOURCES) | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(RUN_STAMP)
 
@@ -73,4 +75,4 @@ bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/tls_costs.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis logq/client/*.so

@@ -6,8 +6,9 @@ How a record travels:
 1. ``send`` (not a coroutine) picks the partition: the one given, murmur2 of the key exactly as Kafka's
    default partitioner, or, for keyless records, the queue's *sticky* partition (KIP-480: one partition
    until its batch is closed, then another one at random). It encodes the record straight into that
-   partition's open :class:`~logq.client.records.BatchBuilder` (``BatchBuilder.append`` inlined for the
-   common case of one-byte-or-two varints) and returns a tiny future that refers to the batch's shared
+   partition's open :class:`~logq.client.records.BatchBuilder` (the compiled codec's ``append``, or with
+   the pure-Python codec ``append`` inlined for the common case of one-byte-or-two varints; see
+   :mod:`logq.client.records`) and returns a tiny future that refers to the batch's shared
    completion state and the record's offset delta. No other object outlives the call. Records sent to a
    queue whose partitions are not known yet wait (one completion each) until its metadata arrives; an
    unknown queue fails them with UnknownQueueError.
@@ -56,7 +57,16 @@ from logq.client.producer_batches import (
 from logq.client.producer_futures import Completion, DeliveryCallback, RecordFuture, set_done
 from logq.client.producer_sender import Sender
 from logq.client.producer_settings import CODECS, ProducerSettings
-from logq.client.records import BatchBuilder, Headers, encode_headers, varint
+from logq.client.records import (
+    CODEC,
+    COMPILED_MODULE,
+    PYTHON_CODEC,
+    Headers,
+    PythonBatchBuilder,
+    encode_headers,
+    new_batch_builder,
+    varint,
+)
 from logq.client.security import security_of
 from logq.client.settings import build_settings, takes_settings
 from logq.errors import (
@@ -73,12 +83,20 @@ __all__ = ["BufferFullError", "DeliveryCallback", "Producer", "ProducerSettings"
 log = logging.getLogger(__name__)
 
 _NO_HEADERS = b"\x00"
+_COMPILED = CODEC is not PYTHON_CODEC  # send's fast path: the compiled append, or the Python one inlined
 _SMALL = 1 << 14
 _VARINT = tuple(varint(i) for i in range(_SMALL))  # the zigzag varints of 0..16383, for the fast path
 _NULL = varint(-1)
 _join = b"".join
 _NOWHERE: Any = object()  # an explicit partition out of range: take the slow path, which fails it
 _time_ns = time.time_ns
+
+
+def _python_now_ms() -> int:
+    return _time_ns() // 1_000_000
+
+
+_now_ms: Callable[[], int] = _python_now_ms if COMPILED_MODULE is None else COMPILED_MODULE.now_ms
 _monotonic = time.monotonic
 
 
@@ -258,7 +276,8 @@ class Producer:
         """Queue one record; returns at once. ``timestamp`` in ms since the epoch (default: now);
         ``on_delivery(err, metadata)`` is called once, on the producer's event loop thread."""
         if timestamp is None:
-            timestamp = _time_ns() // 1_000_000
+            # (inline with the pure-Python codec: a Python call costs more than it saves)
+            timestamp = _now_ms() if _COMPILED else _time_ns() // 1_000_000
         encoded = _NO_HEADERS if headers is None else encode_headers(headers)
         qs = self._queues.get(queue)
         if qs is not None and not self._closed:
@@ -280,46 +299,54 @@ class Producer:
                 else:
                     p = _NOWHERE
                 if p is not _NOWHERE:
-                    with self._lock:
+                    lock = self._lock
+                    lock.acquire()  # not `with`: its __enter__ and __exit__ calls cost twice as much
+                    try:
                         b = (qs.sticky if p is None else p).open
                         if b is not None:
-                            # BatchBuilder.append inlined for the common case (small varints), the same
-                            # bytes: attributes, timestamp delta, offset delta, key, value, headers.
-                            bb = b.builder
-                            count = bb.count
-                            ts_delta = timestamp - bb.base_timestamp
-                            try:
-                                body = _join(
-                                    (
-                                        b"\x00",
-                                        _VARINT[ts_delta if ts_delta >= 0 else _SMALL],
-                                        _VARINT[count],
-                                        _NULL if key is None else _VARINT[len(key)] + key,
-                                        _VARINT[len(value)],  # type: ignore[arg-type]
-                                        value,
-                                        encoded,
-                                    )
-                                )
-                                prefix = _VARINT[len(body)]
-                            except (IndexError, TypeError):  # large, negative or None: the general path
-                                delta = bb.append(key, value, encoded, timestamp)
+                            if _COMPILED:
+                                delta = b.builder.append(key, value, encoded, timestamp)
                             else:
-                                records = bb.records
-                                if count and len(records) + len(body) + 5 > bb.size_limit:
-                                    delta = None
+                                # The pure-Python BatchBuilder.append inlined for the common case (small
+                                # varints), the same bytes: attributes, timestamp delta, offset delta, key,
+                                # value, headers. (A Python call would cost as much as the encoding.)
+                                bb: PythonBatchBuilder = b.builder  # type: ignore[assignment]
+                                count = bb.count
+                                ts_delta = timestamp - bb.base_timestamp
+                                try:
+                                    body = _join(
+                                        (
+                                            b"\x00",
+                                            _VARINT[ts_delta if ts_delta >= 0 else _SMALL],
+                                            _VARINT[count],
+                                            _NULL if key is None else _VARINT[len(key)] + key,
+                                            _VARINT[len(value)],  # type: ignore[arg-type]
+                                            value,
+                                            encoded,
+                                        )
+                                    )
+                                    prefix = _VARINT[len(body)]
+                                except (IndexError, TypeError):  # large, negative or None: the general path
+                                    delta = bb.append(key, value, encoded, timestamp)
                                 else:
-                                    records += prefix
-                                    records += body
-                                    bb.count = count + 1
-                                    if timestamp > bb.max_timestamp:  # noqa: PLR1730 (no call: hot path)
-                                        bb.max_timestamp = timestamp
-                                    delta = count
+                                    records = bb.records
+                                    if count and len(records) + len(body) + 5 > bb.size_limit:
+                                        delta = None
+                                    else:
+                                        records += prefix
+                                        records += body
+                                        bb.count = count + 1
+                                        if timestamp > bb.max_timestamp:  # noqa: PLR1730 (no call: hot path)
+                                            bb.max_timestamp = timestamp
+                                        delta = count
                             if delta is not None:
                                 if on_delivery is not None:
                                     if b.deliveries is None:
                                         b.deliveries = []
                                     b.deliveries.append((delta, timestamp, on_delivery))
                                 return RecordFuture(b, delta, timestamp)
+                    finally:
+                        lock.release()
             except TypeError:
                 _check_types(key, value, partition, timestamp)
                 raise
@@ -383,7 +410,7 @@ class Producer:
                     if delta is not None:
                         return b, delta
                     self._close_locked(p)
-        builder = BatchBuilder(timestamp, self._size_limit)
+        builder = new_batch_builder(timestamp, self._size_limit)
         builder.append(key, value, encoded, timestamp)
         if builder.size > self._max_request_size:
             error = BatchTooLargeError(

@@ -15,7 +15,7 @@ from typing import Protocol
 from logq.client.cluster import QueueInfo
 from logq.client.partitioner import partition_for_key
 from logq.client.producer_futures import Completion, CompletionOwner
-from logq.client.records import BatchBuilder
+from logq.client.records import BatchBuilder, new_batch_builder
 from logq.errors import LogqError
 
 __all__ = [
@@ -84,7 +84,7 @@ class ProducerBatch(Completion):
                 completion.finish(offset, error, log_append_time)
 
 
-SPENT_BUILDER = BatchBuilder(0, 0)  # the builder of a batch that was built
+SPENT_BUILDER = new_batch_builder(0, 0)  # the builder of a batch that was built
 
 
 class PartitionState:

@@ -11,9 +11,9 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Generator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from logq.client.records import RecordMetadata
+from logq.client.records import COMPILED_MODULE, RecordMetadata
 from logq.errors import ClientTimeoutError, LogqError
 
 __all__ = ["Completion", "CompletionOwner", "DeliveryCallback", "DoneCallback", "RecordFuture", "set_done"]
@@ -148,11 +148,9 @@ class Completion:
         return aio
 
 
-class RecordFuture:
-    """The outcome of one sent record. Cheap: a reference to its batch's completion and its offset delta.
-
-    ``result()`` blocks (in any thread but the producer's loop thread); ``await future`` works in the loop
-    that runs the producer."""
+class _PythonFutureFields:
+    """What a RecordFuture refers to: its batch's completion, its offset delta, its timestamp. (The
+    compiled codec's FutureFields, when built: one is made per record sent, in a third of the time.)"""
 
     __slots__ = ("_c", "_delta", "_ts")
 
@@ -160,6 +158,21 @@ class RecordFuture:
         self._c = completion
         self._delta = delta
         self._ts = timestamp
+
+
+if TYPE_CHECKING or COMPILED_MODULE is None:
+    _FutureFields = _PythonFutureFields
+else:
+    _FutureFields = COMPILED_MODULE.FutureFields
+
+
+class RecordFuture(_FutureFields):
+    """The outcome of one sent record. Cheap: a reference to its batch's completion and its offset delta.
+
+    ``result()`` blocks (in any thread but the producer's loop thread); ``await future`` works in the loop
+    that runs the producer."""
+
+    __slots__ = ()
 
     def done(self) -> bool:
         return self._c.done

@@ -6,6 +6,7 @@ also shows the batch headers: codec, producer id, sequences) or with confluent-k
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
@@ -19,10 +20,11 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka import Producer as ConfluentProducer
 
 from logq import batch as rb
+from logq.client import records as client_records
 from logq.client.cluster import Cluster
 from logq.client.partitioner import partition_for_key
 from logq.client.producer import BufferFullError, Producer, RecordFuture
-from logq.client.records import BatchBuilder, ConsumerRecord, RecordMetadata, decode_fetched, encode_headers
+from logq.client.records import PYTHON_CODEC, ConsumerRecord, RecordMetadata, decode_fetched, encode_headers
 from logq.client.sync_admin import Admin as SyncAdmin
 from logq.client.sync_producer import Producer as SyncProducer
 from logq.error_codes import ErrorCode
@@ -183,7 +185,8 @@ def test_round_trip_with_keys_headers_nulls_and_timestamps(broker: BrokerProcess
 
 
 def test_records_are_encoded_exactly_as_batch_builder_encodes_them(broker: BrokerProcess) -> None:
-    # The producer's inlined append (and its fall-backs to BatchBuilder.append) give the same bytes.
+    # send's fast path (the compiled append, or with the pure-Python codec an inlined copy of its append)
+    # and its fall-backs give the bytes of the pure-Python BatchBuilder.
     queue = make_queue(broker, "bytes", 1)
     now = int(time.time() * 1000)
     sends: list[dict[str, Any]] = [{"value": b"warm-up: its own batch"}]
@@ -203,12 +206,29 @@ def test_records_are_encoded_exactly_as_batch_builder_encodes_them(broker: Broke
     _warm, batch = run(fetch_partition(broker.bootstrap, queue, 0))[1]
     header = rb.parse_header(batch)
     assert header.records_count == len(sends) - 1
-    builder = BatchBuilder(results[1].timestamp, 1 << 20)
+    builder = PYTHON_CODEC.new_builder(results[1].timestamp, 1 << 20)
     for send, meta in zip(sends[1:], results[1:], strict=True):
         builder.append(send.get("key"), send["value"], encode_headers(send.get("headers")), meta.timestamp)
     expected = builder.build(rb.CODEC_NONE, header.producer_id, header.producer_epoch, header.base_sequence)
     assert batch[16:] == expected[16:]  # all but the offset and leader epoch the broker wrote
     assert batch[8:12] == expected[8:12]
+
+
+def test_send_encodes_the_same_bytes_with_the_pure_python_codec() -> None:
+    """The test above again, in a process that uses the pure-Python codec (LOGQ_PURE_PYTHON=1)."""
+    if client_records.CODEC is PYTHON_CODEC:
+        pytest.skip("this process uses the pure-Python codec already: the test above is that run")
+    test = f"{__file__}::test_records_are_encoded_exactly_as_batch_builder_encodes_them"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", test],
+        env={**os.environ, client_records.PURE_PYTHON_ENV: "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "1 passed" in done.stdout
 
 
 def test_confluent_kafka_reads_what_it_produced(broker: BrokerProcess) -> None:
