@@ -68,6 +68,8 @@ PEERS ?=
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/storage_bench.py
 	$(BIN)/python benchmarks/broker_bench.py $(if $(PEERS),--peers $(PEERS))
+	$(BIN)/python benchmarks/latency_bench.py
+	$(BIN)/python benchmarks/small_requests_bench.py
 	$(BIN)/python benchmarks/client_bench.py
 	$(BIN)/python benchmarks/cluster_bench.py
 	$(BIN)/python benchmarks/partitions_bench.py

@@ -1,7 +1,7 @@
 """End-to-end latency under a steady trickle: logq against Redis Streams, with the same process layout.
 
 Usage: python benchmarks/latency_bench.py [--rates 5000,20000] [--seconds 10] [--runs 5] [--json FILE]
-                                          [--only logq|redis] [--broker-setting KEY=VALUE ...]
+                                          [--only logq|redis] [--variant NAME=CHECKOUT ...]
 
 Each case has three processes: the server (a fresh standalone logq broker, or redis-server with no
 persistence), one producer process and one consumer process. The producer sends 100 B messages one at a
@@ -9,8 +9,9 @@ time at a fixed rate, each stamped with the monotonic clock (logq: confluent-kaf
 acks=1; Redis: redis-py with hiredis, one XADD per message, the messages already due sent as one pipeline
 when the producer is behind, as librdkafka batches what is queued). The consumer blocks waiting for new
 messages (logq: confluent-kafka `poll`; Redis: `XREAD BLOCK`) and records receive time minus stamp.
-Runs alternate between logq and Redis so that both see the same machine. Every distribution is printed
-(five runs each by default): the machine is shared and noisy, and the spread is the result.
+Runs alternate between logq and Redis so that both see the same machine; ``--variant`` adds brokers run
+from other checkouts of logq (their own ``.venv``), e.g. the code before a change. Every distribution is
+printed (five runs each by default): the machine is shared and noisy, and the spread is the result.
 
 After each logq run the broker's own view is read from its metrics endpoint: the event loop's longest
 stall, the garbage collector's longest pause and the time requests waited before being handled.
@@ -34,7 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.broker_process import BrokerProcess, free_port  # noqa: E402
+from benchmarks.small_requests_bench import Broker  # noqa: E402
+from tests.broker_process import free_port  # noqa: E402
 
 SIZE = 100
 WARMUP_S = 1.0
@@ -167,7 +169,7 @@ def run_pair(producer: str, consumer: str, target: str, rate: int, seconds: floa
 
 
 def scrape(port: int) -> dict[str, float]:
-    """The broker's own figures for the run (see logq/broker/metrics.py)."""
+    """The broker's own figures for the run (see logq/broker/metrics.py; none from older checkouts)."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     wanted = {
         "logq_event_loop_longest_stall_seconds": "loop_longest_stall_ms",
@@ -181,17 +183,15 @@ def scrape(port: int) -> dict[str, float]:
     return figures
 
 
-def logq_run(work: Path, rate: int, seconds: float, settings: dict[str, str]) -> dict[str, Any]:
-    metrics_port = free_port()
-    broker = BrokerProcess(work, broker={"metrics.listen": f"127.0.0.1:{metrics_port}", **settings}).start()
+def logq_run(work: Path, checkout: Path, rate: int, seconds: float) -> dict[str, Any]:
+    broker = Broker(checkout, {}, work)
     try:
         subprocess.run(
-            [sys.executable, "-m", "logq_cli.main", "queue", "create", "lat", "--partitions", "1",
-             "--bootstrap", broker.bootstrap],
-            check=True, capture_output=True, timeout=30, cwd=ROOT,
+            [str(broker.python), "-m", "logq_cli.main", "queue", "create", "lat", "-b", broker.bootstrap],
+            check=True, capture_output=True, timeout=30, cwd=checkout,
         )  # fmt: skip
         result = run_pair(LOGQ_PRODUCER, LOGQ_CONSUMER, broker.bootstrap, rate, seconds)
-        result.update(scrape(metrics_port))
+        result.update(scrape(broker.metrics_port))
         return result
     finally:
         broker.stop()
@@ -229,10 +229,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", choices=("logq", "redis"))
-    parser.add_argument("--broker-setting", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=CHECKOUT")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    settings = dict(s.split("=", 1) for s in args.broker_setting)
+    checkouts = {"logq": ROOT} | {
+        name: Path(path).resolve() for name, _, path in (v.partition("=") for v in args.variant)
+    }
     no_redis = redis_available() if args.only != "logq" else "not asked for"
     if no_redis and args.only != "logq":
         print(f"Redis skipped: {no_redis}", flush=True)
@@ -240,7 +242,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="logq-latency-") as tmp:
         for rate in (int(r) for r in args.rates.split(",")):
             for run in range(args.runs):
-                contenders = [] if args.only == "redis" else ["logq"]
+                contenders = [] if args.only == "redis" else list(checkouts)
                 if not no_redis:
                     contenders.append("redis")
                 if run % 2:
@@ -248,10 +250,10 @@ def main() -> None:
                 for name in contenders:
                     work = Path(tmp) / f"{name}-{rate}-{run}"
                     work.mkdir(mode=0o700)
-                    if name == "logq":
-                        result = logq_run(work, rate, args.seconds, settings)
-                    else:
+                    if name == "redis":
                         result = redis_run(work, rate, args.seconds)
+                    else:
+                        result = logq_run(work, checkouts[name], rate, args.seconds)
                     results.setdefault(f"{name}_{rate}", []).append(result)
                     print(f"{name} {rate}/s run {run + 1}:", json.dumps(result), flush=True)
     print("\n| case | p50 ms | p99 ms | p99.9 ms | max ms |\n|---|---|---|---|---|")
