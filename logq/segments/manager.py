@@ -278,7 +278,12 @@ class LogManager:
         os.replace(self.data_dir / name, doomed)
         files.fsync_dir(self.data_dir)
         self.index.partition(name).clear()
-        shutil.rmtree(doomed, ignore_errors=True)
+        for _attempt in range(3):  # a file written into it meanwhile (seen once under load) fails rmdir
+            shutil.rmtree(doomed, ignore_errors=True)
+            if not doomed.exists():
+                break
+        else:
+            log.warning("could not remove %s yet: it is removed at the next start", doomed)
         return True
 
     # --- flushing ---------------------------------------------------------------------------------
