@@ -5,8 +5,9 @@ Reading goes on while a request is handled: complete frames queue up (reading pa
 ``QUEUE_PAUSE_BYTES`` wait), and the client's EOF is seen at once, which ends a long-polling Fetch
 whose client has left. Received bytes land where their frame is handed out (a BufferedProtocol over
 ``logq.protocol.frames.FrameReceiver``): after its first read, a large Produce is written by the kernel
-or the TLS decryption straight into its own buffer. Responses are written chunk by chunk, so record
-bytes are never joined into one big buffer first.
+or the TLS decryption straight into its own buffer. A response's small chunks are joined into one write
+and record blobs written as they are, never joined into one big buffer; answers to requests already
+queued on the connection are held back and sent together when the loop next turns.
 
 Each listener has its security protocol (``logq/broker/listeners.py``). On TLS listeners asyncio does
 the handshake (``ssl.*`` settings; it must end within ``authentication.timeout.ms``) before the
