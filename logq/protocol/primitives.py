@@ -12,7 +12,7 @@ Fetch response can be written with ``writelines`` without concatenating the batc
 from __future__ import annotations
 
 import struct
-from typing import Final
+from typing import Any, Final
 
 from logq.protocol.errors import ProtocolDecodeError, ProtocolEncodeError
 
@@ -69,6 +69,10 @@ class Reader:
             raise ProtocolDecodeError(f"need {n} bytes at offset {start}, only {self._end - start} left")
         self._pos = start + n
         return start
+
+    def read_packed(self, layout: struct.Struct) -> tuple[Any, ...]:
+        """Several fixed-size fields at once (``layout`` is their big-endian struct format)."""
+        return layout.unpack_from(self._view, self._take(layout.size))
 
     def read_int8(self) -> int:
         value: int = _I8.unpack_from(self._view, self._take(1))[0]
@@ -226,6 +230,9 @@ class Writer:
 
     def __len__(self) -> int:
         return self._size + len(self._buf)
+
+    def write_packed(self, layout: struct.Struct, *values: Any) -> None:
+        self._buf += layout.pack(*values)
 
     def write_int8(self, value: int) -> None:
         self._buf += _I8.pack(value)

@@ -145,35 +145,70 @@ def fields_for(cls: type[Struct], version: int) -> list[tuple[str, FieldSpec]]:
 
 
 class _StructCodec:
-    """The compiled reader/writer of one struct class at one version (flexible or not)."""
+    """The compiled reader/writer of one struct class at one version (flexible or not).
 
-    __slots__ = ("factory", "flexible", "min_size", "readers", "writers")
+    ``read`` and ``write`` are functions generated for the struct, as dataclasses generates ``__init__``:
+    every request and response goes through them, and a loop over fields with a keyword dict per struct
+    cost a small request more than its handling. Runs of fixed-size integer fields are read and written
+    with one ``struct`` call each."""
+
+    __slots__ = ("min_size", "read", "write")
 
     def __init__(self, cls: type[Struct], version: int, flexible: bool) -> None:
-        self.factory: Callable[..., Any] = cls
-        self.flexible = flexible
-        self.readers: list[tuple[str, ReadFn]] = []
-        self.writers: list[tuple[str, WriteFn]] = []
         self.min_size = 1 if flexible else 0  # the tagged-field section
+        steps: list[tuple[str | None, list[str], ReadFn | None, WriteFn | None]] = []  # packed run or field
         for name, spec in fields_for(cls, version):
+            packed = _PACKED.get(spec.kind) if isinstance(spec.kind, Primitive) else None
+            if packed is not None and not spec.nullable(version):
+                if steps and steps[-1][0] is not None:
+                    layout, names, _, _ = steps[-1]
+                    steps[-1] = (f"{layout}{packed}", [*names, name], None, None)
+                else:
+                    steps.append((packed, [name], None, None))
+                self.min_size += struct.calcsize(">" + packed)
+                continue
             read, write, size = _field_codec(
                 spec.kind, version, nullable=spec.nullable(version), where=name, flexible=flexible
             )
-            self.readers.append((name, read))
-            self.writers.append((name, write))
+            steps.append((None, [name], read, write))
             self.min_size += size
+        self.read, self.write = _generate(cls, steps, flexible)
 
-    def read(self, reader: Reader) -> Any:
-        value = self.factory(**{name: read(reader) for name, read in self.readers})
-        if self.flexible:
-            reader.skip_tagged_fields()
-        return value
 
-    def write(self, writer: Writer, value: Any) -> None:
-        for name, write in self.writers:
-            write(writer, getattr(value, name))
-        if self.flexible:
-            writer.write_empty_tagged_fields()
+# Fixed-size integer kinds as struct format characters (BOOL is not: any non-zero byte reads as true).
+_PACKED: dict[Kind, str] = {INT8: "b", INT16: "h", INT32: "i", INT64: "q", UINT32: "I"}
+
+
+def _generate(
+    cls: type[Struct],
+    steps: list[tuple[str | None, list[str], ReadFn | None, WriteFn | None]],
+    flexible: bool,
+) -> tuple[ReadFn, WriteFn]:
+    """Source for the reader and writer of ``steps``, compiled once per struct and version. Field names
+    are the dataclass's own identifiers; everything else is passed in the namespace."""
+    namespace: dict[str, Any] = {"factory": cls}
+    reads: list[str] = []
+    writes: list[str] = []
+    for i, (layout, names, read, write) in enumerate(steps):
+        if layout is not None:
+            namespace[f"L{i}"] = struct.Struct(">" + layout)
+            targets = ", ".join(f"v_{n}" for n in names)
+            reads.append(f"    ({targets},) = reader.read_packed(L{i})")
+            writes.append(f"    writer.write_packed(L{i}, " + ", ".join(f"value.{n}" for n in names) + ")")
+        else:
+            namespace[f"R{i}"], namespace[f"W{i}"] = read, write
+            reads.append(f"    v_{names[0]} = R{i}(reader)")
+            writes.append(f"    W{i}(writer, value.{names[0]})")
+    fields = ", ".join(f"{n}=v_{n}" for _, names, _, _ in steps for n in names)
+    reads.append(f"    result = factory({fields})")
+    if flexible:
+        reads.append("    reader.skip_tagged_fields()")
+        writes.append("    writer.write_empty_tagged_fields()")
+    reads.append("    return result")
+    source = "def read(reader):\n" + "\n".join(reads) + "\ndef write(writer, value):\n"
+    source += "\n".join(writes) if writes else "    pass"
+    exec(compile(source, f"<logq codec {cls.__name__}>", "exec"), namespace)
+    return namespace["read"], namespace["write"]
 
 
 _CODECS: dict[tuple[type[Struct], int, bool], _StructCodec] = {}
