@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from logq.config import LogConfig, settings_of
+from logq.config import LogConfig, parse_settings, settings_of
 from logq.errors import InvalidConfigError, InvalidQueueNameError
 
 MAX_NAME_LENGTH = 249
@@ -15,7 +15,7 @@ INTERNAL_PREFIX = "__"
 DEFAULT_MIN_INSYNC_REPLICAS = 1  # with fewer than 3 replicas; not a log setting, so not in LogConfig
 MIN_INSYNC_REPLICAS_FROM_3 = 2  # the default once a queue has 3 or more replicas
 
-# Settings a queue may override at creation (the rest are broker-wide).
+# Settings a queue may override (the rest are broker-wide).
 QUEUE_SETTINGS = frozenset(
     {
         "retention.ms",
@@ -24,9 +24,21 @@ QUEUE_SETTINGS = frozenset(
         "segment.ms",
         "max.message.bytes",
         "min.insync.replicas",
+        "cleanup.policy",
+        "compression.type",
+        "message.timestamp.type",
+        "delete.retention.ms",
+        "min.compaction.lag.ms",
+        "max.compaction.lag.ms",
+        "min.cleanable.dirty.ratio",
     }
 )
 
+# Kafka queue settings logq refuses on purpose, with the reason a user is told.
+REFUSED_SETTINGS = {
+    "unclean.leader.election.enable": "logq never elects a replica outside the ISR: it would lose "
+    "acknowledged records (docs/reliability.md)",
+}
 
 def validate_queue_name(name: str) -> None:
     """Kafka's topic rules: 1-249 characters of [a-zA-Z0-9._-], and not "." or ".."."""
@@ -48,27 +60,52 @@ def collides(a: str, b: str) -> bool:
 
 
 def validate_queue_settings(settings: Mapping[str, str | None]) -> dict[str, str]:
-    """Check per-queue overrides; returns them with their values as strings."""
+    """Check per-queue overrides; returns them with their values as (normalised) strings."""
     out: dict[str, str] = {}
     for key, value in settings.items():
+        if key in REFUSED_SETTINGS:
+            raise InvalidConfigError(f"setting {key!r} is not supported: {REFUSED_SETTINGS[key]}")
         if key not in QUEUE_SETTINGS:
             raise InvalidConfigError(
                 f"setting {key!r} cannot be set on a queue (allowed: {', '.join(sorted(QUEUE_SETTINGS))})"
             )
         if value is None:
             raise InvalidConfigError(f"setting {key!r} needs a value")
-        try:
-            number = int(value)
-        except ValueError:
-            raise InvalidConfigError(f"setting {key!r} must be an integer, not {value!r}") from None
-        if key == "min.insync.replicas" and number < 1:
-            raise InvalidConfigError("min.insync.replicas must be at least 1")
-        if key in ("segment.bytes", "max.message.bytes", "segment.ms") and number < 1:
-            raise InvalidConfigError(f"setting {key!r} must be positive")
-        if key in ("retention.ms", "retention.bytes") and number < -1:
-            raise InvalidConfigError(f"setting {key!r} must be -1 (unlimited) or more")
-        out[key] = str(number)
+        out[key] = _checked_value(key, value)
     return out
+
+
+def _checked_value(key: str, value: str) -> str:
+    if key == "min.insync.replicas":  # not a log setting
+        parsed: object = _integer(key, value)
+        if int(value) < 1:
+            raise InvalidConfigError("min.insync.replicas must be at least 1")
+        return str(parsed)
+    try:
+        parsed = parse_settings({key: value})[_field_name(key)]
+    except ValueError as e:
+        raise InvalidConfigError(str(e)) from None
+    if isinstance(parsed, int) and not isinstance(parsed, bool):
+        if key in ("segment.bytes", "max.message.bytes", "segment.ms") and parsed < 1:
+            raise InvalidConfigError(f"setting {key!r} must be positive")
+        if key in ("retention.ms", "retention.bytes") and parsed < -1:
+            raise InvalidConfigError(f"setting {key!r} must be -1 (unlimited) or more")
+        if key in ("delete.retention.ms", "min.compaction.lag.ms", "max.compaction.lag.ms") and parsed < 0:
+            raise InvalidConfigError(f"setting {key!r} must be 0 or more")
+        if key == "max.compaction.lag.ms" and parsed < 1:
+            raise InvalidConfigError(f"setting {key!r} must be positive")
+    return str(parsed)
+
+
+def _integer(key: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidConfigError(f"setting {key!r} must be an integer, not {value!r}") from None
+
+
+def _field_name(key: str) -> str:
+    return key.replace(".", "_")
 
 
 def log_config_for(defaults: LogConfig, settings: Mapping[str, str]) -> LogConfig:

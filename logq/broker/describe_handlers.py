@@ -50,6 +50,8 @@ class ConfigType(enum.IntEnum):
     STRING = 2
     INT = 3
     LONG = 5
+    DOUBLE = 6
+    LIST = 7
 
 
 # Settings that are Java ints in Kafka; every other integer setting is a long.
@@ -78,7 +80,19 @@ _BOOLEAN_SETTINGS = frozenset(
         "allow.everyone.if.no.acl.found",
     }
 )
-_STRING_SETTINGS = frozenset({"listen", "advertised.listener", "metrics.listen", "data.dir", "super.users"})
+_STRING_SETTINGS = frozenset(
+    {
+        "listen",
+        "advertised.listener",
+        "metrics.listen",
+        "data.dir",
+        "super.users",
+        "compression.type",
+        "message.timestamp.type",
+    }
+)
+_DOUBLE_SETTINGS = frozenset({"min.cleanable.dirty.ratio"})
+_LIST_SETTINGS = frozenset({"cleanup.policy"})
 
 _QUEUE_DOCS = {
     "retention.ms": "Delete a segment once its newest data is older than this (ms, broker append time); "
@@ -89,6 +103,16 @@ _QUEUE_DOCS = {
     "segment.ms": "Roll a non-empty active segment whose first batch is older than this (ms).",
     "max.message.bytes": "The largest record batch a producer may send (bytes).",
     "min.insync.replicas": "Replicas that must have a batch before acks=all is answered.",
+    "cleanup.policy": "delete: remove old segments by retention; compact: keep the latest record of each "
+    "key; compact,delete: both.",
+    "compression.type": "producer keeps batches as sent; a codec name makes the broker recompress batches "
+    "in another codec.",
+    "message.timestamp.type": "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches "
+    "with the broker's clock.",
+    "delete.retention.ms": "How long a compacted queue keeps a tombstone once the cleaner reached it (ms).",
+    "min.compaction.lag.ms": "A record is never compacted before it is this old (ms).",
+    "max.compaction.lag.ms": "A record is compacted within about this long, however clean the log (ms).",
+    "min.cleanable.dirty.ratio": "Clean a compacted partition once this share of its log is dirty.",
 }
 
 
@@ -291,4 +315,8 @@ def _config_type(key: str) -> ConfigType:
         return ConfigType.BOOLEAN
     if key in _STRING_SETTINGS:
         return ConfigType.STRING
+    if key in _DOUBLE_SETTINGS:
+        return ConfigType.DOUBLE
+    if key in _LIST_SETTINGS:
+        return ConfigType.LIST
     return ConfigType.INT if key in _INT_SETTINGS else ConfigType.LONG

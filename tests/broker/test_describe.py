@@ -31,6 +31,13 @@ from tests.wire_client import WireClient
 TOPIC, BROKER = 2, 4  # Kafka's ConfigResource.Type
 DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5  # ConfigSource
 QUEUE_DEFAULTS = {
+    "cleanup.policy": "delete",
+    "compression.type": "producer",
+    "delete.retention.ms": "86400000",
+    "max.compaction.lag.ms": "9223372036854775807",
+    "message.timestamp.type": "CreateTime",
+    "min.cleanable.dirty.ratio": "0.5",
+    "min.compaction.lag.ms": "0",
     "max.message.bytes": "1048588",
     "min.insync.replicas": "1",
     "retention.bytes": "-1",
@@ -158,7 +165,9 @@ def test_settings_given_at_creation_are_not_defaults(broker: BrokerProcess) -> N
         types = {c.name: c.config_type for c in orders.configs}
         assert types == {
             "max.message.bytes": 3, "min.insync.replicas": 3, "retention.bytes": 5, "retention.ms": 5,
-            "segment.bytes": 3, "segment.ms": 5,
+            "segment.bytes": 3, "segment.ms": 5, "cleanup.policy": 7, "compression.type": 2,
+            "delete.retention.ms": 5, "max.compaction.lag.ms": 5, "message.timestamp.type": 2,
+            "min.cleanable.dirty.ratio": 6, "min.compaction.lag.ms": 5,
         }  # fmt: skip
         assert all(c.documentation is None for c in orders.configs)
         (documented,) = describe(client, (TOPIC, "orders", None), docs=True)
