@@ -40,6 +40,7 @@ REFUSED_SETTINGS = {
     "acknowledged records (docs/reliability.md)",
 }
 
+
 def validate_queue_name(name: str) -> None:
     """Kafka's topic rules: 1-249 characters of [a-zA-Z0-9._-], and not "." or ".."."""
     if not name:
