@@ -1,4 +1,5 @@
-"""``logq group ...``: list, describe (with lag) and reset offsets (a dry run unless --execute)."""
+"""``logq group ...``: list, describe (with lag), reset offsets, delete groups and their offsets (the
+last three a dry run unless --execute)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from logq_cli.specs import parse_datetime, parse_duration_ms, parse_queue_scope
 
 @click.group()
 def group() -> None:
-    """Consumer groups: list, describe with lag, reset offsets.
+    """Consumer groups: list, describe with lag, reset or delete offsets, delete.
 
     \b
     Example:
@@ -254,3 +255,109 @@ def group_reset_offsets(
         click.echo(f"reset {len(rows)} partition(s) of group {group_id}")
     else:
         click.echo("dry run: nothing changed; add --execute to apply this plan")
+
+
+@group.command("delete")
+@click.argument("group_id", metavar="GROUP")
+@click.option("--execute", is_flag=True, help="Delete (without it, only print what would go).")
+@client_options
+@click.pass_context
+def group_delete(ctx: click.Context, group_id: str, execute: bool) -> None:
+    """Delete GROUP: its committed offsets and the group itself (a dry run unless --execute).
+
+    Only a group without live members can be deleted; the command names them when it refuses. A consumer
+    that joins the group afterwards starts afresh, where its auto.offset.reset says.
+
+    \b
+    Examples:
+      logq group delete billing
+      logq group delete billing --execute
+    """
+    opts = settings(ctx)
+    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap, **opts.security()) as admin:
+        committed = admin.check_group_deletable(group_id)  # refuse before anything goes, naming members
+        if execute:
+            admin.delete_group(group_id)
+    rows = sorted(committed.items())
+    if opts.fmt == "json":
+        print_json(
+            {
+                "group": group_id,
+                "executed": execute,
+                "offsets": [{"queue": qp.queue, "partition": qp.partition, "committed": o} for qp, o in rows],
+            }
+        )
+        return
+    if rows:
+        print_table(["QUEUE", "PARTITION", "COMMITTED"], [[qp.queue, qp.partition, o] for qp, o in rows])
+    if execute:
+        click.echo(f"deleted group {group_id} and its {len(rows)} committed offset(s)")
+    else:
+        click.echo(
+            f"dry run: nothing deleted; add --execute to delete group {group_id} "
+            f"and its {len(rows)} committed offset(s)"
+        )
+
+
+@group.command("delete-offsets")
+@click.argument("group_id", metavar="GROUP")
+@click.option("--queue", "queue_name", required=True, metavar="QUEUE", help="The queue whose offsets go.")
+@click.option(
+    "--partition",
+    "partitions",
+    multiple=True,
+    type=click.IntRange(min=0),
+    metavar="P",
+    help="Only this partition (repeatable); every partition of the queue by default.",
+)
+@click.option("--execute", is_flag=True, help="Delete (without it, only print what would go).")
+@client_options
+@click.pass_context
+def group_delete_offsets(
+    ctx: click.Context, group_id: str, queue_name: str, partitions: tuple[int, ...], execute: bool
+) -> None:
+    """Delete GROUP's committed offsets for QUEUE (a dry run unless --execute).
+
+    Allowed while no live member of the group subscribes to QUEUE (any queue of an empty group): use it
+    for a queue the group no longer consumes. The command names the members when it refuses.
+
+    \b
+    Examples:
+      logq group delete-offsets billing --queue old-orders
+      logq group delete-offsets billing --queue old-orders --partition 0 --partition 2 --execute
+    """
+    opts = settings(ctx)
+    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap, **opts.security()) as admin:
+        every = admin.partitions_of(queue_name)
+        chosen = every
+        if partitions:
+            missing = [p for p in partitions if QueuePartition(queue_name, p) not in every]
+            if missing:
+                raise ValueError(f"queue {queue_name!r} has no partition {missing[0]} (it has {len(every)})")
+            chosen = [QueuePartition(queue_name, p) for p in sorted(set(partitions))]
+        admin.check_offsets_deletable(group_id, [queue_name])
+        committed = admin.committed_offsets(group_id, chosen)
+        if execute:
+            admin.delete_offsets(group_id, chosen)
+    rows = [(qp, committed.get(qp)) for qp in chosen]
+    if opts.fmt == "json":
+        print_json(
+            {
+                "group": group_id,
+                "executed": execute,
+                "offsets": [{"queue": qp.queue, "partition": qp.partition, "committed": o} for qp, o in rows],
+            }
+        )
+        return
+    print_table(
+        ["QUEUE", "PARTITION", "COMMITTED"],
+        [[qp.queue, qp.partition, "-" if o is None else o] for qp, o in rows],
+    )
+    count = sum(o is not None for _, o in rows)
+    if execute:
+        click.echo(f"deleted {count} committed offset(s) of group {group_id} for queue {queue_name}")
+    else:
+        click.echo(
+            f"dry run: nothing deleted; add --execute to delete {count} committed offset(s) of group "
+            f"{group_id} for queue {queue_name}"
+        )

@@ -27,7 +27,8 @@ LogqError
       +-- BufferFullError         the producer's buffer_memory is full (also a builtin BufferError)
       +-- CommitFailedError       ILLEGAL_GENERATION: the consumer is no longer in the group's generation
       +-- RebalanceInProgressError  REBALANCE_IN_PROGRESS: the group is rebalancing; poll, then retry
-      +-- GroupNotEmptyError      an offset reset refused while the group has live members
+      +-- GroupNotEmptyError      an offset reset or a group deletion refused while the group has live
+      |                           members (NON_EMPTY_GROUP, GROUP_SUBSCRIBED_TO_TOPIC from a broker)
       +-- ConsumerProtocolError   member metadata or an assignment that is not consumer protocol
  +-- BatchError                   CORRUPT_MESSAGE: not one valid RecordBatch v2 (``logq/batch.py``)
  +-- ProtocolError                INVALID_REQUEST: not a valid message of its version (``logq/protocol/``)
@@ -225,7 +226,9 @@ class RebalanceInProgressError(ClientError):
 
 
 class GroupNotEmptyError(ClientError):
-    """An offset reset was refused because the group has live members that would overwrite it."""
+    """An offset reset was refused because the group has live members that would overwrite it, or a
+    deletion because the group (or its subscription to the queue) is in use: NON_EMPTY_GROUP,
+    GROUP_SUBSCRIBED_TO_TOPIC."""
 
     code = ErrorCode.REBALANCE_IN_PROGRESS
 
@@ -256,6 +259,8 @@ _BY_CODE: dict[ErrorCode, type[LogqError]] = {
     ErrorCode.NETWORK_EXCEPTION: BrokerUnavailableError,
     ErrorCode.SASL_AUTHENTICATION_FAILED: AuthenticationError,
     ErrorCode.REQUEST_TIMED_OUT: ClientTimeoutError,
+    ErrorCode.NON_EMPTY_GROUP: GroupNotEmptyError,
+    ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC: GroupNotEmptyError,
 }
 
 

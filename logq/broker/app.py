@@ -34,6 +34,7 @@ from logq.broker.authorization import RequestAuthorizer
 from logq.broker.cluster_member import ClusterMember
 from logq.broker.config import BrokerConfig, HostPort
 from logq.broker.describe_handlers import DescribeHandlers
+from logq.broker.group_deletion_handlers import GroupDeletionHandlers
 from logq.broker.group_handlers import GroupHandlers
 from logq.broker.handlers import Handlers
 from logq.broker.inter_broker import inter_broker_client, warn_unless_super_user
@@ -200,6 +201,11 @@ class Broker:
                 replicas,
                 offsets_replication_factor=config.offsets_topic_replication_factor,
                 auth=auth,
+            ).by_type
+        )
+        handlers.by_type.update(
+            GroupDeletionHandlers(
+                coordinator, membership, offsets, replicas, metrics=self.metrics, auth=auth
             ).by_type
         )
         handlers.by_type.update(ReplicaHandlers(coordinator, replicas, auth).by_type)

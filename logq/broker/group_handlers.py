@@ -143,14 +143,7 @@ class GroupHandlers:
         return self._auth.allows(AclOperation.READ, GROUP, group_id)
 
     def _not_here(self, group_id: str) -> ErrorCode:
-        """NONE if this broker coordinates the group now (it leads the group's offsets partition and has
-        loaded it), else NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS."""
-        partition = self._offsets.partition_of(group_id)
-        if not self._replicas.is_leader(OFFSETS_QUEUE, partition):
-            return ErrorCode.NOT_COORDINATOR
-        if not self._offsets.loaded(partition):
-            return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
-        return ErrorCode.NONE
+        return not_coordinated_here(self._offsets, self._replicas, group_id)
 
     async def join_group(self, header: RequestHeader, req: m.JoinGroupRequest) -> m.JoinGroupResponse:
         if not self._may_read(req.group_id):
@@ -390,7 +383,7 @@ class GroupHandlers:
             partition = self._replicas.leader(OFFSETS_QUEUE, self._offsets.partition_of(group_id))
             info = self._offsets.commit(group_id, offsets)
         except ReplicationError as exc:
-            raise _coordinator_error(exc) from None
+            raise coordinator_error(exc) from None
         if info is None:
             return
         acknowledged = False
@@ -398,7 +391,7 @@ class GroupHandlers:
             await partition.wait_acknowledged(info, acks=-1, timeout_ms=OFFSET_COMMIT_TIMEOUT_MS)
             acknowledged = True
         except ReplicationError as exc:
-            raise _coordinator_error(exc) from None
+            raise coordinator_error(exc) from None
         finally:
             self._offsets.settle(group_id, offsets, info, acknowledged=acknowledged)
 
@@ -445,7 +438,18 @@ class GroupHandlers:
         )
 
 
-def _coordinator_error(exc: ReplicationError) -> LogqError:
+def not_coordinated_here(offsets: OffsetStore, replicas: ReplicaManager, group_id: str) -> ErrorCode:
+    """NONE if this broker coordinates the group now (it leads the group's offsets partition and has
+    loaded it), else NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS."""
+    partition = offsets.partition_of(group_id)
+    if not replicas.is_leader(OFFSETS_QUEUE, partition):
+        return ErrorCode.NOT_COORDINATOR
+    if not offsets.loaded(partition):
+        return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+    return ErrorCode.NONE
+
+
+def coordinator_error(exc: ReplicationError) -> LogqError:
     moved = exc.code == ErrorCode.NOT_LEADER_OR_FOLLOWER
     code = ErrorCode.NOT_COORDINATOR if moved else ErrorCode.COORDINATOR_NOT_AVAILABLE
     return LogqError(str(exc), code=code)

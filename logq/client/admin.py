@@ -49,6 +49,8 @@ _DELETE_SWITCHES = ("delete.queue.enable", "delete.topic.enable")  # logq's name
 _AUTHORIZER_SWITCH = "authorizer.enable"  # with it on, the ACLs decide deletions, not the switches
 _DEFAULT_CONFIG = 5  # DescribeConfigs config source: a default nobody overrode
 SCRAM_MECHANISMS = {1: "SCRAM-SHA-256", 2: "SCRAM-SHA-512"}  # the APIs' mechanism codes
+COORDINATOR_ATTEMPTS = 5  # a group request finds its coordinator again after it moved (or while it loads)
+COORDINATOR_BACKOFF_S = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,13 @@ def _check(code: int, what: str, message: str | None = None) -> None:
     if code != ErrorCode.NONE:
         name = ErrorCode(code).name if code in ErrorCode._value2member_map_ else str(code)
         raise error_for_code(code, f"{what}: {message or name}")
+
+
+def _live_members(raw: m.DescribedGroup) -> str:
+    """ "N live member(s): client (host), ..." for a refusal message (the first five)."""
+    names = ", ".join(f"{mem.client_id} ({mem.client_host})" for mem in raw.members[:5])
+    more = f" and {len(raw.members) - 5} more" if len(raw.members) > 5 else ""
+    return f"{len(raw.members)} live member(s): {names}{more}"
 
 
 def _subscribed(data: bytes) -> tuple[str, ...]:
@@ -801,6 +810,102 @@ class Admin:
     async def partitions_of(self, queue: str) -> list[QueuePartition]:
         info = await self.cluster.queue(queue, refresh=True)
         return [QueuePartition(queue, p.partition) for p in info.partitions]
+
+    # --- group deletion --------------------------------------------------------------------------
+
+    async def check_group_deletable(self, group: str) -> dict[QueuePartition, int]:
+        """What ``delete_group`` would remove: the group's committed offsets. Raises GroupNotEmptyError
+        naming the live members, or BrokerError GROUP_ID_NOT_FOUND for a group the broker does not know
+        (a dry run's check; the broker checks again when asked to delete)."""
+        raw = (await self._describe_raw([group]))[group]
+        committed = await self.committed_offsets(group)
+        if raw.members:
+            raise GroupNotEmptyError(
+                f"group {group!r} is {raw.group_state} with {_live_members(raw)}: stop them "
+                "(or wait for their sessions to expire) before deleting it",
+                code=ErrorCode.NON_EMPTY_GROUP,
+            )
+        if raw.group_state == "Dead" and not committed:
+            raise error_for_code(ErrorCode.GROUP_ID_NOT_FOUND, f"group {group!r} does not exist")
+        return committed
+
+    async def delete_group(self, group: str) -> None:
+        """Delete an empty group (DeleteGroups): its committed offsets and its record are removed for good
+        (a restart or a new coordinator does not bring them back) and it leaves the group listings.
+        Raises GroupNotEmptyError (NON_EMPTY_GROUP) naming the live members, BrokerError
+        GROUP_ID_NOT_FOUND for an unknown group, AuthorizationError without DELETE on the group."""
+        answer: m.DeleteGroupsResponse = await self._send_to_coordinator(
+            group, m.DeleteGroupsRequest(groups_names=[group]), lambda a: a.results[0].error_code
+        )
+        code = answer.results[0].error_code
+        if code == ErrorCode.NON_EMPTY_GROUP:
+            await self.check_group_deletable(group)  # raises, naming the members
+        _check(code, f"cannot delete group {group!r}")
+
+    async def check_offsets_deletable(self, group: str, queues: Iterable[str]) -> None:
+        """Raise GroupNotEmptyError when live members of the group subscribe to one of ``queues`` (the
+        broker would refuse to delete their offsets: GROUP_SUBSCRIBED_TO_TOPIC), BrokerError
+        GROUP_ID_NOT_FOUND for an unknown group."""
+        raw = (await self._describe_raw([group]))[group]
+        if raw.group_state == "Dead" and not await self.committed_offsets(group):
+            raise error_for_code(ErrorCode.GROUP_ID_NOT_FOUND, f"group {group!r} does not exist")
+        consumer = raw.protocol_type == "consumer"
+        subscribed = {q for mem in raw.members if consumer for q in _subscribed(mem.member_metadata)}
+        for queue in sorted(set(queues)):
+            if raw.members and (queue in subscribed or not consumer):
+                raise GroupNotEmptyError(
+                    f"group {group!r} consumes queue {queue!r}: {_live_members(raw)}; stop them (or "
+                    "unsubscribe them from it) before deleting its offsets",
+                    code=ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC,
+                )
+
+    async def delete_offsets(self, group: str, partitions: Sequence[QueuePartition]) -> None:
+        """Delete the group's committed offsets of ``partitions`` (OffsetDelete): allowed for any queue
+        while the group is empty, otherwise only for queues no live member subscribes to. Raises
+        GroupNotEmptyError (GROUP_SUBSCRIBED_TO_TOPIC or NON_EMPTY_GROUP) naming the members, BrokerError
+        GROUP_ID_NOT_FOUND, UnknownQueueError for a partition that does not exist."""
+        grouped: dict[str, list[int]] = {}
+        for qp in partitions:
+            grouped.setdefault(qp.queue, []).append(qp.partition)
+        request = m.OffsetDeleteRequest(
+            group_id=group,
+            topics=[
+                m.OffsetDeleteRequestTopic(
+                    name=name, partitions=[m.OffsetDeleteRequestPartition(partition_index=p) for p in ps]
+                )
+                for name, ps in grouped.items()
+            ],
+        )
+        answer: m.OffsetDeleteResponse = await self._send_to_coordinator(
+            group, request, lambda a: a.error_code
+        )
+        refused = {ErrorCode.NON_EMPTY_GROUP, ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC}
+        codes = [answer.error_code] + [p.error_code for t in answer.topics for p in t.partitions]
+        if refused & set(codes):
+            await self.check_offsets_deletable(group, grouped)  # raises, naming the members
+        _check(answer.error_code, f"cannot delete offsets of group {group!r}")
+        for topic in answer.topics:
+            for p in topic.partitions:
+                _check(
+                    p.error_code,
+                    f"cannot delete the offset of {topic.name}/{p.partition_index} for {group!r}",
+                )
+
+    async def _send_to_coordinator(self, group: str, body: Any, code_of: Callable[[Any], int]) -> Any:
+        """Send to the group's coordinator, finding it again while the answer says it moved or loads."""
+        moved = (ErrorCode.NOT_COORDINATOR, ErrorCode.COORDINATOR_NOT_AVAILABLE)
+        for attempt in range(COORDINATOR_ATTEMPTS):
+            answer = await self.cluster.send(await self.cluster.coordinator(group), body)
+            code = code_of(answer)
+            if (
+                code not in (*moved, ErrorCode.COORDINATOR_LOAD_IN_PROGRESS)
+                or attempt == COORDINATOR_ATTEMPTS - 1
+            ):
+                return answer
+            if code in moved:
+                self.cluster.forget_coordinator(group)
+            await asyncio.sleep(COORDINATOR_BACKOFF_S * (attempt + 1))
+        raise AssertionError("unreachable")  # the last attempt returns
 
     # --- ACLs ------------------------------------------------------------------------------------
 

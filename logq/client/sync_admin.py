@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -141,6 +141,19 @@ class Admin:
 
     def apply_offset_reset(self, group: str, rows: Sequence[ResetRow]) -> None:
         self._loop.run(self._admin.apply_offset_reset(group, rows), self._timeout_s)
+
+    # group deletion: see the asyncio Admin's methods
+    def check_group_deletable(self, group: str) -> dict[QueuePartition, int]:
+        return self._loop.run(self._admin.check_group_deletable(group), self._timeout_s)
+
+    def delete_group(self, group: str) -> None:
+        self._loop.run(self._admin.delete_group(group), self._timeout_s)
+
+    def check_offsets_deletable(self, group: str, queues: Iterable[str]) -> None:
+        self._loop.run(self._admin.check_offsets_deletable(group, queues), self._timeout_s)
+
+    def delete_offsets(self, group: str, partitions: Sequence[QueuePartition]) -> None:
+        self._loop.run(self._admin.delete_offsets(group, partitions), self._timeout_s)
 
     @property
     def principal(self) -> str:

@@ -397,6 +397,19 @@ class GroupMembership:
         if group.state is GroupState.PREPARING_REBALANCE:
             self._maybe_complete_join(group, force=not group.members)
 
+    def has_members(self, group_id: str) -> bool:
+        """Whether the group has members (or a rebalance under way): DeleteGroups refuses such a group."""
+        group = self.groups.get(group_id)
+        return group is not None and group.state not in (GroupState.EMPTY, GroupState.DEAD)
+
+    def forget_deleted(self, group_id: str) -> None:
+        """DeleteGroups removed the group's stored state: an Empty group goes Dead and is forgotten, so it
+        leaves ListGroups (a later JoinGroup starts it afresh). Members would have been refused before."""
+        group = self.groups.pop(group_id, None)
+        if group is not None:
+            group.pending.clear()  # member ids handed out by MEMBER_ID_REQUIRED join as strangers now
+            group.move(GroupEvent.UNLOAD)
+
     def forget_empty(self, keep: Callable[[str], bool]) -> list[str]:
         """Forget the Empty groups for which ``keep(group_id)`` is false (their offsets expired or were
         deleted): Kafka drops such a group, and it leaves ListGroups. Returns the forgotten ids."""

@@ -46,6 +46,8 @@ class ApiKey(enum.IntEnum):
     DESCRIBE_CONFIGS = 32
     DESCRIBE_LOG_DIRS = 35
     SASL_AUTHENTICATE = 36
+    DELETE_GROUPS = 42
+    OFFSET_DELETE = 47
     DESCRIBE_USER_SCRAM_CREDENTIALS = 50
     ALTER_USER_SCRAM_CREDENTIALS = 51
 
@@ -96,6 +98,8 @@ _SPECS: Final = (
     ApiSpec(ApiKey.DESCRIBE_CONFIGS, 0, 3, m.DescribeConfigsRequest, m.DescribeConfigsResponse),
     ApiSpec(ApiKey.DESCRIBE_LOG_DIRS, 0, 1, m.DescribeLogDirsRequest, m.DescribeLogDirsResponse),
     ApiSpec(ApiKey.SASL_AUTHENTICATE, 0, 1, m.SaslAuthenticateRequest, m.SaslAuthenticateResponse),
+    ApiSpec(ApiKey.DELETE_GROUPS, 0, 1, m.DeleteGroupsRequest, m.DeleteGroupsResponse),
+    ApiSpec(ApiKey.OFFSET_DELETE, 0, 0, m.OffsetDeleteRequest, m.OffsetDeleteResponse),
     # Flexible from v0 (FLEXIBLE_FROM on the message classes).
     ApiSpec(
         ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS,
@@ -129,6 +133,8 @@ _OPTIONAL: Final = (
     ApiKey.SASL_AUTHENTICATE,
     ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS,
     ApiKey.ALTER_USER_SCRAM_CREDENTIALS,
+    ApiKey.DELETE_GROUPS,
+    ApiKey.OFFSET_DELETE,
 )
 
 ADVERTISED_API_KEYS: Final = tuple(k for k in API_SPECS if k not in _OPTIONAL)
@@ -145,7 +151,7 @@ RequestBody = (
     | m.DescribeConfigsRequest | m.DescribeLogDirsRequest | m.OffsetForLeaderEpochRequest
     | m.DescribeAclsRequest | m.CreateAclsRequest | m.DeleteAclsRequest
     | m.SaslHandshakeRequest | m.SaslAuthenticateRequest | m.DescribeUserScramCredentialsRequest
-    | m.AlterUserScramCredentialsRequest
+    | m.AlterUserScramCredentialsRequest | m.DeleteGroupsRequest | m.OffsetDeleteRequest
 )  # fmt: skip
 """Any decoded request body; dispatch with ``match``/``isinstance``."""
 
@@ -158,6 +164,7 @@ ResponseBody = (
     | m.OffsetForLeaderEpochResponse | m.DescribeAclsResponse | m.CreateAclsResponse | m.DeleteAclsResponse
     | m.OffsetForLeaderEpochResponse | m.SaslHandshakeResponse | m.SaslAuthenticateResponse
     | m.DescribeUserScramCredentialsResponse | m.AlterUserScramCredentialsResponse
+    | m.DeleteGroupsResponse | m.OffsetDeleteResponse
 )  # fmt: skip
 """Any response body."""
 

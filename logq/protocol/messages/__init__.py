@@ -8,6 +8,7 @@ from logq.protocol.messages.acls import *  # noqa: F403
 from logq.protocol.messages.configs import *  # noqa: F403
 from logq.protocol.messages.epochs import *  # noqa: F403
 from logq.protocol.messages.fetch import *  # noqa: F403
+from logq.protocol.messages.group_deletion import *  # noqa: F403
 from logq.protocol.messages.groups import *  # noqa: F403
 from logq.protocol.messages.log_dirs import *  # noqa: F403
 from logq.protocol.messages.metadata import *  # noqa: F403
