@@ -13,7 +13,8 @@ from logq.client.cluster import QueuePartition
 from logq.client.consumer_protocol import Subscription, encode_subscription
 from logq.error_codes import ErrorCode
 from logq.protocol import messages as m
-from tests.broker_process import BrokerProcess
+from tests.broker.test_metrics import MetricsBroker, value
+from tests.broker_process import BrokerProcess, free_port
 from tests.wire_client import WireClient
 
 FAST_GROUPS = {"group.initial.rebalance.delay.ms": 0, "offsets.topic.num.partitions": 5}
@@ -174,3 +175,23 @@ def test_offset_delete_spares_the_queues_live_members_subscribe_to(gbroker: Brok
         assert committed(client, "legacy") == {}
         assert QueuePartition("old", 1) not in committed(client, "app")
         assert QueuePartition("new", 1) in committed(client, "app")
+
+
+def test_deletions_are_counted_in_the_metrics(tmp_path: Path) -> None:
+    port = free_port()
+    proc = BrokerProcess(
+        tmp_path / "m", broker={**FAST_GROUPS, "metrics.listen": f"127.0.0.1:{port}"}
+    ).start()
+    try:
+        with WireClient(proc.bootstrap) as client:
+            assert delete_groups(client, "never") == [("never", ErrorCode.GROUP_ID_NOT_FOUND)]
+            assert offset_delete(client, "never", {"q": [0]}).error_code == ErrorCode.GROUP_ID_NOT_FOUND
+        samples = MetricsBroker(proc, port).scrape()
+        assert value(samples, "logq_requests_total", api="DeleteGroups") == 1
+        assert value(samples, "logq_requests_total", api="OffsetDelete") == 1
+        for api in ("DeleteGroups", "OffsetDelete"):
+            assert (
+                value(samples, "logq_errors_total", api=api, code=str(int(ErrorCode.GROUP_ID_NOT_FOUND))) == 1
+            )
+    finally:
+        proc.kill()
