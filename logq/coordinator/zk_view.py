@@ -100,17 +100,21 @@ class ClusterView:
         return frozenset(b for bindings in self.acls.values() for b in bindings)
 
     def queues(self) -> dict[str, QueueMetadata]:
-        """Every queue whose partitions all have a state (one still being created is left out)."""
+        """Every queue whose partitions all have a state (one still being created is left out). A queue
+        that is growing is listed with the partitions it had before, until the new ones' states exist:
+        those whose state was created before the assignment's last write."""
         out: dict[str, QueueMetadata] = {}
         for name, topic in self.topics.items():
             partitions = []
+            established = True
             for p, replicas in enumerate(topic.replicas):
                 record = self.states.get((name, p))
                 if record is None:
                     break
+                established &= 0 < record.czxid < topic.mzxid
                 s = record.leader_and_isr
                 partitions.append(PartitionState(s.leader, s.leader_epoch, replicas, s.isr))
-            if not partitions or len(partitions) != len(topic.replicas):
+            if not partitions or (len(partitions) != len(topic.replicas) and not established):
                 continue
             out[name] = QueueMetadata(
                 name=name,

@@ -46,6 +46,7 @@ class ApiKey(enum.IntEnum):
     DESCRIBE_CONFIGS = 32
     DESCRIBE_LOG_DIRS = 35
     SASL_AUTHENTICATE = 36
+    CREATE_PARTITIONS = 37
     DESCRIBE_USER_SCRAM_CREDENTIALS = 50
     ALTER_USER_SCRAM_CREDENTIALS = 51
 
@@ -96,6 +97,7 @@ _SPECS: Final = (
     ApiSpec(ApiKey.DESCRIBE_CONFIGS, 0, 3, m.DescribeConfigsRequest, m.DescribeConfigsResponse),
     ApiSpec(ApiKey.DESCRIBE_LOG_DIRS, 0, 1, m.DescribeLogDirsRequest, m.DescribeLogDirsResponse),
     ApiSpec(ApiKey.SASL_AUTHENTICATE, 0, 1, m.SaslAuthenticateRequest, m.SaslAuthenticateResponse),
+    ApiSpec(ApiKey.CREATE_PARTITIONS, 0, 1, m.CreatePartitionsRequest, m.CreatePartitionsResponse),
     # Flexible from v0 (FLEXIBLE_FROM on the message classes).
     ApiSpec(
         ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS,
@@ -129,6 +131,7 @@ _OPTIONAL: Final = (
     ApiKey.SASL_AUTHENTICATE,
     ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS,
     ApiKey.ALTER_USER_SCRAM_CREDENTIALS,
+    ApiKey.CREATE_PARTITIONS,
 )
 
 ADVERTISED_API_KEYS: Final = tuple(k for k in API_SPECS if k not in _OPTIONAL)
@@ -146,6 +149,7 @@ RequestBody = (
     | m.DescribeAclsRequest | m.CreateAclsRequest | m.DeleteAclsRequest
     | m.SaslHandshakeRequest | m.SaslAuthenticateRequest | m.DescribeUserScramCredentialsRequest
     | m.AlterUserScramCredentialsRequest
+    | m.CreatePartitionsRequest
 )  # fmt: skip
 """Any decoded request body; dispatch with ``match``/``isinstance``."""
 
@@ -158,6 +162,7 @@ ResponseBody = (
     | m.OffsetForLeaderEpochResponse | m.DescribeAclsResponse | m.CreateAclsResponse | m.DeleteAclsResponse
     | m.OffsetForLeaderEpochResponse | m.SaslHandshakeResponse | m.SaslAuthenticateResponse
     | m.DescribeUserScramCredentialsResponse | m.AlterUserScramCredentialsResponse
+    | m.CreatePartitionsResponse
 )  # fmt: skip
 """Any response body."""
 
