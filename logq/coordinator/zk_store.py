@@ -841,24 +841,29 @@ class ZkStore:
         partitions to add (nothing: no write), or raises. The controller then creates their states.
         UnknownQueueError if the queue does not exist or is being deleted."""
         path = topic_path(name)
+        sent: bytes | None = None  # a write whose outcome a lost connection hid
 
         def attempt() -> None:
+            nonlocal sent
             while True:
                 try:
                     data, stat = self._client.get(path)
                 except NoNodeError:
                     raise UnknownQueueError(f"queue {name!r} does not exist") from None
+                if sent is not None and data == sent:
+                    return  # it went through before the connection was lost
                 if self._client.exists(delete_request_path(name)) is not None:
                     raise UnknownQueueError(f"queue {name!r} is being deleted")
                 live = sorted(int(c) for c in self._client.get_children(BROKER_IDS) if c.isdigit())
                 added = plan(decode_topic(name, data, stat.mzxid), live)
                 if not added:
                     return
+                sent = with_added_partitions(name, data, added)
                 try:
-                    self._client.set(path, with_added_partitions(name, data, added), version=stat.version)
+                    self._client.set(path, sent, version=stat.version)
                     return
                 except BadVersionError:
-                    continue  # changed meanwhile (another growth, new settings): decide again
+                    sent = None  # changed meanwhile (another growth, new settings): decide again
 
         self._retrying(attempt, deadline_s)
 

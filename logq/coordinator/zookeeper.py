@@ -376,17 +376,11 @@ class ZooKeeperCoordinator:
         create_queue writes it); the controller then creates their states, as for a new queue's. Returns
         once this broker's snapshot has them all (CoordinationError REQUEST_TIMED_OUT after
         ``request_timeout_ms``; the growth then still completes when a controller is there)."""
-        wanted: tuple[tuple[int, ...], ...] | None = None
 
         def plan(record: TopicRecord, live: list[int]) -> list[tuple[int, ...]]:
-            nonlocal wanted
-            if wanted is not None and record.replicas == wanted:
-                return []  # our write went through before a lost connection: a retry finds it done
-            added = new_partition_replicas(
+            return new_partition_replicas(
                 record.replicas, new_total, assignments, live, max_partitions=MAX_PARTITIONS
             )
-            wanted = (*record.replicas, *added)
-            return added
 
         await asyncio.to_thread(self._store.grow_topic, name, plan, self._request_timeout_s)
         self._mark(ReadRequest(topics={name}))
