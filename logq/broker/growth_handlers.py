@@ -109,7 +109,7 @@ class GrowthHandlers:
         try:
             await asyncio.wait_for(asyncio.shield(growth), max(remaining, 0))
         except TimeoutError:
-            growth.add_done_callback(_log_late_growth)
+            growth.add_done_callback(lambda done: _log_late_growth(done, topic.name, topic.count))
             raise CoordinationError(
                 f"queue {topic.name!r} is still growing to {topic.count} partitions; "
                 "they are listed with leaders once done",
@@ -122,11 +122,13 @@ class GrowthHandlers:
         await self._replicas.host_in_background({name: grown})
 
 
-def _log_late_growth(growth: asyncio.Future[None]) -> None:
+def _log_late_growth(growth: asyncio.Future[None], queue: str, count: int) -> None:
     if growth.cancelled():
         return
     error = growth.exception()
     if error is None:
-        log.info("a queue growth answered REQUEST_TIMED_OUT has completed")
+        log.info("queue %s grew to %d partitions after answering REQUEST_TIMED_OUT", queue, count)
     else:
-        log.warning("a queue growth answered REQUEST_TIMED_OUT failed: %s", error)
+        log.warning(
+            "queue %s: growing to %d partitions failed after REQUEST_TIMED_OUT: %s", queue, count, error
+        )

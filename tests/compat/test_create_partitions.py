@@ -116,6 +116,26 @@ def test_a_queue_listed_twice_is_an_invalid_request(gbroker: BrokerProcess) -> N
     assert partition_count(gbroker.bootstrap, "grow-twice") == 1
 
 
+def test_a_growth_outlasting_its_timeout_answers_request_timed_out_and_completes(
+    gbroker: BrokerProcess,
+) -> None:
+    create(gbroker.bootstrap, "grow-slow", 1)
+    topic = m.CreatePartitionsTopic(name="grow-slow", count=301, assignments=None)
+    with WireClient(gbroker.bootstrap) as client:
+        # timeout_ms=1: the broker answers long before 300 logs can exist
+        answer = client.call(m.CreatePartitionsRequest(topics=[topic], timeout_ms=1), 0)
+    assert answer.results[0].error_code == ErrorCode.REQUEST_TIMED_OUT
+    assert "still growing to 301 partitions" in (answer.results[0].error_message or "")
+    wait_for(
+        lambda: (
+            "queue grow-slow grew to 301 partitions after answering REQUEST_TIMED_OUT" in gbroker.log_text
+        ),
+        60,
+        "the growth to complete",
+    )
+    assert partition_count(gbroker.bootstrap, "grow-slow") == 301
+
+
 def test_kafka_python_admin_grows_a_queue(gbroker: BrokerProcess) -> None:
     bootstrap = gbroker.bootstrap
     create(bootstrap, "grow-kp", 1)
