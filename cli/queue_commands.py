@@ -85,6 +85,41 @@ def queue_create(
         click.echo(f"created queue {name} with {info.partition_count} partition(s), replication {copies}")
 
 
+@queue.command("alter")
+@click.argument("name")
+@click.option(
+    "-p",
+    "--partitions",
+    type=click.IntRange(min=1),
+    help="Grow the queue to this many partitions in total (never fewer than now).",
+)
+@client_options
+@click.pass_context
+def queue_alter(ctx: click.Context, *, name: str, partitions: int | None) -> None:
+    """Change queue NAME after its creation.
+
+    \b
+    Example:
+      logq queue alter orders -p 12
+    """
+    opts = settings(ctx)
+    if partitions is None:
+        raise click.UsageError("nothing to change: give -p/--partitions")
+    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap, **opts.security()) as admin:
+        before = len(admin.partitions_of(name))
+        info = admin.create_partitions(name, partitions)
+    if opts.fmt == "json":
+        print_json({"queue": name, "partitions": info.partition_count, "before": before})
+        return
+    click.echo(f"queue {name}: {before} -> {info.partition_count} partitions")
+    # Kafka's default partitioner maps a key by the partition count: say so where it changes.
+    click.echo(
+        "note: keyed messages may now go to other partitions than before (key -> partition follows the "
+        "partition count)",
+        err=True,
+    )
+
+
 @queue.command("list")
 @click.option("--internal", is_flag=True, help="Also list internal queues (__consumer_offsets).")
 @client_options

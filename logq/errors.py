@@ -153,6 +153,10 @@ class InvalidReplicationFactorError(CoordinationError):
     code = ErrorCode.INVALID_REPLICATION_FACTOR
 
 
+class InvalidReplicaAssignmentError(CoordinationError):
+    code = ErrorCode.INVALID_REPLICA_ASSIGNMENT
+
+
 class InvalidConfigError(CoordinationError):
     code = ErrorCode.INVALID_CONFIG
 
@@ -251,6 +255,7 @@ _BY_CODE: dict[ErrorCode, type[LogqError]] = {
     ErrorCode.INVALID_PARTITIONS: InvalidPartitionsError,
     ErrorCode.INVALID_REPLICATION_FACTOR: InvalidReplicationFactorError,
     ErrorCode.INVALID_CONFIG: InvalidConfigError,
+    ErrorCode.INVALID_REPLICA_ASSIGNMENT: InvalidReplicaAssignmentError,
     ErrorCode.TOPIC_DELETION_DISABLED: TopicDeletionDisabledError,
     ErrorCode.TOPIC_AUTHORIZATION_FAILED: AuthorizationError,
     ErrorCode.GROUP_AUTHORIZATION_FAILED: AuthorizationError,

@@ -36,6 +36,7 @@ from logq.broker.config import BrokerConfig, HostPort
 from logq.broker.describe_handlers import DescribeHandlers
 from logq.broker.group_deletion_handlers import GroupDeletionHandlers
 from logq.broker.group_handlers import GroupHandlers
+from logq.broker.growth_handlers import GrowthHandlers
 from logq.broker.handlers import Handlers
 from logq.broker.inter_broker import inter_broker_client, warn_unless_super_user
 from logq.broker.lag import LagTracker
@@ -212,6 +213,7 @@ class Broker:
         handlers.by_type.update(DescribeHandlers(config, coordinator, replicas, self.metrics, auth).by_type)
         handlers.by_type.update(AclHandlers(coordinator, auth).by_type)
         handlers.by_type.update(UserHandlers(coordinator, self.metrics, auth).by_type)
+        handlers.by_type.update(GrowthHandlers(coordinator, replicas, self.metrics, auth).by_type)
         self.lag = LagTracker(
             offsets=offsets,
             membership=membership,

@@ -807,6 +807,49 @@ class Admin:
                     )
                 _check(p.error_code, f"cannot reset {topic.name}/{p.partition_index} for {group!r}")
 
+    # --- growing a queue (CreatePartitions) ---------------------------------------------------------
+
+    async def create_partitions(
+        self,
+        name: str,
+        total: int,
+        assignments: Sequence[Sequence[int]] | None = None,
+        *,
+        validate_only: bool = False,
+        timeout_ms: int | None = None,
+    ) -> QueueInfo:
+        """Grow queue ``name`` to ``total`` partitions (never fewer: InvalidPartitionsError); the broker
+        places the new ones unless ``assignments`` gives each new partition's replicas (leader first).
+        Returns the queue once every partition has a leader (with ``validate_only``: as it is, unchanged).
+        Producers spread keys over the new count once their metadata shows it, so a key's partition may
+        change. UnknownQueueError, InvalidReplicaAssignmentError, AuthorizationError on refusal."""
+        timeout_ms = self._timeout_ms if timeout_ms is None else timeout_ms
+        topic = m.CreatePartitionsTopic(
+            name=name,
+            count=total,
+            assignments=None
+            if assignments is None
+            else [m.CreatePartitionsAssignment(broker_ids=list(a)) for a in assignments],
+        )
+        conn = await self._controller()
+        answer: m.CreatePartitionsResponse = await self.cluster.send(
+            conn,
+            m.CreatePartitionsRequest(topics=[topic], timeout_ms=timeout_ms, validate_only=validate_only),
+            timeout_s=timeout_ms / 1000 + ANSWER_MARGIN_S,
+        )
+        for result in answer.results:
+            _check(
+                result.error_code, f"cannot grow queue {name!r} to {total} partitions", result.error_message
+            )
+        if validate_only:
+            return await self.cluster.queue(name, refresh=True)
+        for _ in range(50):  # in a cluster, this broker's metadata may trail the change by a moment
+            info = await self.cluster.queue(name, refresh=True)
+            if len(info.partitions) >= total and all(p.leader >= 0 for p in info.partitions):
+                return info
+            await asyncio.sleep(0.1)
+        return await self.cluster.queue(name, refresh=True)
+
     async def partitions_of(self, queue: str) -> list[QueuePartition]:
         info = await self.cluster.queue(queue, refresh=True)
         return [QueuePartition(queue, p.partition) for p in info.partitions]

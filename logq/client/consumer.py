@@ -164,6 +164,7 @@ class Consumer:
                 assignors=config.assignors,
                 group_instance_id=config.group_instance_id,
                 on_event=self._wakeup.set,
+                metadata_max_age_s=self.metadata_max_age_s,
             )
         self._subscription: tuple[str, ...] | None = None
         self._pattern: re.Pattern[str] | None = None  # subscribe(pattern=...): the queues it matched

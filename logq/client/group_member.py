@@ -69,7 +69,7 @@ FENCED = frozenset({E.ILLEGAL_GENERATION, E.UNKNOWN_MEMBER_ID, E.FENCED_INSTANCE
 # A join or sync answered with these is simply tried again (FENCED_INSTANCE_ID is fatal there, as in Kafka).
 REJOIN = frozenset({E.ILLEGAL_GENERATION, E.UNKNOWN_MEMBER_ID, E.REBALANCE_IN_PROGRESS})
 RETRY_BACKOFF_S = 0.1
-METADATA_CHECK_S = 30.0  # how often a leader checks the subscribed queues' partition counts
+METADATA_CHECK_S = 30.0  # how often a leader checks the subscribed queues' partition counts, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +94,12 @@ class GroupMember:
         assignors: Sequence[str],
         group_instance_id: str | None = None,
         on_event: Callable[[], None] = lambda: None,
+        metadata_max_age_s: float = METADATA_CHECK_S,
     ) -> None:
         self.group_id = group_id
+        # Kafka's leader notices new partitions with its metadata refresh (metadata.max.age.ms); a
+        # shorter setting here makes a grown queue's partitions get assigned sooner
+        self.metadata_check_s = min(METADATA_CHECK_S, metadata_max_age_s)
         self.assignors = tuple(assignors)
         # Kafka's rule: the rebalance protocol is the one every configured assignor supports, so a list
         # mixing cooperative-sticky with range stays eager (the first step of a rolling upgrade).
@@ -342,7 +346,7 @@ class GroupMember:
 
     async def _heartbeat_loop(self) -> None:
         interval = self.heartbeat_interval_ms / 1000
-        next_metadata_check = time.monotonic() + METADATA_CHECK_S
+        next_metadata_check = time.monotonic() + self.metadata_check_s
         while True:
             await asyncio.sleep(interval)
             if time.monotonic() - self.last_poll > self.max_poll_interval_ms / 1000:
@@ -386,7 +390,7 @@ class GroupMember:
             elif code != E.NONE:
                 log.warning("group %s: heartbeat answered %s", self.group_id, _name(code))
             if self.is_leader and time.monotonic() >= next_metadata_check:
-                next_metadata_check = time.monotonic() + METADATA_CHECK_S
+                next_metadata_check = time.monotonic() + self.metadata_check_s
                 await self._check_partition_counts()
 
     async def _check_partition_counts(self) -> None:

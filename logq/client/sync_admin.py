@@ -105,6 +105,21 @@ class Admin:
     def describe_queue(self, name: str) -> QueueDescription:
         return self._loop.run(self._admin.describe_queue(name), self._timeout_s)
 
+    def create_partitions(
+        self,
+        name: str,
+        total: int,
+        assignments: Sequence[Sequence[int]] | None = None,
+        *,
+        validate_only: bool = False,
+        timeout_ms: int | None = None,
+    ) -> QueueInfo:
+        """See the asyncio ``Admin.create_partitions``."""
+        call = self._admin.create_partitions(
+            name, total, assignments, validate_only=validate_only, timeout_ms=timeout_ms
+        )
+        return self._loop.run(call, self._timeout_s)
+
     def partitions_of(self, queue: str) -> list[QueuePartition]:
         return self._loop.run(self._admin.partitions_of(queue), self._timeout_s)
 

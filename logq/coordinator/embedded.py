@@ -31,6 +31,7 @@ from logq.coordinator.credentials import (
     with_credential,
     without_credential,
 )
+from logq.coordinator.growth import new_partition_replicas
 from logq.coordinator.interface import (
     AclListener,
     BrokerInfo,
@@ -156,6 +157,33 @@ class EmbeddedCoordinator:
                 self._queues[name] = queue
                 raise
         self._notify()
+
+    # --- growing a queue -----------------------------------------------------------------------------
+
+    async def add_partitions(
+        self, name: str, new_total: int, assignments: Sequence[Sequence[int]] | None
+    ) -> QueueMetadata:
+        async with self._lock:
+            queue = self._queues.get(name)
+            if queue is None:
+                raise UnknownQueueError(f"queue {name!r} does not exist")
+            new_partition_replicas(
+                [p.replicas for p in queue.partitions],
+                new_total,
+                assignments,
+                [self.broker_id],
+                max_partitions=MAX_PARTITIONS,
+            )
+            # one leader epoch per queue here (the file keeps one): the new partitions take the current
+            grown = dataclasses.replace(queue, partitions=(queue.partitions[0],) * new_total)
+            self._queues[name] = grown
+            try:
+                await self._save()
+            except StorageError:
+                self._queues[name] = queue
+                raise
+        self._notify()
+        return grown
 
     async def allocate_producer_id(self) -> int:
         async with self._lock:

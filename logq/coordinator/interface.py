@@ -116,6 +116,17 @@ class Coordinator(Protocol):
         """A producer id never handed out before, cluster-wide, across restarts."""
         ...
 
+    # --- growing a queue -----------------------------------------------------------------------------
+
+    async def add_partitions(
+        self, name: str, new_total: int, assignments: Sequence[Sequence[int]] | None
+    ) -> QueueMetadata:
+        """Give queue ``name`` ``new_total`` partitions, placing the new ones as a new queue's (or on
+        ``assignments``: one replica list per new partition). Returns once this broker's snapshot has them
+        all, each with its initial state. Raises UnknownQueueError, InvalidPartitionsError (not more than
+        now), InvalidReplicaAssignmentError (``logq.coordinator.growth``)."""
+        ...
+
     def add_listener(self, listener: MetadataListener) -> None:
         """Call ``listener`` with the new snapshot after every metadata change."""
         ...

@@ -324,6 +324,9 @@ class TopicRecord:
     replicas: tuple[tuple[int, ...], ...]
     settings: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     queue_id: str = ""  # "topic_id" in the znode, as Kafka names it
+    # When the znode was last written (0: unknown). A partition whose state is older than that write
+    # existed before the queue last grew: it is served while the new partitions' states are created.
+    mzxid: int = 0
 
 
 def encode_topic(replicas: Sequence[Sequence[int]], settings: Mapping[str, str], queue_id: str) -> bytes:
@@ -337,14 +340,24 @@ def encode_topic(replicas: Sequence[Sequence[int]], settings: Mapping[str, str],
     )
 
 
-def decode_topic(name: str, data: bytes) -> TopicRecord:
+def decode_topic(name: str, data: bytes, mzxid: int = 0) -> TopicRecord:
     d = _loads(data, topic_path(name))
     parts = {int(p): tuple(int(b) for b in r) for p, r in d.get("partitions", {}).items()}
     if sorted(parts) != list(range(len(parts))):
         raise CoordinationError(f"{topic_path(name)}: partitions are not numbered 0..n-1")
     settings = {str(k): str(v) for k, v in d.get("settings", {}).items()}
     replicas = tuple(parts[p] for p in range(len(parts)))
-    return TopicRecord(name, replicas, MappingProxyType(settings), str(d.get("topic_id", "")))
+    return TopicRecord(name, replicas, MappingProxyType(settings), str(d.get("topic_id", "")), mzxid)
+
+
+def with_added_partitions(name: str, data: bytes, added: Sequence[Sequence[int]]) -> bytes:
+    """The assignment znode ``data`` with ``added`` partitions after its last one; every other key is
+    kept as read (settings, and anything a newer broker wrote)."""
+    d = _loads(data, topic_path(name))
+    partitions = dict(d.get("partitions", {}))
+    for replicas in added:
+        partitions[str(len(partitions))] = list(replicas)
+    return _dumps({**d, "partitions": partitions})
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +368,7 @@ class StateRecord:
     controller_epoch: int
     version: int
     mzxid: int  # when it was last written: a broker registered later (higher czxid) restarted since
+    czxid: int = 0  # when it was created (0: unknown); see TopicRecord.mzxid
 
 
 def encode_state(state: LeaderAndIsr, controller_epoch: int) -> bytes:
@@ -369,10 +383,10 @@ def encode_state(state: LeaderAndIsr, controller_epoch: int) -> bytes:
     )
 
 
-def decode_state(path: str, data: bytes, version: int, mzxid: int) -> StateRecord:
+def decode_state(path: str, data: bytes, version: int, mzxid: int, czxid: int = 0) -> StateRecord:
     d = _loads(data, path)
     state = LeaderAndIsr(int(d["leader"]), int(d["leader_epoch"]), tuple(int(b) for b in d["isr"]))
-    return StateRecord(state, int(d.get("controller_epoch", 0)), version, mzxid)
+    return StateRecord(state, int(d.get("controller_epoch", 0)), version, mzxid, czxid)
 
 
 def encode_user_config(mechanisms: Mapping[str, ScramCredential]) -> bytes:

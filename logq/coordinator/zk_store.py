@@ -117,6 +117,7 @@ from logq.coordinator.zk_layout import (
     topic_path,
     user_of,
     user_path,
+    with_added_partitions,
 )
 from logq.errors import CoordinationError, QueueExistsError, UnknownQueueError
 from logq.queues import collides
@@ -630,11 +631,11 @@ class ZkStore:
         out: dict[str, TopicRecord | None] = {}
         for name, result in pending:
             try:
-                data, _ = result.get()
+                data, stat = result.get()
             except NoNodeError:
                 out[name] = None
                 continue
-            out[name] = decode_topic(name, data)
+            out[name] = decode_topic(name, data, stat.mzxid)
         return out
 
     def _read_states(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], StateRecord | None]:
@@ -649,7 +650,7 @@ class ZkStore:
                 except NoNodeError:
                     missing.append(key)
                     continue
-                out[key] = decode_state(state_path(*key), data, stat.version, stat.mzxid)
+                out[key] = decode_state(state_path(*key), data, stat.version, stat.mzxid, stat.czxid)
             # Watch for the creation of the missing ones; any created meanwhile is read again.
             checks = [(k, self._client.exists_async(state_path(*k), watch=self._watch)) for k in missing]
             todo = []
@@ -826,6 +827,43 @@ class ZkStore:
                     except NoNodeError:
                         pass
                 raise QueueExistsError(f"queue {name!r} already exists") from None
+
+        self._retrying(attempt, deadline_s)
+
+    def grow_topic(
+        self,
+        name: str,
+        plan: Callable[[TopicRecord, list[int]], Sequence[Sequence[int]]],
+        deadline_s: float,
+    ) -> None:
+        """Add partitions to the assignment znode, conditional on the version read (read again when
+        another broker wrote meanwhile). ``plan(record, live brokers)`` returns the replicas of the
+        partitions to add (nothing: no write), or raises. The controller then creates their states.
+        UnknownQueueError if the queue does not exist or is being deleted."""
+        path = topic_path(name)
+        sent: bytes | None = None  # a write whose outcome a lost connection hid
+
+        def attempt() -> None:
+            nonlocal sent
+            while True:
+                try:
+                    data, stat = self._client.get(path)
+                except NoNodeError:
+                    raise UnknownQueueError(f"queue {name!r} does not exist") from None
+                if sent is not None and data == sent:
+                    return  # it went through before the connection was lost
+                if self._client.exists(delete_request_path(name)) is not None:
+                    raise UnknownQueueError(f"queue {name!r} is being deleted")
+                live = sorted(int(c) for c in self._client.get_children(BROKER_IDS) if c.isdigit())
+                added = plan(decode_topic(name, data, stat.mzxid), live)
+                if not added:
+                    return
+                sent = with_added_partitions(name, data, added)
+                try:
+                    self._client.set(path, sent, version=stat.version)
+                    return
+                except BadVersionError:
+                    sent = None  # changed meanwhile (another growth, new settings): decide again
 
         self._retrying(attempt, deadline_s)
 

@@ -100,17 +100,24 @@ class ClusterView:
         return frozenset(b for bindings in self.acls.values() for b in bindings)
 
     def queues(self) -> dict[str, QueueMetadata]:
-        """Every queue whose partitions all have a state (one still being created is left out)."""
+        """Every queue whose partitions all have a state (one still being created is left out). A queue
+        that is growing is listed with the partitions it had before until every new one has a state:
+        those whose state was created before the assignment's last write (the growth)."""
         out: dict[str, QueueMetadata] = {}
         for name, topic in self.topics.items():
             partitions = []
+            established = 0  # the leading partitions whose state predates the assignment's last write
             for p, replicas in enumerate(topic.replicas):
                 record = self.states.get((name, p))
                 if record is None:
                     break
+                if established == p and 0 < record.czxid < topic.mzxid:
+                    established += 1
                 s = record.leader_and_isr
                 partitions.append(PartitionState(s.leader, s.leader_epoch, replicas, s.isr))
-            if not partitions or len(partitions) != len(topic.replicas):
+            if len(partitions) != len(topic.replicas):
+                partitions = partitions[:established]
+            if not partitions:
                 continue
             out[name] = QueueMetadata(
                 name=name,

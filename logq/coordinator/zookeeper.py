@@ -41,6 +41,7 @@ from logq.coordinator.credentials import (
     UnknownCredentialError,
     frozen,
 )
+from logq.coordinator.growth import new_partition_replicas
 from logq.coordinator.interface import AclListener, BrokerInfo, MetadataListener, QueueMetadata
 from logq.coordinator.zk_auth import ZkDigest
 from logq.coordinator.zk_layout import (
@@ -53,6 +54,7 @@ from logq.coordinator.zk_layout import (
     ReadResult,
     StaleVersionError,
     StateRecord,
+    TopicRecord,
     ZooKeeperUnavailableError,
     classify,
     encode_state,
@@ -365,6 +367,29 @@ class ZooKeeperCoordinator:
             f"deletion of queue {name!r}",
         )
 
+    # --- growing a queue -----------------------------------------------------------------------------
+
+    async def add_partitions(
+        self, name: str, new_total: int, assignments: Sequence[Sequence[int]] | None
+    ) -> QueueMetadata:
+        """Add the new partitions to the assignment znode (any broker, conditional on its version, as
+        create_queue writes it); the controller then creates their states, as for a new queue's. Returns
+        once this broker's snapshot has them all (CoordinationError REQUEST_TIMED_OUT after
+        ``request_timeout_ms``; the growth then still completes when a controller is there)."""
+
+        def plan(record: TopicRecord, live: list[int]) -> list[tuple[int, ...]]:
+            return new_partition_replicas(
+                record.replicas, new_total, assignments, live, max_partitions=MAX_PARTITIONS
+            )
+
+        await asyncio.to_thread(self._store.grow_topic, name, plan, self._request_timeout_s)
+        self._mark(ReadRequest(topics={name}))
+        await self._wait_for(
+            lambda: name in self._snapshot and len(self._snapshot[name].partitions) >= new_total,
+            f"growth of queue {name!r} to {new_total} partitions",
+        )
+        return self._snapshot[name]
+
     async def allocate_producer_id(self) -> int:
         async with self._pid_lock:
             if self._next_producer_id >= self._producer_block_end:
@@ -412,7 +437,7 @@ class ZooKeeperCoordinator:
             self._mark(ReadRequest(states={key}))
             return False
         if self._view.states.get(key) is record:  # not replaced by a read meanwhile
-            self._view.states[key] = StateRecord(new, record.controller_epoch, version, mzxid)
+            self._view.states[key] = StateRecord(new, record.controller_epoch, version, mzxid, record.czxid)
             self._publish()
         log.info(
             "broker %d: %s-%d ISR %s -> %s (leader epoch %d)",

@@ -48,6 +48,7 @@ class ApiKey(enum.IntEnum):
     SASL_AUTHENTICATE = 36
     DELETE_GROUPS = 42
     OFFSET_DELETE = 47
+    CREATE_PARTITIONS = 37
     DESCRIBE_USER_SCRAM_CREDENTIALS = 50
     ALTER_USER_SCRAM_CREDENTIALS = 51
 
@@ -100,6 +101,7 @@ _SPECS: Final = (
     ApiSpec(ApiKey.SASL_AUTHENTICATE, 0, 1, m.SaslAuthenticateRequest, m.SaslAuthenticateResponse),
     ApiSpec(ApiKey.DELETE_GROUPS, 0, 1, m.DeleteGroupsRequest, m.DeleteGroupsResponse),
     ApiSpec(ApiKey.OFFSET_DELETE, 0, 0, m.OffsetDeleteRequest, m.OffsetDeleteResponse),
+    ApiSpec(ApiKey.CREATE_PARTITIONS, 0, 1, m.CreatePartitionsRequest, m.CreatePartitionsResponse),
     # Flexible from v0 (FLEXIBLE_FROM on the message classes).
     ApiSpec(
         ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS,
@@ -135,6 +137,7 @@ _OPTIONAL: Final = (
     ApiKey.ALTER_USER_SCRAM_CREDENTIALS,
     ApiKey.DELETE_GROUPS,
     ApiKey.OFFSET_DELETE,
+    ApiKey.CREATE_PARTITIONS,
 )
 
 ADVERTISED_API_KEYS: Final = tuple(k for k in API_SPECS if k not in _OPTIONAL)
@@ -152,6 +155,7 @@ RequestBody = (
     | m.DescribeAclsRequest | m.CreateAclsRequest | m.DeleteAclsRequest
     | m.SaslHandshakeRequest | m.SaslAuthenticateRequest | m.DescribeUserScramCredentialsRequest
     | m.AlterUserScramCredentialsRequest | m.DeleteGroupsRequest | m.OffsetDeleteRequest
+    | m.CreatePartitionsRequest
 )  # fmt: skip
 """Any decoded request body; dispatch with ``match``/``isinstance``."""
 
@@ -165,6 +169,7 @@ ResponseBody = (
     | m.OffsetForLeaderEpochResponse | m.SaslHandshakeResponse | m.SaslAuthenticateResponse
     | m.DescribeUserScramCredentialsResponse | m.AlterUserScramCredentialsResponse
     | m.DeleteGroupsResponse | m.OffsetDeleteResponse
+    | m.CreatePartitionsResponse
 )  # fmt: skip
 """Any response body."""
 

@@ -387,6 +387,23 @@ def test_describe_apis_need_their_operations(client: WireClient) -> None:
     assert [r.error_code for r in dirs.results] == [ErrorCode.NONE]
 
 
+# --- CreatePartitions -------------------------------------------------------------------------------
+
+
+def test_growing_a_queue_needs_alter_on_it(client: WireClient) -> None:
+    make_queue(client, "growing")
+    grow = m.CreatePartitionsRequest(
+        topics=[m.CreatePartitionsTopic(name="growing", count=2, assignments=None)], timeout_ms=5000
+    )
+    refused = client.call(grow, 1).results[0]
+    assert (refused.error_code, refused.error_message) == (
+        ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+        "User:ANONYMOUS may not ALTER TOPIC:growing",
+    )
+    grant(client, creation(TOPIC, "growing", OP.ALTER))
+    assert client.call(grow, 1).results[0].error_code == ErrorCode.NONE
+
+
 # --- the ACL APIs ------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""The standalone broker's coordinator: queue ids given at creation and kept in coordinator.json."""
+"""The standalone broker's coordinator: queue ids given at creation and kept in coordinator.json, and grown
+queues' partition counts."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from logq.coordinator import BrokerInfo
 from logq.coordinator.embedded import EmbeddedCoordinator
+from logq.errors import InvalidPartitionsError, InvalidReplicaAssignmentError, UnknownQueueError
 
 BROKER = BrokerInfo(0, "127.0.0.1", 9092)
 
@@ -75,5 +79,38 @@ def test_acls_are_kept_in_coordinator_json_and_survive_a_restart(tmp_path: Path)
         third = EmbeddedCoordinator(tmp_path, BROKER)
         await third.start()
         assert third.acls() == frozenset()
+
+    asyncio.run(body())
+
+
+def test_a_grown_queue_keeps_its_count_id_and_settings_across_a_restart(tmp_path: Path) -> None:
+    async def body() -> None:
+        first = EmbeddedCoordinator(tmp_path, BROKER)
+        seen: list[int] = []
+        first.add_listener(lambda snapshot: seen.append(len(snapshot["orders"].partitions)))
+        await first.start()
+        orders = await first.create_queue("orders", 2, 1, {"retention.ms": "60000"})
+        grown = await first.add_partitions("orders", 5, None)
+        assert [p.replicas for p in grown.partitions] == [(0,)] * 5
+        assert seen == [2, 5]
+        assert (await first.add_partitions("orders", 6, [[0]])).partitions[5].leader == 0
+        refusals = (
+            (3, None, InvalidPartitionsError),
+            (6, None, InvalidPartitionsError),
+            (8, [[0]], InvalidReplicaAssignmentError),
+            (7, [[1]], InvalidReplicaAssignmentError),
+        )
+        for total, assignments, error in refusals:
+            with pytest.raises(error):
+                await first.add_partitions("orders", total, assignments)
+        with pytest.raises(UnknownQueueError):
+            await first.add_partitions("nope", 3, None)
+        again = EmbeddedCoordinator(tmp_path, BROKER)
+        await again.start()
+        after = again.queues()["orders"]
+        assert len(after.partitions) == 6
+        assert after.queue_id == orders.queue_id
+        assert dict(after.settings) == {"retention.ms": "60000"}
+        assert json.loads((tmp_path / "coordinator.json").read_text())["queues"]["orders"]["partitions"] == 6
 
     asyncio.run(body())
