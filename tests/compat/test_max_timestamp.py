@@ -21,11 +21,14 @@ SECOND = [1_700_000_008_000, 1_700_000_002_000]
 LARGEST = (2, 1_700_000_009_000)  # (offset, timestamp)
 
 
-def create_and_fill(bootstrap: str, queue: str) -> AdminClient:
+def create_and_fill(bootstrap: str, queue: str, replication_factor: int = 1) -> AdminClient:
     """Partition 0 gets FIRST then SECOND; partition 1 stays empty."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(queue, num_partitions=2, replication_factor=1)])[queue].result(TIMEOUT_S)
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 50})
+    topic = NewTopic(queue, num_partitions=2, replication_factor=replication_factor)
+    admin.create_topics([topic])[queue].result(TIMEOUT_S)
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 50}
+    )
     for batch in (FIRST, SECOND):
         for timestamp in batch:
             producer.produce(queue, value=b"%d" % timestamp, partition=0, timestamp=timestamp)
@@ -33,14 +36,17 @@ def create_and_fill(bootstrap: str, queue: str) -> AdminClient:
     return admin
 
 
-def test_confluent_kafka_admin_list_offsets_max_timestamp(broker: BrokerProcess) -> None:
-    admin = create_and_fill(broker.bootstrap, "maxts")
+def check_max_timestamp(admin: AdminClient) -> None:
     wanted = {TopicPartition("maxts", p): OffsetSpec.max_timestamp() for p in (0, 1)}
     found = {tp.partition: f.result(TIMEOUT_S) for tp, f in admin.list_offsets(wanted).items()}
     assert (found[0].offset, found[0].timestamp) == LARGEST
     assert (found[1].offset, found[1].timestamp) == (-1, -1)  # an empty partition
     latest = admin.list_offsets({TopicPartition("maxts", 0): OffsetSpec.latest()})
     assert next(iter(latest.values())).result(TIMEOUT_S).offset == len(FIRST) + len(SECOND)
+
+
+def test_confluent_kafka_admin_list_offsets_max_timestamp(broker: BrokerProcess) -> None:
+    check_max_timestamp(create_and_fill(broker.bootstrap, "maxts"))
 
 
 def test_kafka_python_admin_list_partition_offsets_max_timestamp(broker: BrokerProcess) -> None:
