@@ -15,12 +15,13 @@ import json
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from logq.protocol.apis import API_SPECS, ApiKey
 from logq.protocol.schema import (
+    INT32,
     ArrayOf,
     FieldSpec,
     Primitive,
@@ -28,6 +29,7 @@ from logq.protocol.schema import (
     fields_for,
     is_flexible,
     parse_versions,
+    wire,
 )
 
 DEFINITIONS = Path(__file__).parent / "kafka_messages"
@@ -108,11 +110,14 @@ def compare_struct(
         for f in fields
         if in_versions(f["versions"], version) and not in_versions(f.get("taggedVersions"), version)
     ]
-    ours = fields_for(cls, version)
+    ours = [(name, spec) for name, spec in fields_for(cls, version) if spec.tag is None]
+    for name, spec in fields_for(cls, version):
+        if spec.tag is not None:
+            problems += compare_tagged(name, spec, fields, version, served=served, at=f"{where}.{name}")
     our_names = [name for name, _ in ours]
     their_names = [snake_case(f["name"]) for f in theirs]
     if our_names != their_names:
-        return [f"{where} v{version}: fields {our_names}, Kafka has {their_names}"]
+        return [*problems, f"{where} v{version}: fields {our_names}, Kafka has {their_names}"]
     declared = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for (name, spec), field in zip(ours, theirs, strict=True):
         at = f"{where}.{name}"
@@ -133,6 +138,18 @@ def compare_struct(
         if compared and not unset and actual != expected:
             problems.append(f"{where}.{name}: default {actual!r}, Kafka's is {expected!r}")
     return problems
+
+
+def compare_tagged(
+    name: str, spec: FieldSpec, fields: list[dict[str, Any]], version: int, *, served: range, at: str
+) -> list[str]:
+    """A tagged field here must be one in Kafka too, with the same tag, in this version."""
+    theirs = [f for f in fields if snake_case(f["name"]) == name]
+    if not theirs or not in_versions(theirs[0].get("taggedVersions"), version):
+        return [f"{at} v{version}: tagged here, not a tagged field of Kafka's in this version"]
+    if theirs[0].get("tag") != spec.tag:
+        return [f"{at}: tag {spec.tag}, Kafka's is {theirs[0].get('tag')}"]
+    return compare_kind(spec, theirs[0], version, served, at)
 
 
 def compare_kind(spec: FieldSpec, field: dict[str, Any], version: int, served: range, at: str) -> list[str]:
@@ -190,3 +207,29 @@ def test_every_vendored_definition_loads() -> None:
     for path in files:
         definition = load_definition(path)
         assert path.stem == definition["name"]
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class Tiny(Struct):
+    FLEXIBLE_FROM: ClassVar[int | None] = 1
+    id: int = wire(INT32)
+    leader: int = wire(INT32, "1+", default=-1, tag=0)
+
+
+def test_tagged_fields_declared_here_are_compared_too() -> None:
+    fields: list[dict[str, Any]] = [
+        {"name": "Id", "type": "int32", "versions": "0+"},
+        {
+            "name": "Leader",
+            "type": "int32",
+            "versions": "1+",
+            "taggedVersions": "1+",
+            "tag": 0,
+            "default": -1,
+        },
+    ]
+    assert compare_struct(Tiny, fields, 1, range(2), "Tiny") == []
+    fields[1]["tag"] = 2
+    assert compare_struct(Tiny, fields, 1, range(2), "Tiny") == ["Tiny.leader: tag 0, Kafka's is 2"]
+    del fields[1]["taggedVersions"]
+    assert "not a tagged field" in compare_struct(Tiny, fields, 1, range(2), "Tiny")[0]
