@@ -478,32 +478,36 @@ class PartitionLog:
         it; then each segment's remembered maximum does (``max_timestamp.py``). Only that batch is
         decoded.
         """
-        with self._lock:
-            self._check_open_locked()
-            start = self.log_start_offset
-            limit = self._next_offset if upto is None else min(upto, self._next_offset)
-            if start < limit < self._next_offset:  # only whole batches count: down to a batch start
-                segment = self._segment_for_locked(limit)
-                limit, _ = rb.read_prefix(
-                    segment.read(self._position_of_locked(segment, limit), rb.LOG_OVERHEAD)
-                )
-            if start >= limit:
-                return None
-            entry = self._indexer.last_time_below(limit)
-            if entry is not None and entry[1] >= start:
-                segment = self._segment_for_locked(entry[1])
-                position = self._position_of_locked(segment, entry[1])
-            else:
-                first = self._segments[0]
-                start_position = self._position_of_locked(first, start) if start > first.base_offset else 0
-                found = self._maxima.largest(self._segments, limit, start, start_position)
-                if found is None:
+        while True:
+            with self._lock:
+                self._check_open_locked()
+                start = self.log_start_offset
+                limit = self._next_offset if upto is None else min(upto, self._next_offset)
+                if start < limit < self._next_offset:  # only whole batches count: down to a batch start
+                    segment = self._segment_for_locked(limit)
+                    at = self._position_of_locked(segment, limit)
+                    limit, _ = rb.read_prefix(segment.read(at, rb.LOG_OVERHEAD))
+                if start >= limit:
                     return None
-                segment, position = found
-            header = rb.parse_header(segment.read(position, rb.HEADER_SIZE))
-            if header.max_timestamp < 0:
-                return None
-            return self._exact_offset_locked(segment, position, header, header.max_timestamp)
+                entry = self._indexer.last_time_below(limit)
+                if entry is not None and entry[1] >= start:
+                    segment = self._segment_for_locked(entry[1])
+                    position = self._position_of_locked(segment, entry[1])
+                else:
+                    first = self._segments[0]
+                    start_position = (
+                        self._position_of_locked(first, start) if start > first.base_offset else 0
+                    )
+                    done, found = self._maxima.largest(self._segments, limit, start, start_position)
+                    if not done:
+                        continue  # a long walk: the lock is released between its steps
+                    if found is None:
+                        return None
+                    segment, position = found
+                header = rb.parse_header(segment.read(position, rb.HEADER_SIZE))
+                if header.max_timestamp < 0:
+                    return None
+                return self._exact_offset_locked(segment, position, header, header.max_timestamp)
 
     # --- leader epochs (KIP-101) ------------------------------------------------------------------
 

@@ -18,6 +18,10 @@ from dataclasses import dataclass
 
 from logq.segments.segment import Segment
 
+# A walk holds the log's lock; a long one (after a restart, over a large log) gives it up after this many
+# bytes of batches, so appends and reads go on, and carries on from where it stopped.
+WALK_BYTES_PER_STEP = 8 << 20
+
 
 @dataclass(slots=True)
 class SegmentMax:
@@ -29,15 +33,25 @@ class SegmentMax:
     position: int = -1  # of the first batch holding max_timestamp
 
 
-def walk(segment: Segment, found: SegmentMax, limit: int) -> SegmentMax:
-    """Extend ``found`` over the batches after it that lie wholly below ``limit`` (it is updated)."""
+@dataclass(slots=True)
+class _Budget:
+    bytes_left: int | None  # None: no limit
+
+
+def walk(segment: Segment, found: SegmentMax, limit: int, budget: _Budget) -> bool:
+    """Extend ``found`` (in place) over the batches after it that lie wholly below ``limit``; False if
+    the budget ran out first."""
     for position, header in segment.headers(found.walked_to):
         if header.last_offset >= limit:
-            break
+            return True
+        if budget.bytes_left is not None:
+            if budget.bytes_left <= 0:
+                return False
+            budget.bytes_left -= header.size
         if header.max_timestamp > found.max_timestamp:  # strictly: the first of equals wins, as in Kafka
             found.max_timestamp, found.position = header.max_timestamp, position
         found.walked_to, found.end_offset = position + header.size, header.last_offset + 1
-    return found
+    return True
 
 
 class SegmentMaxima:
@@ -50,30 +64,39 @@ class SegmentMaxima:
     def forget(self, segment: Segment) -> None:
         self._known.pop(segment, None)
 
-    def segment_max(self, segment: Segment, limit: int) -> SegmentMax:
-        """The largest timestamp among the batches of ``segment`` wholly below ``limit``."""
+    def _segment_max(self, segment: Segment, limit: int, budget: _Budget) -> SegmentMax | None:
+        """The largest timestamp among the batches of ``segment`` wholly below ``limit`` (None: the
+        budget ran out; the walk so far is kept)."""
         known = self._known.get(segment)
         if known is not None and known.end_offset > limit:  # a lower limit than before (rare): walk afresh
-            return walk(segment, SegmentMax(0, segment.base_offset), limit)
+            afresh = SegmentMax(0, segment.base_offset)
+            walk(segment, afresh, limit, _Budget(None))
+            return afresh
         if known is None:
             known = self._known[segment] = SegmentMax(0, segment.base_offset)
-        return walk(segment, known, limit)
+        return known if walk(segment, known, limit, budget) else None
 
     def largest(
         self, segments: Sequence[Segment], limit: int, start: int, start_position: int
-    ) -> tuple[Segment, int] | None:
-        """The segment and position of the first batch with the largest timestamp in [start, limit),
-        or None when no batch there has a timestamp. ``start_position`` is where ``start`` lies in the
-        first segment."""
+    ) -> tuple[bool, tuple[Segment, int] | None]:
+        """(done, the segment and position of the first batch with the largest timestamp in [start,
+        limit), or None when no batch there has a timestamp). Not done: the walk stopped after
+        WALK_BYTES_PER_STEP; call again (with the lock released in between) to go on.
+        ``start_position`` is where ``start`` lies in the first segment."""
+        budget = _Budget(WALK_BYTES_PER_STEP)
         best: tuple[Segment, int] | None = None
         best_timestamp = -1
         for i, segment in enumerate(segments):
             if segment.base_offset >= limit:
                 break
+            found: SegmentMax | None
             if i == 0 and start > segment.base_offset:  # the log starts inside it: only that part counts
-                found = walk(segment, SegmentMax(start_position, start), limit)
+                found = SegmentMax(start_position, start)
+                walk(segment, found, limit, _Budget(None))
             else:
-                found = self.segment_max(segment, limit)
+                found = self._segment_max(segment, limit, budget)
+            if found is None:
+                return False, None
             if found.max_timestamp > best_timestamp:
                 best, best_timestamp = (segment, found.position), found.max_timestamp
-        return best
+        return True, best

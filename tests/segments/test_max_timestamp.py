@@ -11,7 +11,7 @@ import pytest
 from logq import batch as rb
 from logq import codec
 from logq.config import LogConfig
-from logq.segments import LogManager, PartitionLog
+from logq.segments import LogManager, PartitionLog, max_timestamp
 from logq.testing import FakeClock
 
 CONFIG = LogConfig(segment_bytes=4 * 1024, index_interval_bytes=512)
@@ -123,7 +123,12 @@ def test_after_retention_deleted_the_largest_timestamp(
     reopened.close()
 
 
-def test_matches_brute_force_through_appends_deletions_and_truncations(log_manager: LogManager) -> None:
+@pytest.mark.parametrize("step_bytes", [max_timestamp.WALK_BYTES_PER_STEP, 700])
+def test_matches_brute_force_through_appends_deletions_and_truncations(
+    log_manager: LogManager, monkeypatch: pytest.MonkeyPatch, step_bytes: int
+) -> None:
+    """700 bytes: a walk over the segments' headers stops and goes on again every few batches."""
+    monkeypatch.setattr(max_timestamp, "WALK_BYTES_PER_STEP", step_bytes)
     rng = random.Random(16)
     plog = log_manager.create("q", 0)
     for step in range(300):
