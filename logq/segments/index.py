@@ -265,19 +265,8 @@ class PartitionIndex:
                 del self._db[key]
 
     def delete_times_below_offset(self, offset: int) -> None:
-        it = self._db.iter()
-        it.seek(self._times)
-        doomed = []
-        while it.valid() and it.key().startswith(self._times) and _U64.unpack(it.value())[0] < offset:
-            doomed.append(it.key())
-            it.next()
-        del it
-        with _writing(self._store.path):
-            for key in doomed:
-                del self._db[key]
-
-    def delete_times_below_offset_but_last(self, offset: int) -> None:
-        """``delete_times_below_offset`` keeping the last entry, the running max (``drop_below``)."""
+        """Remove time entries pointing below ``offset``, except the last entry, the running max
+        (``SparseIndexer.drop_below``)."""
         it = self._db.iter()
         it.seek(self._times)
         doomed = []
@@ -509,7 +498,7 @@ class SparseIndexer:
         self._times = [e for e in self._times if e[1] >= offset] or newest
         if not self.writes_wait():
             self.index.delete_offsets_below(offset)
-            self.index.delete_times_below_offset_but_last(offset)
+            self.index.delete_times_below_offset(offset)
 
     def floor_offset(self, offset: int) -> tuple[int, int, int] | None:
         """(entry offset, segment base, position) of the greatest entry <= offset."""
