@@ -17,7 +17,7 @@ from logq import batch as rb
 from logq.broker.authorization import RequestAuthorizer
 from logq.broker.config import BrokerConfig
 from logq.broker.metrics import BrokerMetrics
-from logq.broker.partition import EMPTY, Origin, PartitionRead
+from logq.broker.partition import EMPTY, MAX_TIMESTAMP, Origin, PartitionRead
 from logq.broker.replica_manager import ReplicaManager
 from logq.broker.session import current_session
 from logq.coordinator import Coordinator, QueueMetadata
@@ -441,8 +441,8 @@ class Handlers:
                 )
                 if not described:
                     result.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
-                elif p.timestamp < -2:
-                    result.error_code = ErrorCode.INVALID_REQUEST
+                elif p.timestamp < -2 and not (p.timestamp == MAX_TIMESTAMP and header.api_version >= 7):
+                    result.error_code = ErrorCode.INVALID_REQUEST  # -3 exists from v7; -4 and -5 not served
                 else:
                     try:
                         partition = self._replicas.leader(topic.name, p.partition_index)

@@ -49,6 +49,7 @@ QueuePartition = tuple[str, int]
 IsrWriter = Callable[[str, int, int, tuple[int, ...], tuple[int, ...]], Awaitable[bool]]
 _MAGIC_AT = 16  # the magic byte's position in both the old message format and RecordBatch v2
 EMPTY = memoryview(b"")
+MAX_TIMESTAMP = -3  # ListOffsets: the record with the largest timestamp (KIP-734, v7+)
 
 
 class Origin(enum.Enum):
@@ -519,15 +520,21 @@ class Partition:
 
     async def list_offset(self, timestamp: int) -> tuple[int, int, int]:
         """ListOffsets on the leader: (offset, timestamp, leader epoch) for -1 (the high watermark), -2
-        (the log start) or a timestamp (the first record at or after it; offset -1 if none)."""
+        (the log start), -3 (the record with the largest timestamp, KIP-734) or a timestamp (the first
+        record at or after it). Consumers see only committed data: for -3 and a timestamp only records
+        below the high watermark count, and offset -1 (timestamp -1) means there is none."""
         _, plog = self._led()
         if timestamp == -1:
             return plog.high_watermark, -1, self.leader_epoch
         if timestamp == -2:
             start = plog.log_start_offset
             return start, -1, self._epoch_at(start)
-        found = await asyncio.to_thread(plog.offset_for_timestamp, timestamp)
-        if found is None:
+        committed = plog.high_watermark
+        if timestamp == MAX_TIMESTAMP:
+            found = await asyncio.to_thread(plog.offset_for_max_timestamp, committed)
+        else:
+            found = await asyncio.to_thread(plog.offset_for_timestamp, timestamp)
+        if found is None or found.offset >= committed:
             return -1, -1, -1
         return found.offset, found.timestamp, self._epoch_at(found.offset)
 

@@ -1,9 +1,10 @@
 """Sans-I/O codec for the subset of the Kafka wire protocol that logq speaks.
 
 This package does no I/O: no sockets, no asyncio, no threads, no files. Callers feed it bytes and
-get back frames, typed messages and bytes (or lists of chunks) to write. Only non-flexible versions are
-supported (int16-length strings, int32-count arrays, no tagged fields), apart from the two user APIs;
-see ``apis.API_SPECS`` for the api_key/version table and docs/protocol.md ("APIs and versions",
+get back frames, typed messages and bytes (or lists of chunks) to write. Both encodings are supported:
+the classic one (int16-length strings, int32-count arrays) and, from a message's ``FLEXIBLE_FROM``
+version, the flexible one (compact types, tagged fields, request header v2, response header v1); see
+``apis.API_SPECS`` for the api_key/version table and docs/protocol.md ("APIs and versions",
 "Framing, headers and flexible versions", "ApiVersions negotiation").
 
 Message classes live in :mod:`logq.protocol.messages`. Broker side::

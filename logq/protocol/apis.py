@@ -74,7 +74,7 @@ class ApiSpec:
 _SPECS: Final = (
     ApiSpec(ApiKey.PRODUCE, 0, 8, m.ProduceRequest, m.ProduceResponse),
     ApiSpec(ApiKey.FETCH, 4, 11, m.FetchRequest, m.FetchResponse),
-    ApiSpec(ApiKey.LIST_OFFSETS, 1, 5, m.ListOffsetsRequest, m.ListOffsetsResponse),
+    ApiSpec(ApiKey.LIST_OFFSETS, 1, 7, m.ListOffsetsRequest, m.ListOffsetsResponse),  # flexible from v6
     ApiSpec(ApiKey.METADATA, 0, 8, m.MetadataRequest, m.MetadataResponse),
     ApiSpec(ApiKey.OFFSET_COMMIT, 2, 7, m.OffsetCommitRequest, m.OffsetCommitResponse),
     ApiSpec(ApiKey.OFFSET_FETCH, 1, 5, m.OffsetFetchRequest, m.OffsetFetchResponse),

@@ -182,6 +182,15 @@ class Reader:
         n = self._compact_length(nullable=True, what="bytes")
         return None if n < 0 else bytes(self._blob(n))
 
+    def read_compact_records(self) -> memoryview | None:
+        """COMPACT_RECORDS (flexible versions): a nullable RecordBatch blob as a zero-copy view."""
+        n = self._compact_length(nullable=True, what="records")
+        return None if n < 0 else self._blob(n)
+
+    def read_raw(self, n: int) -> memoryview:
+        """``n`` bytes as a view (a tagged field's value, decoded on its own)."""
+        return self._blob(n)
+
     def read_compact_count(self, min_item_size: int, *, nullable: bool) -> int:
         """A compact array count (-1 = null), checked against the bytes left before any allocation."""
         n = self.read_uvarint() - 1
@@ -194,7 +203,7 @@ class Reader:
         return n
 
     def skip_tagged_fields(self) -> None:
-        """A tagged-field section: every tag is skipped (logq knows none)."""
+        """A tagged-field section whose tags are all unknown here: every one is skipped."""
         for _ in range(self.read_uvarint()):
             self.read_uvarint()  # the tag
             self._blob(self.read_uvarint())
@@ -307,6 +316,23 @@ class Writer:
             self._buf.append(0)
         else:
             self.write_compact_bytes(value)
+
+    def write_raw(self, data: Buffer) -> None:
+        self._buf += data
+
+    def write_compact_records(self, value: Buffer | None) -> None:
+        """COMPACT_RECORDS: as ``write_records``, with an unsigned varint length + 1 (0 for null)."""
+        if value is None:
+            self._buf.append(0)
+            return
+        n = value.nbytes if isinstance(value, memoryview) else len(value)
+        if n <= INLINE_RECORDS_MAX:
+            self.write_compact_bytes(value)
+            return
+        self.write_uvarint(n + 1)
+        self._flush()
+        self._chunks.append(value)
+        self._size += n
 
     def write_empty_tagged_fields(self) -> None:
         self._buf.append(0)

@@ -7,8 +7,10 @@ message: its defaults are the values of fields absent from a version. For each (
 compiles a list of field readers and writers once and caches it.
 
 A top-level message whose ``FLEXIBLE_FROM`` is set uses Kafka's flexible encoding from that version on
-(compact strings, bytes and arrays, and an empty tagged-field section closing every struct; tags
-received are skipped).
+(compact strings, bytes, records and arrays, and a tagged-field section closing every struct). A field
+declared with ``wire(..., tag=N)`` is a tagged field: it travels in that section, only when its value
+is not the default, and exists only in flexible versions. Tags received that a struct does not declare
+are skipped, never an error (KIP-482).
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ BYTES: Final = Primitive(
 RECORDS: Final = Primitive(
     "records", 4, Reader.read_records, Writer.write_records, b"",
     Reader.read_records, Writer.write_records,
+    (Reader.read_compact_records, Writer.write_compact_records,
+     Reader.read_compact_records, Writer.write_compact_records),
 )  # fmt: skip
 
 
@@ -104,6 +108,7 @@ class FieldSpec:
     kind: Kind
     versions: tuple[int, int]
     nullable_versions: tuple[int, int] | None
+    tag: int | None = None  # a tagged field's tag (its versions are its taggedVersions)
 
     def present(self, version: int) -> bool:
         return self.versions[0] <= version <= self.versions[1]
@@ -117,12 +122,20 @@ _SPEC_KEY: Final = "logq.protocol.wire"
 _MISSING: Final = object()
 
 
-def wire(kind: Kind, versions: str = "0+", *, nullable: str | None = None, default: object = _MISSING) -> Any:
+def wire(
+    kind: Kind,
+    versions: str = "0+",
+    *,
+    nullable: str | None = None,
+    default: object = _MISSING,
+    tag: int | None = None,
+) -> Any:
     """Declare a message field: its wire type, the versions it exists in, and where it may be null.
 
     Without ``default``, absent fields take the type's zero value (0, "", b"", False, [], a default struct).
+    With ``tag`` it is a tagged field in every one of its versions, which must all be flexible.
     """
-    spec = FieldSpec(kind, parse_versions(versions), parse_versions(nullable) if nullable else None)
+    spec = FieldSpec(kind, parse_versions(versions), parse_versions(nullable) if nullable else None, tag)
     metadata = {_SPEC_KEY: spec}
     if default is not _MISSING:
         return dataclasses.field(default=default, metadata=metadata)
@@ -157,7 +170,17 @@ class _StructCodec:
     def __init__(self, cls: type[Struct], version: int, flexible: bool) -> None:
         self.min_size = 1 if flexible else 0  # the tagged-field section
         steps: list[tuple[str | None, list[str], ReadFn | None, WriteFn | None]] = []  # packed run or field
+        tagged: list[_Tagged] = []
+        defaults = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         for name, spec in fields_for(cls, version):
+            if spec.tag is not None:
+                if not flexible:
+                    raise TypeError(f"{cls.__name__}.{name}: a tagged field in non-flexible v{version}")
+                read, write, _ = _field_codec(
+                    spec.kind, version, nullable=spec.nullable(version), where=name, flexible=True
+                )
+                tagged.append(_Tagged(name, spec.tag, read, write, _default_of(defaults[name])))
+                continue
             packed = _PACKED.get(spec.kind) if isinstance(spec.kind, Primitive) else None
             if packed is not None and not spec.nullable(version):
                 if steps and steps[-1][0] is not None:
@@ -172,7 +195,52 @@ class _StructCodec:
             )
             steps.append((None, [name], read, write))
             self.min_size += size
-        self.read, self.write = _generate(cls, steps, flexible)
+        self.read, self.write = _generate(cls, steps, flexible, _tagged_codec(tagged) if tagged else None)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Tagged:
+    name: str
+    tag: int
+    read: ReadFn
+    write: WriteFn
+    default: object
+
+
+def _default_of(field: dataclasses.Field[Any]) -> object:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
+def _tagged_codec(tagged: list[_Tagged]) -> tuple[Callable[[Reader], dict[str, Any]], WriteFn]:
+    """The reader (known tags into a keyword dict, unknown ones skipped) and writer of a struct's
+    tagged-field section. Fields holding their default are not sent, in tag order as Kafka requires."""
+    by_tag = {t.tag: t for t in tagged}
+    in_order = sorted(tagged, key=lambda t: t.tag)
+
+    def read(reader: Reader) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for _ in range(reader.read_uvarint()):
+            tag = reader.read_uvarint()
+            data = reader.read_raw(reader.read_uvarint())
+            known = by_tag.get(tag)
+            if known is not None:
+                found[known.name] = known.read(Reader(data))
+        return found
+
+    def write(writer: Writer, value: Any) -> None:
+        sent = [(t, getattr(value, t.name)) for t in in_order if getattr(value, t.name) != t.default]
+        writer.write_uvarint(len(sent))
+        for t, field_value in sent:
+            encoded = Writer()
+            t.write(encoded, field_value)
+            data = encoded.getvalue()
+            writer.write_uvarint(t.tag)
+            writer.write_uvarint(len(data))
+            writer.write_raw(data)
+
+    return read, write
 
 
 # Fixed-size integer kinds as struct format characters (BOOL is not: any non-zero byte reads as true).
@@ -183,6 +251,7 @@ def _generate(
     cls: type[Struct],
     steps: list[tuple[str | None, list[str], ReadFn | None, WriteFn | None]],
     flexible: bool,
+    tagged: tuple[Callable[[Reader], dict[str, Any]], WriteFn] | None = None,
 ) -> tuple[ReadFn, WriteFn]:
     """Source for the reader and writer of ``steps``, compiled once per struct and version. Field names
     are the dataclass's own identifiers; everything else is passed in the namespace."""
@@ -200,11 +269,16 @@ def _generate(
             reads.append(f"    v_{names[0]} = R{i}(reader)")
             writes.append(f"    W{i}(writer, value.{names[0]})")
     fields = ", ".join(f"{n}=v_{n}" for _, names, _, _ in steps for n in names)
-    reads.append(f"    result = factory({fields})")
-    if flexible:
-        reads.append("    reader.skip_tagged_fields()")
-        writes.append("    writer.write_empty_tagged_fields()")
-    reads.append("    return result")
+    if tagged is not None:
+        namespace["RT"], namespace["WT"] = tagged
+        reads.append(f"    return factory({fields}{', ' if fields else ''}**RT(reader))")
+        writes.append("    WT(writer, value)")
+    else:
+        reads.append(f"    result = factory({fields})")
+        if flexible:
+            reads.append("    reader.skip_tagged_fields()")
+            writes.append("    writer.write_empty_tagged_fields()")
+        reads.append("    return result")
     source = "def read(reader):\n" + "\n".join(reads) + "\ndef write(writer, value):\n"
     source += "\n".join(writes) if writes else "    pass"
     exec(compile(source, f"<logq codec {cls.__name__}>", "exec"), namespace)

@@ -230,6 +230,23 @@ class PartitionIndex:
     def last_time_entry(self) -> tuple[int, int] | None:
         return self.floor_time((1 << 63) - 1)
 
+    def last_time_below(self, offset: int) -> tuple[int, int] | None:
+        """(timestamp, base offset) of the last time entry pointing below ``offset``: the running max
+        timestamp of the batches there. Walks back over the entries at or above ``offset`` (those of
+        batches past the high watermark: few)."""
+        it = self._db.iter()
+        it.seek(_range_end(self._times))
+        if it.valid():
+            it.prev()
+        else:
+            it.seek_to_last()
+        while it.valid() and it.key().startswith(self._times):
+            entry_offset: int = _U64.unpack(it.value())[0]
+            if entry_offset < offset:
+                return _U64.unpack_from(it.key(), len(self._times))[0], entry_offset
+            it.prev()
+        return None
+
     def delete_times_from_offset(self, offset: int) -> None:
         """Remove time entries pointing at ``offset`` or later (the index is monotonic in both)."""
         it = self._db.iter()
@@ -248,12 +265,16 @@ class PartitionIndex:
                 del self._db[key]
 
     def delete_times_below_offset(self, offset: int) -> None:
+        """Remove time entries pointing below ``offset``, except the last entry, the running max
+        (``SparseIndexer.drop_below``)."""
         it = self._db.iter()
         it.seek(self._times)
         doomed = []
         while it.valid() and it.key().startswith(self._times) and _U64.unpack(it.value())[0] < offset:
             doomed.append(it.key())
             it.next()
+        if not (it.valid() and it.key().startswith(self._times)):
+            doomed = doomed[:-1]  # every entry is below ``offset``: the last one stays
         del it
         with _writing(self._store.path):
             for key in doomed:
@@ -468,9 +489,13 @@ class SparseIndexer:
             self.max_timestamp = self._times[-1][0]
 
     def drop_below(self, offset: int) -> None:
-        """Forget entries pointing below ``offset`` (retention moved the log start)."""
+        """Forget entries pointing below ``offset`` (retention moved the log start), except the last time
+        entry: it holds the running max timestamp, which must not go down while batches appended under
+        it remain, unindexed (a lower max rebuilt from fewer entries would index later batches as rises
+        over data with larger timestamps, and both timestamp lookups would skip that data)."""
         self._offsets = [e for e in self._offsets if e[0] >= offset]
-        self._times = [e for e in self._times if e[1] >= offset]
+        newest = self._times[-1:]
+        self._times = [e for e in self._times if e[1] >= offset] or newest
         if not self.writes_wait():
             self.index.delete_offsets_below(offset)
             self.index.delete_times_below_offset(offset)
@@ -481,6 +506,14 @@ class SparseIndexer:
         if i:
             return self._offsets[i - 1]
         return self.index.floor_offset(offset)
+
+    def last_time_below(self, offset: int) -> tuple[int, int] | None:
+        """(timestamp, base offset) of the last time entry pointing below ``offset`` (the running max
+        timestamp there; pending entries are the newest)."""
+        for entry in reversed(self._times):
+            if entry[1] < offset:
+                return entry
+        return self.index.last_time_below(offset)
 
     def floor_time(self, timestamp: int) -> tuple[int, int] | None:
         """(indexed timestamp, base offset) of the greatest entry whose timestamp <= ``timestamp``."""

@@ -42,6 +42,7 @@ from logq.segments import files
 from logq.segments.health import StorageHealth, is_disk_full
 from logq.segments.index import Checkpoint, PartitionIndex, SparseIndexer
 from logq.segments.leader_epochs import LeaderEpochHistory
+from logq.segments.max_timestamp import SegmentMaxima
 from logq.segments.producer_state import ProducerStateTable
 from logq.segments.segment import Segment
 
@@ -117,6 +118,7 @@ class PartitionLog:
         self._flush_lock = threading.Lock()
         self._trash: list[tuple[Segment, int]] = []  # (renamed segment, unlink after this time_ms)
         self._dropped_segment_meta: list[int] = []
+        self._maxima = SegmentMaxima()  # ListOffsets MAX_TIMESTAMP when the time index cannot answer
         self._closed = False
         # The LogManager gives every log of a data directory the same one.
         self.health = StorageHealth(directory.parent)
@@ -467,6 +469,46 @@ class PartitionLog:
                 return TimestampOffset(record.offset, record.timestamp)
         return TimestampOffset(header.base_offset, header.max_timestamp)
 
+    def offset_for_max_timestamp(self, upto: int | None = None) -> TimestampOffset | None:
+        """ListOffsets MAX_TIMESTAMP (KIP-734): the first record with the largest timestamp among the
+        batches below ``upto`` (default: the log end), or None when there are none or none has a
+        timestamp. The record itself, not its batch's last offset (KAFKA-16310).
+
+        The time index names the batch (``SparseIndexer.last_time_below``) unless retention deleted
+        it; then each segment's remembered maximum does (``max_timestamp.py``). Only that batch is
+        decoded.
+        """
+        while True:
+            with self._lock:
+                self._check_open_locked()
+                start = self.log_start_offset
+                limit = self._next_offset if upto is None else min(upto, self._next_offset)
+                if start < limit < self._next_offset:  # only whole batches count: down to a batch start
+                    segment = self._segment_for_locked(limit)
+                    at = self._position_of_locked(segment, limit)
+                    limit, _ = rb.read_prefix(segment.read(at, rb.LOG_OVERHEAD))
+                if start >= limit:
+                    return None
+                entry = self._indexer.last_time_below(limit)
+                if entry is not None and entry[1] >= start:
+                    segment = self._segment_for_locked(entry[1])
+                    position = self._position_of_locked(segment, entry[1])
+                else:
+                    first = self._segments[0]
+                    start_position = (
+                        self._position_of_locked(first, start) if start > first.base_offset else 0
+                    )
+                    done, found = self._maxima.largest(self._segments, limit, start, start_position)
+                    if not done:
+                        continue  # a long walk: the lock is released between its steps
+                    if found is None:
+                        return None
+                    segment, position = found
+                header = rb.parse_header(segment.read(position, rb.HEADER_SIZE))
+                if header.max_timestamp < 0:
+                    return None
+                return self._exact_offset_locked(segment, position, header, header.max_timestamp)
+
     # --- leader epochs (KIP-101) ------------------------------------------------------------------
 
     def epoch_history(self) -> list[tuple[int, int]]:
@@ -611,6 +653,7 @@ class PartitionLog:
         del self._bases[i + 1 :]
         dropped_bytes = segment.size - position
         segment.truncate(position)
+        self._maxima.forget(segment)
         segment.next_offset = new_end
         self._next_offset = new_end
         self._durable_offset = min(self._durable_offset, new_end)

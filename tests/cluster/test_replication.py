@@ -22,6 +22,7 @@ from logq.segments.files import LOG_SUFFIX, partition_dir_name
 from tests.broker.test_bad_input import produce_at
 from tests.cluster.conftest import Cluster, wait_for
 from tests.cluster.test_cluster import coordinator_of
+from tests.compat.test_max_timestamp import check_max_timestamp, create_and_fill
 from tests.wire_client import WireClient
 
 QUEUE = "replicated"
@@ -168,6 +169,11 @@ def test_describe_reports_min_insync_replicas_2_for_rf3(cluster: Cluster) -> Non
     with WireClient(cluster.brokers[1].bootstrap) as client:
         configs = client.call(request, 1).results[0].configs
     assert {c.name: c.value for c in configs}["min.insync.replicas"] == "2"
+
+
+def test_max_timestamp_through_confluent_kafka_on_an_rf3_queue(cluster: Cluster) -> None:
+    """ListOffsets v7 MAX_TIMESTAMP (KIP-734) from the partition's leader, out-of-order timestamps."""
+    check_max_timestamp(create_and_fill(cluster.bootstrap, "maxts", replication_factor=3))
 
 
 def test_the_isr_shrinks_and_acks_all_is_refused_below_min_insync_then_it_grows_back(

@@ -1,12 +1,14 @@
-"""Fetch (key 1, v4-11) and ListOffsets (key 2, v1-5).
+"""Fetch (key 1, v4-11) and ListOffsets (key 2, v1-7).
 
-Field lists follow Apache Kafka's ``FetchRequest.json``/``FetchResponse.json`` and
-``ListOffsetsRequest.json``/``ListOffsetsResponse.json`` (non-flexible versions only).
+Field lists follow Apache Kafka's ``FetchRequest.json``/``FetchResponse.json`` (non-flexible versions)
+and ``ListOffsetsRequest.json``/``ListOffsetsResponse.json``: ListOffsets is flexible from v6, and v7
+adds the timestamp -3 (MAX_TIMESTAMP, KIP-734) without changing the fields.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from logq.protocol.primitives import INT32_MAX, Buffer
 from logq.protocol.schema import INT8, INT16, INT32, INT64, RECORDS, STRING, ArrayOf, Struct, wire
@@ -115,6 +117,7 @@ class ListOffsetsTopic(Struct):
 
 @dataclass(slots=True, kw_only=True)
 class ListOffsetsRequest(Struct):
+    FLEXIBLE_FROM: ClassVar[int | None] = 6
     replica_id: int = wire(INT32, default=-1)
     isolation_level: int = wire(INT8, "2+")
     topics: list[ListOffsetsTopic] = wire(ArrayOf(ListOffsetsTopic))
@@ -137,5 +140,6 @@ class ListOffsetsTopicResponse(Struct):
 
 @dataclass(slots=True, kw_only=True)
 class ListOffsetsResponse(Struct):
+    FLEXIBLE_FROM: ClassVar[int | None] = 6
     throttle_time_ms: int = wire(INT32, "2+")
     topics: list[ListOffsetsTopicResponse] = wire(ArrayOf(ListOffsetsTopicResponse))
