@@ -44,8 +44,10 @@ class ApiKey(enum.IntEnum):
     CREATE_ACLS = 30
     DELETE_ACLS = 31
     DESCRIBE_CONFIGS = 32
+    ALTER_CONFIGS = 33
     DESCRIBE_LOG_DIRS = 35
     SASL_AUTHENTICATE = 36
+    INCREMENTAL_ALTER_CONFIGS = 44
     DESCRIBE_USER_SCRAM_CREDENTIALS = 50
     ALTER_USER_SCRAM_CREDENTIALS = 51
 
@@ -94,6 +96,15 @@ _SPECS: Final = (
     ApiSpec(ApiKey.CREATE_ACLS, 0, 1, m.CreateAclsRequest, m.CreateAclsResponse),
     ApiSpec(ApiKey.DELETE_ACLS, 0, 1, m.DeleteAclsRequest, m.DeleteAclsResponse),
     ApiSpec(ApiKey.DESCRIBE_CONFIGS, 0, 3, m.DescribeConfigsRequest, m.DescribeConfigsResponse),
+    ApiSpec(ApiKey.ALTER_CONFIGS, 0, 1, m.AlterConfigsRequest, m.AlterConfigsResponse),
+    # v1 is flexible (FLEXIBLE_FROM on the message classes), and served.
+    ApiSpec(
+        ApiKey.INCREMENTAL_ALTER_CONFIGS,
+        0,
+        1,
+        m.IncrementalAlterConfigsRequest,
+        m.IncrementalAlterConfigsResponse,
+    ),
     ApiSpec(ApiKey.DESCRIBE_LOG_DIRS, 0, 1, m.DescribeLogDirsRequest, m.DescribeLogDirsResponse),
     ApiSpec(ApiKey.SASL_AUTHENTICATE, 0, 1, m.SaslAuthenticateRequest, m.SaslAuthenticateResponse),
     # Flexible from v0 (FLEXIBLE_FROM on the message classes).
@@ -120,6 +131,8 @@ _OPTIONAL: Final = (
     ApiKey.DESCRIBE_GROUPS,
     ApiKey.LIST_GROUPS,
     ApiKey.DESCRIBE_CONFIGS,
+    ApiKey.ALTER_CONFIGS,
+    ApiKey.INCREMENTAL_ALTER_CONFIGS,
     ApiKey.DESCRIBE_LOG_DIRS,
     ApiKey.OFFSET_FOR_LEADER_EPOCH,
     ApiKey.DESCRIBE_ACLS,
@@ -145,7 +158,7 @@ RequestBody = (
     | m.DescribeConfigsRequest | m.DescribeLogDirsRequest | m.OffsetForLeaderEpochRequest
     | m.DescribeAclsRequest | m.CreateAclsRequest | m.DeleteAclsRequest
     | m.SaslHandshakeRequest | m.SaslAuthenticateRequest | m.DescribeUserScramCredentialsRequest
-    | m.AlterUserScramCredentialsRequest
+    | m.AlterUserScramCredentialsRequest | m.AlterConfigsRequest | m.IncrementalAlterConfigsRequest
 )  # fmt: skip
 """Any decoded request body; dispatch with ``match``/``isinstance``."""
 
@@ -158,6 +171,7 @@ ResponseBody = (
     | m.OffsetForLeaderEpochResponse | m.DescribeAclsResponse | m.CreateAclsResponse | m.DeleteAclsResponse
     | m.OffsetForLeaderEpochResponse | m.SaslHandshakeResponse | m.SaslAuthenticateResponse
     | m.DescribeUserScramCredentialsResponse | m.AlterUserScramCredentialsResponse
+    | m.AlterConfigsResponse | m.IncrementalAlterConfigsResponse
 )  # fmt: skip
 """Any response body."""
 
