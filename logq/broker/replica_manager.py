@@ -137,7 +137,42 @@ class ReplicaManager:
         after = self._lead_epochs()
         gained = {key for key, epoch in after.items() if before.get(key) != epoch}
         lost = {key for key, epoch in before.items() if after.get(key) != epoch}
+        self.refresh_log_configs()
         return gained, lost
+
+    # --- settings changed while hosted -------------------------------------------------------------
+
+    @property
+    def log_defaults(self) -> LogConfig:
+        """The log defaults in force here: the configuration file's with the dynamic broker settings."""
+        return self._defaults
+
+    def set_log_defaults(self, defaults: LogConfig) -> None:
+        """The dynamic broker settings changed: every hosted log takes its new effective settings."""
+        self._defaults = defaults
+        self.refresh_log_configs()
+
+    def refresh_log_configs(self) -> None:
+        """Give every hosted log the settings its queue's latest metadata and the defaults make. A log
+        reads ``config`` on each append, roll and retention run, so this is in force at once."""
+        configs: dict[str, LogConfig] = {}
+        for (queue, _), partition in self._partitions.items():
+            plog = partition.log
+            meta = self._queues.get(queue)
+            if plog is None or meta is None:
+                continue
+            config = configs.get(queue)
+            if config is None:
+                config = configs[queue] = self.log_config(meta)
+            if plog.config != config:
+                plog.config = config
+
+    def log_config(self, meta: QueueMetadata) -> LogConfig:
+        """The effective log settings of a queue's partitions on this broker."""
+        config = log_config_for(self._defaults, meta.settings)
+        if meta.name == OFFSETS_QUEUE:
+            config = offsets_log_config(config)  # compacted by the offset store, never aged out
+        return config
 
     def _lead_epochs(self) -> dict[QueuePartition, int]:
         return {
@@ -201,9 +236,7 @@ class ReplicaManager:
     def _open_logs(self, queues: Iterable[QueueMetadata]) -> list[QueuePartition]:
         wanted: list[NewPartition] = []
         for queue in queues:
-            config = log_config_for(self._defaults, queue.settings)
-            if queue.name == OFFSETS_QUEUE:
-                config = offsets_log_config(config)  # compacted by the offset store, never aged out
+            config = self.log_config(queue)
             for index, state in enumerate(queue.partitions):
                 if self.broker_id in state.replicas:
                     wanted.append(NewPartition(queue.name, index, config, queue.queue_id))

@@ -299,10 +299,10 @@ class LogManager:
                     partition_log.flush()
 
     async def run_background_flush(self) -> None:
-        """Every log.flush.interval.ms, fsync what was appended (off the event loop). Runs until cancelled."""
-        interval = self.config.flush_interval_ms / 1000
+        """Every log.flush.interval.ms, fsync what was appended (off the event loop). Runs until cancelled.
+        The period is read again each round (``config`` follows the dynamic broker settings)."""
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.config.flush_interval_ms / 1000)
             await asyncio.to_thread(self.flush_all)
 
     # --- lifecycle --------------------------------------------------------------------------------
