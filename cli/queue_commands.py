@@ -118,13 +118,53 @@ def queue_list(ctx: click.Context, internal: bool) -> None:
     )
 
 
+@queue.command("alter")
+@click.argument("name")
+@click.option(
+    "-c", "--config", "configs", multiple=True, metavar="KEY=VALUE", help="A setting to set; repeatable."
+)
+@click.option(
+    "--delete-config",
+    "deletions",
+    multiple=True,
+    metavar="KEY",
+    help="A setting to remove from the queue (back to the broker's value); repeatable.",
+)
+@click.option("--dry-run", is_flag=True, help="Have the broker check the change, and change nothing.")
+@client_options
+@click.pass_context
+def queue_alter(
+    ctx: click.Context, *, name: str, configs: tuple[str, ...], deletions: tuple[str, ...], dry_run: bool
+) -> None:
+    """Change settings of queue NAME; the others are kept. In force on every broker within a second.
+
+    \b
+    Example:
+      logq queue alter orders -c retention.ms=86400000 --delete-config segment.ms
+    """
+    opts = settings(ctx)
+    with one_line_errors(opts.bootstrap):
+        changes = parse_key_values(configs, "setting")
+        if not changes and not deletions:
+            raise ValueError("nothing to change: give -c KEY=VALUE or --delete-config KEY")
+        with Admin(opts.bootstrap, **opts.security()) as admin_client:
+            admin_client.alter_queue_settings(name, changes, deletions, validate_only=dry_run)
+    if opts.fmt == "json":
+        print_json({"queue": name, "set": changes, "deleted": list(deletions), "dry_run": dry_run})
+        return
+    done = [f"{k}={v}" for k, v in changes.items()] + [f"{k} deleted" for k in deletions]
+    verb = "would alter" if dry_run else "altered"
+    click.echo(f"{verb} queue {name}: {', '.join(done)}")
+
+
 @queue.command("describe")
 @click.argument("name")
 @client_options
 @click.pass_context
 def queue_describe(ctx: click.Context, name: str) -> None:
-    """Show NAME's partitions: leader, replicas, in-sync replicas, offsets, size and the oldest retained
-    timestamp.
+    """Show NAME's partitions (leader, replicas, in-sync replicas, offsets, size, the oldest retained
+    timestamp) and every setting with its value and source: queue (set on it), broker or cluster (a
+    dynamic broker setting of its leader's broker, or cluster-wide), config-file (the broker's), default.
 
     \b
     Example:
@@ -133,6 +173,7 @@ def queue_describe(ctx: click.Context, name: str) -> None:
     opts = settings(ctx)
     with one_line_errors(opts.bootstrap), Admin(opts.bootstrap, **opts.security()) as admin:
         desc = admin.describe_queue(name)
+        all_settings = admin.describe_queue_settings(name)
     parts = [
         {
             "partition": p.partition,
@@ -156,6 +197,9 @@ def queue_describe(ctx: click.Context, name: str) -> None:
                 "size_bytes": desc.size_bytes,
                 "messages": sum(p.messages for p in desc.partitions),
                 "settings": dict(desc.settings),
+                "settings_with_sources": [
+                    {"name": d.name, "value": d.value, "source": d.source} for d in all_settings
+                ],
             }
         )
         return
@@ -181,6 +225,8 @@ def queue_describe(ctx: click.Context, name: str) -> None:
             for p in desc.partitions
         ],
     )
+    click.echo()
+    print_table(["SETTING", "VALUE", "SOURCE"], [[d.name, d.value, d.source] for d in all_settings])
 
 
 @queue.command(

@@ -47,7 +47,8 @@ _TOPIC_RESOURCE = 2  # DescribeConfigs resource types
 _BROKER_RESOURCE = 4
 _DELETE_SWITCHES = ("delete.queue.enable", "delete.topic.enable")  # logq's name, Kafka's
 _AUTHORIZER_SWITCH = "authorizer.enable"  # with it on, the ACLs decide deletions, not the switches
-_DEFAULT_CONFIG = 5  # DescribeConfigs config source: a default nobody overrode
+_DEFAULT_CONFIG = 5  # DescribeConfigs config sources: a default nobody overrode, a queue's own
+_QUEUE_CONFIG = 1
 _SET, _DELETE = 0, 1  # IncrementalAlterConfigs operations
 # DescribeConfigs config sources, as the CLI shows them
 SOURCE_NAMES = {1: "queue", 2: "broker", 3: "cluster", 4: "config-file", 5: "default"}
@@ -525,8 +526,9 @@ class Admin:
         for result in answer.results:
             _check(result.error_code, f"cannot read the settings of {name!r}", result.error_message)
             for entry in result.configs:
-                default = entry.is_default if version == 0 else entry.config_source == _DEFAULT_CONFIG
-                if not default and entry.value is not None:
+                # the queue's own settings (not the brokers' file or dynamic ones)
+                own = not entry.is_default if version == 0 else entry.config_source == _QUEUE_CONFIG
+                if own and entry.value is not None:
                     out[entry.name] = entry.value
         return out
 
