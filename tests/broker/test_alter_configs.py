@@ -18,6 +18,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not in its 
     ConfigResource,
     ConfigSource,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from kafka import KafkaAdminClient  # type: ignore[import-untyped]
 from kafka.admin import ConfigResource as KpConfigResource  # type: ignore[import-untyped]
 from kafka.admin import ConfigResourceType
@@ -27,6 +29,7 @@ from logq.protocol import messages as m
 from logq.testing import make_batch
 from tests.broker.test_broker_basic import create, produce
 from tests.broker_process import BrokerProcess
+from tests.protocol.strategies import message_strategy
 from tests.wire_client import WireClient
 
 TOPIC, BROKER = 2, 4  # Kafka's ConfigResource.Type
@@ -240,6 +243,23 @@ def test_dynamic_broker_settings_and_their_precedence(broker: BrokerProcess) -> 
         # deleting this broker's level brings the cluster-wide value back
         assert alter(client, (BROKER, "0", {})) == [(0, None)]
         assert described(client, TOPIC, "orders")["retention.ms"] == ("3000", DYNAMIC_DEFAULT)
+
+
+ALTER_VERSIONS = [(m.AlterConfigsRequest, v) for v in range(2)] + [
+    (m.IncrementalAlterConfigsRequest, v) for v in range(2)
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_alter_request_is_answered(broker: BrokerProcess, data: Any) -> None:
+    cls, version = data.draw(st.sampled_from(ALTER_VERSIONS))
+    request = data.draw(message_strategy(cls, version))
+    with WireClient(broker.bootstrap, timeout=5) as client:
+        response = client.call(request, version)
+        assert len(response.responses) == len(request.resources)
+        assert client.call(m.ApiVersionsRequest(), 2).error_code == 0
+    assert "Traceback" not in broker.log_text
 
 
 # --- in force at once ---------------------------------------------------------------------------------
