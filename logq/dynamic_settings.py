@@ -46,6 +46,23 @@ DYNAMIC_BROKER_SETTINGS = frozenset(
     }
 )
 
+# Kafka's broker-level names of these settings, so that a Kafka user is told logq's name.
+KAFKA_BROKER_NAMES = {
+    "log.retention.ms": "retention.ms",
+    "log.retention.bytes": "retention.bytes",
+    "log.segment.bytes": "segment.bytes",
+    "log.roll.ms": "segment.ms",
+    "message.max.bytes": "max.message.bytes",
+    "log.cleanup.policy": "cleanup.policy",
+    "log.message.timestamp.type": "message.timestamp.type",
+    "log.cleaner.delete.retention.ms": "delete.retention.ms",
+    "log.cleaner.min.compaction.lag.ms": "min.compaction.lag.ms",
+    "log.cleaner.max.compaction.lag.ms": "max.compaction.lag.ms",
+    "log.cleaner.min.cleanable.ratio": "min.cleanable.dirty.ratio",
+    "log.retention.check.interval.ms": "retention.check.interval.ms",
+    "log.segment.delete.delay.ms": "file.delete.delay.ms",
+}
+
 # List settings, the only ones IncrementalAlterConfigs may APPEND to or SUBTRACT from.
 LIST_SETTINGS = frozenset({"cleanup.policy"})
 
@@ -100,7 +117,8 @@ def validate_broker_settings(
                     f"setting {key!r} cannot be changed without a restart (dynamic: "
                     f"{', '.join(sorted(DYNAMIC_BROKER_SETTINGS))})"
                 )
-            raise InvalidConfigError(f"unknown broker setting {key!r}")
+            hint = f" (logq's name for it: {KAFKA_BROKER_NAMES[key]})" if key in KAFKA_BROKER_NAMES else ""
+            raise InvalidConfigError(f"unknown broker setting {key!r}{hint}")
         if value is None:
             raise InvalidConfigError(f"setting {key!r} needs a value")
         out[key] = _checked_broker_value(key, value)

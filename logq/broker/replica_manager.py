@@ -45,6 +45,8 @@ class ReplicaManager:
         self._queues: Mapping[str, QueueMetadata] = {}  # the latest snapshot
         self._hosting: dict[str, set[asyncio.Future[list[QueuePartition]]]] = {}  # queue -> host() calls
         self._background: set[asyncio.Task[None]] = set()
+        # queue -> (the defaults, its settings, its logs' config) last computed
+        self._configs: dict[str, tuple[LogConfig, Mapping[str, str], LogConfig]] = {}
 
     @property
     def broker_id(self) -> int:
@@ -154,18 +156,25 @@ class ReplicaManager:
 
     def refresh_log_configs(self) -> None:
         """Give every hosted log the settings its queue's latest metadata and the defaults make. A log
-        reads ``config`` on each append, roll and retention run, so this is in force at once."""
-        configs: dict[str, LogConfig] = {}
+        reads ``config`` on each append, roll and retention run, so this is in force at once. Runs on
+        every snapshot: a queue whose settings and defaults did not change keeps its config object, so
+        most partitions cost an identity check."""
         for (queue, _), partition in self._partitions.items():
             plog = partition.log
             meta = self._queues.get(queue)
             if plog is None or meta is None:
                 continue
-            config = configs.get(queue)
-            if config is None:
-                config = configs[queue] = self.log_config(meta)
-            if plog.config != config:
+            config = self._cached_config(meta)
+            if plog.config is not config:
                 plog.config = config
+
+    def _cached_config(self, meta: QueueMetadata) -> LogConfig:
+        cached = self._configs.get(meta.name)
+        if cached is not None and cached[0] is self._defaults and cached[1] == meta.settings:
+            return cached[2]
+        config = self.log_config(meta)
+        self._configs[meta.name] = (self._defaults, meta.settings, config)
+        return config
 
     def log_config(self, meta: QueueMetadata) -> LogConfig:
         """The effective log settings of a queue's partitions on this broker."""

@@ -188,6 +188,9 @@ def test_each_resource_gets_its_own_error(broker: BrokerProcess) -> None:
         ]
         assert "'listen' cannot be changed without a restart" in str(results[4][1])
         assert "'segment.bytes' must be an integer" in str(results[5][1])
+        ((code, message),) = alter(client, (BROKER, "", {"log.retention.ms": "1000"}))  # Kafka's broker name
+        assert code == ErrorCode.INVALID_CONFIG
+        assert "unknown broker setting 'log.retention.ms' (logq's name for it: retention.ms)" in str(message)
         for settings, phrase in [
             ({"retention.mss": "1000"}, "'retention.mss' cannot be set on a queue"),
             ({"retention.ms": "soon"}, "'retention.ms' must be an integer"),
