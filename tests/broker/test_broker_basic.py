@@ -45,7 +45,8 @@ def fetch(client: WireClient, queue: str, offset: int, *, max_wait_ms: int = 0, 
 
 
 def test_api_versions_advertise_exactly_what_is_served(broker: BrokerProcess) -> None:
-    # 17 and 36 (SaslHandshake, SaslAuthenticate) on every listener, as Kafka does; 50/51 (users).
+    # 17 and 36 (SaslHandshake, SaslAuthenticate) on every listener, as Kafka does; 50/51 (users);
+    # 33/44 (settings after creation).
     with WireClient(broker.bootstrap) as client:
         response = client.call(m.ApiVersionsRequest(), 2)
     assert response.error_code == 0
