@@ -163,8 +163,9 @@ def queue_alter(
 @click.pass_context
 def queue_describe(ctx: click.Context, name: str) -> None:
     """Show NAME's partitions (leader, replicas, in-sync replicas, offsets, size, the oldest retained
-    timestamp) and every setting with its value and source: queue (set on it), broker or cluster (a
-    dynamic broker setting of its leader's broker, or cluster-wide), config-file (the broker's), default.
+    timestamp) and every setting with its value and source: queue (set on it), broker (a dynamic setting
+    of the broker answering, the controller), cluster (a cluster-wide dynamic setting), config-file (that
+    broker's), default.
 
     \b
     Example:
