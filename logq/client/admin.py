@@ -906,7 +906,10 @@ class Admin:
         *,
         validate_only: bool,
     ) -> None:
-        what = f"queue {name!r}" if kind == _TOPIC_RESOURCE else f"broker {name or 'cluster-wide'} settings"
+        if kind == _TOPIC_RESOURCE:
+            what = f"queue {name!r}"
+        else:
+            what = f"the settings of broker {name}" if name else "the cluster-wide broker settings"
         if ApiKey.INCREMENTAL_ALTER_CONFIGS not in conn.versions:
             raise LogqError(f"cannot change {what}: the broker does not serve IncrementalAlterConfigs")
         configs = [
