@@ -284,6 +284,19 @@ def test_max_message_bytes_lowered_refuses_a_bigger_batch(broker: BrokerProcess)
         assert produce(client, "orders", big).error_code == ErrorCode.MESSAGE_TOO_LARGE
 
 
+def test_segment_bytes_lowered_rolls_smaller_segments(broker: BrokerProcess) -> None:
+    segments = broker.data_dir / "orders-0"
+    with WireClient(broker.bootstrap) as client:
+        assert create(client, "orders") == 0
+        for tag in range(4):
+            assert produce(client, "orders", make_batch(2, value_size=600, tag=tag)).error_code == 0
+        assert len(list(segments.glob("*.log"))) == 1
+        assert alter(client, (TOPIC, "orders", {"segment.bytes": "2000"})) == [(0, None)]
+        for tag in range(4, 10):
+            assert produce(client, "orders", make_batch(2, value_size=600, tag=tag)).error_code == 0
+    assert len(list(segments.glob("*.log"))) > 2  # rolled at the new size (batches of about 1.3 kB)
+
+
 def test_retention_change_deletes_segments(tmp_path: Path) -> None:
     """retention.ms lowered on the queue, then the retention job's period shortened as a dynamic broker
     setting (from the configuration file's 5 minutes): the aged segments go within seconds."""
