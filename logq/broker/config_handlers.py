@@ -10,9 +10,9 @@ settings (``cleanup.policy``). ``validate_only`` checks everything and writes no
 
 Errors are per resource, as Kafka's: ALTER_CONFIGS on the queue (TOPIC_AUTHORIZATION_FAILED) or on the
 cluster for a broker (CLUSTER_AUTHORIZATION_FAILED) before anything is looked up; a resource listed twice,
-a key listed twice, an unknown resource type or operation, another broker's id: INVALID_REQUEST; an
-invalid queue name INVALID_TOPIC_EXCEPTION, an unknown queue UNKNOWN_TOPIC_OR_PARTITION; a bad key or
-value INVALID_CONFIG with a message naming it.
+a key listed twice, a null value, an unknown resource type or operation, another broker's id:
+INVALID_REQUEST; an invalid queue name INVALID_TOPIC_EXCEPTION, an unknown queue
+UNKNOWN_TOPIC_OR_PARTITION; a bad key or value INVALID_CONFIG with a message naming it.
 """
 
 from __future__ import annotations
@@ -196,6 +196,10 @@ class ConfigHandlers:
         out: dict[str, str | None] = dict(current)
         for change in changes:
             key, op = change.key, change.operation
+            if op != Operation.DELETE and change.value is None:  # Kafka's answer to a null value
+                raise RequestRefusedError(
+                    f"setting {key!r}: a null value is not supported", code=ErrorCode.INVALID_REQUEST
+                )
             if op == Operation.SET:
                 out[key] = change.value
             elif op == Operation.DELETE:

@@ -197,11 +197,13 @@ def test_each_resource_gets_its_own_error(broker: BrokerProcess) -> None:
             ({"segment.bytes": "0"}, "'segment.bytes' must be positive"),
             ({"cleanup.policy": "forever"}, "'cleanup.policy' must be one of"),
             ({"unclean.leader.election.enable": "true"}, "never elects a replica outside the ISR"),
-            ({"retention.ms": None}, "'retention.ms' needs a value"),
         ]:
             ((code, message),) = alter(client, (TOPIC, "orders", settings))
             assert code == ErrorCode.INVALID_CONFIG
             assert phrase in str(message)
+        ((code, message),) = alter(client, (TOPIC, "orders", {"retention.ms": None}))
+        assert code == ErrorCode.INVALID_REQUEST  # as Kafka: a null value is a bad request
+        assert "'retention.ms': a null value is not supported" in str(message)
         ((code, message),) = incremental(
             client, (TOPIC, "orders", [("retention.ms", SET, "1"), ("retention.ms", DELETE, None)])
         )
