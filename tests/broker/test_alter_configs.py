@@ -379,6 +379,21 @@ def test_confluent_kafka_admin(broker: BrokerProcess) -> None:
         "5000000",
         ConfigSource.DYNAMIC_BROKER_CONFIG.value,
     )
+    listed = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        "orders",
+        incremental_configs=[
+            ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND),
+            ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE),
+        ],
+    )
+    _wait(admin.incremental_alter_configs([listed]))
+    (entries,) = _wait(admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, "orders")])).values()
+    assert (entries["cleanup.policy"].value, entries["cleanup.policy"].source) == (
+        "compact,delete",
+        ConfigSource.DYNAMIC_TOPIC_CONFIG.value,
+    )
+    assert entries["retention.ms"].source == ConfigSource.DEFAULT_CONFIG.value
     bad = ConfigResource(
         ConfigResource.Type.TOPIC,
         "orders",
