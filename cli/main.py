@@ -15,6 +15,7 @@ from logq.client.cluster import DEFAULT_BOOTSTRAP
 from logq.errors import LogqError
 from logq.segments import LogManager
 from logq_cli.acl_commands import acl
+from logq_cli.broker_commands import broker_config
 from logq_cli.client_commands import consume, produce
 from logq_cli.common import FORMATS, Settings, check_bootstrap, security_options
 from logq_cli.group_commands import group
@@ -85,12 +86,16 @@ main.add_command(user)
 
 @main.group()
 def broker() -> None:
-    """Run a broker.
+    """Run a broker, and change its settings while it runs.
 
     \b
-    Example:
+    Examples:
       logq broker start --data-dir ./data
+      logq broker config --set retention.ms=86400000
     """
+
+
+broker.add_command(broker_config)
 
 
 @broker.command("start")

@@ -85,41 +85,6 @@ def queue_create(
         click.echo(f"created queue {name} with {info.partition_count} partition(s), replication {copies}")
 
 
-@queue.command("alter")
-@click.argument("name")
-@click.option(
-    "-p",
-    "--partitions",
-    type=click.IntRange(min=1),
-    help="Grow the queue to this many partitions in total (never fewer than now).",
-)
-@client_options
-@click.pass_context
-def queue_alter(ctx: click.Context, *, name: str, partitions: int | None) -> None:
-    """Change queue NAME after its creation.
-
-    \b
-    Example:
-      logq queue alter orders -p 12
-    """
-    opts = settings(ctx)
-    if partitions is None:
-        raise click.UsageError("nothing to change: give -p/--partitions")
-    with one_line_errors(opts.bootstrap), Admin(opts.bootstrap, **opts.security()) as admin:
-        before = len(admin.partitions_of(name))
-        info = admin.create_partitions(name, partitions)
-    if opts.fmt == "json":
-        print_json({"queue": name, "partitions": info.partition_count, "before": before})
-        return
-    click.echo(f"queue {name}: {before} -> {info.partition_count} partitions")
-    # Kafka's default partitioner maps a key by the partition count: say so where it changes.
-    click.echo(
-        "note: keyed messages may now go to other partitions than before (key -> partition follows the "
-        "partition count)",
-        err=True,
-    )
-
-
 @queue.command("list")
 @click.option("--internal", is_flag=True, help="Also list internal queues (__consumer_offsets).")
 @client_options
@@ -153,13 +118,85 @@ def queue_list(ctx: click.Context, internal: bool) -> None:
     )
 
 
+@queue.command("alter")
+@click.argument("name")
+@click.option(
+    "-p",
+    "--partitions",
+    type=click.IntRange(min=1),
+    help="Grow the queue to this many partitions in total (never fewer than now).",
+)
+@click.option(
+    "-c", "--config", "configs", multiple=True, metavar="KEY=VALUE", help="A setting to set; repeatable."
+)
+@click.option(
+    "--delete-config",
+    "deletions",
+    multiple=True,
+    metavar="KEY",
+    help="A setting to remove from the queue (back to the broker's value); repeatable.",
+)
+@click.option("--dry-run", is_flag=True, help="Have the broker check the change, and change nothing.")
+@client_options
+@click.pass_context
+def queue_alter(
+    ctx: click.Context,
+    *,
+    name: str,
+    partitions: int | None,
+    configs: tuple[str, ...],
+    deletions: tuple[str, ...],
+    dry_run: bool,
+) -> None:
+    """Change queue NAME after its creation: grow it, or change some of its settings (the others are
+    kept). In force on every broker within a second.
+
+    \b
+    Examples:
+      logq queue alter orders -p 12
+      logq queue alter orders -c retention.ms=86400000 --delete-config segment.ms
+    """
+    opts = settings(ctx)
+    if partitions is None and not configs and not deletions:
+        raise click.UsageError("nothing to change: give -p N, -c KEY=VALUE or --delete-config KEY")
+    verb = "would alter" if dry_run else "altered"
+    done: list[str] = []
+    report: dict[str, object] = {"queue": name, "dry_run": dry_run}
+    with one_line_errors(opts.bootstrap):
+        changes = parse_key_values(configs, "setting")
+        with Admin(opts.bootstrap, **opts.security()) as admin_client:
+            if changes or deletions:
+                admin_client.alter_queue_settings(name, changes, deletions, validate_only=dry_run)
+                done += [f"{k}={v}" for k, v in changes.items()] + [f"{k} deleted" for k in deletions]
+                report |= {"set": changes, "deleted": list(deletions)}
+            if partitions is not None:
+                before = len(admin_client.partitions_of(name))
+                info = admin_client.create_partitions(name, partitions, validate_only=dry_run)
+                after = partitions if dry_run else info.partition_count
+                done.append(f"{before} -> {after} partitions")
+                report |= {"partitions": after, "before": before}
+    if opts.fmt == "json":
+        print_json(report)
+        return
+    click.echo(f"{verb} queue {name}: {', '.join(done)}")
+    if partitions is not None:
+        # Kafka's default partitioner maps a key by the partition count: say so where it changes.
+        click.echo(
+            "note: keyed messages may now go to other partitions than before (key -> partition follows "
+            "the partition count)",
+            err=True,
+        )
+
+
 @queue.command("describe")
 @click.argument("name")
 @client_options
 @click.pass_context
 def queue_describe(ctx: click.Context, name: str) -> None:
-    """Show NAME's partitions: leader, replicas, in-sync replicas, offsets, size and the oldest retained
-    timestamp.
+    """Show NAME's partitions (leader, replicas, in-sync replicas, offsets, size, the oldest retained
+    timestamp) and every setting with its value and source: queue (set on it), broker (a dynamic setting
+    of the broker answering, the controller), cluster (a cluster-wide dynamic setting), config-file (that
+    broker's), default.
 
     \b
     Example:
@@ -168,6 +205,7 @@ def queue_describe(ctx: click.Context, name: str) -> None:
     opts = settings(ctx)
     with one_line_errors(opts.bootstrap), Admin(opts.bootstrap, **opts.security()) as admin:
         desc = admin.describe_queue(name)
+        all_settings = admin.describe_queue_settings(name)
     parts = [
         {
             "partition": p.partition,
@@ -191,6 +229,9 @@ def queue_describe(ctx: click.Context, name: str) -> None:
                 "size_bytes": desc.size_bytes,
                 "messages": sum(p.messages for p in desc.partitions),
                 "settings": dict(desc.settings),
+                "settings_with_sources": [
+                    {"name": d.name, "value": d.value, "source": d.source} for d in all_settings
+                ],
             }
         )
         return
@@ -216,6 +257,8 @@ def queue_describe(ctx: click.Context, name: str) -> None:
             for p in desc.partitions
         ],
     )
+    click.echo()
+    print_table(["SETTING", "VALUE", "SOURCE"], [[d.name, d.value, d.source] for d in all_settings])
 
 
 @queue.command(

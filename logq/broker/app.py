@@ -33,6 +33,7 @@ from logq.broker.authentication import AuthenticationSettings
 from logq.broker.authorization import RequestAuthorizer
 from logq.broker.cluster_member import ClusterMember
 from logq.broker.config import BrokerConfig, HostPort
+from logq.broker.config_handlers import ConfigHandlers
 from logq.broker.describe_handlers import DescribeHandlers
 from logq.broker.group_deletion_handlers import GroupDeletionHandlers
 from logq.broker.group_handlers import GroupHandlers
@@ -53,6 +54,7 @@ from logq.clock import SYSTEM_CLOCK, Clock
 from logq.coordinator import BrokerInfo, Coordinator, EmbeddedCoordinator, Endpoint
 from logq.coordinator.zk_auth import DIGEST_ENV, ZkDigest, load_zk_digest
 from logq.coordinator.zookeeper import ZooKeeperCoordinator
+from logq.dynamic_settings import DynamicBrokerSettings, broker_log_defaults
 from logq.errors import ConfigurationError, LogqError, StorageError
 from logq.groups.membership import Group, GroupMembership, MembershipConfig
 from logq.groups.offsets import OFFSETS_QUEUE, NotCoordinatorError, OffsetStore
@@ -147,9 +149,11 @@ class Broker:
             if OFFSETS_QUEUE not in embedded.queues():
                 await embedded.create_queue(OFFSETS_QUEUE, config.offsets_topic_num_partitions, 1, {})
             fetch_listener, fetch_security = "", None  # a cluster of one follows nobody
+        log_defaults = broker_log_defaults(config.log, coordinator.broker_settings(), config.broker_id)
+        logs.config = log_defaults  # new logs, and the flush period
         replicas = ReplicaManager(
             logs,
-            config.log,
+            log_defaults,
             ReplicaSettings(
                 broker_id=config.broker_id,
                 clock=self._clock,
@@ -212,6 +216,7 @@ class Broker:
         handlers.by_type.update(ReplicaHandlers(coordinator, replicas, auth).by_type)
         handlers.by_type.update(DescribeHandlers(config, coordinator, replicas, self.metrics, auth).by_type)
         handlers.by_type.update(AclHandlers(coordinator, auth).by_type)
+        handlers.by_type.update(ConfigHandlers(config, coordinator, self.metrics, auth).by_type)
         handlers.by_type.update(UserHandlers(coordinator, self.metrics, auth).by_type)
         handlers.by_type.update(GrowthHandlers(coordinator, replicas, self.metrics, auth).by_type)
         self.lag = LagTracker(
@@ -234,7 +239,10 @@ class Broker:
             principal_mapper=PrincipalMapper(config.ssl_principal_mapping_rules),
             authentication_timeout_s=config.authentication_timeout_ms / 1000,
         )
-        retention = RetentionJob(logs.logs, self._clock, config.log.retention_check_interval_ms)
+        retention = RetentionJob(logs.logs, self._clock, log_defaults.retention_check_interval_ms)
+        coordinator.add_broker_settings_listener(
+            lambda dynamic: self._dynamic_settings_changed(dynamic, logs, replicas, retention)
+        )
         health = self._health
         health.watch_gc()
         self.metrics.watch_loop_health(health)
@@ -263,6 +271,23 @@ class Broker:
                     listener.advertised or self.addresses[listener.name],
                 )  # fmt: skip
         log.info("listening on %s (advertised as %s), data in %s", self.address, advertised, config.data_dir)
+
+    def _dynamic_settings_changed(
+        self,
+        dynamic: DynamicBrokerSettings,
+        logs: LogManager,
+        replicas: ReplicaManager,
+        retention: RetentionJob,
+    ) -> None:
+        """The dynamic broker settings changed (here or on another broker): the logs, the flush and the
+        retention job take the new defaults at once (queue overrides still come first)."""
+        defaults = broker_log_defaults(self.config.log, dynamic, self.config.broker_id)
+        if defaults == replicas.log_defaults:
+            return
+        logs.config = defaults
+        retention.set_interval(defaults.retention_check_interval_ms)
+        replicas.set_log_defaults(defaults)
+        log.info("dynamic broker settings now in force: %s", dynamic.for_broker(self.config.broker_id))
 
     def _zookeeper_digest(self) -> ZkDigest | None:
         """The ZooKeeper credentials (docs/security.md); ConfigurationError if ACLs are asked for without."""

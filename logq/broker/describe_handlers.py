@@ -18,12 +18,12 @@ from logq.broker.handlers import Handler
 from logq.broker.metrics import BrokerMetrics
 from logq.broker.replica_manager import ReplicaManager
 from logq.coordinator import Coordinator, QueueMetadata
+from logq.dynamic_settings import DYNAMIC_BROKER_SETTINGS, ConfigSource, setting_chain
 from logq.error_codes import ErrorCode
 from logq.errors import LogqError, RequestRefusedError
-from logq.groups.offsets import OFFSETS_QUEUE, offsets_log_config
 from logq.protocol import RequestHeader
 from logq.protocol import messages as m
-from logq.queues import log_config_for, queue_setting_values, validate_queue_name
+from logq.queues import min_insync_replicas, queue_setting_values, validate_queue_name
 from logq.security.acl import CLUSTER_NAME, AclOperation
 from logq.security.acl import ResourceType as AclResourceType
 
@@ -33,14 +33,6 @@ class ResourceType(enum.IntEnum):
 
     TOPIC = 2
     BROKER = 4
-
-
-class ConfigSource(enum.IntEnum):
-    """Kafka's DescribeConfigsResponse.ConfigSource."""
-
-    DYNAMIC_TOPIC_CONFIG = 1  # set on the queue (at creation)
-    STATIC_BROKER_CONFIG = 4  # set in the broker's configuration file or flags
-    DEFAULT_CONFIG = 5
 
 
 class ConfigType(enum.IntEnum):
@@ -131,7 +123,6 @@ class DescribeHandlers:
         self._replicas = replicas
         self._metrics = metrics
         self._log_dir = str(config.data_dir.absolute())
-        self._queue_defaults = queue_setting_values(config.log)
         self._broker_defaults = BrokerConfig().settings()
         self.by_type: dict[type, Handler] = {
             m.DescribeLogDirsRequest: self.describe_log_dirs,
@@ -193,11 +184,14 @@ class DescribeHandlers:
         self, header: RequestHeader, req: m.DescribeConfigsRequest
     ) -> m.DescribeConfigsResponse:
         docs = header.api_version >= 3 and req.include_documentation
-        results = [self._describe(resource, docs) for resource in req.resources]
+        synonyms = header.api_version >= 1 and req.include_synonyms
+        results = [self._describe(resource, docs, synonyms) for resource in req.resources]
         self._count_errors("DescribeConfigs", (r.error_code for r in results))
         return m.DescribeConfigsResponse(results=results)
 
-    def _describe(self, resource: m.DescribeConfigsResource, docs: bool) -> m.DescribeConfigsResult:
+    def _describe(
+        self, resource: m.DescribeConfigsResource, docs: bool, synonyms: bool
+    ) -> m.DescribeConfigsResult:
         name = resource.resource_name
         try:
             self._check_allowed(resource)
@@ -208,13 +202,13 @@ class DescribeHandlers:
                     raise RequestRefusedError(
                         f"queue {name!r} does not exist", code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                     )
-                entries = self._queue_entries(meta, docs)
+                entries = self._queue_entries(meta, docs, synonyms)
             elif resource.resource_type == ResourceType.BROKER:
                 me = str(self._coordinator.broker_id)
-                if name == "":  # the cluster-wide dynamic defaults: logq has none
-                    entries = []
+                if name == "":  # the cluster-wide dynamic defaults (only those set, as Kafka)
+                    entries = self._cluster_default_entries(synonyms)
                 elif name == me:
-                    entries = self._broker_entries()
+                    entries = self._broker_entries(synonyms)
                 else:
                     raise RequestRefusedError(
                         f"unexpected broker id {name!r}: this is broker {me}", code=ErrorCode.INVALID_REQUEST
@@ -256,46 +250,101 @@ class DescribeHandlers:
                 code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
             )
 
-    def _queue_entries(self, meta: QueueMetadata, docs: bool) -> list[m.DescribeConfigsResourceResult]:
-        """Every queue setting with the value the queue's logs use; a setting is not a default when it was
-        given at creation (or is forced, as __consumer_offsets' retention is)."""
-        config = log_config_for(self._config.log, meta.settings)
-        if meta.name == OFFSETS_QUEUE:
-            config = offsets_log_config(config)
+    def _queue_entries(
+        self, meta: QueueMetadata, docs: bool, synonyms: bool
+    ) -> list[m.DescribeConfigsResourceResult]:
+        """Every queue setting with the value the queue's logs use on this broker, and where it comes
+        from: the queue's override, this broker's or the cluster-wide dynamic setting, the configuration
+        file, the default (``logq.dynamic_settings.setting_chain``, Kafka's order)."""
+        config = self._replicas.log_config(meta)  # with __consumer_offsets' forced retention
         values = queue_setting_values(config, meta.settings, meta.replication_factor)
+        dynamic = self._coordinator.broker_settings()
         entries = []
         for key, value in values.items():
-            derived = key == "min.insync.replicas"  # its default depends on the replication factor
-            is_default = key not in meta.settings and (derived or value == self._queue_defaults.get(key))
+            chain: list[tuple[ConfigSource, str | None]]
+            if key == "min.insync.replicas":  # not a broker setting; its default follows the replicas
+                derived = str(min_insync_replicas({}, meta.replication_factor))
+                chain = [(ConfigSource.DEFAULT_CONFIG, derived)]
+                if key in meta.settings:
+                    chain.insert(0, (ConfigSource.DYNAMIC_TOPIC_CONFIG, value))
+            else:
+                chain = list(
+                    setting_chain(
+                        key,
+                        static=self._config.log,
+                        dynamic=dynamic,
+                        broker_id=self._coordinator.broker_id,
+                        queue_settings=meta.settings,
+                    )
+                )
+                if value != chain[0][1]:  # forced, as __consumer_offsets' retention is
+                    chain.insert(0, (ConfigSource.DYNAMIC_TOPIC_CONFIG, value))
             entries.append(
                 _entry(
                     key,
                     value,
-                    ConfigSource.DEFAULT_CONFIG if is_default else ConfigSource.DYNAMIC_TOPIC_CONFIG,
+                    chain[0][0],
                     read_only=False,
                     documentation=_QUEUE_DOCS.get(key) if docs else None,
+                    synonyms=chain if synonyms else [],
                 )
             )
         return entries
 
-    def _broker_entries(self) -> list[m.DescribeConfigsResourceResult]:
-        """The broker's settings; read-only, since logq has no AlterConfigs."""
+    def _broker_entries(self, synonyms: bool) -> list[m.DescribeConfigsResourceResult]:
+        """The broker's settings: the dynamic ones with their value in force and its source, the rest
+        read-only, from the configuration file or the default."""
+        dynamic = self._coordinator.broker_settings()
+        entries = []
+        for key, value in sorted(self._config.settings().items()):
+            chain: list[tuple[ConfigSource, str | None]]
+            if key in DYNAMIC_BROKER_SETTINGS:
+                chain = list(
+                    setting_chain(
+                        key, static=self._config.log, dynamic=dynamic, broker_id=self._coordinator.broker_id
+                    )
+                )
+            else:
+                static = value != self._broker_defaults.get(key)
+                chain = [
+                    (ConfigSource.STATIC_BROKER_CONFIG if static else ConfigSource.DEFAULT_CONFIG, value)
+                ]
+            source, shown = chain[0]
+            entries.append(
+                _entry(
+                    key,
+                    shown,
+                    source,
+                    read_only=key not in DYNAMIC_BROKER_SETTINGS,
+                    documentation=None,
+                    synonyms=chain if synonyms else [],
+                )
+            )
+        return entries
+
+    def _cluster_default_entries(self, synonyms: bool) -> list[m.DescribeConfigsResourceResult]:
+        source = ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG
         return [
             _entry(
                 key,
                 value,
-                ConfigSource.DEFAULT_CONFIG
-                if value == self._broker_defaults.get(key)
-                else ConfigSource.STATIC_BROKER_CONFIG,
-                read_only=True,
+                source,
+                read_only=False,
                 documentation=None,
+                synonyms=[(source, value)] if synonyms else [],
             )
-            for key, value in sorted(self._config.settings().items())
+            for key, value in sorted(self._coordinator.broker_settings().cluster_default.items())
         ]
 
 
 def _entry(
-    key: str, value: str | None, source: ConfigSource, *, read_only: bool, documentation: str | None
+    key: str,
+    value: str | None,
+    source: ConfigSource,
+    *,
+    read_only: bool,
+    documentation: str | None,
+    synonyms: list[tuple[ConfigSource, str | None]],
 ) -> m.DescribeConfigsResourceResult:
     return m.DescribeConfigsResourceResult(
         name=key,
@@ -304,7 +353,7 @@ def _entry(
         is_default=source == ConfigSource.DEFAULT_CONFIG,  # v0
         config_source=source,  # v1+
         is_sensitive=False,
-        synonyms=[],
+        synonyms=[m.DescribeConfigsSynonym(name=key, value=v, source=s) for s, v in synonyms],
         config_type=_config_type(key),
         documentation=documentation,
     )

@@ -45,6 +45,8 @@ class ReplicaManager:
         self._queues: Mapping[str, QueueMetadata] = {}  # the latest snapshot
         self._hosting: dict[str, set[asyncio.Future[list[QueuePartition]]]] = {}  # queue -> host() calls
         self._background: set[asyncio.Task[None]] = set()
+        # queue -> (the defaults, its settings, its logs' config) last computed
+        self._configs: dict[str, tuple[LogConfig, Mapping[str, str], LogConfig]] = {}
 
     @property
     def broker_id(self) -> int:
@@ -137,7 +139,49 @@ class ReplicaManager:
         after = self._lead_epochs()
         gained = {key for key, epoch in after.items() if before.get(key) != epoch}
         lost = {key for key, epoch in before.items() if after.get(key) != epoch}
+        self.refresh_log_configs()
         return gained, lost
+
+    # --- settings changed while hosted -------------------------------------------------------------
+
+    @property
+    def log_defaults(self) -> LogConfig:
+        """The log defaults in force here: the configuration file's with the dynamic broker settings."""
+        return self._defaults
+
+    def set_log_defaults(self, defaults: LogConfig) -> None:
+        """The dynamic broker settings changed: every hosted log takes its new effective settings."""
+        self._defaults = defaults
+        self.refresh_log_configs()
+
+    def refresh_log_configs(self) -> None:
+        """Give every hosted log the settings its queue's latest metadata and the defaults make. A log
+        reads ``config`` on each append, roll and retention run, so this is in force at once. Runs on
+        every snapshot: a queue whose settings and defaults did not change keeps its config object, so
+        most partitions cost an identity check."""
+        for (queue, _), partition in self._partitions.items():
+            plog = partition.log
+            meta = self._queues.get(queue)
+            if plog is None or meta is None:
+                continue
+            config = self._cached_config(meta)
+            if plog.config is not config:
+                plog.config = config
+
+    def _cached_config(self, meta: QueueMetadata) -> LogConfig:
+        cached = self._configs.get(meta.name)
+        if cached is not None and cached[0] is self._defaults and cached[1] == meta.settings:
+            return cached[2]
+        config = self.log_config(meta)
+        self._configs[meta.name] = (self._defaults, meta.settings, config)
+        return config
+
+    def log_config(self, meta: QueueMetadata) -> LogConfig:
+        """The effective log settings of a queue's partitions on this broker."""
+        config = log_config_for(self._defaults, meta.settings)
+        if meta.name == OFFSETS_QUEUE:
+            config = offsets_log_config(config)  # compacted by the offset store, never aged out
+        return config
 
     def _lead_epochs(self) -> dict[QueuePartition, int]:
         return {
@@ -201,9 +245,7 @@ class ReplicaManager:
     def _open_logs(self, queues: Iterable[QueueMetadata]) -> list[QueuePartition]:
         wanted: list[NewPartition] = []
         for queue in queues:
-            config = log_config_for(self._defaults, queue.settings)
-            if queue.name == OFFSETS_QUEUE:
-                config = offsets_log_config(config)  # compacted by the offset store, never aged out
+            config = self.log_config(queue)
             for index, state in enumerate(queue.partitions):
                 if self.broker_id in state.replicas:
                     wanted.append(NewPartition(queue.name, index, config, queue.queue_id))

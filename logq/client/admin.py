@@ -47,10 +47,25 @@ _TOPIC_RESOURCE = 2  # DescribeConfigs resource types
 _BROKER_RESOURCE = 4
 _DELETE_SWITCHES = ("delete.queue.enable", "delete.topic.enable")  # logq's name, Kafka's
 _AUTHORIZER_SWITCH = "authorizer.enable"  # with it on, the ACLs decide deletions, not the switches
-_DEFAULT_CONFIG = 5  # DescribeConfigs config source: a default nobody overrode
+_DEFAULT_CONFIG = 5  # DescribeConfigs config sources: a default nobody overrode, a queue's own
+_QUEUE_CONFIG = 1
+_SET, _DELETE = 0, 1  # IncrementalAlterConfigs operations
+# DescribeConfigs config sources, as the CLI shows them
+SOURCE_NAMES = {1: "queue", 2: "broker", 3: "cluster", 4: "config-file", 5: "default"}
 SCRAM_MECHANISMS = {1: "SCRAM-SHA-256", 2: "SCRAM-SHA-512"}  # the APIs' mechanism codes
 COORDINATOR_ATTEMPTS = 5  # a group request finds its coordinator again after it moved (or while it loads)
 COORDINATOR_BACKOFF_S = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class SettingDescription:
+    """One setting of a queue or a broker: its value and where it comes from (``SOURCE_NAMES``: queue,
+    broker (dynamic, this broker), cluster (dynamic, cluster-wide), config-file, default)."""
+
+    name: str
+    value: str | None
+    source: str
+    read_only: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -520,8 +535,9 @@ class Admin:
         for result in answer.results:
             _check(result.error_code, f"cannot read the settings of {name!r}", result.error_message)
             for entry in result.configs:
-                default = entry.is_default if version == 0 else entry.config_source == _DEFAULT_CONFIG
-                if not default and entry.value is not None:
+                # the queue's own settings (not the brokers' file or dynamic ones)
+                own = not entry.is_default if version == 0 else entry.config_source == _QUEUE_CONFIG
+                if own and entry.value is not None:
                     out[entry.name] = entry.value
         return out
 
@@ -950,6 +966,117 @@ class Admin:
             await asyncio.sleep(COORDINATOR_BACKOFF_S * (attempt + 1))
         raise AssertionError("unreachable")  # the last attempt returns
 
+    # --- settings after creation (AlterConfigs, IncrementalAlterConfigs, DescribeConfigs) -----------
+
+    async def describe_queue_settings(self, name: str) -> list[SettingDescription]:
+        """Every setting of queue ``name`` with its value and where it comes from (``SOURCE_NAMES``)."""
+        conn = await self._controller()
+        return await self._describe_settings(conn, _TOPIC_RESOURCE, name, f"the settings of {name!r}")
+
+    async def alter_queue_settings(
+        self,
+        name: str,
+        set_settings: Mapping[str, str] | None = None,
+        delete: Sequence[str] = (),
+        *,
+        validate_only: bool = False,
+    ) -> None:
+        """Set and delete (back to the broker's value) some of queue ``name``'s settings, the others kept
+        (IncrementalAlterConfigs). INVALID_CONFIG names a bad key or value; nothing is changed then."""
+        conn = await self._controller()
+        await self._alter_settings(
+            conn, _TOPIC_RESOURCE, name, set_settings or {}, delete, validate_only=validate_only
+        )
+
+    async def describe_broker_settings(self, broker_id: int | None = None) -> list[SettingDescription]:
+        """The settings of broker ``broker_id`` (default: the controller, else any), the dynamic ones
+        with where their value comes from."""
+        conn, node = await self._broker(broker_id)
+        return await self._describe_settings(
+            conn, _BROKER_RESOURCE, str(node), f"the settings of broker {node}"
+        )
+
+    async def alter_broker_settings(
+        self,
+        set_settings: Mapping[str, str] | None = None,
+        delete: Sequence[str] = (),
+        *,
+        broker_id: int | None = None,
+        validate_only: bool = False,
+    ) -> None:
+        """Set and delete dynamic broker settings: cluster-wide (``broker_id`` None), or of one broker
+        (sent to that broker, as Kafka requires)."""
+        if broker_id is None:
+            conn, name = await self._controller(), ""
+        else:
+            conn, node = await self._broker(broker_id)
+            name = str(node)
+        await self._alter_settings(
+            conn, _BROKER_RESOURCE, name, set_settings or {}, delete, validate_only=validate_only
+        )
+
+    async def _broker(self, broker_id: int | None) -> tuple[Any, int]:
+        if broker_id is None:
+            await self.cluster.refresh()
+            controller = self.cluster.controller_id
+            broker_id = controller if controller >= 0 else min(self.cluster.brokers)
+        return await self.cluster.connection(broker_id), broker_id
+
+    async def _describe_settings(
+        self, conn: Any, kind: int, name: str, what: str
+    ) -> list[SettingDescription]:
+        if ApiKey.DESCRIBE_CONFIGS not in conn.versions:
+            raise LogqError(f"cannot read {what}: the broker does not serve DescribeConfigs")
+        request = m.DescribeConfigsRequest(
+            resources=[m.DescribeConfigsResource(resource_type=kind, resource_name=name)]
+        )
+        answer: m.DescribeConfigsResponse = await self.cluster.send(conn, request)
+        version = conn.version_for(ApiKey.DESCRIBE_CONFIGS)
+        out = []
+        for result in answer.results:
+            _check(result.error_code, f"cannot read {what}", result.error_message)
+            for entry in result.configs:
+                source = entry.config_source if version >= 1 else (_DEFAULT_CONFIG if entry.is_default else 1)
+                out.append(
+                    SettingDescription(
+                        entry.name, entry.value, SOURCE_NAMES.get(source, "unknown"), entry.read_only
+                    )
+                )
+        return sorted(out, key=lambda d: d.name)
+
+    async def _alter_settings(
+        self,
+        conn: Any,
+        kind: int,
+        name: str,
+        set_settings: Mapping[str, str],
+        delete: Sequence[str],
+        *,
+        validate_only: bool,
+    ) -> None:
+        if kind == _TOPIC_RESOURCE:
+            what = f"queue {name!r}"
+        else:
+            what = f"the settings of broker {name}" if name else "the cluster-wide broker settings"
+        if ApiKey.INCREMENTAL_ALTER_CONFIGS not in conn.versions:
+            raise LogqError(f"cannot change {what}: the broker does not serve IncrementalAlterConfigs")
+        configs = [
+            m.IncrementalAlterableConfig(name=k, config_operation=_SET, value=v)
+            for k, v in set_settings.items()
+        ]
+        configs += [
+            m.IncrementalAlterableConfig(name=k, config_operation=_DELETE, value=None) for k in delete
+        ]
+        request = m.IncrementalAlterConfigsRequest(
+            resources=[
+                m.IncrementalAlterConfigsResource(resource_type=kind, resource_name=name, configs=configs)
+            ],
+            validate_only=validate_only,
+        )
+        answer: m.IncrementalAlterConfigsResponse = await self.cluster.send(conn, request)
+        for result in answer.responses:
+            _check(result.error_code, f"cannot change {what}", result.error_message)
+
     # --- ACLs ------------------------------------------------------------------------------------
 
     async def create_acls(self, bindings: Sequence[AclBinding]) -> None:
@@ -985,4 +1112,5 @@ __all__ = [
     "QueueDescription",
     "ResetRow",
     "ResetSpec",
+    "SettingDescription",
 ]

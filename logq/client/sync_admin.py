@@ -14,6 +14,7 @@ from logq.client.admin import (
     QueueDescription,
     ResetRow,
     ResetSpec,
+    SettingDescription,
 )
 from logq.client.admin import (
     Admin as AsyncAdmin,
@@ -175,6 +176,42 @@ class Admin:
         """Who the brokers see this client as: User:<sasl_username> over SASL, else User:ANONYMOUS (on SSL
         with a client certificate, the brokers' rules name it)."""
         return self._admin.principal
+
+    # --- settings after creation ----------------------------------------------------------------------
+
+    def describe_queue_settings(self, name: str) -> list[SettingDescription]:
+        return self._loop.run(self._admin.describe_queue_settings(name), self._timeout_s)
+
+    def alter_queue_settings(
+        self,
+        name: str,
+        set_settings: Mapping[str, str] | None = None,
+        delete: Sequence[str] = (),
+        *,
+        validate_only: bool = False,
+    ) -> None:
+        self._loop.run(
+            self._admin.alter_queue_settings(name, set_settings, delete, validate_only=validate_only),
+            self._timeout_s,
+        )
+
+    def describe_broker_settings(self, broker_id: int | None = None) -> list[SettingDescription]:
+        return self._loop.run(self._admin.describe_broker_settings(broker_id), self._timeout_s)
+
+    def alter_broker_settings(
+        self,
+        set_settings: Mapping[str, str] | None = None,
+        delete: Sequence[str] = (),
+        *,
+        broker_id: int | None = None,
+        validate_only: bool = False,
+    ) -> None:
+        self._loop.run(
+            self._admin.alter_broker_settings(
+                set_settings, delete, broker_id=broker_id, validate_only=validate_only
+            ),
+            self._timeout_s,
+        )
 
     def create_acls(self, bindings: Sequence[AclBinding]) -> None:
         self._loop.run(self._admin.create_acls(bindings), self._timeout_s)

@@ -9,8 +9,10 @@ The file is rewritten atomically (temp, fsync, rename, fsync of the directory) o
 crash leaves either the old or the new metadata. Producer ids are handed out from blocks of 1,000 whose
 upper bound is persisted before any id of the block is used (as Kafka's ZooKeeper mode did), so no id is
 ever reused after a crash. ACL bindings are kept in the same file (``"acls"``), written before a change
-is in force. A change whose write fails (a full disk) is not made: the caller gets a StorageError
-(KAFKA_STORAGE_ERROR) and memory keeps the state the file holds.
+is in force, and so are the dynamic broker settings (``"broker_settings"``, by Kafka's entity name:
+``<default>`` or the broker id) and each queue's settings, changed or not since its creation. A change
+whose write fails (a full disk) is not made: the caller gets a StorageError (KAFKA_STORAGE_ERROR) and
+memory keeps the state the file holds.
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ from logq.coordinator.growth import new_partition_replicas
 from logq.coordinator.interface import (
     AclListener,
     BrokerInfo,
+    BrokerSettingsListener,
     MetadataListener,
     PartitionState,
     QueueMetadata,
 )
 from logq.durable import atomic_write
+from logq.dynamic_settings import DynamicBrokerSettings
 from logq.errors import (
     InvalidPartitionsError,
     InvalidReplicationFactorError,
@@ -64,6 +68,7 @@ from logq.security.acl import (
 from logq.security.scram import ScramCredential
 
 STATE_FILE = "coordinator.json"
+DEFAULT_BROKER_ENTITY = "<default>"  # the cluster-wide dynamic broker settings (Kafka's entity name)
 PRODUCER_ID_BLOCK = 1000
 MAX_PARTITIONS = 10_000  # each partition holds open files; more per queue is a mistake
 
@@ -84,6 +89,8 @@ class EmbeddedCoordinator:
         self._credential_file = CredentialFile(data_dir)
         self._credentials: Credentials = frozen({})
         self._secret = b""
+        self._broker_settings = DynamicBrokerSettings()
+        self._broker_settings_listeners: list[BrokerSettingsListener] = []
 
     async def start(self) -> None:
         if self._path.exists():
@@ -301,6 +308,41 @@ class EmbeddedCoordinator:
         for listener in self._acl_listeners:
             listener(self._acls)
 
+    # --- settings changed after creation -----------------------------------------------------------
+
+    async def alter_queue_settings(self, name: str, settings: Mapping[str, str]) -> QueueMetadata:
+        async with self._lock:
+            before = self._queues.get(name)
+            if before is None:
+                raise UnknownQueueError(f"queue {name!r} does not exist")
+            after = dataclasses.replace(before, settings=MappingProxyType(dict(settings)))
+            self._queues[name] = after
+            try:
+                await self._save()
+            except StorageError:
+                self._queues[name] = before
+                raise
+        self._notify()
+        return after
+
+    def broker_settings(self) -> DynamicBrokerSettings:
+        return self._broker_settings
+
+    async def alter_broker_settings(self, broker_id: int | None, settings: Mapping[str, str]) -> None:
+        async with self._lock:
+            before = self._broker_settings
+            self._broker_settings = before.replaced(broker_id, settings)
+            try:
+                await self._save()
+            except StorageError:
+                self._broker_settings = before
+                raise
+        for listener in self._broker_settings_listeners:
+            listener(self._broker_settings)
+
+    def add_broker_settings_listener(self, listener: BrokerSettingsListener) -> None:
+        self._broker_settings_listeners.append(listener)
+
     # --- persistence -------------------------------------------------------------------------------
 
     def _dump(self) -> dict[str, Any]:
@@ -319,6 +361,7 @@ class EmbeddedCoordinator:
                 for q in self._queues.values()
             },
             "acls": [_acl_to_json(b) for b in sorted(self._acls)],
+            "broker_settings": _broker_settings_to_json(self._broker_settings),
         }
 
     def _load(self, data: dict[str, Any]) -> None:
@@ -336,6 +379,7 @@ class EmbeddedCoordinator:
                 queue_id=str(spec.get("queue_id", "")),
             )
         self._acls = frozenset(_acl_from_json(a) for a in data.get("acls", []))
+        self._broker_settings = _broker_settings_from_json(data.get("broker_settings", {}))
 
     async def _save(self) -> None:
         payload = json.dumps(self._dump(), indent=1, sort_keys=True).encode()
@@ -343,6 +387,21 @@ class EmbeddedCoordinator:
             await asyncio.to_thread(atomic_write, self._path, payload)
         except OSError as exc:
             raise StorageError(f"cannot write {self._path}: {exc}") from exc
+
+
+def _broker_settings_to_json(settings: DynamicBrokerSettings) -> dict[str, dict[str, str]]:
+    """Kafka's entity names: "<default>" for the cluster-wide level, else the broker id."""
+    out = {str(b): dict(s) for b, s in settings.per_broker.items()}
+    if settings.cluster_default:
+        out[DEFAULT_BROKER_ENTITY] = dict(settings.cluster_default)
+    return out
+
+
+def _broker_settings_from_json(data: Mapping[str, Any]) -> DynamicBrokerSettings:
+    levels = {str(k): {str(n): str(v) for n, v in s.items()} for k, s in data.items()}
+    cluster = levels.pop(DEFAULT_BROKER_ENTITY, {})
+    per_broker = {int(b): MappingProxyType(s) for b, s in levels.items()}
+    return DynamicBrokerSettings(MappingProxyType(cluster), MappingProxyType(per_broker))
 
 
 def _acl_to_json(binding: AclBinding) -> dict[str, str]:

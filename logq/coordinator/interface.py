@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from logq.coordinator.credentials import Credentials
+from logq.dynamic_settings import DynamicBrokerSettings
 from logq.security.acl import AclBinding, AclBindingFilter
 from logq.security.scram import ScramCredential
 
@@ -73,6 +74,7 @@ class QueueMetadata:
 
 MetadataListener = Callable[[Mapping[str, QueueMetadata]], None]
 AclListener = Callable[[frozenset[AclBinding]], None]
+BrokerSettingsListener = Callable[[DynamicBrokerSettings], None]
 
 
 class Coordinator(Protocol):
@@ -189,4 +191,25 @@ class Coordinator(Protocol):
 
     async def delete_credential(self, user: str, mechanism: str | None) -> None:
         """Remove one mechanism's credential (None: all of them); UnknownCredentialError if absent."""
+        ...
+
+    # --- settings changed after creation (AlterConfigs, IncrementalAlterConfigs) --------------------
+
+    async def alter_queue_settings(self, name: str, settings: Mapping[str, str]) -> QueueMetadata:
+        """Replace the queue's overrides by ``settings`` (validated by the caller); UnknownQueueError if
+        there is no such queue. The metadata listeners of every broker get the new snapshot; this
+        broker's has it when the call returns."""
+        ...
+
+    def broker_settings(self) -> DynamicBrokerSettings:
+        """The dynamic broker settings, cluster-wide and per broker (from memory, never blocks)."""
+        ...
+
+    async def alter_broker_settings(self, broker_id: int | None, settings: Mapping[str, str]) -> None:
+        """Replace one level of dynamic broker settings (None: the cluster-wide defaults) by
+        ``settings`` (validated by the caller). In force on this broker when it returns."""
+        ...
+
+    def add_broker_settings_listener(self, listener: BrokerSettingsListener) -> None:
+        """Call ``listener`` with all the dynamic broker settings after every change."""
         ...

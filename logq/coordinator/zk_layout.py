@@ -25,12 +25,15 @@ The paths and most formats are Kafka's (pre-KRaft), so anyone who knows Kafka's 
     /config/users/<url-encoded user>           {"version":1,"config":{"SCRAM-SHA-256":"salt=..,stored_key=..,
                                                 server_key=..,iterations=4096"}}
     /logq/sasl_secret                          (random bytes: unknown users' fake SCRAM salts derive from it)
+    /config/brokers/<default>                  {"version":1,"config":{"retention.ms":"3600000",..}}
+    /config/brokers/<id>                       the same, for one broker (dynamic broker settings)
 
 Unlike Kafka, a queue's settings live in its assignment znode (Kafka: /config/topics/<queue>), so a
 queue and its settings appear in one write. The ACL znodes and their change notifications are exactly
-Kafka's (``<Type>`` is Topic, Group, Cluster or TransactionalId). Users are Kafka's entity znodes, but
-brokers watch them directly (a child watch on /config/users, a data watch on each user) instead of
-/config/changes.
+Kafka's (``<Type>`` is Topic, Group, Cluster or TransactionalId). Users and dynamic broker settings are
+Kafka's entity znodes, but brokers watch them directly (a child watch on /config/users and
+/config/brokers, a data watch on each entity) instead of /config/changes. A queue's settings changed
+after creation are rewritten in its assignment znode, conditional on the version read.
 """
 
 from __future__ import annotations
@@ -80,6 +83,8 @@ ACL_CHANGE_ROOTS = (LITERAL_ACL_CHANGES, PREFIXED_ACL_CHANGES)
 ACL_CHANGE_EXPIRY_MS = 15 * 60 * 1000  # notifications older than this are purged (Kafka's default)
 
 USERS = "/config/users"
+BROKER_CONFIGS = "/config/brokers"
+DEFAULT_BROKER_ENTITY = "<default>"  # the cluster-wide dynamic broker settings
 SASL_SECRET = "/logq/sasl_secret"
 
 # With ZooKeeper ACLs on (``zookeeper.set.acl``), every znode logq creates is writable by logq's digest
@@ -105,6 +110,7 @@ PERSISTENT_PATHS = (
     PREFIXED_ACLS,
     *ACL_CHANGE_ROOTS,
     USERS,
+    BROKER_CONFIGS,
     "/logq",
 )
 
@@ -177,6 +183,11 @@ def user_of(child: str) -> str:
     return urllib.parse.unquote(child)
 
 
+def broker_config_path(entity: str) -> str:
+    """``entity``: DEFAULT_BROKER_ENTITY or a broker id."""
+    return f"{BROKER_CONFIGS}/{entity}"
+
+
 def is_secret(path: str) -> bool:
     """Whether the znode at ``path`` (relative to the chroot) is readable by logq's digest user only."""
     return any(path == root or path.startswith(root + "/") for root in SECRET_ROOTS)
@@ -205,12 +216,13 @@ def split_connect(connect: str) -> tuple[str, str]:
 @dataclass(frozen=True, slots=True)
 class Watched:
     """What changed, from a watch event's path. kind: brokers, controller, topics, topic, state,
-    deletes, shutdowns, acl_changes, users, user, other."""
+    deletes, shutdowns, acl_changes, users, user, broker_configs, broker_config, other."""
 
     kind: str
     queue: str = ""
     partition: int = -1
     user: str = ""
+    entity: str = ""  # a /config/brokers child
 
 
 def classify(path: str) -> Watched:
@@ -230,6 +242,10 @@ def classify(path: str) -> Watched:
         return Watched("users")
     if path.startswith(USERS + "/"):
         return Watched("user", user=user_of(path[len(USERS) + 1 :]))
+    if path == BROKER_CONFIGS:
+        return Watched("broker_configs")
+    if path.startswith(BROKER_CONFIGS + "/"):
+        return Watched("broker_config", entity=path[len(BROKER_CONFIGS) + 1 :])
     if path.startswith(BROKER_IDS + "/"):
         return Watched("brokers")
     if path.startswith(TOPICS + "/"):
@@ -401,6 +417,23 @@ def decode_user_config(user: str, data: bytes) -> dict[str, ScramCredential]:
         raise CoordinationError(f"{user_path(user)}: {exc}") from None
 
 
+def encode_entity_config(settings: Mapping[str, str]) -> bytes:
+    """Kafka's entity config znode (/config/brokers/<entity>)."""
+    return _dumps({"version": 1, "config": dict(settings)})
+
+
+def decode_entity_config(path: str, data: bytes) -> dict[str, str]:
+    config = _loads(data, path).get("config") or {}
+    return {str(k): str(v) for k, v in config.items()}
+
+
+def with_topic_settings(name: str, data: bytes, settings: Mapping[str, str]) -> bytes:
+    """An assignment znode's content with its settings replaced, every other field kept."""
+    record = _loads(data, topic_path(name))
+    record["settings"] = dict(settings)
+    return _dumps(record)
+
+
 def new_cluster_id() -> str:
     """Kafka's format: a random UUID in URL-safe base64 without padding (22 characters)."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -557,8 +590,12 @@ class ReadRequest:
     acl_patterns: set[ResourcePattern] = field(default_factory=set)
     user_names: bool = False  # the list of users
     users: set[str] = field(default_factory=set)
+    broker_config_names: bool = False  # the list of /config/brokers entities
+    broker_configs: set[str] = field(default_factory=set)
 
     def merge(self, other: ReadRequest) -> None:
+        self.broker_config_names |= other.broker_config_names
+        self.broker_configs |= other.broker_configs
         self.everything |= other.everything
         self.acl_changes |= other.acl_changes
         self.acl_patterns |= other.acl_patterns
@@ -586,6 +623,8 @@ class ReadRequest:
             or self.acl_patterns
             or self.user_names
             or self.users
+            or self.broker_config_names
+            or self.broker_configs
         )
 
 
@@ -607,6 +646,8 @@ class ReadResult:
     acl_change_seen: dict[str, int] | None = None  # per change root, the newest notification read
     user_names: set[str] | None = None
     users: dict[str, dict[str, ScramCredential] | None] = field(default_factory=dict)  # None: gone
+    broker_config_names: set[str] | None = None
+    broker_configs: dict[str, dict[str, str] | None] = field(default_factory=dict)  # None: gone
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,7 @@ from logq.coordinator.zk_layout import (
     ACL_CHANGE_EXPIRY_MS,
     ACL_CHANGE_NODE,
     ACL_CHANGE_ROOTS,
+    BROKER_CONFIGS,
     BROKER_IDS,
     CLUSTER_ID,
     CONTROLLED_SHUTDOWN,
@@ -87,12 +88,14 @@ from logq.coordinator.zk_layout import (
     acl_resource_type,
     acl_root,
     ancestors,
+    broker_config_path,
     broker_path,
     decode_acl_change,
     decode_acls,
     decode_broker,
     decode_cluster_id,
     decode_controller,
+    decode_entity_config,
     decode_epoch,
     decode_producer_block_end,
     decode_state,
@@ -104,6 +107,7 @@ from logq.coordinator.zk_layout import (
     encode_broker,
     encode_cluster_id,
     encode_controller,
+    encode_entity_config,
     encode_epoch,
     encode_producer_block,
     encode_user_config,
@@ -118,6 +122,7 @@ from logq.coordinator.zk_layout import (
     user_of,
     user_path,
     with_added_partitions,
+    with_topic_settings,
 )
 from logq.errors import CoordinationError, QueueExistsError, UnknownQueueError
 from logq.queues import collides
@@ -442,6 +447,23 @@ class ZkStore:
             out.user_names = {user_of(c) for c in self._client.get_children(USERS, watch=self._watch)}
             users |= out.user_names
         out.users = self._read_users(sorted(users))
+        entities = set(request.broker_configs)
+        if request.everything or request.broker_config_names:
+            out.broker_config_names = set(self._client.get_children(BROKER_CONFIGS, watch=self._watch))
+            entities |= out.broker_config_names
+        out.broker_configs = self._read_broker_configs(sorted(entities))
+        return out
+
+    def _read_broker_configs(self, entities: Sequence[str]) -> dict[str, dict[str, str] | None]:
+        pending = [(e, self._client.get_async(broker_config_path(e), watch=self._watch)) for e in entities]
+        out: dict[str, dict[str, str] | None] = {}
+        for entity, result in pending:
+            try:
+                data, _ = result.get()
+            except NoNodeError:
+                out[entity] = None
+                continue
+            out[entity] = decode_entity_config(broker_config_path(entity), data)
         return out
 
     def _read_users(self, users: Sequence[str]) -> dict[str, dict[str, ScramCredential] | None]:
@@ -864,6 +886,54 @@ class ZkStore:
                     return
                 except BadVersionError:
                     sent = None  # changed meanwhile (another growth, new settings): decide again
+
+        self._retrying(attempt, deadline_s)
+
+    # --- settings changed after creation (any broker) ------------------------------------------------
+
+    def set_topic_settings(self, name: str, settings: Mapping[str, str], deadline_s: float) -> None:
+        """Replace a queue's settings in its assignment znode, conditional on the version read (read
+        again when another broker changed the znode meanwhile, e.g. adding partitions); every other
+        field is kept. UnknownQueueError if the queue does not exist."""
+        path = topic_path(name)
+
+        def attempt() -> None:
+            while True:
+                try:
+                    data, stat = self._client.get(path)
+                except NoNodeError:
+                    raise UnknownQueueError(f"queue {name!r} does not exist") from None
+                try:
+                    self._client.set(path, with_topic_settings(name, data, settings), version=stat.version)
+                    return
+                except BadVersionError:
+                    continue
+                except NoNodeError:
+                    raise UnknownQueueError(f"queue {name!r} does not exist") from None
+
+        self._retrying(attempt, deadline_s)
+
+    def set_broker_config(self, entity: str, settings: Mapping[str, str], deadline_s: float) -> None:
+        """Replace the dynamic settings of ``/config/brokers/<entity>``; the znode goes when none is left."""
+        path = broker_config_path(entity)
+
+        def attempt() -> None:
+            while True:
+                try:
+                    _, stat = self._client.get(path)
+                except NoNodeError:
+                    stat = None
+                try:
+                    if stat is None:
+                        if settings:
+                            self._create(path, encode_entity_config(settings), makepath=True)
+                    elif settings:
+                        self._client.set(path, encode_entity_config(settings), version=stat.version)
+                    else:
+                        self._client.delete(path, version=stat.version)
+                    return
+                except (NodeExistsError, BadVersionError, NoNodeError):
+                    continue  # another broker changed it meanwhile: read it again
 
         self._retrying(attempt, deadline_s)
 

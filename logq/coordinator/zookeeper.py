@@ -42,9 +42,16 @@ from logq.coordinator.credentials import (
     frozen,
 )
 from logq.coordinator.growth import new_partition_replicas
-from logq.coordinator.interface import AclListener, BrokerInfo, MetadataListener, QueueMetadata
+from logq.coordinator.interface import (
+    AclListener,
+    BrokerInfo,
+    BrokerSettingsListener,
+    MetadataListener,
+    QueueMetadata,
+)
 from logq.coordinator.zk_auth import ZkDigest
 from logq.coordinator.zk_layout import (
+    DEFAULT_BROKER_ENTITY,
     BrokerIdInUseError,
     ControllerContext,
     ControllerFencedError,
@@ -63,8 +70,14 @@ from logq.coordinator.zk_layout import (
 )
 from logq.coordinator.zk_store import ZkStore
 from logq.coordinator.zk_view import EMPTY_QUEUES, ClusterView, LeaderChange
+from logq.dynamic_settings import DynamicBrokerSettings
 from logq.error_codes import ErrorCode
-from logq.errors import CoordinationError, InvalidPartitionsError, InvalidReplicationFactorError
+from logq.errors import (
+    CoordinationError,
+    InvalidPartitionsError,
+    InvalidReplicationFactorError,
+    UnknownQueueError,
+)
 from logq.security.acl import (
     AclBinding,
     AclBindingFilter,
@@ -182,6 +195,8 @@ class ZooKeeperCoordinator:
         self._producer_block_end = 0
         self._credentials: Credentials = frozen({})
         self._secret = b""
+        self._broker_settings = DynamicBrokerSettings()
+        self._broker_settings_listeners: list[BrokerSettingsListener] = []
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
@@ -445,6 +460,71 @@ class ZooKeeperCoordinator:
         )  # fmt: skip
         return True
 
+    # --- settings changed after creation ---------------------------------------------------------------
+
+    async def alter_queue_settings(self, name: str, settings: Mapping[str, str]) -> QueueMetadata:
+        """Rewrite the settings in the queue's assignment znode; every broker's watch re-reads it.
+        Returns once this broker's snapshot has them."""
+        wanted = dict(settings)
+        await asyncio.to_thread(self._store.set_topic_settings, name, wanted, self._request_timeout_s)
+        self._mark(ReadRequest(topics={name}))
+        await self._wait_for(
+            lambda: name not in self._snapshot or dict(self._snapshot[name].settings) == wanted,
+            f"settings of queue {name!r}",
+        )
+        meta = self._snapshot.get(name)
+        if meta is None:
+            raise UnknownQueueError(f"queue {name!r} was deleted meanwhile")
+        return meta
+
+    def broker_settings(self) -> DynamicBrokerSettings:
+        return self._broker_settings
+
+    async def alter_broker_settings(self, broker_id: int | None, settings: Mapping[str, str]) -> None:
+        """Write ``/config/brokers/<default>`` (None) or ``/config/brokers/<id>``; returns once this
+        broker's view has it (the others' watches see it within moments)."""
+        entity = DEFAULT_BROKER_ENTITY if broker_id is None else str(broker_id)
+        wanted = dict(settings)
+        await asyncio.to_thread(self._store.set_broker_config, entity, wanted, self._request_timeout_s)
+        self._mark(ReadRequest(broker_configs={entity}))
+
+        def done() -> bool:
+            current = self._broker_settings
+            level = current.cluster_default if broker_id is None else current.of_broker(broker_id)
+            return dict(level) == wanted
+
+        await self._wait_for(done, f"dynamic settings of broker {entity}")
+
+    def add_broker_settings_listener(self, listener: BrokerSettingsListener) -> None:
+        self._broker_settings_listeners.append(listener)
+
+    def _apply_broker_configs(self, result: ReadResult) -> None:
+        current = self._broker_settings
+        levels: dict[str, dict[str, str]] = {str(b): dict(s) for b, s in current.per_broker.items()}
+        if current.cluster_default:
+            levels[DEFAULT_BROKER_ENTITY] = dict(current.cluster_default)
+        if result.broker_config_names is not None:
+            levels = {e: s for e, s in levels.items() if e in result.broker_config_names}
+        for entity, config in result.broker_configs.items():
+            if config:
+                levels[entity] = config
+            else:
+                levels.pop(entity, None)
+        settings = DynamicBrokerSettings()
+        for entity, config in levels.items():
+            if entity == DEFAULT_BROKER_ENTITY:
+                settings = settings.replaced(None, config)
+            elif entity.isdigit():
+                settings = settings.replaced(int(entity), config)
+        if settings == current:
+            return
+        self._broker_settings = settings
+        for listener in list(self._broker_settings_listeners):
+            try:
+                listener(settings)
+            except Exception:
+                log.exception("broker settings listener %r failed", listener)
+
     # --- ACLs ----------------------------------------------------------------------------------------
 
     def acls(self) -> frozenset[AclBinding]:
@@ -603,6 +683,10 @@ class ZooKeeperCoordinator:
             request.user_names = True
         elif what.kind == "user":
             request.users.add(what.user)
+        elif what.kind == "broker_configs":
+            request.broker_config_names = True
+        elif what.kind == "broker_config":
+            request.broker_configs.add(what.entity)
         else:
             return
         self._mark(request)
@@ -663,6 +747,7 @@ class ZooKeeperCoordinator:
             if self._view.apply_acls(result):
                 self._publish_acls()
             self._apply_users(result)
+            self._apply_broker_configs(result)
             ctl, view = self._ctl, result.controller
             if ctl is not None and view is not None and not ctl.holds(view):
                 await self._step_down(

@@ -44,11 +44,13 @@ class ApiKey(enum.IntEnum):
     CREATE_ACLS = 30
     DELETE_ACLS = 31
     DESCRIBE_CONFIGS = 32
+    ALTER_CONFIGS = 33
     DESCRIBE_LOG_DIRS = 35
     SASL_AUTHENTICATE = 36
-    DELETE_GROUPS = 42
-    OFFSET_DELETE = 47
     CREATE_PARTITIONS = 37
+    DELETE_GROUPS = 42
+    INCREMENTAL_ALTER_CONFIGS = 44
+    OFFSET_DELETE = 47
     DESCRIBE_USER_SCRAM_CREDENTIALS = 50
     ALTER_USER_SCRAM_CREDENTIALS = 51
 
@@ -97,6 +99,15 @@ _SPECS: Final = (
     ApiSpec(ApiKey.CREATE_ACLS, 0, 1, m.CreateAclsRequest, m.CreateAclsResponse),
     ApiSpec(ApiKey.DELETE_ACLS, 0, 1, m.DeleteAclsRequest, m.DeleteAclsResponse),
     ApiSpec(ApiKey.DESCRIBE_CONFIGS, 0, 3, m.DescribeConfigsRequest, m.DescribeConfigsResponse),
+    ApiSpec(ApiKey.ALTER_CONFIGS, 0, 1, m.AlterConfigsRequest, m.AlterConfigsResponse),
+    # v1 is flexible (FLEXIBLE_FROM on the message classes), and served.
+    ApiSpec(
+        ApiKey.INCREMENTAL_ALTER_CONFIGS,
+        0,
+        1,
+        m.IncrementalAlterConfigsRequest,
+        m.IncrementalAlterConfigsResponse,
+    ),
     ApiSpec(ApiKey.DESCRIBE_LOG_DIRS, 0, 1, m.DescribeLogDirsRequest, m.DescribeLogDirsResponse),
     ApiSpec(ApiKey.SASL_AUTHENTICATE, 0, 1, m.SaslAuthenticateRequest, m.SaslAuthenticateResponse),
     ApiSpec(ApiKey.DELETE_GROUPS, 0, 1, m.DeleteGroupsRequest, m.DeleteGroupsResponse),
@@ -126,6 +137,8 @@ _OPTIONAL: Final = (
     ApiKey.DESCRIBE_GROUPS,
     ApiKey.LIST_GROUPS,
     ApiKey.DESCRIBE_CONFIGS,
+    ApiKey.ALTER_CONFIGS,
+    ApiKey.INCREMENTAL_ALTER_CONFIGS,
     ApiKey.DESCRIBE_LOG_DIRS,
     ApiKey.OFFSET_FOR_LEADER_EPOCH,
     ApiKey.DESCRIBE_ACLS,
@@ -155,7 +168,7 @@ RequestBody = (
     | m.DescribeAclsRequest | m.CreateAclsRequest | m.DeleteAclsRequest
     | m.SaslHandshakeRequest | m.SaslAuthenticateRequest | m.DescribeUserScramCredentialsRequest
     | m.AlterUserScramCredentialsRequest | m.DeleteGroupsRequest | m.OffsetDeleteRequest
-    | m.CreatePartitionsRequest
+    | m.CreatePartitionsRequest | m.AlterConfigsRequest | m.IncrementalAlterConfigsRequest
 )  # fmt: skip
 """Any decoded request body; dispatch with ``match``/``isinstance``."""
 
@@ -169,7 +182,7 @@ ResponseBody = (
     | m.OffsetForLeaderEpochResponse | m.SaslHandshakeResponse | m.SaslAuthenticateResponse
     | m.DescribeUserScramCredentialsResponse | m.AlterUserScramCredentialsResponse
     | m.DeleteGroupsResponse | m.OffsetDeleteResponse
-    | m.CreatePartitionsResponse
+    | m.CreatePartitionsResponse | m.AlterConfigsResponse | m.IncrementalAlterConfigsResponse
 )  # fmt: skip
 """Any response body."""
 

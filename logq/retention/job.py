@@ -32,6 +32,7 @@ class RetentionJob:
         self._logs = logs
         self._clock = clock
         self._interval_ms = interval_ms
+        self._interval_changed = asyncio.Event()
         self._runs = 0
         self._segments_deleted = 0
         self._bytes_deleted = 0
@@ -70,10 +71,27 @@ class RetentionJob:
         partition_log.purge_deleted()
         return deleted
 
+    def set_interval(self, interval_ms: int) -> None:
+        """A new retention.check.interval.ms (a dynamic broker setting): the wait going on is cut short
+        when the new period has already passed."""
+        if interval_ms != self._interval_ms:
+            self._interval_ms = interval_ms
+            self._interval_changed.set()
+
     async def run(self) -> None:
         """Run every retention.check.interval.ms (with 10% jitter) until cancelled."""
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self._interval_ms / 1000 * random.uniform(0.9, 1.1))
+            started = loop.time()
+            jitter = random.uniform(0.9, 1.1)
+            while (remaining := started + self._interval_ms / 1000 * jitter - loop.time()) > 0:
+                # a timer, not asyncio.wait_for, which may swallow a cancellation (Python 3.11)
+                self._interval_changed.clear()
+                timer = loop.call_later(remaining, self._interval_changed.set)
+                try:
+                    await self._interval_changed.wait()
+                finally:
+                    timer.cancel()
             await asyncio.to_thread(self.run_once)
 
     def statistics(self) -> RetentionStats:

@@ -46,6 +46,7 @@ INDEX_DIR = "index.rocksdb"
 FORMAT_VERSION = 1
 CREATE_BATCH = 1000  # partitions created per batch (a progress line may follow each)
 CREATE_LOG_ABOVE = 1000  # a creation of this many partitions or more logs its start and end
+FLUSH_PERIOD_CHECK_S = 1.0  # how often the background flush reads its period again
 
 QueuePartition = tuple[str, int]
 
@@ -299,11 +300,18 @@ class LogManager:
                     partition_log.flush()
 
     async def run_background_flush(self) -> None:
-        """Every log.flush.interval.ms, fsync what was appended (off the event loop). Runs until cancelled."""
-        interval = self.config.flush_interval_ms / 1000
+        """Every log.flush.interval.ms, fsync what was appended (off the event loop). Runs until cancelled.
+        The period is read again at least every second: ``config`` follows the dynamic broker settings,
+        so a shorter period set while a long one runs is in force within a second."""
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
-            await asyncio.sleep(interval)
+            wait = last + self.config.flush_interval_ms / 1000 - loop.time()
+            if wait > 0:
+                await asyncio.sleep(min(wait, FLUSH_PERIOD_CHECK_S))
+                continue
             await asyncio.to_thread(self.flush_all)
+            last = loop.time()  # the period runs from the end of a flush, as a plain sleep would
 
     # --- lifecycle --------------------------------------------------------------------------------
 

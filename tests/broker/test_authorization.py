@@ -404,6 +404,51 @@ def test_growing_a_queue_needs_alter_on_it(client: WireClient) -> None:
     assert client.call(grow, 1).results[0].error_code == ErrorCode.NONE
 
 
+def test_alter_configs_needs_alter_configs_on_the_queue_or_the_cluster(client: WireClient) -> None:
+    make_queue(client, "alterable")
+
+    def alter(version: int = 1) -> list[int]:
+        resources = [
+            m.AlterConfigsResource(
+                resource_type=2,
+                resource_name=name,
+                configs=[m.AlterableConfig(name="retention.ms", value="1000")],
+            )
+            for name in ("alterable", "no-such-queue")
+        ] + [m.AlterConfigsResource(resource_type=4, resource_name="", configs=[])]
+        return [
+            r.error_code for r in client.call(m.AlterConfigsRequest(resources=resources), version).responses
+        ]
+
+    def incremental() -> list[int]:
+        resources = [
+            m.IncrementalAlterConfigsResource(
+                resource_type=2,
+                resource_name="alterable",
+                configs=[m.IncrementalAlterableConfig(name="retention.ms", config_operation=0, value="2000")],
+            ),
+            m.IncrementalAlterConfigsResource(resource_type=4, resource_name="0", configs=[]),
+        ]
+        request = m.IncrementalAlterConfigsRequest(resources=resources)
+        return [r.error_code for r in client.call(request, 1).responses]
+
+    # refused before the queue is looked up (an unknown one is refused the same); ALTER on the cluster
+    # (the fixture's) does not imply ALTER_CONFIGS
+    refused = [ErrorCode.TOPIC_AUTHORIZATION_FAILED, ErrorCode.TOPIC_AUTHORIZATION_FAILED]
+    assert alter() == [*refused, ErrorCode.CLUSTER_AUTHORIZATION_FAILED]
+    assert incremental() == [ErrorCode.TOPIC_AUTHORIZATION_FAILED, ErrorCode.CLUSTER_AUTHORIZATION_FAILED]
+    queue_acl, cluster_acl = (
+        creation(TOPIC, "alterable", OP.ALTER_CONFIGS),
+        creation(CLUSTER, CLUSTER_NAME, OP.ALTER_CONFIGS),
+    )
+    grant(client, queue_acl, cluster_acl)
+    try:
+        assert alter(0) == [ErrorCode.NONE, ErrorCode.TOPIC_AUTHORIZATION_FAILED, ErrorCode.NONE]
+        assert incremental() == [ErrorCode.NONE, ErrorCode.NONE]
+    finally:
+        revoke(client, queue_acl, cluster_acl)
+
+
 # --- the ACL APIs ------------------------------------------------------------------------------------
 
 

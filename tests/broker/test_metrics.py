@@ -204,3 +204,18 @@ def test_event_loop_stalls_and_request_queueing_are_exported(broker: MetricsBrok
         after, "logq_event_loop_lag_seconds_count"
     )
     assert value(after, "logq_gc_longest_pause_seconds") >= 0.0
+
+
+def test_settings_changes_are_counted(broker: MetricsBroker) -> None:
+    with WireClient(broker.proc.bootstrap) as client:
+        bad_key = [m.AlterableConfig(name="no.such", value="1")]
+        for name, configs in (("nope", []), ("__consumer_offsets", bad_key)):
+            resource = m.AlterConfigsResource(resource_type=2, resource_name=name, configs=configs)
+            client.call(m.AlterConfigsRequest(resources=[resource]), 1)
+        resource = m.IncrementalAlterConfigsResource(resource_type=4, resource_name="", configs=[])
+        client.call(m.IncrementalAlterConfigsRequest(resources=[resource]), 1)
+    samples = broker.scrape()
+    assert value(samples, "logq_requests_total", api="AlterConfigs") == 2
+    assert value(samples, "logq_requests_total", api="IncrementalAlterConfigs") == 1
+    for code in (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.INVALID_CONFIG):
+        assert value(samples, "logq_errors_total", api="AlterConfigs", code=str(int(code))) == 1

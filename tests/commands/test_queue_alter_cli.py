@@ -14,12 +14,16 @@ def test_queue_alter_grows_a_queue(broker: BrokerProcess) -> None:
     assert run(broker, "queue", "create", "alt", "-p", "2").exit_code == 0
     grown = run(broker, "queue", "alter", "alt", "-p", "5")
     assert grown.exit_code == 0, grown.output
-    assert grown.stdout == "queue alt: 2 -> 5 partitions\n"
+    assert grown.stdout == "altered queue alt: 2 -> 5 partitions\n"
     assert "keyed messages may now go to other partitions" in grown.stderr
     with Admin(broker.bootstrap) as admin:
         assert len(admin.partitions_of("alt")) == 5
     as_json = run(broker, "--format", "json", "queue", "alter", "alt", "-p", "6")
-    assert json.loads(as_json.stdout) == {"queue": "alt", "partitions": 6, "before": 5}
+    assert json.loads(as_json.stdout) == {"queue": "alt", "dry_run": False, "partitions": 6, "before": 5}
+    dry = run(broker, "queue", "alter", "alt", "-p", "8", "-c", "retention.ms=60000", "--dry-run")
+    assert dry.stdout == "would alter queue alt: retention.ms=60000, 6 -> 8 partitions\n", dry.output
+    with Admin(broker.bootstrap) as admin:
+        assert len(admin.partitions_of("alt")) == 6
 
 
 def test_queue_alter_refusals_are_one_line(broker: BrokerProcess) -> None:

@@ -114,3 +114,37 @@ def test_a_grown_queue_keeps_its_count_id_and_settings_across_a_restart(tmp_path
         assert json.loads((tmp_path / "coordinator.json").read_text())["queues"]["orders"]["partitions"] == 6
 
     asyncio.run(body())
+
+
+def test_settings_changed_after_creation_are_kept_in_coordinator_json(tmp_path: Path) -> None:
+    from logq.dynamic_settings import DynamicBrokerSettings
+
+    async def body() -> None:
+        first = EmbeddedCoordinator(tmp_path, BROKER)
+        await first.start()
+        created = await first.create_queue("orders", 2, 1, {"retention.ms": "1000"})
+        snapshots: list[dict[str, str]] = []
+        first.add_listener(lambda queues: snapshots.append(dict(queues["orders"].settings)))
+        changes: list[DynamicBrokerSettings] = []
+        first.add_broker_settings_listener(changes.append)
+        altered = await first.alter_queue_settings("orders", {"segment.ms": "60000"})
+        assert dict(altered.settings) == {"segment.ms": "60000"}
+        assert (altered.queue_id, altered.partitions) == (created.queue_id, created.partitions)
+        assert snapshots == [{"segment.ms": "60000"}]
+        await first.alter_broker_settings(None, {"retention.ms": "5000"})
+        await first.alter_broker_settings(0, {"segment.bytes": "1000000"})
+        assert changes[-1] == first.broker_settings()
+        assert first.broker_settings().for_broker(0) == {"retention.ms": "5000", "segment.bytes": "1000000"}
+        stored = json.loads((tmp_path / "coordinator.json").read_text())
+        assert stored["broker_settings"] == {
+            "<default>": {"retention.ms": "5000"},
+            "0": {"segment.bytes": "1000000"},
+        }
+        again = EmbeddedCoordinator(tmp_path, BROKER)
+        await again.start()
+        assert dict(again.queues()["orders"].settings) == {"segment.ms": "60000"}
+        assert again.broker_settings() == first.broker_settings()
+        await again.alter_broker_settings(0, {})  # an empty level is forgotten
+        assert again.broker_settings().per_broker == {}
+
+    asyncio.run(body())

@@ -577,3 +577,53 @@ def test_listeners_get_snapshots_on_the_loop(zk_connect: str) -> None:
                 snapshot["x"] = snapshot  # type: ignore[index]
 
     run(body())
+
+
+# --- settings changed after creation --------------------------------------------------------------------
+
+
+def test_settings_changed_through_one_member_reach_every_member_and_zookeeper(zk_connect: str) -> None:
+    async def body() -> None:
+        async with cluster(zk_connect) as c:
+            one, two = [await c.start(i) for i in (1, 2)]
+            created = await one.create_queue("orders", 2, 2, {"retention.ms": "1000"})
+            altered = await two.alter_queue_settings("orders", {"segment.ms": "60000"})
+            assert dict(altered.settings) == {"segment.ms": "60000"}  # in force where it was made
+            assert altered.queue_id == created.queue_id
+            await c.agreed(
+                "the new settings", lambda m: dict(m.queues()["orders"].settings) == {"segment.ms": "60000"}
+            )
+            with pytest.raises(UnknownQueueError):
+                await one.alter_queue_settings("nope", {})
+            await one.alter_broker_settings(None, {"retention.ms": "5000"})
+            await two.alter_broker_settings(2, {"segment.bytes": "1000000"})
+            await c.agreed(
+                "the dynamic broker settings",
+                lambda m: (
+                    m.broker_settings().for_broker(2) == {"retention.ms": "5000", "segment.bytes": "1000000"}
+                ),
+            )
+            raw = await asyncio.to_thread(raw_client, zk_connect)
+            try:
+                assert read_json(raw, "/config/brokers/<default>") == {
+                    "version": 1,
+                    "config": {"retention.ms": "5000"},
+                }
+                assert read_json(raw, "/config/brokers/2")["config"] == {"segment.bytes": "1000000"}
+                assignment = read_json(raw, "/brokers/topics/orders")
+                assert assignment["settings"] == {"segment.ms": "60000"}
+                assert assignment["topic_id"] == created.queue_id  # every other field kept
+                await one.alter_broker_settings(None, {})
+                await c.agreed(
+                    "the cluster-wide level removed", lambda m: not m.broker_settings().cluster_default
+                )
+                assert raw.exists("/config/brokers/<default>") is None
+            finally:
+                raw.stop()
+                raw.close()
+            await c.stop(two)
+            back = await c.start(2)  # a restarted member reads them back
+            assert back.broker_settings().for_broker(2) == {"segment.bytes": "1000000"}
+            assert dict(back.queues()["orders"].settings) == {"segment.ms": "60000"}
+
+    run(body())

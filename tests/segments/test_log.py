@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -348,3 +351,28 @@ def test_reads_at_any_offset_find_their_batch_across_small_and_large_batches(dat
         assert first.base_offset == offset
         assert first.size > sizes[offset]
     manager.close()
+
+
+def test_background_flush_takes_a_shorter_period_within_a_second(manager: LogManager) -> None:
+    """log.flush.interval.ms is a dynamic broker setting: a period shortened while a long one runs is in
+    force within a second, not after the long one."""
+    manager.config = dataclasses.replace(manager.config, flush_interval_ms=600_000)
+    plog = manager.create("orders", 0)
+    plog.append(make_batch(3))
+
+    async def body() -> None:
+        task = asyncio.create_task(manager.run_background_flush())
+        try:
+            await asyncio.sleep(0.3)
+            assert plog.durable_offset < plog.log_end_offset  # ten minutes to go
+            manager.config = dataclasses.replace(manager.config, flush_interval_ms=50)
+            deadline = asyncio.get_running_loop().time() + 5
+            while plog.durable_offset < plog.log_end_offset:
+                assert asyncio.get_running_loop().time() < deadline, "the new period was not taken"
+                await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    asyncio.run(body())

@@ -5,6 +5,7 @@ Each submodule lists its names in ``__all__`` (kept out of this file so there is
 """
 
 from logq.protocol.messages.acls import *  # noqa: F403
+from logq.protocol.messages.alter_configs import *  # noqa: F403
 from logq.protocol.messages.configs import *  # noqa: F403
 from logq.protocol.messages.epochs import *  # noqa: F403
 from logq.protocol.messages.fetch import *  # noqa: F403
