@@ -106,8 +106,9 @@ def load_partition(
     if report.full_rebuild:
         producers.mark_all_dirty()
         epochs.mark_dirty()
+    log_start = max(files.read_log_start(directory), segments[0].base_offset)
     epochs.truncate_from_end(next_offset)
-    epochs.truncate_from_start(segments[0].base_offset)
+    epochs.truncate_from_start(min(log_start, next_offset))
 
     now = clock.time_ms()
     known = index.segment_times()
@@ -146,7 +147,11 @@ def load_partition(
         config=config,
         clock=clock,
         leader_epochs=epochs,
+        log_start_offset=log_start,
     )
+    if log_start > next_offset:  # the tail below the start was lost (a power failure): continue there
+        log.warning("%s: the log ends at %d, before its log start %d", directory.name, next_offset, log_start)
+        partition_log.restart_at(log_start)
     return partition_log, report
 
 
