@@ -42,6 +42,7 @@ from logq.broker.listeners import Listener, Listeners
 from logq.broker.loop_health import LoopHealth
 from logq.broker.metrics import BrokerMetrics
 from logq.broker.partition import ReplicaSettings
+from logq.broker.record_handlers import RecordHandlers
 from logq.broker.replica_fetcher import ReplicaFetchers
 from logq.broker.replica_handlers import ReplicaHandlers
 from logq.broker.replica_manager import CoordinatorWrites, ReplicaManager
@@ -206,6 +207,7 @@ class Broker:
         handlers.by_type.update(DescribeHandlers(config, coordinator, replicas, self.metrics, auth).by_type)
         handlers.by_type.update(AclHandlers(coordinator, auth).by_type)
         handlers.by_type.update(UserHandlers(coordinator, self.metrics, auth).by_type)
+        handlers.by_type.update(RecordHandlers(replicas, self.metrics, auth).by_type)
         self.lag = LagTracker(
             offsets=offsets,
             membership=membership,
