@@ -464,7 +464,7 @@ class Partition:
         await asyncio.to_thread(plog.advance_log_start, target)
         if self._leader is not led:
             raise ReplicationError(f"{self.name}: not the leader", code=ErrorCode.NOT_LEADER_OR_FOLLOWER)
-        self._wake()  # fetches waiting here answer with the new log start
+        self._wake()  # a consumer long-polling below the new start is answered OFFSET_OUT_OF_RANGE now
         if led.low_watermark(plog.log_start_offset) < target and timeout_ms > 0:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             entry = (target, future)

@@ -228,7 +228,9 @@ class InProcessBroker:
         fetch_offset = mine.log.log_end_offset
         code = theirs.check_epoch(state.leader_epoch)
         if code == ErrorCode.NONE:
-            code = theirs.follower_fetched(self.broker_id, fetch_offset, state.leader_epoch)
+            code = theirs.follower_fetched(
+                self.broker_id, fetch_offset, state.leader_epoch, mine.log.log_start_offset
+            )
         if code != ErrorCode.NONE:
             return int(code)
         got = theirs.read(fetch_offset, max_bytes, follower=True, may_exceed=True)
