@@ -16,6 +16,8 @@ Pass 4  Scan: validate every batch (length, magic, CRC-32C, continuous offsets),
         leader-epoch history is then cut to the recovered log end and clamped to the log start.
 Pass 5  fsync what was recovered after the checkpoint and write a fresh checkpoint, so that the next
         start scans nothing.
+Pass 6  The log start: the larger of ``files.LOG_START_FILE`` (DeleteRecords) and the first segment's base.
+        A log that ends before it (its tail lost) is emptied and continues there: it never moves back.
 """
 
 from __future__ import annotations

@@ -78,6 +78,20 @@ def test_a_lost_index_does_not_move_the_start_back(data_dir: Path, clock: FakeCl
     manager.close()
 
 
+def test_a_log_that_ends_before_its_recorded_start_continues_there(data_dir: Path, clock: FakeClock) -> None:
+    manager = LogManager(data_dir, CONFIG, clock)
+    plog = filled(manager, batches=3)  # offsets 0-5
+    directory = plog.directory
+    manager.close()
+    (directory / LOG_START_FILE).write_text("9")  # as if the tail past 5 had been lost
+    manager = LogManager(data_dir, CONFIG, clock)
+    plog = manager.get("q", 0)
+    assert plog is not None
+    assert (plog.log_start_offset, plog.log_end_offset) == (9, 9)
+    assert plog.append(make_batch(1)).base_offset == 9
+    manager.close()
+
+
 def test_truncation_below_the_start_restarts_the_log_there(data_dir: Path, clock: FakeClock) -> None:
     manager = LogManager(data_dir, CONFIG, clock)
     plog = filled(manager, batches=3)  # offsets 0-5, one segment
