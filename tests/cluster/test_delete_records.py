@@ -9,9 +9,11 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from logq.error_codes import ErrorCode
 from logq.segments.files import LOG_START_FILE, partition_dir_name
 from tests.cluster.conftest import Cluster, wait_for
 from tests.cluster.test_replication import create, full_isr, partition_meta
+from tests.compat.test_delete_records import delete_records_raw
 
 QUEUE = "trimmed"
 
@@ -50,6 +52,11 @@ def test_followers_hold_the_start_at_the_answer_and_a_failover_keeps_it(cluster:
         assert (broker.data_dir / partition_dir_name(QUEUE, 0) / LOG_START_FILE).read_text() == "40"
 
     old = partition_meta(cluster, QUEUE, 0).leader_id
+    follower = next(i for i in cluster.brokers if i != old)
+    assert delete_records_raw(cluster.brokers[follower].bootstrap, QUEUE, 50) == (
+        ErrorCode.NOT_LEADER_OR_FOLLOWER,
+        -1,
+    )
     cluster.brokers[old].kill()
     wait_for(lambda: partition_meta(cluster, QUEUE, 0).leader_id not in (old, -1), "a new leader")
     live = ",".join(cluster.brokers[i].bootstrap for i in cluster.live())
