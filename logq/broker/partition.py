@@ -510,8 +510,8 @@ class Partition:
         if records:
             plog.append_replicated(records)
         plog.high_watermark = leader_hw
-        if leader_log_start > plog.log_start_offset:  # DeleteRecords on the leader: durable here too
-            plog.advance_log_start(min(leader_log_start, plog.high_watermark))
+        if leader_log_start > plog.log_start_offset:  # e.g. DeleteRecords: written by the next flush
+            plog.adopt_log_start(leader_log_start)
         doomed = sum(1 for s in plog.segment_infos() if not s.active and s.end_offset <= leader_log_start)
         if doomed:
             plog.delete_oldest_segments(doomed, f"the leader's log starts at {leader_log_start}")

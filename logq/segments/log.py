@@ -114,6 +114,7 @@ class PartitionLog:
         self._next_offset = next_offset
         # DeleteRecords' start (files.LOG_START_FILE); below the first segment's base it says nothing.
         self._log_start = log_start_offset
+        self._durable_log_start = log_start_offset  # what the file holds: flush() catches up with the above
         self._durable_offset = checkpoint.next_offset
         self._high_watermark = next_offset
         self._lock = threading.Lock()
@@ -132,6 +133,12 @@ class PartitionLog:
         """The first offset a reader may ask for: the first segment's base offset, or further on where
         ``advance_log_start`` (DeleteRecords) put it inside that segment."""
         return max(self._log_start, self._segments[0].base_offset)
+
+    @property
+    def durable_log_start(self) -> int:
+        """The log start as the partition directory records it: what survives a crash, so what a
+        follower reports to its leader (a start adopted from the leader is written by the next flush)."""
+        return max(self._durable_log_start, self._segments[0].base_offset)
 
     @property
     def log_end_offset(self) -> int:
@@ -510,7 +517,7 @@ class PartitionLog:
         """
         target = self._next_offset
         with self._flush_lock:
-            if self._durable_offset >= target:
+            if self._durable_offset >= target and self._durable_log_start >= self._log_start:
                 return self._durable_offset
             health = self.health
             if health.offline:  # after a failed fsync a later one may "succeed" over dropped pages
@@ -528,11 +535,16 @@ class PartitionLog:
                 checkpoint = Checkpoint(active.base_offset, active.size, self._next_offset)
                 times = {s.base_offset: self._segment_times(s) for s in dirty or [active]}
                 changes = self._take_checkpoint_changes_locked()
+                log_start = self._log_start
             kind, what = "fsync", f"fsync of {self.name}"
             try:
                 for segment in dirty:
                     what = f"fsync of {segment.path}"
                     segment.flush()
+                if log_start > self._durable_log_start:  # adopted from the leader: the data below is synced
+                    kind, what = "write", f"writing the log start of {self.name}"
+                    files.write_log_start(self.directory, log_start)
+                    self._durable_log_start = log_start
                 kind, what = "index", "index write"
                 if not index_waits:
                     self._write_checkpoint(checkpoint, changes, segment_times=times)
@@ -745,10 +757,22 @@ class PartitionLog:
                 files.write_log_start(self.directory, offset)
             except OSError as exc:
                 raise self._write_failed(f"writing the log start of {self.name}", exc) from exc
+            self._durable_log_start = offset
             with self._lock:
                 self._log_start = max(self._log_start, offset)
                 self._epochs.truncate_from_start(self._log_start)
                 return self.log_start_offset
+
+    def adopt_log_start(self, offset: int) -> None:
+        """A follower takes its leader's log start (capped at its high watermark): in force at once, in
+        memory only, so that the event loop never waits for it; the next ``flush()`` writes it, and
+        ``durable_log_start`` (what the follower reports) follows then. Never moves it back."""
+        with self._lock:
+            self._check_open_locked()
+            offset = min(offset, self.high_watermark)
+            if offset > self.log_start_offset:
+                self._log_start = offset
+                self._epochs.truncate_from_start(offset)
 
     def _trash_locked(self, segment: Segment) -> None:
         segment.mark_deleted()

@@ -116,3 +116,26 @@ def test_retention_deletes_the_segments_wholly_below_the_start(data_dir: Path, c
     assert plog.log_start_offset == new_start
     assert sorted(p.name for p in plog.directory.glob("*.log"))[0] == f"{holding.base_offset:020d}.log"
     manager.close()
+
+
+def test_an_adopted_start_is_in_force_at_once_and_durable_after_the_next_flush(
+    data_dir: Path, clock: FakeClock
+) -> None:
+    manager = LogManager(data_dir, CONFIG, clock)
+    plog = filled(manager)  # a follower's log
+    plog.flush()
+    plog.adopt_log_start(11)
+    assert (plog.log_start_offset, plog.durable_log_start) == (11, 0)
+    with pytest.raises(OffsetOutOfRangeError):
+        plog.read(10, 1 << 20)
+    assert not (plog.directory / LOG_START_FILE).exists()  # no fsync on the follower's fetch path
+    plog.adopt_log_start(3)  # never back
+    assert plog.log_start_offset == 11
+    manager.flush_all()  # the background flush writes it
+    assert plog.durable_log_start == 11
+    manager.abandon()
+    manager = LogManager(data_dir, CONFIG, clock)
+    plog = manager.get("q", 0)
+    assert plog is not None
+    assert plog.log_start_offset == 11
+    manager.close()
