@@ -15,7 +15,8 @@ from kafka import TopicPartition as KpTopicPartition
 
 from logq.error_codes import ErrorCode
 from logq.protocol import messages as m
-from tests.broker_process import BrokerProcess
+from tests.broker.test_metrics import MetricsBroker, value
+from tests.broker_process import BrokerProcess, free_port
 from tests.wire_client import WireClient
 
 RECORDS = 100
@@ -181,3 +182,20 @@ def test_the_retention_job_removes_the_segments_below_the_start(tmp_path: Path) 
         assert first_offset_from_earliest(broker.bootstrap, queue) == 55
     finally:
         broker.kill()
+
+
+def test_counted_in_the_metrics_like_every_api(tmp_path: Path) -> None:
+    port = free_port()
+    proc = BrokerProcess(tmp_path / "data", broker={"metrics.listen": f"127.0.0.1:{port}"}).start()
+    try:
+        queue = "records.metrics"
+        create(proc.bootstrap, queue)
+        produce(proc.bootstrap, queue, count=10)
+        assert delete_records_raw(proc.bootstrap, queue, 4) == (ErrorCode.NONE, 4)
+        assert delete_records_raw(proc.bootstrap, queue, 99)[0] == ErrorCode.OFFSET_OUT_OF_RANGE
+        samples = MetricsBroker(proc, port).scrape()
+        assert value(samples, "logq_requests_total", api="DeleteRecords") == 2
+        assert value(samples, "logq_errors_total", api="DeleteRecords", code="1") == 1
+        assert value(samples, "logq_log_start_offset", partition=f"{queue}-0") == 4
+    finally:
+        proc.kill()
