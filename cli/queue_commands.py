@@ -1,4 +1,4 @@
-"""``logq queue ...`` and ``logq admin delete-queue``."""
+"""``logq queue ...`` (``delete-records``: a dry run unless --execute) and ``logq admin delete-queue``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import datetime as dt
 
 import click
 
+from logq.client.cluster import QueuePartition
 from logq.client.sync_admin import Admin
 from logq_cli.common import client_options, one_line_errors, print_json, print_table, settings
-from logq_cli.specs import parse_key_values
+from logq_cli.specs import parse_key_values, parse_timestamp
 
 
 def _when(ms: int | None) -> str | None:
@@ -259,6 +260,83 @@ def queue_describe(ctx: click.Context, name: str) -> None:
     )
     click.echo()
     print_table(["SETTING", "VALUE", "SOURCE"], [[d.name, d.value, d.source] for d in all_settings])
+
+
+@queue.command("delete-records")
+@click.argument("name")
+@click.option("--before", type=int, metavar="OFFSET", help="Delete every record below this offset.")
+@click.option(
+    "--before-time",
+    metavar="TIME",
+    help="Delete every record older than TIME (ISO 8601, or ms / s since the epoch).",
+)
+@click.option(
+    "-p",
+    "--partition",
+    "partitions",
+    type=click.IntRange(min=0),
+    multiple=True,
+    help="Only this partition; repeatable (default: every partition).",
+)
+@click.option("--execute", is_flag=True, help="Delete (without it, only print the plan).")
+@client_options
+@click.pass_context
+def queue_delete_records(
+    ctx: click.Context,
+    *,
+    name: str,
+    before: int | None,
+    before_time: str | None,
+    partitions: tuple[int, ...],
+    execute: bool,
+) -> None:
+    """Delete NAME's oldest records: move each partition's log start forward (admin only: DELETE on the
+    queue). A dry run unless --execute: it prints, per partition, the log start now, the new one and
+    how many records go. An offset past a partition's end deletes up to its end.
+
+    \b
+    Examples:
+      logq queue delete-records orders --before 1000
+      logq queue delete-records orders --before-time 2026-01-01T00:00:00Z -p 0 -p 1 --execute
+    """
+    opts = settings(ctx)
+    with one_line_errors(opts.bootstrap):
+        if (before is None) == (before_time is None):
+            raise ValueError("give exactly one of --before OFFSET and --before-time TIME")
+        before_ms = None if before_time is None else parse_timestamp(before_time)
+        with Admin(opts.bootstrap, **opts.security()) as admin_client:
+            rows = admin_client.plan_record_deletion(
+                name, before=before, before_time_ms=before_ms, partitions=list(partitions) or None
+            )
+            if execute:
+                wanted = {QueuePartition(r.queue, r.partition): r.new_start for r in rows if r.records}
+                admin_client.delete_records(wanted)
+    if opts.fmt == "json":
+        print_json(
+            {
+                "queue": name,
+                "executed": execute,
+                "partitions": [
+                    {
+                        "partition": r.partition,
+                        "log_start": r.log_start,
+                        "new_log_start": r.new_start,
+                        "records": r.records,
+                    }
+                    for r in rows
+                ],
+            }
+        )
+        return
+    print_table(
+        ["PARTITION", "LOG START", "NEW LOG START", "RECORDS"],
+        [[r.partition, r.log_start, r.new_start, r.records] for r in rows],
+    )
+    total = sum(r.records for r in rows)
+    if execute:
+        click.echo(f"deleted {total} record(s) of queue {name}")
+    else:
+        click.echo(f"dry run: nothing deleted ({total} record(s) would go); add --execute to delete them")
 
 
 @queue.command(

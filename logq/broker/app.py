@@ -45,6 +45,7 @@ from logq.broker.listeners import Listener, Listeners
 from logq.broker.loop_health import LoopHealth
 from logq.broker.metrics import BrokerMetrics
 from logq.broker.partition import ReplicaSettings
+from logq.broker.record_handlers import RecordHandlers
 from logq.broker.replica_fetcher import ReplicaFetchers
 from logq.broker.replica_handlers import ReplicaHandlers
 from logq.broker.replica_manager import CoordinatorWrites, ReplicaManager
@@ -208,6 +209,7 @@ class Broker:
                 auth=auth,
             ).by_type
         )
+        handlers.by_type.update(RecordHandlers(replicas, self.metrics, auth).by_type)
         handlers.by_type.update(
             GroupDeletionHandlers(
                 coordinator, membership, offsets, replicas, metrics=self.metrics, auth=auth

@@ -361,7 +361,9 @@ class Handlers:
                     continue  # the read answers why
                 code = partition.check_epoch(p.current_leader_epoch)
                 if code == ErrorCode.NONE and req.replica_id >= 0:
-                    code = partition.follower_fetched(req.replica_id, p.fetch_offset, p.current_leader_epoch)
+                    code = partition.follower_fetched(
+                        req.replica_id, p.fetch_offset, p.current_leader_epoch, p.log_start_offset
+                    )
                 if code != ErrorCode.NONE:
                     refused[(topic.topic, p.partition)] = code
         return refused

@@ -9,8 +9,8 @@ A ``Partition`` is the only owner of:
   the followers' positions, min.insync.replicas), and the ISR changes it writes through the coordinator;
 - its **high watermark**: ``_advance_high_watermark`` on the leader (the smallest log end over the ISR),
   ``append_as_follower`` on a follower (the leader's, as its fetch answered); nothing else moves it;
-- the **waiters**: acks=all appends waiting for the high watermark, and long-polling fetches waiting for
-  data.
+- the **waiters**: acks=all appends waiting for the high watermark, DeleteRecords waiting for the low
+  watermark (the smallest log start over the ISR), and long-polling fetches waiting for data.
 
 Writes on the leader go through ``append_as_leader`` (then ``wait_acknowledged`` for acks=all), for a
 producer's batch (``Origin.CLIENT``: validated as a client's) and for the group coordinator's offset
@@ -38,7 +38,7 @@ from logq.broker.replication import LeaderState, ReplicationStatus
 from logq.clock import Clock
 from logq.coordinator import PartitionState
 from logq.error_codes import ErrorCode
-from logq.errors import LogqError, ReplicationError
+from logq.errors import LogqError, OffsetOutOfRangeError, ReplicationError
 from logq.queues import INTERNAL_PREFIX
 from logq.segments import AppendInfo, PartitionLog
 
@@ -98,6 +98,7 @@ class Partition:
         self._fenced_epoch = -1  # the leader epoch led when the session was lost
         self._leader: LeaderState | None = None
         self._acks: list[tuple[int, asyncio.Future[None]]] = []
+        self._deletions: list[tuple[int, asyncio.Future[None]]] = []  # DeleteRecords: (log start, waiter)
         self._waiters: set[asyncio.Future[None]] = set()
         self._isr_writes: set[asyncio.Task[None]] = set()
 
@@ -207,12 +208,14 @@ class Partition:
             led.isr = state.isr
         led.min_isr = self._min_isr
         self._advance_high_watermark()
+        self._complete_deletions()
 
     def _resign(self, event: RoleEvent) -> None:
         """Stop leading: acks=all writes still waiting fail (another leader decides their fate)."""
         self._leader = None
         self._move(event)
-        waiting, self._acks = self._acks, []
+        waiting, self._acks = self._acks + self._deletions, []
+        self._deletions = []
         for _, future in waiting:
             if not future.done():
                 future.set_exception(
@@ -368,9 +371,9 @@ class Partition:
             return ErrorCode.NONE
         return ErrorCode.FENCED_LEADER_EPOCH if epoch < led.leader_epoch else ErrorCode.UNKNOWN_LEADER_EPOCH
 
-    def follower_fetched(self, replica: int, fetch_offset: int, epoch: int) -> ErrorCode:
-        """A follower's Fetch says its log ends at ``fetch_offset``: update its progress, the high
-        watermark, and the ISR if it has caught up."""
+    def follower_fetched(self, replica: int, fetch_offset: int, epoch: int, log_start: int = -1) -> ErrorCode:
+        """A follower's Fetch says its log ends at ``fetch_offset`` and starts at ``log_start``: update its
+        progress, the high and low watermarks, and the ISR if it has caught up."""
         led, plog = self._leader, self.log
         if led is None or plog is None or not led.is_replica(replica):
             return ErrorCode.NOT_LEADER_OR_FOLLOWER  # not (led here, or a replica of this partition)
@@ -378,8 +381,9 @@ class Partition:
             return ErrorCode.FENCED_LEADER_EPOCH  # a replica must say which leader epoch it follows
         if fetch_offset > plog.log_end_offset:
             return ErrorCode.OFFSET_OUT_OF_RANGE  # a diverged log: it must truncate by epoch first
-        led.on_fetch(replica, fetch_offset, plog.log_end_offset, self._settings.clock.time_ms())
+        led.on_fetch(replica, fetch_offset, plog.log_end_offset, self._settings.clock.time_ms(), log_start)
         self._advance_high_watermark()
+        self._complete_deletions()
         if led.may_join(replica, plog.high_watermark):
             self._change_isr(led, tuple(sorted({*led.isr, replica})))
         return ErrorCode.NONE
@@ -419,6 +423,65 @@ class Partition:
         if written and self._leader is led:
             led.isr = isr
         self._advance_high_watermark()
+        self._complete_deletions()
+
+    # --- DeleteRecords -------------------------------------------------------------------------------
+
+    def low_watermark(self) -> int:
+        """The smallest log start over the ISR (the leader's alone standalone); -1 while unknown."""
+        led, plog = self._led()
+        return led.low_watermark(plog.log_start_offset)
+
+    def _complete_deletions(self) -> None:
+        if not self._deletions or self._leader is None or self.log is None:
+            return
+        low = self._leader.low_watermark(self.log.log_start_offset)
+        for offset, future in list(self._deletions):
+            if offset <= low and not future.done():
+                future.set_result(None)
+
+    async def delete_records(self, offset: int, timeout_ms: int) -> tuple[ErrorCode, int]:
+        """DeleteRecords on the leader, as Kafka's: ``offset`` (-1: the high watermark) becomes the log
+        start, durable here before the ISR is asked; the answer waits up to ``timeout_ms`` until every ISR
+        member reports it too (Kafka's DelayedDeleteRecords). Returns (NONE or REQUEST_TIMED_OUT, the low
+        watermark). Raises a LogqError: NOT_LEADER_OR_FOLLOWER, OFFSET_OUT_OF_RANGE (negative, or past
+        the high watermark), POLICY_VIOLATION (a compacted queue), INVALID_TOPIC_EXCEPTION (internal)."""
+        led, plog = self._led()
+        if self._internal:
+            raise LogqError(
+                f"{self.queue}: records of internal queues cannot be deleted",
+                code=ErrorCode.INVALID_TOPIC_EXCEPTION,
+            )
+        if "delete" not in plog.config.cleanup_policy.split(","):
+            raise LogqError(
+                f"{self.name}: cleanup.policy is {plog.config.cleanup_policy}: records are deleted only "
+                "where it includes delete",
+                code=ErrorCode.POLICY_VIOLATION,
+            )
+        hw = plog.high_watermark
+        target = hw if offset == -1 else offset
+        if not 0 <= target <= hw:
+            raise OffsetOutOfRangeError(f"{self.name}: offset {offset} is outside [0, high watermark {hw}]")
+        await asyncio.to_thread(plog.advance_log_start, target)
+        if self._leader is not led:
+            raise ReplicationError(f"{self.name}: not the leader", code=ErrorCode.NOT_LEADER_OR_FOLLOWER)
+        self._wake()  # a consumer long-polling below the new start is answered OFFSET_OUT_OF_RANGE now
+        if led.low_watermark(plog.log_start_offset) < target and timeout_ms > 0:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            entry = (target, future)
+            self._deletions.append(entry)
+            try:
+                await asyncio.wait_for(future, timeout_ms / 1000)
+            except TimeoutError:
+                pass
+            finally:
+                if entry in self._deletions:
+                    self._deletions.remove(entry)
+            led, plog = self._led()
+        low = led.low_watermark(plog.log_start_offset)
+        if low < target:
+            return ErrorCode.REQUEST_TIMED_OUT, plog.log_start_offset
+        return ErrorCode.NONE, low
 
     def replication_status(self) -> ReplicationStatus | None:
         """The leader's view of its followers, for the metrics (None unless leading)."""
@@ -448,6 +511,8 @@ class Partition:
         if records:
             plog.append_replicated(records)
         plog.high_watermark = leader_hw
+        if leader_log_start > plog.log_start_offset:  # e.g. DeleteRecords: written by the next flush
+            plog.adopt_log_start(leader_log_start)
         doomed = sum(1 for s in plog.segment_infos() if not s.active and s.end_offset <= leader_log_start)
         if doomed:
             plog.delete_oldest_segments(doomed, f"the leader's log starts at {leader_log_start}")

@@ -248,7 +248,7 @@ class ReplicaFetchers:
                     partition=key[1],
                     current_leader_epoch=follow.leader_epoch,
                     fetch_offset=plog.log_end_offset,
-                    log_start_offset=plog.log_start_offset,
+                    log_start_offset=plog.durable_log_start,  # the leader's DeleteRecords counts on it
                     partition_max_bytes=self._max_bytes,
                 )
             )

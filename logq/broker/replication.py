@@ -9,6 +9,8 @@ The rules are Kafka's (``Partition``/``Replica`` in AK core):
 - a follower outside the ISR joins it, on one of its own fetches, once its log reaches the high
   watermark and the start of the current leader epoch (so it holds this leader's history, not a
   diverged one); a follower that leaves the ISR forgets its position, so only a new fetch brings it back;
+- the low watermark (DeleteRecords) is the smallest log start over the ISR, as each follower's Fetch
+  reports it; a follower whose log start is not known yet holds it;
 - the high watermark is the smallest log end over the ISR (the leader's own included), counting a
   follower whose addition is being written as a member already (Kafka's "maximal ISR": ZooKeeper may
   list it before the leader hears back), and never moves back; a follower whose position is not known
@@ -38,6 +40,7 @@ class FollowerProgress:
     caught_up_ms: int = 0
     last_fetch_leader_end: int = -1
     last_fetch_ms: int = 0
+    log_start: int = -1  # as its latest fetch reported it (-1: unknown)
 
 
 class LeaderState:
@@ -76,8 +79,11 @@ class LeaderState:
     def is_replica(self, broker_id: int) -> bool:
         return broker_id in self.followers
 
-    def on_fetch(self, replica: int, fetch_offset: int, leader_end: int, now_ms: int) -> None:
+    def on_fetch(
+        self, replica: int, fetch_offset: int, leader_end: int, now_ms: int, log_start: int = -1
+    ) -> None:
         follower = self.followers[replica]
+        follower.log_start = log_start
         if fetch_offset >= leader_end:
             follower.caught_up_ms = max(follower.caught_up_ms, now_ms)
         elif fetch_offset >= follower.last_fetch_leader_end:
@@ -95,6 +101,15 @@ class LeaderState:
                 follower = self.followers.get(replica)
                 ends.append(follower.log_end if follower is not None else -1)
         return min(ends)
+
+    def low_watermark(self, leader_start: int) -> int:
+        """The smallest log start over the ISR; -1 while an ISR follower's log start is unknown."""
+        starts = [leader_start]
+        for replica in self._isr:
+            if replica != self.leader_id:
+                follower = self.followers.get(replica)
+                starts.append(follower.log_start if follower is not None else -1)
+        return min(starts)
 
     def lagging(self, now_ms: int, max_lag_ms: int) -> tuple[int, ...]:
         """ISR followers not caught up within ``max_lag_ms``: the ISR should drop them."""

@@ -1,5 +1,6 @@
 """The asyncio admin client: queues (create, delete, list, describe), groups (list, describe with lag),
-offset resets planned before they are applied, and ACLs (``acls.py``).
+offset resets planned before they are applied, record deletions (DeleteRecords) likewise, and ACLs
+(``acls.py``).
 
 Every call raises a LogqError subclass (``logq.errors``) that carries the broker's error code.
 """
@@ -191,6 +192,22 @@ class ResetRow:
     @property
     def lag_after(self) -> int:
         return self.log_end - self.new
+
+
+@dataclass(frozen=True, slots=True)
+class RecordDeletionRow:
+    """One partition of a record deletion: its log start now, the new one, and its end (high watermark)."""
+
+    queue: str
+    partition: int
+    log_start: int
+    new_start: int
+    log_end: int
+
+    @property
+    def records(self) -> int:
+        """How many records the deletion removes."""
+        return max(self.new_start - self.log_start, 0)
 
 
 class DeletePermission(NamedTuple):
@@ -865,6 +882,108 @@ class Admin:
                 return info
             await asyncio.sleep(0.1)
         return await self.cluster.queue(name, refresh=True)
+
+    # --- records (DeleteRecords, API 21) ----------------------------------------------------------
+
+    async def plan_record_deletion(
+        self,
+        queue: str,
+        *,
+        before: int | None = None,
+        before_time_ms: int | None = None,
+        partitions: Sequence[int] | None = None,
+    ) -> list[RecordDeletionRow]:
+        """What ``delete_records`` would do, deleting nothing: per partition (all of them by default) the
+        log start now and the new one, for every record below offset ``before`` (past the end: up to the
+        end) or every record older than ``before_time_ms`` (ListOffsets by timestamp). Refused up front
+        with AuthorizationError when this principal may not DELETE the queue (Metadata v8's authorized
+        operations), so a dry run already says it."""
+        if (before is None) == (before_time_ms is None):
+            raise ValueError("give exactly one of before (an offset) and before_time_ms")
+        if before is not None and before < 0:
+            raise ValueError(f"offset {before} is negative: records are deleted below an offset >= 0")
+        if await self._delete_refusal_by_acls(await self._controller(), queue) is not None:
+            raise AuthorizationError(
+                f"{self.principal} may not delete records of queue {queue} (needs DELETE on TOPIC:{queue})",
+                code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+            )
+        every = await self.partitions_of(queue)
+        chosen = every if partitions is None else [QueuePartition(queue, p) for p in partitions]
+        missing = [qp.partition for qp in chosen if qp not in every]
+        if missing:
+            raise UnknownQueueError(f"queue {queue!r} has no partition {missing[0]} (it has {len(every)})")
+        starts, ends = await asyncio.gather(
+            self.list_offsets(chosen, EARLIEST), self.list_offsets(chosen, LATEST)
+        )
+        targets = (
+            dict.fromkeys(chosen, before)
+            if before is not None
+            else await self.list_offsets(chosen, before_time_ms or 0)
+        )
+        return [
+            RecordDeletionRow(
+                qp.queue, qp.partition, starts[qp], max(starts[qp], min(targets[qp], ends[qp])), ends[qp]
+            )
+            for qp in chosen
+        ]
+
+    async def delete_records(
+        self, offsets: Mapping[QueuePartition, int], *, timeout_ms: int | None = None
+    ) -> dict[QueuePartition, int]:
+        """Delete every record below the given offset of each partition (-1: below the high watermark,
+        all of it): the offset becomes the partition's log start. Returns each partition's new low
+        watermark, once every in-sync replica has it (within ``timeout_ms``, default the request
+        timeout). Raises a LogqError: OffsetOutOfRangeError past the high watermark, AuthorizationError
+        without DELETE on the queue, BrokerError with POLICY_VIOLATION for a compacted queue, ..."""
+        wait_ms = self._timeout_ms if timeout_ms is None else timeout_ms
+        out: dict[QueuePartition, int] = {}
+        pending = dict(offsets)
+        for attempt in range(2):  # a leader that moved: refresh the metadata and ask the new one once
+            by_leader: dict[int, list[QueuePartition]] = {}
+            for qp in pending:
+                info = await self.cluster.queue(qp.queue, refresh=attempt > 0)
+                if not 0 <= qp.partition < info.partition_count:
+                    raise UnknownQueueError(f"queue {qp.queue!r} has no partition {qp.partition}")
+                by_leader.setdefault(info.partitions[qp.partition].leader, []).append(qp)
+            moved: dict[QueuePartition, int] = {}
+            for leader, qps in by_leader.items():
+                answer = await self._delete_records_on(leader, {qp: pending[qp] for qp in qps}, wait_ms)
+                for topic in answer.topics:
+                    for p in topic.partitions:
+                        qp = QueuePartition(topic.name, p.partition_index)
+                        if p.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER and attempt == 0:
+                            moved[qp] = pending[qp]
+                        elif p.error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED:
+                            raise AuthorizationError(
+                                f"{self.principal} may not delete records of queue {qp.queue} "
+                                f"(needs DELETE on TOPIC:{qp.queue})",
+                                code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                            )
+                        else:
+                            _check(p.error_code, f"cannot delete records of {qp.queue}/{qp.partition}")
+                            out[qp] = p.low_watermark
+            if not moved:
+                break
+            pending = moved
+        return out
+
+    async def _delete_records_on(
+        self, leader: int, offsets: Mapping[QueuePartition, int], wait_ms: int
+    ) -> m.DeleteRecordsResponse:
+        conn = await self.cluster.connection(leader)
+        topics: dict[str, list[m.DeleteRecordsPartition]] = {}
+        for qp, offset in offsets.items():
+            topics.setdefault(qp.queue, []).append(
+                m.DeleteRecordsPartition(partition_index=qp.partition, offset=offset)
+            )
+        request = m.DeleteRecordsRequest(
+            topics=[m.DeleteRecordsTopic(name=n, partitions=ps) for n, ps in topics.items()],
+            timeout_ms=wait_ms,
+        )
+        answer: m.DeleteRecordsResponse = await self.cluster.send(
+            conn, request, timeout_s=wait_ms / 1000 + ANSWER_MARGIN_S
+        )
+        return answer
 
     async def partitions_of(self, queue: str) -> list[QueuePartition]:
         info = await self.cluster.queue(queue, refresh=True)

@@ -12,6 +12,7 @@ from logq.client.admin import (
     GroupDescription,
     GroupListing,
     QueueDescription,
+    RecordDeletionRow,
     ResetRow,
     ResetSpec,
     SettingDescription,
@@ -120,6 +121,31 @@ class Admin:
             name, total, assignments, validate_only=validate_only, timeout_ms=timeout_ms
         )
         return self._loop.run(call, self._timeout_s)
+
+    def plan_record_deletion(
+        self,
+        queue: str,
+        *,
+        before: int | None = None,
+        before_time_ms: int | None = None,
+        partitions: Sequence[int] | None = None,
+    ) -> list[RecordDeletionRow]:
+        """See the asyncio ``Admin.plan_record_deletion``: a dry run."""
+        return self._loop.run(
+            self._admin.plan_record_deletion(
+                queue, before=before, before_time_ms=before_time_ms, partitions=partitions
+            ),
+            self._timeout_s,
+        )
+
+    def delete_records(
+        self, offsets: Mapping[QueuePartition, int], *, timeout_ms: int | None = None
+    ) -> dict[QueuePartition, int]:
+        """See the asyncio ``Admin.delete_records``."""
+        wait_s = (self._request_timeout_ms if timeout_ms is None else timeout_ms) / 1000
+        return self._loop.run(
+            self._admin.delete_records(offsets, timeout_ms=timeout_ms), self._timeout_s + wait_s
+        )
 
     def partitions_of(self, queue: str) -> list[QueuePartition]:
         return self._loop.run(self._admin.partitions_of(queue), self._timeout_s)

@@ -38,6 +38,7 @@ class ApiKey(enum.IntEnum):
     API_VERSIONS = 18
     CREATE_TOPICS = 19
     DELETE_TOPICS = 20
+    DELETE_RECORDS = 21
     INIT_PRODUCER_ID = 22
     OFFSET_FOR_LEADER_EPOCH = 23
     DESCRIBE_ACLS = 29
@@ -91,6 +92,7 @@ _SPECS: Final = (
     ApiSpec(ApiKey.API_VERSIONS, 0, 2, m.ApiVersionsRequest, m.ApiVersionsResponse),
     ApiSpec(ApiKey.CREATE_TOPICS, 0, 4, m.CreateTopicsRequest, m.CreateTopicsResponse),
     ApiSpec(ApiKey.DELETE_TOPICS, 0, 3, m.DeleteTopicsRequest, m.DeleteTopicsResponse),
+    ApiSpec(ApiKey.DELETE_RECORDS, 0, 1, m.DeleteRecordsRequest, m.DeleteRecordsResponse),
     ApiSpec(ApiKey.INIT_PRODUCER_ID, 0, 1, m.InitProducerIdRequest, m.InitProducerIdResponse),
     ApiSpec(
         ApiKey.OFFSET_FOR_LEADER_EPOCH, 0, 3, m.OffsetForLeaderEpochRequest, m.OffsetForLeaderEpochResponse
@@ -134,6 +136,7 @@ API_SPECS: Final[Mapping[int, ApiSpec]] = MappingProxyType({s.api_key: s for s i
 """api_key → spec, for every API the codec handles."""
 
 _OPTIONAL: Final = (
+    ApiKey.DELETE_RECORDS,
     ApiKey.DESCRIBE_GROUPS,
     ApiKey.LIST_GROUPS,
     ApiKey.DESCRIBE_CONFIGS,
@@ -169,6 +172,7 @@ RequestBody = (
     | m.SaslHandshakeRequest | m.SaslAuthenticateRequest | m.DescribeUserScramCredentialsRequest
     | m.AlterUserScramCredentialsRequest | m.DeleteGroupsRequest | m.OffsetDeleteRequest
     | m.CreatePartitionsRequest | m.AlterConfigsRequest | m.IncrementalAlterConfigsRequest
+    | m.DeleteRecordsRequest
 )  # fmt: skip
 """Any decoded request body; dispatch with ``match``/``isinstance``."""
 
@@ -183,6 +187,7 @@ ResponseBody = (
     | m.DescribeUserScramCredentialsResponse | m.AlterUserScramCredentialsResponse
     | m.DeleteGroupsResponse | m.OffsetDeleteResponse
     | m.CreatePartitionsResponse | m.AlterConfigsResponse | m.IncrementalAlterConfigsResponse
+    | m.DeleteRecordsResponse
 )  # fmt: skip
 """Any response body."""
 

@@ -60,6 +60,7 @@ class RetentionJob:
             retention_ms=config.retention_ms,
             retention_bytes=config.retention_bytes,
             high_watermark=partition_log.high_watermark,
+            log_start_offset=partition_log.log_start_offset,
         )
         deleted = 0
         for deletion in deletions:

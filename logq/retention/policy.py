@@ -7,6 +7,8 @@ Rules (after Kafka's ``deleteRetentionMsBreachedSegments`` and ``deleteRetention
   broker's append time (so a producer clock set in the future cannot pin data on disk). -1 disables.
 - retention.bytes: the oldest segment goes while the partition stays at or above retention.bytes
   without it. -1 disables.
+- the log start offset (``deleteLogStartOffsetBreachedSegments``): a segment wholly below it goes,
+  whatever its age (DeleteRecords moved the start past it). The segment holding the start stays.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def select_deletable(
     retention_ms: int,
     retention_bytes: int,
     high_watermark: int,
+    log_start_offset: int = 0,
 ) -> list[Deletion]:
     deletions: list[Deletion] = []
     total = sum(s.size for s in segments)
@@ -38,7 +41,9 @@ def select_deletable(
         if segment.active or segment.end_offset > high_watermark:
             break
         age = now_ms - segment.last_append_ms
-        if retention_ms >= 0 and segment.last_append_ms >= 0 and age > retention_ms:
+        if segment.end_offset <= log_start_offset:
+            reason = f"below the log start offset {log_start_offset}"
+        elif retention_ms >= 0 and segment.last_append_ms >= 0 and age > retention_ms:
             reason = f"retention.ms: newest data is {age} ms old (limit {retention_ms} ms)"
         elif retention_bytes >= 0 and total - segment.size >= retention_bytes:
             reason = f"retention.bytes: partition holds {total} bytes (limit {retention_bytes})"

@@ -6,6 +6,7 @@ offset, zero-padded to 20 digits so that ``ls`` sorts them numerically. State li
     00000000000000001234.log       a live segment
     00000000000000001234.deleted   removed by retention or truncation, unlinked after a delay
     queue.id                       the id of the queue this partition belongs to (QueueMetadata.queue_id)
+    log-start-offset               the log start offset, where DeleteRecords put it inside a segment
     <name>.tmp                     a half-written small file (removed at startup)
     <queue>-<partition>.<hex>-delete   a deleted partition directory awaiting removal
 """
@@ -35,14 +36,17 @@ __all__ = [
     "parse_partition_dir",
     "parse_segment_name",
     "partition_dir_name",
+    "read_log_start",
     "read_queue_id",
     "remove_durably",
     "segment_name",
+    "write_log_start",
     "write_queue_id",
 ]
 
 LOG_SUFFIX = ".log"
 QUEUE_ID_FILE = "queue.id"
+LOG_START_FILE = "log-start-offset"
 DELETED_SUFFIX = ".deleted"
 DELETED_DIR_SUFFIX = "-delete"
 
@@ -71,6 +75,20 @@ def read_queue_id(directory: Path) -> str:
 
 def write_queue_id(directory: Path, queue_id: str) -> None:
     atomic_write(directory / QUEUE_ID_FILE, queue_id.encode())
+
+
+def read_log_start(directory: Path) -> int:
+    """The log start offset recorded in a partition directory (0 if none is, or if it is unreadable: the
+    first segment's base offset then rules, as before any DeleteRecords)."""
+    try:
+        return max(int((directory / LOG_START_FILE).read_text().strip()), 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def write_log_start(directory: Path, offset: int) -> None:
+    """Kept out of the index (derived data a rebuild may throw away): this offset exists nowhere else."""
+    atomic_write(directory / LOG_START_FILE, str(offset).encode())
 
 
 def partition_dir_name(queue: str, partition: int) -> str:

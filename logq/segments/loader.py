@@ -16,6 +16,8 @@ Pass 4  Scan: validate every batch (length, magic, CRC-32C, continuous offsets),
         leader-epoch history is then cut to the recovered log end and clamped to the log start.
 Pass 5  fsync what was recovered after the checkpoint and write a fresh checkpoint, so that the next
         start scans nothing.
+Pass 6  The log start: the larger of ``files.LOG_START_FILE`` (DeleteRecords) and the first segment's base.
+        A log that ends before it (its tail lost) is emptied and continues there: it never moves back.
 """
 
 from __future__ import annotations
@@ -106,8 +108,9 @@ def load_partition(
     if report.full_rebuild:
         producers.mark_all_dirty()
         epochs.mark_dirty()
+    log_start = max(files.read_log_start(directory), segments[0].base_offset)
     epochs.truncate_from_end(next_offset)
-    epochs.truncate_from_start(segments[0].base_offset)
+    epochs.truncate_from_start(min(log_start, next_offset))
 
     now = clock.time_ms()
     known = index.segment_times()
@@ -146,7 +149,11 @@ def load_partition(
         config=config,
         clock=clock,
         leader_epochs=epochs,
+        log_start_offset=log_start,
     )
+    if log_start > next_offset:  # the tail below the start was lost (a power failure): continue there
+        log.warning("%s: the log ends at %d, before its log start %d", directory.name, next_offset, log_start)
+        partition_log.restart_at(log_start)
     return partition_log, report
 
 

@@ -99,6 +99,7 @@ class PartitionLog:
         config: LogConfig,
         clock: Clock,
         leader_epochs: LeaderEpochHistory | None = None,
+        log_start_offset: int = 0,
     ) -> None:
         self.name = name
         self.directory = directory
@@ -112,6 +113,9 @@ class PartitionLog:
         self._epochs = leader_epochs if leader_epochs is not None else LeaderEpochHistory()
         self._leader_epoch = -1  # stamped on appends that name none (become_leader sets it)
         self._next_offset = next_offset
+        # DeleteRecords' start (files.LOG_START_FILE); below the first segment's base it says nothing.
+        self._log_start = log_start_offset
+        self._durable_log_start = log_start_offset  # what the file holds: flush() catches up with the above
         self._durable_offset = checkpoint.next_offset
         self._high_watermark = next_offset
         self._lock = threading.Lock()
@@ -128,7 +132,15 @@ class PartitionLog:
 
     @property
     def log_start_offset(self) -> int:
-        return self._segments[0].base_offset
+        """The first offset a reader may ask for: the first segment's base offset, or further on where
+        ``advance_log_start`` (DeleteRecords) put it inside that segment."""
+        return max(self._log_start, self._segments[0].base_offset)
+
+    @property
+    def durable_log_start(self) -> int:
+        """The log start as the partition directory records it: what survives a crash, so what a
+        follower reports to its leader (a start adopted from the leader is written by the next flush)."""
+        return max(self._durable_log_start, self._segments[0].base_offset)
 
     @property
     def log_end_offset(self) -> int:
@@ -451,23 +463,26 @@ class PartitionLog:
             for segment in self._segments[i:]:
                 for pos, header in segment.headers(position):
                     if header.max_timestamp >= timestamp:
-                        return self._exact_offset_locked(segment, pos, header, timestamp)
+                        return self._exact_offset_locked(
+                            segment, pos, header, timestamp, self.log_start_offset
+                        )
                 position = 0
             return None
 
     @staticmethod
     def _exact_offset_locked(
-        segment: Segment, position: int, header: rb.BatchHeader, timestamp: int
+        segment: Segment, position: int, header: rb.BatchHeader, timestamp: int, log_start: int
     ) -> TimestampOffset:
+        """Records below ``log_start`` (DeleteRecords may put it inside a batch) are never the answer."""
         data = segment.read(position + rb.HEADER_SIZE, header.size - rb.HEADER_SIZE)
         try:
             records = rb.decode_records(codec.decompress(header.codec, data), header)
         except (codec.UnsupportedCodecError, rb.BatchError, OSError, ValueError):
             records = []
         for record in records:
-            if record.timestamp >= timestamp:
+            if record.timestamp >= timestamp and record.offset >= log_start:
                 return TimestampOffset(record.offset, record.timestamp)
-        return TimestampOffset(header.base_offset, header.max_timestamp)
+        return TimestampOffset(max(header.base_offset, log_start), header.max_timestamp)
 
     def offset_for_max_timestamp(self, upto: int | None = None) -> TimestampOffset | None:
         """ListOffsets MAX_TIMESTAMP (KIP-734): the first record with the largest timestamp among the
@@ -507,7 +522,7 @@ class PartitionLog:
                 header = rb.parse_header(segment.read(position, rb.HEADER_SIZE))
                 if header.max_timestamp < 0:
                     return None
-                return self._exact_offset_locked(segment, position, header, header.max_timestamp)
+                return self._exact_offset_locked(segment, position, header, header.max_timestamp, start)
 
     # --- leader epochs (KIP-101) ------------------------------------------------------------------
 
@@ -544,7 +559,7 @@ class PartitionLog:
         """
         target = self._next_offset
         with self._flush_lock:
-            if self._durable_offset >= target:
+            if self._durable_offset >= target and self._durable_log_start >= self._log_start:
                 return self._durable_offset
             health = self.health
             if health.offline:  # after a failed fsync a later one may "succeed" over dropped pages
@@ -562,11 +577,16 @@ class PartitionLog:
                 checkpoint = Checkpoint(active.base_offset, active.size, self._next_offset)
                 times = {s.base_offset: self._segment_times(s) for s in dirty or [active]}
                 changes = self._take_checkpoint_changes_locked()
+                log_start = self._log_start
             kind, what = "fsync", f"fsync of {self.name}"
             try:
                 for segment in dirty:
                     what = f"fsync of {segment.path}"
                     segment.flush()
+                if log_start > self._durable_log_start:  # adopted from the leader: the data below is synced
+                    kind, what = "write", f"writing the log start of {self.name}"
+                    files.write_log_start(self.directory, log_start)
+                    self._durable_log_start = log_start
                 kind, what = "index", "index write"
                 if not index_waits:
                     self._write_checkpoint(checkpoint, changes, segment_times=times)
@@ -635,7 +655,12 @@ class PartitionLog:
             if offset >= self._next_offset:
                 return self._next_offset
             try:
-                return self._truncate_locked(max(offset, self.log_start_offset))
+                end = self._truncate_locked(max(offset, self.log_start_offset))
+                if end < self._log_start:  # the batch holding the log start went: the start never moves back
+                    self._restart_locked(self._log_start)
+                    log.warning("%s: emptied and restarted at its log start %d", self.name, self._log_start)
+                    end = self._next_offset
+                return end
             except (OSError, StorageError) as exc:  # done in part: only recovery knows what is on disk
                 raise self.health.fail("write", f"truncating {self.name} to offset {offset}", exc) from exc
 
@@ -690,12 +715,13 @@ class PartitionLog:
         log.warning("%s: emptied and restarted at offset %d (the leader's log start)", self.name, offset)
 
     def _restart_locked(self, offset: int) -> None:
-        emptied = self._segments[0]
+        emptied = self._segments[:]
         self._next_offset = offset
         self._roll_locked()
-        del self._segments[0]
-        del self._bases[0]
-        self._trash_locked(emptied)
+        del self._segments[:-1]
+        del self._bases[:-1]
+        for segment in emptied:
+            self._trash_locked(segment)
         self._durable_offset = self._high_watermark = offset
         self._indexer.drop_below(offset)
         self._epochs.truncate_from_start(offset)
@@ -741,9 +767,55 @@ class PartitionLog:
                 reason,
             )
         if deleted:
-            self._indexer.drop_below(self.log_start_offset)
+            # The first segment's entries stay: the log start may lie inside it (DeleteRecords).
+            self._indexer.drop_below(self._segments[0].base_offset)
             self._epochs.truncate_from_start(self.log_start_offset)
         return deleted
+
+    def advance_log_start(self, offset: int) -> int:
+        """Move the log start forward to ``offset`` (DeleteRecords, or a follower taking its leader's
+        start); returns the log start after it. It never moves back: an offset at or below the current
+        start changes nothing. Past the high watermark: OffsetOutOfRangeError.
+
+        Durable before it returns: the data below ``offset`` is fsynced first (so that recovery never
+        ends the log before its start), then the offset is written to the partition directory
+        (``files.LOG_START_FILE``, read back by the loader). Reads below it are refused at once; the
+        segments wholly below it stay until retention deletes them. Blocking (fsyncs).
+        """
+        if offset > self._durable_offset:
+            self.flush()
+        with self._flush_lock:  # serialised with truncation, which must not cut below the new start
+            with self._lock:
+                self._check_open_locked()
+                if self.health.offline:
+                    raise self.health.offline_error()
+                start = self.log_start_offset
+                if offset <= start:
+                    return start
+                if offset > self.high_watermark:
+                    raise OffsetOutOfRangeError(
+                        f"{self.name}: log start {offset} is past the high watermark {self.high_watermark}"
+                    )
+            try:
+                files.write_log_start(self.directory, offset)
+            except OSError as exc:
+                raise self._write_failed(f"writing the log start of {self.name}", exc) from exc
+            self._durable_log_start = offset
+            with self._lock:
+                self._log_start = max(self._log_start, offset)
+                self._epochs.truncate_from_start(self._log_start)
+                return self.log_start_offset
+
+    def adopt_log_start(self, offset: int) -> None:
+        """A follower takes its leader's log start (capped at its high watermark): in force at once, in
+        memory only, so that the event loop never waits for it; the next ``flush()`` writes it, and
+        ``durable_log_start`` (what the follower reports) follows then. Never moves it back."""
+        with self._lock:
+            self._check_open_locked()
+            offset = min(offset, self.high_watermark)
+            if offset > self.log_start_offset:
+                self._log_start = offset
+                self._epochs.truncate_from_start(offset)
 
     def _trash_locked(self, segment: Segment) -> None:
         segment.mark_deleted()

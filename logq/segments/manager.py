@@ -294,7 +294,10 @@ class LogManager:
         for partition_log in self.logs():
             if self.health.offline:
                 return
-            if partition_log.durable_offset < partition_log.log_end_offset and not partition_log.closed:
+            unsynced = partition_log.durable_offset < partition_log.log_end_offset
+            if (unsynced or partition_log.durable_log_start < partition_log.log_start_offset) and not (
+                partition_log.closed
+            ):
                 # closed concurrently (the next round retries), or a failure the health has logged
                 with contextlib.suppress(StorageError):
                     partition_log.flush()

@@ -228,7 +228,9 @@ class InProcessBroker:
         fetch_offset = mine.log.log_end_offset
         code = theirs.check_epoch(state.leader_epoch)
         if code == ErrorCode.NONE:
-            code = theirs.follower_fetched(self.broker_id, fetch_offset, state.leader_epoch)
+            code = theirs.follower_fetched(
+                self.broker_id, fetch_offset, state.leader_epoch, mine.log.durable_log_start
+            )
         if code != ErrorCode.NONE:
             return int(code)
         got = theirs.read(fetch_offset, max_bytes, follower=True, may_exceed=True)
@@ -236,6 +238,8 @@ class InProcessBroker:
             return int(got.error)
         mine.append_as_follower(got.records, got.high_watermark, got.log_start_offset)
         if self._fsync and got.records:
+            await asyncio.to_thread(mine.log.flush)
+        if mine.log.durable_log_start < mine.log.log_start_offset:  # the background flush, at once
             await asyncio.to_thread(mine.log.flush)
         return 0
 
