@@ -73,11 +73,20 @@ def settings_of(config: LogConfig) -> dict[str, Any]:
     return {key: getattr(config, field.name) for key, field in _FIELDS.items()}
 
 
+# A queue's name for a setting whose broker-wide key differs (Kafka's topic-level names).
+QUEUE_ALIASES = {"flush.ms": "log.flush.interval.ms"}
+
+
+def field_name(key: str) -> str:
+    """The LogConfig field of a Kafka-style key (a queue alias too); KeyError when there is none."""
+    return _FIELDS[QUEUE_ALIASES.get(key, key)].name
+
+
 def parse_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     """Kafka-style keys -> LogConfig field values, type-checked; unknown keys raise ValueError."""
     kwargs: dict[str, Any] = {}
     for key, raw in values.items():
-        field = _FIELDS.get(key)
+        field = _FIELDS.get(QUEUE_ALIASES.get(key, key))
         if field is None:
             raise ValueError(f"unknown setting {key!r}")
         kwargs[field.name] = _coerce(key, raw, field.type)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from logq.config import LogConfig, parse_settings, settings_of
+from logq.config import QUEUE_ALIASES, LogConfig, parse_settings, settings_of
 from logq.errors import InvalidConfigError
 from logq.queues import QUEUE_SETTINGS, validate_queue_settings
 
@@ -156,12 +156,13 @@ def setting_chain(
     chain: list[tuple[ConfigSource, str]] = []
     if queue_settings is not None and key in queue_settings:
         chain.append((ConfigSource.DYNAMIC_TOPIC_CONFIG, queue_settings[key]))
-    if broker_id is not None and key in dynamic.of_broker(broker_id):
-        chain.append((ConfigSource.DYNAMIC_BROKER_CONFIG, dynamic.of_broker(broker_id)[key]))
-    if key in dynamic.cluster_default:
-        chain.append((ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG, dynamic.cluster_default[key]))
-    built_in = _text(settings_of(LogConfig()).get(key))
-    configured = _text(settings_of(static).get(key))
+    broker_key = QUEUE_ALIASES.get(key, key)  # flush.ms on a queue is log.flush.interval.ms on a broker
+    if broker_id is not None and broker_key in dynamic.of_broker(broker_id):
+        chain.append((ConfigSource.DYNAMIC_BROKER_CONFIG, dynamic.of_broker(broker_id)[broker_key]))
+    if broker_key in dynamic.cluster_default:
+        chain.append((ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG, dynamic.cluster_default[broker_key]))
+    built_in = _text(settings_of(LogConfig()).get(broker_key))
+    configured = _text(settings_of(static).get(broker_key))
     if configured != built_in:
         chain.append((ConfigSource.STATIC_BROKER_CONFIG, configured))
     chain.append((ConfigSource.DEFAULT_CONFIG, built_in))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from logq.config import LogConfig, parse_settings, settings_of
+from logq.config import QUEUE_ALIASES, LogConfig, field_name, parse_settings, settings_of
 from logq.errors import InvalidConfigError, InvalidQueueNameError
 
 MAX_NAME_LENGTH = 249
@@ -31,6 +31,7 @@ QUEUE_SETTINGS = frozenset(
         "min.compaction.lag.ms",
         "max.compaction.lag.ms",
         "min.cleanable.dirty.ratio",
+        "flush.ms",  # the queue's log.flush.interval.ms
     }
 )
 
@@ -83,11 +84,11 @@ def _checked_value(key: str, value: str) -> str:
             raise InvalidConfigError("min.insync.replicas must be at least 1")
         return str(parsed)
     try:
-        parsed = parse_settings({key: value})[_field_name(key)]
+        parsed = parse_settings({key: value})[field_name(key)]
     except ValueError as e:
         raise InvalidConfigError(str(e)) from None
     if isinstance(parsed, int) and not isinstance(parsed, bool):
-        if key in ("segment.bytes", "max.message.bytes", "segment.ms") and parsed < 1:
+        if key in ("segment.bytes", "max.message.bytes", "segment.ms", "flush.ms") and parsed < 1:
             raise InvalidConfigError(f"setting {key!r} must be positive")
         if key in ("retention.ms", "retention.bytes") and parsed < -1:
             raise InvalidConfigError(f"setting {key!r} must be -1 (unlimited) or more")
@@ -103,10 +104,6 @@ def _integer(key: str, value: str) -> int:
         return int(value)
     except ValueError:
         raise InvalidConfigError(f"setting {key!r} must be an integer, not {value!r}") from None
-
-
-def _field_name(key: str) -> str:
-    return key.replace(".", "_")
 
 
 def log_config_for(defaults: LogConfig, settings: Mapping[str, str]) -> LogConfig:
@@ -130,6 +127,8 @@ def queue_setting_values(
     log config, or the broker defaults) and min.insync.replicas from ``settings`` (a queue's overrides)
     and its replication factor."""
     logs = settings_of(config)
-    values = {key: str(logs[key]) for key in QUEUE_SETTINGS if key in logs}
+    values = {
+        key: str(logs[QUEUE_ALIASES.get(key, key)]) for key in QUEUE_SETTINGS if key != "min.insync.replicas"
+    }
     values["min.insync.replicas"] = str(min_insync_replicas(settings or {}, replication_factor))
     return dict(sorted(values.items()))

@@ -105,6 +105,8 @@ _QUEUE_DOCS = {
     "min.compaction.lag.ms": "A record is never compacted before it is this old (ms).",
     "max.compaction.lag.ms": "A record is compacted within about this long, however clean the log (ms).",
     "min.cleanable.dirty.ratio": "Clean a compacted partition once this share of its log is dirty.",
+    "flush.ms": "fsync this queue's new data in the background at least this often (ms); acks=all "
+    "waits for its own fsync anyway.",
 }
 
 

@@ -56,6 +56,7 @@ class LogManager:
         """Open (or create) a data directory and load every partition in it."""
         self.data_dir = data_dir
         self.config = config or LogConfig()
+        self._flushed_at: dict[int, float] = {}  # id(log) -> when the flush loop last flushed it
         self.clock = clock
         self._logs: dict[QueuePartition, PartitionLog] = {}
         self._queue_ids: dict[QueuePartition, str] = {}  # as recorded in each partition directory
@@ -289,11 +290,22 @@ class LogManager:
 
     # --- flushing ---------------------------------------------------------------------------------
 
-    def flush_all(self) -> None:
-        """fsync every log that has unflushed data (blocking). Nothing once the directory is offline."""
+    def flush_all(self, now: float | None = None) -> None:
+        """fsync every log that has unflushed data (blocking). Nothing once the directory is offline.
+
+        With ``now`` (the flush loop's clock), only the logs whose own period (a queue's ``flush.ms``,
+        else ``log.flush.interval.ms``) has passed since their last background flush."""
         for partition_log in self.logs():
             if self.health.offline:
                 return
+            if now is not None:
+                due = (
+                    self._flushed_at.get(id(partition_log), 0.0)
+                    + partition_log.config.flush_interval_ms / 1000
+                )
+                if due > now:
+                    continue
+                self._flushed_at[id(partition_log)] = now
             unsynced = partition_log.durable_offset < partition_log.log_end_offset
             if (unsynced or partition_log.durable_log_start < partition_log.log_start_offset) and not (
                 partition_log.closed
@@ -309,11 +321,14 @@ class LogManager:
         loop = asyncio.get_running_loop()
         last = loop.time()
         while True:
-            wait = last + self.config.flush_interval_ms / 1000 - loop.time()
+            period = min([self.config.flush_interval_ms, *(x.config.flush_interval_ms for x in self.logs())])
+            wait = last + period / 1000 - loop.time()
             if wait > 0:
                 await asyncio.sleep(min(wait, FLUSH_PERIOD_CHECK_S))
                 continue
-            await asyncio.to_thread(self.flush_all)
+            live = {id(x) for x in self.logs()}
+            self._flushed_at = {k: v for k, v in self._flushed_at.items() if k in live}
+            await asyncio.to_thread(self.flush_all, loop.time())
             last = loop.time()  # the period runs from the end of a flush, as a plain sleep would
 
     # --- lifecycle --------------------------------------------------------------------------------
