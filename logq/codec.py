@@ -1,7 +1,7 @@
 """Compression codecs of record batches. The only module that imports zstandard.
 
-The broker never calls this on its hot path (batches stay compressed as producers sent them); clients,
-ListOffsets-by-timestamp and tests do.
+The broker's produce path calls this only for a queue with a compression.type codec
+(logq/broker/batch_rewrite.py); clients, ListOffsets-by-timestamp, the offset store and tests do too.
 """
 
 from __future__ import annotations
@@ -22,6 +22,18 @@ CODEC_NAMES = {
     CODEC_ZSTD: "zstd",
 }
 
+# A queue's compression.type codec names (Kafka's) -> the codec its batches are stored in.
+COMPRESSION_TYPE_CODECS = {
+    "uncompressed": CODEC_NONE,
+    "gzip": CODEC_GZIP,
+    "snappy": CODEC_SNAPPY,
+    "lz4": CODEC_LZ4,
+    "zstd": CODEC_ZSTD,
+}
+# The codecs compress() and decompress() serve; snappy and lz4 batches pass through the broker untouched
+# (compression.type=producer) but cannot be written or read here.
+SUPPORTED_CODECS = frozenset({CODEC_NONE, CODEC_GZIP, CODEC_ZSTD})
+
 _ZSTD_MAX_OUTPUT = 1 << 30
 _local = threading.local()  # compressors are not thread-safe, and building one costs ~150 us
 
@@ -40,6 +52,10 @@ class UnsupportedCodecError(ValueError):
     pass
 
 
+class CorruptCompressedDataError(ValueError):
+    """The bytes do not decompress with the batch's codec."""
+
+
 def compress(codec: int, data: bytes, level: int | None = None) -> bytes:
     if codec == CODEC_NONE:
         return data
@@ -51,11 +67,15 @@ def compress(codec: int, data: bytes, level: int | None = None) -> bytes:
 
 
 def decompress(codec: int, data: bytes | memoryview) -> bytes:
+    """The decompressed bytes; CorruptCompressedDataError when they do not decompress."""
     if codec == CODEC_NONE:
         return bytes(data)
-    if codec == CODEC_GZIP:
-        return zlib.decompress(data, wbits=47)  # 32 + 15: accept a gzip or zlib header
-    if codec == CODEC_ZSTD:
-        # Frames written in streaming mode carry no content size, so bound the output explicitly.
-        return zstandard.ZstdDecompressor().decompressobj().decompress(bytes(data))[:_ZSTD_MAX_OUTPUT]
+    try:
+        if codec == CODEC_GZIP:
+            return zlib.decompress(data, wbits=47)  # 32 + 15: accept a gzip or zlib header
+        if codec == CODEC_ZSTD:
+            # Frames written in streaming mode carry no content size, so bound the output explicitly.
+            return zstandard.ZstdDecompressor().decompressobj().decompress(bytes(data))[:_ZSTD_MAX_OUTPUT]
+    except (zlib.error, zstandard.ZstdError) as exc:
+        raise CorruptCompressedDataError(f"{CODEC_NAMES[codec]} data does not decompress: {exc}") from None
     raise UnsupportedCodecError(f"compression codec {CODEC_NAMES.get(codec, codec)} is not supported")

@@ -53,6 +53,7 @@ class AppendInfo(NamedTuple):
     last_offset: int
     duplicate: bool = False  # a retried idempotent batch: these are the offsets of the original
     leader_epoch: int = -1  # the leader epoch the append was made in (-1: none)
+    log_append_time: int = -1  # the broker's time stamped on the batch (LogAppendTime queues), else -1
 
 
 class TimestampOffset(NamedTuple):
