@@ -1,0 +1,221 @@
+"""A queue's compression.type and message.timestamp.type with real clients: queues created by
+confluent-kafka's AdminClient with those settings, written by confluent-kafka's producer, read by
+confluent-kafka and kafka-python."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+
+import pytest
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_CREATE_TIME,
+    TIMESTAMP_LOG_APPEND_TIME,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # not in its __all__
+from kafka import KafkaConsumer  # type: ignore[import-untyped]
+from kafka import TopicPartition as KafkaTopicPartition
+
+from logq import batch as rb
+from tests.broker_process import BrokerProcess
+from tests.compat.helpers import (
+    DEADLINE_S,
+    FETCH_PARTITION_BYTES,
+    PARTITIONS,
+    Received,
+    Sent,
+    check_round_trip,
+    make_messages,
+    now_ms,
+    stored_codecs,
+)
+
+COUNT = 2000
+# kafka-python gives the batch's timestamp-type bit; confluent-kafka its own constants
+KAFKA_PYTHON_TIMESTAMP_TYPES = {0: TIMESTAMP_CREATE_TIME, 1: TIMESTAMP_LOG_APPEND_TIME}
+
+
+def create_queue(bootstrap: str, queue: str, config: Mapping[str, str]) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = NewTopic(queue, num_partitions=PARTITIONS, replication_factor=1, config=dict(config))
+    admin.create_topics([topic], operation_timeout=10)[queue].result(timeout=10)
+
+
+def produce(bootstrap: str, queue: str, sent: Sequence[Sent], codec: str) -> list[tuple[int, int]]:
+    """Idempotent, acks=all; returns each delivery report's (timestamp type, timestamp)."""
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "compression.type": codec,
+            "linger.ms": 20,
+            "message.timeout.ms": int(DEADLINE_S * 1000),
+        }
+    )
+    errors: list[KafkaError] = []
+    reports: list[tuple[int, int]] = []
+
+    def delivered(err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            errors.append(err)
+        else:
+            reports.append(msg.timestamp())
+
+    for s in sent:
+        producer.produce(
+            queue, s.value, s.key, headers=list(s.headers), timestamp=s.timestamp or 0, on_delivery=delivered
+        )
+        producer.poll(0)
+    assert producer.flush(DEADLINE_S) == 0, "messages still undelivered at the deadline"
+    assert not errors, errors[:5]
+    return reports
+
+
+def read_confluent(bootstrap: str, queue: str, count: int) -> list[tuple[Received, int]]:
+    """Every partition from the start: each record with its timestamp type."""
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "unused",  # assign() only: no group APIs
+            "enable.auto.commit": False,
+            "max.partition.fetch.bytes": FETCH_PARTITION_BYTES,
+        }
+    )
+    try:
+        c.assign([TopicPartition(queue, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+        out: list[tuple[Received, int]] = []
+        deadline = time.monotonic() + DEADLINE_S
+        while len(out) < count and time.monotonic() < deadline:
+            for msg in c.consume(1000, 0.5):
+                assert msg.error() is None, msg.error()
+                kind, ts = msg.timestamp()
+                partition, offset = msg.partition(), msg.offset()
+                assert partition is not None
+                assert offset is not None
+                raw = msg.headers() or []
+                assert isinstance(raw, list)
+                headers = tuple((k, v.encode() if isinstance(v, str) else v) for k, v in raw)
+                out.append((Received(partition, offset, msg.key(), msg.value(), headers, ts), kind))
+        return out
+    finally:
+        c.close()
+
+
+def read_kafka_python(bootstrap: str, queue: str, count: int) -> list[tuple[Received, int]]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        request_timeout_ms=int(DEADLINE_S * 1000),
+        max_partition_fetch_bytes=FETCH_PARTITION_BYTES,
+    )
+    try:
+        partitions = [KafkaTopicPartition(queue, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        out: list[tuple[Received, int]] = []
+        deadline = time.monotonic() + DEADLINE_S
+        while len(out) < count and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500, max_records=5000).values():
+                for r in records:
+                    received = Received(r.partition, r.offset, r.key, r.value, tuple(r.headers), r.timestamp)
+                    out.append((received, KAFKA_PYTHON_TIMESTAMP_TYPES[r.timestamp_type]))
+        return out
+    finally:
+        consumer.close()
+
+
+@pytest.mark.parametrize("producer_codec", ["none", "gzip"])
+def test_a_zstd_queue_stores_zstd_and_every_client_reads_the_records_sent(
+    broker: BrokerProcess, producer_codec: str
+) -> None:
+    queue = f"zstd-from-{producer_codec}"
+    create_queue(broker.bootstrap, queue, {"compression.type": "zstd"})
+    sent = make_messages(producer_codec, COUNT)
+    produce(broker.bootstrap, queue, sent, producer_codec)
+
+    assert stored_codecs(broker.bootstrap, queue) == {rb.CODEC_ZSTD: COUNT}
+    for read in (read_confluent, read_kafka_python):
+        got = read(broker.bootstrap, queue, COUNT)
+        assert {kind for _, kind in got} == {TIMESTAMP_CREATE_TIME}, read.__name__
+        # keys, values, headers and the producer's timestamps, each once and in order
+        check_round_trip([received for received, _ in got], sent)
+
+
+def test_creating_a_queue_in_a_codec_logq_cannot_write_is_refused(broker: BrokerProcess) -> None:
+    with pytest.raises(KafkaException) as caught:
+        create_queue(broker.bootstrap, "lz4-queue", {"compression.type": "lz4"})
+    error = caught.value.args[0]
+    assert error.code() == KafkaError.INVALID_CONFIG
+    assert "compression.type 'lz4' is not supported" in error.str()
+
+
+def test_an_lz4_producer_into_a_zstd_queue_is_told_why(broker: BrokerProcess) -> None:
+    """logq cannot decompress lz4 (logq/codec.py) to recompress it: every message fails with
+    UNSUPPORTED_COMPRESSION_TYPE, none is stored, nothing hangs."""
+    create_queue(broker.bootstrap, "zstd-only", {"compression.type": "zstd"})
+    producer = Producer(
+        {"bootstrap.servers": broker.bootstrap, "compression.type": "lz4", "message.timeout.ms": 10_000}
+    )
+    errors: list[KafkaError] = []
+
+    def delivered(err: KafkaError | None, _msg: Message) -> None:
+        errors.append(err)
+
+    for i in range(20):
+        producer.produce("zstd-only", b"value %d " % i * 20, partition=0, on_delivery=delivered)
+    assert producer.flush(DEADLINE_S) == 0
+    assert {e.code() if e else None for e in errors} == {KafkaError.UNSUPPORTED_COMPRESSION_TYPE}
+    assert stored_codecs(broker.bootstrap, "zstd-only") == {}
+
+
+def test_log_append_time_is_what_every_client_reads(broker: BrokerProcess) -> None:
+    queue = "appended"
+    create_queue(broker.bootstrap, queue, {"message.timestamp.type": "LogAppendTime"})
+    first = make_messages("zstd", COUNT // 2)  # CreateTime 10 minutes ago, which the queue replaces
+    before = now_ms()
+    reports = produce(broker.bootstrap, queue, first, "zstd")
+    time.sleep(0.05)
+    middle = now_ms()
+    time.sleep(0.05)
+    second = make_messages("none", COUNT)[len(first) :]  # sequence numbers go on from the first
+    reports += produce(broker.bootstrap, queue, second, "none")
+    after = now_ms()
+
+    # librdkafka takes the delivered timestamp from Produce's log_append_time_ms
+    assert {kind for kind, _ in reports} == {TIMESTAMP_LOG_APPEND_TIME}
+    assert all(before <= ts <= after for _, ts in reports)
+
+    for read in (read_confluent, read_kafka_python):
+        got = read(broker.bootstrap, queue, COUNT)
+        assert len(got) == COUNT, read.__name__
+        assert {kind for _, kind in got} == {TIMESTAMP_LOG_APPEND_TIME}, read.__name__
+        firsts = [r for r, _ in got if r.value is not None and r.value.startswith(b"zstd|")]
+        seconds = [r for r, _ in got if r.value is not None and r.value.startswith(b"none|")]
+        assert all(before <= r.timestamp < middle for r in firsts), read.__name__
+        assert all(middle < r.timestamp <= after for r in seconds), read.__name__
+        check_round_trip(
+            [Received(r.partition, r.offset, r.key, r.value, r.headers, r.timestamp) for r, _ in got],
+            [Sent(s.seq, s.key, s.value, s.headers, None) for s in first + second],
+        )
+
+    # ListOffsets by timestamp finds records by the time the broker stamped
+    expected = {}
+    for r, _ in read_confluent(broker.bootstrap, queue, COUNT):
+        if r.timestamp >= middle:
+            expected[r.partition] = min(expected.get(r.partition, r.offset), r.offset)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused"})
+    try:
+        wanted = [TopicPartition(queue, p, middle) for p in range(PARTITIONS)]
+        found = c.offsets_for_times(wanted, timeout=10)
+    finally:
+        c.close()
+    assert {tp.partition: tp.offset for tp in found} == expected
