@@ -3,6 +3,7 @@ requests: what is stored, what Produce answers, deduplication, ListOffsets by th
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from logq.protocol import messages as m
 from logq.testing import make_batch
 from tests.broker.test_broker_basic import create, fetch, produce
 from tests.broker_process import BrokerProcess
+from tests.commands.test_admin_cli import assert_one_line_error, run, run_json
 from tests.wire_client import WireClient
 
 
@@ -186,9 +188,25 @@ def test_creation_refuses_a_codec_logq_cannot_write(broker: BrokerProcess, codec
 
 def test_a_broker_default_codec_logq_cannot_write_stops_the_start(tmp_path: Path) -> None:
     proc = BrokerProcess(tmp_path / "data", log={"compression.type": "lz4"})
-    with pytest.raises(RuntimeError) as caught:
-        proc.start(timeout=10)
+    try:
+        with pytest.raises(RuntimeError) as caught:
+            proc.start(timeout=10)
+    finally:
+        proc.kill()  # had it started after all
     said = [line for line in str(caught.value).splitlines() if "compression.type" in line]
     assert said == ["Error: [log] compression.type 'lz4' is not supported: logq cannot compress lz4 "
                     "batches (use producer, uncompressed, gzip, zstd)"]  # fmt: skip
     assert "Traceback" not in str(caught.value)
+
+
+def test_the_cli_creates_such_queues_and_refuses_lz4_in_one_line(broker: BrokerProcess) -> None:
+    created = run(
+        broker, "queue", "create", "events", "-c", "compression.type=zstd",
+        "-c", "message.timestamp.type=LogAppendTime",
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    described = run_json(broker, "queue", "describe", "events")
+    assert "zstd" in json.dumps(described)
+    assert "LogAppendTime" in json.dumps(described)
+    refused = run(broker, "queue", "create", "fast", "-c", "compression.type=lz4")
+    assert_one_line_error(refused, "compression.type 'lz4' is not supported", "logq cannot compress lz4")
