@@ -35,6 +35,7 @@ COMPRESSION_TYPE_CODECS = {
 SUPPORTED_CODECS = frozenset({CODEC_NONE, CODEC_GZIP, CODEC_ZSTD})
 
 _ZSTD_MAX_OUTPUT = 1 << 30
+_ZSTD_STEP = 4096  # input bytes per step of decompress_at_most
 _local = threading.local()  # compressors are not thread-safe, and building one costs ~150 us
 
 
@@ -54,6 +55,10 @@ class UnsupportedCodecError(ValueError):
 
 class CorruptCompressedDataError(ValueError):
     """The bytes do not decompress with the batch's codec."""
+
+
+class DecompressedTooLargeError(ValueError):
+    """The bytes decompress to more than the caller allows (a compression bomb, or simply too much)."""
 
 
 def compress(codec: int, data: bytes, level: int | None = None) -> bytes:
@@ -76,6 +81,47 @@ def decompress(codec: int, data: bytes | memoryview) -> bytes:
         if codec == CODEC_ZSTD:
             # Frames written in streaming mode carry no content size, so bound the output explicitly.
             return zstandard.ZstdDecompressor().decompressobj().decompress(bytes(data))[:_ZSTD_MAX_OUTPUT]
+    except (zlib.error, zstandard.ZstdError) as exc:
+        raise CorruptCompressedDataError(f"{CODEC_NAMES[codec]} data does not decompress: {exc}") from None
+    raise UnsupportedCodecError(f"compression codec {CODEC_NAMES.get(codec, codec)} is not supported")
+
+
+def decompress_at_most(codec: int, data: bytes | memoryview, limit: int) -> bytes:
+    """``decompress``, but DecompressedTooLargeError as soon as the output passes ``limit`` bytes, before
+    it is all in memory (the broker decompresses producers' batches to recompress them)."""
+    if codec == CODEC_NONE:
+        return bytes(data)
+    try:
+        if codec == CODEC_GZIP:
+            inflater = zlib.decompressobj(wbits=47)
+            out = inflater.decompress(data, limit + 1)
+            if len(out) > limit:
+                raise DecompressedTooLargeError(f"gzip records decompress to more than {limit} bytes")
+            if not inflater.eof:
+                raise CorruptCompressedDataError("gzip data is truncated")
+            return out
+        if codec == CODEC_ZSTD:
+            size = zstandard.frame_content_size(data)  # -1: the frame does not say
+            if size > limit:
+                raise DecompressedTooLargeError(f"zstd records decompress to {size} bytes, over {limit}")
+            if size >= 0:  # one allocation of that size; a frame that does not match it is an error
+                return zstandard.ZstdDecompressor().decompress(data)
+            # Without a size (a streaming compressor's frame), fed 4 KiB at a time: zstd expands at most
+            # ~32,000x (128 KiB from a 4-byte block), so one step yields at most ~128 MiB, and the total
+            # is checked between steps.
+            zstd_inflater = zstandard.ZstdDecompressor().decompressobj()
+            view, chunks, total = memoryview(data), [], 0
+            for start in range(0, len(view), _ZSTD_STEP):
+                chunk = zstd_inflater.decompress(view[start : start + _ZSTD_STEP])
+                total += len(chunk)
+                if total > limit:
+                    raise DecompressedTooLargeError(f"zstd records decompress to more than {limit} bytes")
+                chunks.append(chunk)
+                if zstd_inflater.eof:
+                    break
+            if not zstd_inflater.eof:
+                raise CorruptCompressedDataError("zstd data is truncated")
+            return b"".join(chunks)
     except (zlib.error, zstandard.ZstdError) as exc:
         raise CorruptCompressedDataError(f"{CODEC_NAMES[codec]} data does not decompress: {exc}") from None
     raise UnsupportedCodecError(f"compression codec {CODEC_NAMES.get(codec, codec)} is not supported")

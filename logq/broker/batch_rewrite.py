@@ -29,6 +29,10 @@ from logq.errors import LogqError
 # Batches above this size are rewritten in a worker thread, so a large gzip batch does not stall the
 # event loop (compressing 1 MiB costs tens of milliseconds); small ones are cheaper inline than a thread hop.
 THREAD_THRESHOLD_BYTES = 64 * 1024
+# The most a batch's records may decompress to when the broker must recompress them: far above any real
+# batch (1 MiB compressed rarely holds more than 50 MiB), low enough that a compression bomb cannot
+# exhaust the broker's memory.
+MAX_DECOMPRESSED_BYTES = 256 * 1024 * 1024
 
 _ATTRIBUTES_AT = 21
 _MAX_TIMESTAMP_AT = 35
@@ -89,7 +93,8 @@ def rewrite(plan: RewritePlan, batch: memoryview, now_ms: int) -> bytes | memory
 def _recompressed(header: rb.BatchHeader, batch: memoryview, target: int) -> bytearray:
     """A copy of the batch with its records section in ``target``; the CRC is left for the caller."""
     try:
-        section = codec.compress(target, codec.decompress(header.codec, batch[rb.HEADER_SIZE :]))
+        records = codec.decompress_at_most(header.codec, batch[rb.HEADER_SIZE :], MAX_DECOMPRESSED_BYTES)
+        section = codec.compress(target, records)
     except codec.UnsupportedCodecError:
         raise LogqError(
             f"the queue stores {codec.CODEC_NAMES[target]} batches (compression.type), and logq cannot "
@@ -98,6 +103,8 @@ def _recompressed(header: rb.BatchHeader, batch: memoryview, target: int) -> byt
         ) from None
     except codec.CorruptCompressedDataError as exc:
         raise LogqError(str(exc), code=ErrorCode.CORRUPT_MESSAGE) from None
+    except codec.DecompressedTooLargeError as exc:
+        raise LogqError(f"{exc}: too large to recompress", code=ErrorCode.MESSAGE_TOO_LARGE) from None
     out = bytearray(rb.HEADER_SIZE + len(section))
     out[: rb.HEADER_SIZE] = batch[: rb.HEADER_SIZE]
     out[rb.HEADER_SIZE :] = section

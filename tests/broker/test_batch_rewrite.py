@@ -3,11 +3,14 @@ what changes in the header, what is kept, and what is refused (logq/broker/batch
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+import zstandard
 
 from logq import batch as rb
 from logq import codec
-from logq.broker.batch_rewrite import RewritePlan, plan_for, rewrite
+from logq.broker.batch_rewrite import MAX_DECOMPRESSED_BYTES, RewritePlan, plan_for, rewrite
 from logq.config import LogConfig
 from logq.error_codes import ErrorCode
 from logq.errors import LogqError
@@ -109,3 +112,47 @@ def test_a_codec_logq_cannot_read_is_refused_by_name() -> None:
     assert "lz4" in str(caught.value)
     # Only the timestamp: the lz4 records are not touched, so the batch is taken.
     assert rb.validate(rewrite(RewritePlan(None, True), memoryview(sent), NOW)).codec == rb.CODEC_LZ4
+
+
+# --- decompressing a producer's records, bounded ------------------------------------------------------
+
+
+def streaming_zstd(data: bytes) -> bytes:
+    """A zstd frame without a content size, as streaming compressors (the Java client's) write it."""
+    compressor = zstandard.ZstdCompressor().compressobj()
+    return compressor.compress(data) + compressor.flush()
+
+
+@pytest.mark.parametrize(
+    "compress",
+    [
+        lambda d: codec.compress(rb.CODEC_GZIP, d),
+        lambda d: codec.compress(rb.CODEC_ZSTD, d),
+        streaming_zstd,
+    ],
+    ids=["gzip", "zstd", "zstd-streaming"],
+)
+def test_decompress_at_most(compress: Callable[[bytes], bytes]) -> None:
+    raw = b"hello world " * 10_000
+    squeezed = compress(raw)
+    codec_bits = rb.CODEC_GZIP if squeezed[:2] == b"\x1f\x8b" else rb.CODEC_ZSTD
+    assert codec.decompress_at_most(codec_bits, squeezed, len(raw)) == raw
+    with pytest.raises(codec.DecompressedTooLargeError):
+        codec.decompress_at_most(codec_bits, squeezed, len(raw) - 1)
+    with pytest.raises(codec.CorruptCompressedDataError, match=r"truncated|does not decompress"):
+        codec.decompress_at_most(codec_bits, squeezed[: len(squeezed) // 2], len(raw))
+    with pytest.raises(codec.CorruptCompressedDataError):
+        codec.decompress_at_most(codec_bits, b"not compressed at all", len(raw))
+
+
+@pytest.mark.parametrize("compress", [lambda d: codec.compress(rb.CODEC_ZSTD, d), streaming_zstd])
+def test_a_compression_bomb_is_refused_not_inflated(compress: Callable[[bytes], bytes]) -> None:
+    """A few KiB that decompress to more than MAX_DECOMPRESSED_BYTES: MESSAGE_TOO_LARGE, and the broker
+    never holds the whole output (the streaming frame is cut off one step past the limit)."""
+    bomb = compress(bytes(MAX_DECOMPRESSED_BYTES + (1 << 20)))
+    assert len(bomb) < 64 * 1024
+    sent = rb.build_batch([rb.Record(b"v")], attributes=rb.CODEC_ZSTD, compressed_records=bomb)
+    with pytest.raises(LogqError) as caught:
+        rewrite(RewritePlan(rb.CODEC_GZIP, False), memoryview(sent), NOW)
+    assert caught.value.code == ErrorCode.MESSAGE_TOO_LARGE
+    assert "too large to recompress" in str(caught.value)
