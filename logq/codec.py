@@ -1,4 +1,4 @@
-"""Compression codecs of record batches. The only module that imports zstandard.
+"""Compression codecs of record batches. The only module that imports zstandard and cramjam (lz4, snappy).
 
 The broker's produce path calls this only for a queue with a compression.type codec
 (logq/broker/batch_rewrite.py); clients, ListOffsets-by-timestamp, the offset store and tests do too.
@@ -7,9 +7,11 @@ The broker's produce path calls this only for a queue with a compression.type co
 from __future__ import annotations
 
 import gzip
+import struct
 import threading
 import zlib
 
+import cramjam
 import zstandard
 
 from logq.batch import CODEC_GZIP, CODEC_LZ4, CODEC_NONE, CODEC_SNAPPY, CODEC_ZSTD
@@ -30,9 +32,12 @@ COMPRESSION_TYPE_CODECS = {
     "lz4": CODEC_LZ4,
     "zstd": CODEC_ZSTD,
 }
-# The codecs compress() and decompress() serve; snappy and lz4 batches pass through the broker untouched
-# (compression.type=producer) but cannot be written or read here.
-SUPPORTED_CODECS = frozenset({CODEC_NONE, CODEC_GZIP, CODEC_ZSTD})
+# Snappy as Kafka's Java client and brokers write it: snappy-java's "xerial" framing (a header, then
+# blocks of at most 32 KiB each as [int32 length][raw snappy]). librdkafka writes raw snappy; both are read.
+_XERIAL_HEADER = b"\x82SNAPPY\x00" + struct.pack(">ii", 1, 1)
+_XERIAL_MAGIC = _XERIAL_HEADER[:8]
+_XERIAL_BLOCK = 32 * 1024
+_BLOCK_LENGTH = struct.Struct(">i")
 
 _ZSTD_MAX_OUTPUT = 1 << 30
 _ZSTD_STEP = 4096  # input bytes per step of decompress_at_most
@@ -68,6 +73,17 @@ def compress(codec: int, data: bytes, level: int | None = None) -> bytes:
         return gzip.compress(data, compresslevel=6 if level is None else level)
     if codec == CODEC_ZSTD:
         return _zstd_compressor(3 if level is None else level).compress(data)
+    if codec == CODEC_LZ4:
+        # Kafka's LZ4 frame: independent blocks (Kafka's Java reader decompresses each block alone)
+        compressor = cramjam.lz4.Compressor(level, content_checksum=False, block_linked=False)
+        compressor.compress(data)
+        return bytes(compressor.finish())
+    if codec == CODEC_SNAPPY:
+        parts = [_XERIAL_HEADER]
+        for start in range(0, len(data), _XERIAL_BLOCK):
+            block = bytes(cramjam.snappy.compress_raw(data[start : start + _XERIAL_BLOCK]))
+            parts += (_BLOCK_LENGTH.pack(len(block)), block)
+        return b"".join(parts)
     raise UnsupportedCodecError(f"compression codec {CODEC_NAMES.get(codec, codec)} is not supported")
 
 
@@ -81,9 +97,31 @@ def decompress(codec: int, data: bytes | memoryview) -> bytes:
         if codec == CODEC_ZSTD:
             # Frames written in streaming mode carry no content size, so bound the output explicitly.
             return zstandard.ZstdDecompressor().decompressobj().decompress(bytes(data))[:_ZSTD_MAX_OUTPUT]
-    except (zlib.error, zstandard.ZstdError) as exc:
+        if codec == CODEC_LZ4:
+            return bytes(cramjam.lz4.decompress(data))
+        if codec == CODEC_SNAPPY:
+            return b"".join(bytes(cramjam.snappy.decompress_raw(b)) for b in _snappy_blocks(data))
+    except (zlib.error, zstandard.ZstdError, cramjam.DecompressionError) as exc:
         raise CorruptCompressedDataError(f"{CODEC_NAMES[codec]} data does not decompress: {exc}") from None
     raise UnsupportedCodecError(f"compression codec {CODEC_NAMES.get(codec, codec)} is not supported")
+
+
+def _snappy_blocks(data: bytes | memoryview) -> list[memoryview]:
+    """The raw snappy blocks of a batch's records: those of a xerial frame, or the whole as one."""
+    view = memoryview(data)
+    if bytes(view[:8]) != _XERIAL_MAGIC:
+        return [view]
+    blocks, pos = [], len(_XERIAL_HEADER)
+    while pos < len(view):
+        if len(view) - pos < _BLOCK_LENGTH.size:
+            raise CorruptCompressedDataError("snappy data is truncated")
+        (length,) = _BLOCK_LENGTH.unpack_from(view, pos)
+        end = pos + _BLOCK_LENGTH.size + length
+        if length < 0 or end > len(view):
+            raise CorruptCompressedDataError("snappy data is truncated")
+        blocks.append(view[pos + _BLOCK_LENGTH.size : end])
+        pos = end
+    return blocks
 
 
 def decompress_at_most(codec: int, data: bytes | memoryview, limit: int) -> bytes:
@@ -122,6 +160,17 @@ def decompress_at_most(codec: int, data: bytes | memoryview, limit: int) -> byte
             if not zstd_inflater.eof:
                 raise CorruptCompressedDataError("zstd data is truncated")
             return b"".join(chunks)
-    except (zlib.error, zstandard.ZstdError) as exc:
+        if codec == CODEC_LZ4:  # LZ4 expands at most ~255x, so the batch's own size bounds this
+            out = bytes(cramjam.lz4.decompress(data))
+            if len(out) > limit:
+                raise DecompressedTooLargeError(f"lz4 records decompress to more than {limit} bytes")
+            return out
+        if codec == CODEC_SNAPPY:  # every raw block states its length up front
+            blocks = _snappy_blocks(data)
+            size = sum(cramjam.snappy.decompress_raw_len(b) for b in blocks)
+            if size > limit:
+                raise DecompressedTooLargeError(f"snappy records decompress to {size} bytes, over {limit}")
+            return b"".join(bytes(cramjam.snappy.decompress_raw(b)) for b in blocks)
+    except (zlib.error, zstandard.ZstdError, cramjam.DecompressionError) as exc:
         raise CorruptCompressedDataError(f"{CODEC_NAMES[codec]} data does not decompress: {exc}") from None
     raise UnsupportedCodecError(f"compression codec {CODEC_NAMES.get(codec, codec)} is not supported")

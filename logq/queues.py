@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from logq.codec import COMPRESSION_TYPE_CODECS, SUPPORTED_CODECS
 from logq.config import LogConfig, parse_settings, settings_of
 from logq.errors import InvalidConfigError, InvalidQueueNameError
 
@@ -74,20 +73,7 @@ def validate_queue_settings(settings: Mapping[str, str | None]) -> dict[str, str
         if value is None:
             raise InvalidConfigError(f"setting {key!r} needs a value")
         out[key] = _checked_value(key, value)
-    check_compression_type(out.get("compression.type", "producer"))
     return out
-
-
-def check_compression_type(value: str) -> None:
-    """A queue's compression.type must be a codec the broker can write (it recompresses into it);
-    ``producer`` stores batches as sent, in any codec."""
-    target = COMPRESSION_TYPE_CODECS.get(value)
-    if target is not None and target not in SUPPORTED_CODECS:
-        writable = ", ".join(name for name, c in COMPRESSION_TYPE_CODECS.items() if c in SUPPORTED_CODECS)
-        raise InvalidConfigError(
-            f"compression.type {value!r} is not supported: logq cannot compress {value} batches "
-            f"(use producer, {writable})"
-        )
 
 
 def _checked_value(key: str, value: str) -> str:

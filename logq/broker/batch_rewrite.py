@@ -69,8 +69,8 @@ def plan_for(config: LogConfig) -> RewritePlan | None:
 
 def rewrite(plan: RewritePlan, batch: memoryview, now_ms: int) -> bytes | memoryview:
     """``batch`` (one RecordBatch v2 from a producer) as the queue stores it. The CRC is checked first, so
-    a damaged batch is refused (CORRUPT_MESSAGE) rather than given a fresh CRC. A batch in a codec logq
-    cannot decompress, when it must be recompressed, is refused with UNSUPPORTED_COMPRESSION_TYPE."""
+    a damaged batch is refused (CORRUPT_MESSAGE) rather than given a fresh CRC; so are records that do not
+    decompress. Records that decompress to more than MAX_DECOMPRESSED_BYTES: MESSAGE_TOO_LARGE."""
     try:
         header = rb.validate(batch)
     except rb.BatchError as exc:
@@ -95,12 +95,6 @@ def _recompressed(header: rb.BatchHeader, batch: memoryview, target: int) -> byt
     try:
         records = codec.decompress_at_most(header.codec, batch[rb.HEADER_SIZE :], MAX_DECOMPRESSED_BYTES)
         section = codec.compress(target, records)
-    except codec.UnsupportedCodecError:
-        raise LogqError(
-            f"the queue stores {codec.CODEC_NAMES[target]} batches (compression.type), and logq cannot "
-            f"recompress this {codec.CODEC_NAMES.get(header.codec, header.codec)} batch into it",
-            code=ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
-        ) from None
     except codec.CorruptCompressedDataError as exc:
         raise LogqError(str(exc), code=ErrorCode.CORRUPT_MESSAGE) from None
     except codec.DecompressedTooLargeError as exc:

@@ -16,8 +16,6 @@ from typing import Any
 
 from logq.broker.listeners import HostPort, Listeners, parse_listeners
 from logq.config import LogConfig, settings_of
-from logq.errors import InvalidConfigError
-from logq.queues import check_compression_type
 from logq.security.acl import principal_problem
 from logq.security.principal import PrincipalMapper
 from logq.security.sasl import parse_mechanisms
@@ -131,12 +129,7 @@ class BrokerConfig:
         elif "listen" in broker and "listeners" in broker:
             raise ValueError("give either 'listen' (one PLAINTEXT listener) or 'listeners', not both")
         broker.update(given)
-        log_config = LogConfig.from_mapping(log)
-        try:  # a broker-wide codec it cannot write would fail every produce to every queue
-            check_compression_type(log_config.compression_type)
-        except InvalidConfigError as exc:
-            raise ValueError(f"[log] {exc}") from None
-        config = cls._from_keys(broker, log_config)
+        config = cls._from_keys(broker, LogConfig.from_mapping(log))
         config.check_security()
         return config
 

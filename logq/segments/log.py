@@ -434,8 +434,8 @@ class PartitionLog:
         """The first record whose timestamp is >= ``timestamp`` (its offset and timestamp), or None.
 
         The time index narrows the search to a batch (by its max timestamp); inside that batch the
-        records are decoded to find the exact record (snappy and lz4 batches answer with the batch's
-        base offset, as logq cannot decompress them).
+        records are decoded to find the exact record (a batch that does not decompress answers with its
+        base offset).
         """
         with self._lock:
             self._check_open_locked()
