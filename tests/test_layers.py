@@ -39,6 +39,7 @@ ALLOWED: dict[str, set[str]] = {
 OWNERS = {
     "rocksdict": "logq/segments/index.py",
     "zstandard": "logq/codec.py",
+    "cramjam": "logq/codec.py",
     "crc32c": "logq/batch.py",
     "prometheus_client": "logq/broker/metrics.py",
     "kazoo": "logq/coordinator/zk_store.py",

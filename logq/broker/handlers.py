@@ -284,7 +284,7 @@ class Handlers:
             index=part.index,
             error_code=ErrorCode.NONE,
             base_offset=info.base_offset,
-            log_append_time_ms=-1,
+            log_append_time_ms=info.log_append_time,  # -1 unless the queue uses LogAppendTime
             log_start_offset=plog.log_start_offset,
         )
 

@@ -33,9 +33,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from logq import batch as rb
+from logq.broker.batch_rewrite import THREAD_THRESHOLD_BYTES, RewritePlan, plan_for, rewrite
 from logq.broker.partition_role import Role, RoleEvent, transition
 from logq.broker.replication import LeaderState, ReplicationStatus
 from logq.clock import Clock
+from logq.config import LogConfig
 from logq.coordinator import PartitionState
 from logq.error_codes import ErrorCode
 from logq.errors import LogqError, OffsetOutOfRangeError, ReplicationError
@@ -101,6 +103,8 @@ class Partition:
         self._deletions: list[tuple[int, asyncio.Future[None]]] = []  # DeleteRecords: (log start, waiter)
         self._waiters: set[asyncio.Future[None]] = set()
         self._isr_writes: set[asyncio.Task[None]] = set()
+        self._rewrite_for: LogConfig | None = None  # the log config ``_rewrite_plan`` was made from
+        self._rewrite_plan: RewritePlan | None = None
 
     def __repr__(self) -> str:
         return f"Partition({self.queue}-{self.index}, {self.role.value}, epoch {self.leader_epoch})"
@@ -341,10 +345,49 @@ class Partition:
         self, batch: bytes | bytearray | memoryview, *, acks: int, origin: Origin, timeout_ms: int
     ) -> AppendInfo:
         """``append_as_leader``, then ``wait_acknowledged``: a producer's write, answered when its acks
-        say so."""
+        say so. A client's batch is first rewritten as its queue's compression.type and
+        message.timestamp.type ask (``batch_rewrite.py``; nothing is done for the defaults)."""
+        append_time = -1
+        plan = None
+        if origin is Origin.CLIENT and self.role is Role.LEADER and self.log is not None:
+            plan = self._plan(self.log.config)
+        if plan is not None:
+            batch, append_time = await self._rewritten(plan, batch)
         info = self.append_as_leader(batch, acks=acks, origin=origin)
+        if append_time >= 0:
+            if info.duplicate:  # Kafka answers a retried batch with the time stamped on the original
+                append_time = self._stamped_time(info.base_offset, append_time)
+            info = info._replace(log_append_time=append_time)
         await self.wait_acknowledged(info, acks=acks, timeout_ms=timeout_ms)
         return info
+
+    async def _rewritten(
+        self, plan: RewritePlan, batch: bytes | bytearray | memoryview
+    ) -> tuple[bytes | memoryview, int]:
+        """(the batch as the queue stores it, the append time stamped on it or -1). A large batch to
+        recompress is rewritten in a worker thread: the loop goes on serving meanwhile."""
+        view = client_batch(batch)
+        now = self._settings.clock.time_ms()
+        if len(view) > THREAD_THRESHOLD_BYTES and plan.recompresses(view):
+            stored = await asyncio.to_thread(rewrite, plan, view, now)
+        else:
+            stored = rewrite(plan, view, now)
+        return stored, now if plan.log_append_time else -1
+
+    def _plan(self, config: LogConfig) -> RewritePlan | None:
+        """The rewrite the queue's settings ask for, made again only when its log config changes."""
+        if config is not self._rewrite_for:
+            self._rewrite_for, self._rewrite_plan = config, plan_for(config)
+        return self._rewrite_plan
+
+    def _stamped_time(self, offset: int, default: int) -> int:
+        """The max timestamp of the stored batch at ``offset`` (``default`` if it is gone)."""
+        assert self.log is not None
+        try:
+            stored = self.log.read(offset, 0)
+        except LogqError:
+            return default
+        return rb.parse_header(stored).max_timestamp if len(stored) >= rb.HEADER_SIZE else default
 
     def _advance_high_watermark(self) -> None:
         """The only code that moves a leader's high watermark: the smallest log end over the ISR, never

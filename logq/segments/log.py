@@ -54,6 +54,7 @@ class AppendInfo(NamedTuple):
     last_offset: int
     duplicate: bool = False  # a retried idempotent batch: these are the offsets of the original
     leader_epoch: int = -1  # the leader epoch the append was made in (-1: none)
+    log_append_time: int = -1  # the broker's time stamped on the batch (LogAppendTime queues), else -1
 
 
 class TimestampOffset(NamedTuple):
@@ -447,8 +448,8 @@ class PartitionLog:
         """The first record whose timestamp is >= ``timestamp`` (its offset and timestamp), or None.
 
         The time index narrows the search to a batch (by its max timestamp); inside that batch the
-        records are decoded to find the exact record (snappy and lz4 batches answer with the batch's
-        base offset, as logq cannot decompress them).
+        records are decoded to find the exact record (a batch that does not decompress answers with its
+        base offset).
         """
         with self._lock:
             self._check_open_locked()

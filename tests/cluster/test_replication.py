@@ -51,7 +51,7 @@ def create(
         name=name,
         num_partitions=partitions,
         replication_factor=rf,
-        configs=[m.CreateableTopicConfig(name=k, value=v) for k, v in (configs or {}).items()],
+        configs=[m.CreatableTopicConfig(name=k, value=v) for k, v in (configs or {}).items()],
     )
     with WireClient(cluster.brokers[cluster.live()[0]].bootstrap, timeout=40) as client:
         return client.call(m.CreateTopicsRequest(topics=[topic], timeout_ms=30_000), 4).topics[0]
