@@ -7,6 +7,10 @@ offset, zero-padded to 20 digits so that ``ls`` sorts them numerically. State li
     00000000000000001234.deleted   removed by retention or truncation, unlinked after a delay
     queue.id                       the id of the queue this partition belongs to (QueueMetadata.queue_id)
     <name>.tmp                     a half-written small file (removed at startup)
+    00000000000000001234.cleaned   a segment the log cleaner is writing (removed at startup)
+    <base>-<end>.swap              a cleaned segment replacing the segments in [base, end): the swap is
+                                   decided once this name exists; startup finishes it (loader.py)
+    cleaner-offset-checkpoint      the log cleaner's first dirty offset (logq/compaction/)
     <queue>-<partition>.<hex>-delete   a deleted partition directory awaiting removal
 """
 
@@ -45,6 +49,8 @@ LOG_SUFFIX = ".log"
 QUEUE_ID_FILE = "queue.id"
 DELETED_SUFFIX = ".deleted"
 DELETED_DIR_SUFFIX = "-delete"
+CLEANED_SUFFIX = ".cleaned"
+SWAP_SUFFIX = ".swap"
 
 _PARTITION_DIR = re.compile(r"^(?P<queue>[a-zA-Z0-9._-]{1,249})-(?P<partition>0|[1-9][0-9]{0,8})$")
 
@@ -58,6 +64,23 @@ def parse_segment_name(name: str) -> int | None:
     stem, dot, suffix = name.partition(".")
     if dot and "." + suffix == LOG_SUFFIX and len(stem) == 20 and stem.isdigit():
         return int(stem)
+    return None
+
+
+def cleaned_name(base_offset: int) -> str:
+    return f"{base_offset:020d}{CLEANED_SUFFIX}"
+
+
+def swap_name(base_offset: int, end_offset: int) -> str:
+    return f"{base_offset:020d}-{end_offset:020d}{SWAP_SUFFIX}"
+
+
+def parse_swap_name(name: str) -> tuple[int, int] | None:
+    """(base, end) of a swap file name, or None for any other file."""
+    stem, dot, suffix = name.partition(".")
+    base, dash, end = stem.partition("-")
+    if dot and "." + suffix == SWAP_SUFFIX and dash and base.isdigit() and end.isdigit():
+        return int(base), int(end)
     return None
 
 
