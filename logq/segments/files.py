@@ -10,7 +10,8 @@ offset, zero-padded to 20 digits so that ``ls`` sorts them numerically. State li
     00000000000000001234.cleaned   a segment the log cleaner is writing (removed at startup)
     <base>-<end>.swap              a cleaned segment replacing the segments in [base, end): the swap is
                                    decided once this name exists; startup finishes it (loader.py)
-    cleaner-offset-checkpoint      the log cleaner's first dirty offset (logq/compaction/)
+    cleaner-offset-checkpoint      the log cleaner's first dirty offset (logq/compaction/); its presence
+                                   says the log may have offset gaps (recovery allows them only then)
     <queue>-<partition>.<hex>-delete   a deleted partition directory awaiting removal
 """
 
@@ -50,6 +51,7 @@ QUEUE_ID_FILE = "queue.id"
 DELETED_SUFFIX = ".deleted"
 DELETED_DIR_SUFFIX = "-delete"
 CLEANED_SUFFIX = ".cleaned"
+CLEANER_CHECKPOINT = "cleaner-offset-checkpoint"
 SWAP_SUFFIX = ".swap"
 
 _PARTITION_DIR = re.compile(r"^(?P<queue>[a-zA-Z0-9._-]{1,249})-(?P<partition>0|[1-9][0-9]{0,8})$")

@@ -59,6 +59,7 @@ def load_partition(
 ) -> tuple[PartitionLog, LoadReport]:
     report = LoadReport(directory.name)
     swapped = _finish_swaps(directory)  # pass 1
+    gaps = (directory / files.CLEANER_CHECKPOINT).exists()
     found = _list_segments(directory)
     checkpoint = index.read_checkpoint()
     segments = _open_segments(directory, found, checkpoint)  # pass 2
@@ -108,6 +109,7 @@ def load_partition(
             producers=producers,
             epochs=epochs,
             report=report,
+            gaps=gaps,
         )
         scanned = segments[start_segment:]
     if report.full_rebuild:
@@ -245,19 +247,21 @@ def _scan(
     producers: ProducerStateTable,
     epochs: LeaderEpochHistory,
     report: LoadReport,
+    gaps: bool,
 ) -> int:
     """Pass 4 over segments[start:] from ``position``; returns the recovered log end offset."""
     for i in range(start, len(segments)):
         segment = segments[i]
         if i > start:
             position = 0
-            if segment.base_offset < expected:  # above it is a gap the log cleaner left
+            # above: a gap the log cleaner left, in a log it has been through (``gaps``)
+            if segment.base_offset < expected or (segment.base_offset != expected and not gaps):
                 _drop_from(
                     segments, i, report, f"segment {segment.path.name} should start at offset {expected}"
                 )
                 break
             expected = segment.base_offset
-        found, valid_end, problem = segment.scan(position, expected)
+        found, valid_end, problem = segment.scan(position, expected, gaps=gaps)
         for pos, header in found:
             indexer.add(segment.base_offset, pos, header.base_offset, header.size, header.max_timestamp)
             producers.update(header, header.base_offset)

@@ -136,6 +136,9 @@ class PartitionLog:
         # Held by the retention job and the log cleaner while they work on this log, so that the cleaner
         # never rewrites segments retention is deleting at the same moment.
         self.maintenance = threading.Lock()
+        # Offset gaps (the log cleaner's, or replicated from a leader's) are allowed by recovery only
+        # where this file exists: elsewhere a gap means a stray or damaged file.
+        self._gaps_marker = directory / files.CLEANER_CHECKPOINT
         # The LogManager gives every log of a data directory the same one.
         self.health = StorageHealth(directory.parent)
         indexer.writes_wait = self._index_writes_wait
@@ -187,6 +190,12 @@ class PartitionLog:
         with self._lock:
             self._check_open_locked()
             return self._segments[:-1]
+
+    def allow_gaps(self) -> None:
+        """Record (durably, once) that this log may have offset gaps: before the cleaner swaps a cleaned
+        segment in, and on a follower before it stores a batch past its log end."""
+        if not self._gaps_marker.exists():
+            files.atomic_write(self._gaps_marker, b"0")
 
     def producer_last_batches(self) -> set[int]:
         """The base offset of each idempotent producer's latest batch: the batch the log cleaner keeps
@@ -298,6 +307,8 @@ class PartitionLog:
                     raise CorruptBatchError(
                         f"{self.name}: replicated batch starts at {base}, the log ends at {self._next_offset}"
                     )
+                if base > self._next_offset:
+                    self.allow_gaps()
                 now = self._clock.time_ms()
                 segment = self._maybe_roll_locked(size, now)
                 epoch = header.partition_leader_epoch

@@ -184,14 +184,14 @@ class Segment:
                 os.close(self._fd)
 
     def scan(
-        self, position: int, expected_offset: int
+        self, position: int, expected_offset: int, *, gaps: bool = False
     ) -> tuple[list[tuple[int, rb.BatchHeader]], int, str | None]:
         """Validate batches from ``position`` to the end of the file, as recovery does.
 
         Returns ((position, header) of each valid batch, end of the valid bytes, why the scan stopped
         early or None). A batch is valid when its whole length is present, it passes
-        ``batch.validate`` (magic, CRC-32C, counts) and its base offset is past the previous batch (cleaned
-        logs have gaps).
+        ``batch.validate`` (magic, CRC-32C, counts) and its base offset continues the previous one (or,
+        with ``gaps``, a log the cleaner has been through, is past it).
         """
         found: list[tuple[int, rb.BatchHeader]] = []
         pos = position
@@ -208,7 +208,7 @@ class Segment:
                     pos,
                     f"the batch at position {pos} is cut short ({self.size - pos} of {size} bytes)",
                 )
-            if base < next_offset:  # gaps are normal: the log cleaner removes records, offsets stay
+            if base < next_offset or (base != next_offset and not gaps):  # gaps: the log cleaner's
                 return (
                     found,
                     pos,
