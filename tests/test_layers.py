@@ -24,13 +24,18 @@ ALLOWED: dict[str, set[str]] = {
     "protocol": {CORE},
     "segments": {CORE},
     # the test toolkit (an in-process cluster): everything but the client and the CLI; nothing imports it
-    "testing": {CORE, "security", "protocol", "segments", "coordinator", "retention", "groups", "broker"},
+    "testing": {
+        CORE, "security", "protocol", "segments", "coordinator", "retention", "compaction", "groups", "broker"
+    },
     "coordinator": {CORE, "security"},
     "retention": {CORE, "segments"},
+    "compaction": {CORE, "segments"},
     "groups": {CORE, "segments"},
     "client": {CORE, "protocol", "security"},
     # the broker's followers fetch from their leaders with the client's connection
-    "broker": {CORE, "security", "protocol", "segments", "coordinator", "retention", "groups", "client"},
+    "broker": {
+        CORE, "security", "protocol", "segments", "coordinator", "retention", "compaction", "groups", "client"
+    },
     "facade": {CORE, "client", "security", "protocol"},
     "cli": {CORE, "facade", "client", "security", "protocol", "segments", "coordinator", "broker"},
 }

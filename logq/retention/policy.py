@@ -7,6 +7,8 @@ Rules (after Kafka's ``deleteRetentionMsBreachedSegments`` and ``deleteRetention
   broker's append time (so a producer clock set in the future cannot pin data on disk). -1 disables.
 - retention.bytes: the oldest segment goes while the partition stays at or above retention.bytes
   without it. -1 disables.
+- cleanup.policy: both apply with ``delete`` and ``compact,delete``; with ``compact`` alone neither
+  does (the log cleaner keeps the partition bounded by key instead).
 """
 
 from __future__ import annotations
@@ -31,8 +33,11 @@ def select_deletable(
     retention_ms: int,
     retention_bytes: int,
     high_watermark: int,
+    cleanup_policy: str = "delete",
 ) -> list[Deletion]:
     deletions: list[Deletion] = []
+    if "delete" not in cleanup_policy.split(","):
+        return deletions
     total = sum(s.size for s in segments)
     for segment in segments:
         if segment.active or segment.end_offset > high_watermark:
