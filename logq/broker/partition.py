@@ -36,6 +36,7 @@ from logq import batch as rb
 from logq.broker.partition_role import Role, RoleEvent, transition
 from logq.broker.replication import LeaderState, ReplicationStatus
 from logq.clock import Clock
+from logq.compaction import check_keys
 from logq.coordinator import PartitionState
 from logq.error_codes import ErrorCode
 from logq.errors import LogqError, ReplicationError
@@ -279,6 +280,8 @@ class Partition:
                     code=ErrorCode.INVALID_TOPIC_EXCEPTION,
                 )
             batch = client_batch(batch)
+            if "compact" in plog.config.cleanup_policy:  # a look at each record only in compacted queues
+                check_keys(batch)
         elif isinstance(batch, bytearray):
             batch = memoryview(batch)
         if acks == -1 and not led.enough_in_sync():

@@ -8,11 +8,13 @@
 3. The segments from the log start to ``mapped_to`` are rewritten, in groups of adjacent segments that
    fit in segment.bytes together, each group into one segment: a record stays when it is the latest of
    its key (or past ``mapped_to``); a record without a key goes (Kafka's rule); a tombstone goes once
-   its segment is older than the delete horizon, the last clean segment's time minus delete.retention.ms,
-   so a tombstone stays at least delete.retention.ms after it was first cleaned. Offsets are kept (gaps
-   are normal) and so are the batch headers; a batch left with no record is dropped, unless it is its
-   idempotent producer's latest, which stays empty so that the producer state survives a reload.
-4. Each group is written to ``<base>.cleaned``, fsynced, and swapped in (``PartitionLog.replace_segments``).
+   its batch's delete horizon has passed (KIP-534: the first pass that keeps a tombstone stamps its
+   batch with now + delete.retention.ms), so a tombstone stays delete.retention.ms after it was first
+   cleaned. Offsets are kept (gaps are normal) and so are the batch headers; a batch left with no
+   record is dropped, unless it is its idempotent producer's latest, which stays empty so that the
+   producer state survives a reload.
+4. Each group is written to ``<base>.cleaned``, fsynced, and swapped in
+   (``PartitionLog.replace_segments``).
 5. The cleaner checkpoint moves to ``mapped_to``.
 
 Blocking and slow: it runs on the cleaner thread (``manager.py``), never on the event loop. The segments
@@ -30,7 +32,15 @@ from pathlib import Path
 
 from logq import batch as rb
 from logq.compaction.offset_map import OffsetMap
-from logq.compaction.records import UndecodableError, iter_records, rebuild, records_section
+from logq.compaction.records import (
+    ATTR_DELETE_HORIZON,
+    RawRecord,
+    UndecodableError,
+    iter_records,
+    rebase,
+    rebuild,
+    records_section,
+)
 from logq.config import LONG_MAX, LogConfig
 from logq.segments import files
 from logq.segments.log import CleanedSegment, PartitionLog
@@ -166,6 +176,7 @@ def clean_log(
     *,
     stop: Callable[[], bool],
     crash_point: Callable[[str], None],
+    now_ms: int,
 ) -> CleanResult | None:
     """One pass (the module docstring); None when the map could not take even one batch. Raises
     CleaningStoppedError when ``stop()`` turns true (the cleaned file in progress is removed)."""
@@ -179,9 +190,9 @@ def clean_log(
             plog.name, offset_map.capacity, section.first_dirty,
         )  # fmt: skip
         return None
-    clean = [s for s in section.segments if s.next_offset <= section.first_dirty]
-    horizon = clean[-1].last_append_ms - config.delete_retention_ms if clean else -1
-    producers_last = plog.producer_last_batches()
+    state = _PassState(
+        mapped_to, offset_map, plog.producer_last_batches(), now_ms, config.delete_retention_ms
+    )
     to_clean = [s for s in section.segments if s.base_offset < mapped_to]
     plog.allow_gaps()
     before = after = 0
@@ -189,10 +200,7 @@ def clean_log(
     for group in groups:
         if stop():
             raise CleaningStoppedError
-        cleaned = _write_group(
-            plog.directory, group, mapped_to, offset_map, horizon, producers_last,
-            config.index_interval_bytes, stop,
-        )  # fmt: skip
+        cleaned = _write_group(plog.directory, group, state, config.index_interval_bytes, stop)
         crash_point("cleaned")
         if not plog.replace_segments(cleaned, crash_point):
             (plog.directory / files.cleaned_name(cleaned.base_offset)).unlink(missing_ok=True)
@@ -246,15 +254,17 @@ def _groups(segments: list[Segment], max_bytes: int) -> list[list[Segment]]:
     return groups
 
 
-def _write_group(  # noqa: PLR0917 (the state of one pass)
-    directory: Path,
-    group: list[Segment],
-    mapped_to: int,
-    offset_map: OffsetMap,
-    horizon_ms: int,
-    producers_last: set[int],
-    index_interval: int,
-    stop: Callable[[], bool],
+@dataclass(frozen=True, slots=True)
+class _PassState:
+    mapped_to: int  # the offset map covers the dirty section up to here
+    offset_map: OffsetMap
+    producers_last: set[int]  # base offsets of the idempotent producers' latest batches
+    now_ms: int
+    delete_retention_ms: int
+
+
+def _write_group(
+    directory: Path, group: list[Segment], state: _PassState, index_interval: int, stop: Callable[[], bool]
 ) -> CleanedSegment:
     base = group[0].base_offset
     path = directory / files.cleaned_name(base)
@@ -267,9 +277,8 @@ def _write_group(  # noqa: PLR0917 (the state of one pass)
         for segment in group:
             if stop():
                 raise CleaningStoppedError
-            drop_tombstones = 0 <= segment.last_append_ms <= horizon_ms
             for header, data in iter_batches(segment):
-                out = _filter_batch(header, data, mapped_to, offset_map, drop_tombstones, producers_last)
+                out = _filter_batch(header, data, state)
                 if out is None:
                     continue
                 if position == 0 or since_entry >= index_interval:  # SparseIndexer's rule
@@ -305,36 +314,41 @@ def _write_all(fd: int, data: bytearray) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _filter_batch(  # noqa: PLR0917 (the hot loop's state, passed once per batch)
-    header: rb.BatchHeader,
-    data: bytes,
-    mapped_to: int,
-    offset_map: OffsetMap,
-    drop_tombstones: bool,
-    producers_last: set[int],
-) -> bytes | None:
-    """The batch as it is kept (``data`` itself when nothing goes), or None when it goes entirely."""
+def _filter_batch(header: rb.BatchHeader, data: bytes, state: _PassState) -> bytes | None:
+    """The batch as it is kept (``data`` itself when nothing changes), or None when it goes entirely."""
     if header.is_control:
         return data
     try:
         records = list(iter_records(records_section(header, data), header.records_count))
     except UndecodableError:
         return data
-    kept: list[bytes] = []
+    has_horizon = bool(header.attributes & ATTR_DELETE_HORIZON)
+    drop_tombstones = has_horizon and state.now_ms >= header.base_timestamp
+    kept: list[RawRecord] = []
     base = header.base_offset
     for record in records:
         offset = base + record.offset_delta
-        if offset >= mapped_to:
-            kept.append(record.raw)
+        if offset >= state.mapped_to:
+            kept.append(record)
             continue
         if record.key is None:
             continue
-        latest = offset_map.latest(record.key)
+        latest = state.offset_map.latest(record.key)
         if (latest is not None and offset < latest) or (record.tombstone and drop_tombstones):
             continue
-        kept.append(record.raw)
-    if len(kept) == len(records):
+        kept.append(record)
+    stamp = not has_horizon and any(r.tombstone and base + r.offset_delta < state.mapped_to for r in kept)
+    if len(kept) == len(records) and not stamp:
         return data
-    if not kept and base not in producers_last:
+    if not kept and base not in state.producers_last:
         return None
-    return rebuild(header, kept)
+    if stamp:  # the first pass to keep a tombstone here starts its delete.retention.ms
+        horizon = state.now_ms + state.delete_retention_ms
+        shift = horizon - header.base_timestamp
+        return rebuild(
+            header,
+            [rebase(r, shift) for r in kept],
+            attributes=header.attributes | ATTR_DELETE_HORIZON,
+            base_timestamp=horizon,
+        )
+    return rebuild(header, [r.raw for r in kept])

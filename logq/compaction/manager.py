@@ -131,7 +131,10 @@ class LogCleaner:
             return None
         stopping = self._stopping.is_set
         try:
-            result = clean_log(plog, section, self._map, stop=stopping, crash_point=self._crash_point)
+            result = clean_log(
+                plog, section, self._map, stop=stopping, crash_point=self._crash_point,
+                now_ms=self._clock.time_ms(),
+            )  # fmt: skip
         except (LogqError, OSError) as exc:
             log.warning("log cleaner could not clean %s: %s", plog.name, exc)
             return None

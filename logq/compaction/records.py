@@ -24,11 +24,34 @@ class UndecodableError(Exception):
     """The batch's records cannot be read (an unsupported codec, or damaged)."""
 
 
+# Attributes bit 6 (KIP-534): the batch's baseTimestamp holds its delete horizon, the time after which
+# the cleaner drops its tombstones; set when the cleaner first keeps a tombstone of the batch.
+ATTR_DELETE_HORIZON = 0x40
+
+
 class RawRecord(NamedTuple):
     offset_delta: int
+    timestamp_delta: int
     key: bytes | None
     tombstone: bool  # a null value: "delete this key"
     raw: bytes  # the whole record, its length prefix included, as stored
+    after_timestamp: int  # where in ``raw`` the fields after the timestamp delta start
+
+
+def _zigzag(value: int) -> bytes:
+    v = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def rebase(record: RawRecord, shift: int) -> bytes:
+    """The record with its timestamp delta lowered by ``shift`` (the batch's base timestamp rose by it)."""
+    body = b"\0" + _zigzag(record.timestamp_delta - shift) + record.raw[record.after_timestamp :]
+    return _zigzag(len(body)) + body
 
 
 def records_section(header: rb.BatchHeader, data: bytes) -> bytes:
@@ -54,7 +77,8 @@ def iter_records(section: bytes, count: int) -> Iterator[RawRecord]:
             length, pos = read_varint(section, pos)
             end = pos + length
             p = pos + 1  # record attributes
-            _, p = read_varint(section, p)  # timestamp delta
+            timestamp_delta, p = read_varint(section, p)
+            after_timestamp = p - start
             delta, p = read_varint(section, p)
             key_length, p = read_varint(section, p)
             key = None if key_length < 0 else section[p : p + key_length]
@@ -62,13 +86,21 @@ def iter_records(section: bytes, count: int) -> Iterator[RawRecord]:
             value_length, p = read_varint(section, p)
             if end > len(section) or p > end:
                 raise UndecodableError("a record overruns its batch")
-            yield RawRecord(delta, key, value_length < 0, section[start:end])
+            yield RawRecord(
+                delta, timestamp_delta, key, value_length < 0, section[start:end], after_timestamp
+            )
             pos = end
     except (IndexError, rb.BatchError) as exc:
         raise UndecodableError(str(exc)) from exc
 
 
-def rebuild(header: rb.BatchHeader, kept: list[bytes]) -> bytes:
+def rebuild(
+    header: rb.BatchHeader,
+    kept: list[bytes],
+    *,
+    attributes: int | None = None,
+    base_timestamp: int | None = None,
+) -> bytes:
     """The batch ``header`` heads, holding only the ``kept`` records (raw, in order).
 
     Everything the consumers and the producer state read stays: base offset, lastOffsetDelta (so the
@@ -76,15 +108,15 @@ def rebuild(header: rb.BatchHeader, kept: list[bytes]) -> bytes:
     the codec. A batch with no record left (kept for its producer state, as Kafka keeps it) is
     uncompressed: there is nothing to compress."""
     section = b"".join(kept)
-    attributes = header.attributes
+    attributes = header.attributes if attributes is None else attributes
     if not kept:
         attributes &= ~rb.CODEC_MASK
-    elif header.codec != rb.CODEC_NONE:
-        section = codec.compress(header.codec, section)
+    elif attributes & rb.CODEC_MASK != rb.CODEC_NONE:
+        section = codec.compress(attributes & rb.CODEC_MASK, section)
     after_crc = _AFTER_CRC.pack(
         attributes,
         header.last_offset_delta,
-        header.base_timestamp,
+        header.base_timestamp if base_timestamp is None else base_timestamp,
         header.max_timestamp,
         header.producer_id,
         header.producer_epoch,
