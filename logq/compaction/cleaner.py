@@ -83,7 +83,11 @@ class DirtySection:
         total = self.clean_bytes + self.dirty_bytes
         return self.dirty_bytes / total if total else 0.0
 
-    def due(self, config: LogConfig) -> bool:
+    def due(self, config: LogConfig, *, tombstones_expired: bool = False) -> bool:
+        """Dirty enough, or overdue; or tombstones in it have passed their delete horizon (as Kafka,
+        which cleans such a log even with nothing dirty)."""
+        if tombstones_expired:
+            return True
         return self.dirty_bytes > 0 and (self.ratio >= config.min_cleanable_dirty_ratio or self.overdue)
 
 
@@ -98,6 +102,7 @@ class CleanResult:
     segments_before: int
     segments_after: int
     seconds: float
+    delete_horizon: int  # the earliest delete horizon of the tombstones left (-1: none)
 
 
 def read_checkpoint(directory: Path) -> int:
@@ -184,14 +189,14 @@ def clean_log(
     config = plog.config
     offset_map.clear()
     mapped_to, bytes_read = _build_map(section, offset_map, stop)
-    if mapped_to <= section.first_dirty:
+    if mapped_to <= section.first_dirty and section.dirty_bytes > 0:
         log.warning(
             "%s: log.cleaner.dedupe.buffer.size holds %d keys, too few for one batch at offset %d",
             plog.name, offset_map.capacity, section.first_dirty,
         )  # fmt: skip
         return None
     state = _PassState(
-        mapped_to, offset_map, plog.producer_last_batches(), now_ms, config.delete_retention_ms
+        mapped_to, offset_map, plog.producer_last_batches(), now_ms, config.delete_retention_ms, []
     )
     to_clean = [s for s in section.segments if s.base_offset < mapped_to]
     plog.allow_gaps()
@@ -213,7 +218,7 @@ def clean_log(
         write_checkpoint(plog.directory, mapped_to)
     return CleanResult(
         plog.name, section.first_dirty, mapped_to, bytes_read, before, after, len(to_clean), len(groups),
-        time.monotonic() - started,
+        time.monotonic() - started, min(state.horizons, default=-1),
     )  # fmt: skip
 
 
@@ -261,6 +266,7 @@ class _PassState:
     producers_last: set[int]  # base offsets of the idempotent producers' latest batches
     now_ms: int
     delete_retention_ms: int
+    horizons: list[int]  # the delete horizons of the batches that keep tombstones
 
 
 def _write_group(
@@ -342,8 +348,11 @@ def _filter_batch(header: rb.BatchHeader, data: bytes, state: _PassState) -> byt
         return data
     if not kept and base not in state.producers_last:
         return None
+    if has_horizon and any(r.tombstone for r in kept):
+        state.horizons.append(header.base_timestamp)
     if stamp:  # the first pass to keep a tombstone here starts its delete.retention.ms
         horizon = state.now_ms + state.delete_retention_ms
+        state.horizons.append(horizon)
         shift = horizon - header.base_timestamp
         return rebuild(
             header,

@@ -66,6 +66,8 @@ class LogCleaner:
         self._bytes_read = 0
         self._bytes_reclaimed = 0
         self._max_dirty_ratio = 0.0
+        # per log: the earliest delete horizon of the tombstones its last pass left (a pass is due then)
+        self._horizons: dict[str, int] = {}
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="log-cleaner", daemon=True)
@@ -102,7 +104,7 @@ class LogCleaner:
             section = self._section(plog, now)
             if section is not None:
                 max_ratio = max(max_ratio, section.ratio)
-                if section.due(plog.config):
+                if section.due(plog.config, tombstones_expired=self._expired(plog, now)):
                     due.append((section.ratio, plog))
         self._max_dirty_ratio = max_ratio
         for _, plog in sorted(due, key=lambda pair: -pair[0]):
@@ -116,6 +118,9 @@ class LogCleaner:
                 return result
         return None
 
+    def _expired(self, plog: PartitionLog, now: int) -> bool:
+        return 0 <= self._horizons.get(plog.name, -1) <= now
+
     def _section(self, plog: PartitionLog, now: int) -> DirtySection | None:
         if plog.closed:
             return None
@@ -126,8 +131,9 @@ class LogCleaner:
             return None
 
     def _clean(self, plog: PartitionLog) -> CleanResult | None:
-        section = self._section(plog, self._clock.time_ms())  # again, now that retention is kept away
-        if section is None or not section.due(plog.config):
+        now = self._clock.time_ms()
+        section = self._section(plog, now)  # again, now that retention is kept away
+        if section is None or not section.due(plog.config, tombstones_expired=self._expired(plog, now)):
             return None
         stopping = self._stopping.is_set
         try:
@@ -142,6 +148,7 @@ class LogCleaner:
             self._map.clear()
         if result is None:
             return None
+        self._horizons[plog.name] = result.delete_horizon
         self._passes += 1
         self._bytes_read += result.bytes_read
         self._bytes_reclaimed += result.bytes_before - result.bytes_after
