@@ -13,12 +13,14 @@
    cleaned. Offsets are kept (gaps are normal) and so are the batch headers; a batch left with no
    record is dropped, unless it is its idempotent producer's latest, which stays empty so that the
    producer state survives a reload.
-4. Each group is written to ``<base>.cleaned``, fsynced, and swapped in
+4. Each group is written to ``<base>.<tag>.cleaned`` and fsynced; then each is swapped in
    (``PartitionLog.replace_segments``).
 5. The cleaner checkpoint moves to ``mapped_to``.
 
-Blocking and slow: it runs on the cleaner thread (``manager.py``), never on the event loop. The segments
-it reads take no more appends, so it reads them without the log's lock.
+Steps 2-4 (``run_pass``) read and write files only, from a ``PassPlan`` that names them: the cleaner
+runs them in a worker process (``manager.py``), so that its CPU work never holds the broker's GIL. The
+segments it reads take no more appends (and the retention job keeps away meanwhile), so they are read
+without the log's lock. ``clean_log`` plans, has the pass run, and swaps the results in.
 """
 
 from __future__ import annotations
@@ -53,10 +55,6 @@ READ_CHUNK = 1 << 20
 WRITE_CHUNK = 1 << 20
 
 
-class CleaningStoppedError(Exception):
-    """The broker is stopping: the pass was abandoned (nothing swapped in part)."""
-
-
 @dataclass(frozen=True, slots=True)
 class CleanerStats:
     """Totals since the broker started (the metrics)."""
@@ -68,10 +66,29 @@ class CleanerStats:
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentRef:
+    """A segment as a pass reads it (picklable: it goes to the worker process)."""
+
+    path: str
+    base_offset: int
+    next_offset: int
+    size: int
+    first_append_ms: int
+    last_append_ms: int
+
+    @classmethod
+    def of(cls, segment: Segment) -> SegmentRef:
+        return cls(
+            str(segment.path), segment.base_offset, segment.next_offset, segment.size,
+            segment.first_append_ms, segment.last_append_ms,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class DirtySection:
     """What the next pass over a log would clean, and whether it is due."""
 
-    segments: list[Segment]  # the cleanable segments, from the log start
+    segments: list[SegmentRef]  # the cleanable segments, from the log start
     first_dirty: int
     end: int  # the first uncleanable offset
     clean_bytes: int
@@ -92,6 +109,21 @@ class DirtySection:
 
 
 @dataclass(frozen=True, slots=True)
+class PassPlan:
+    """Everything ``run_pass`` needs, picklable."""
+
+    directory: str
+    section: DirtySection
+    producers_last: frozenset[int]  # base offsets of the idempotent producers' latest batches
+    now_ms: int
+    delete_retention_ms: int
+    segment_bytes: int
+    index_interval_bytes: int
+    buffer_bytes: int  # log.cleaner.dedupe.buffer.size
+    tag: str  # in the cleaned files' names
+
+
+@dataclass(frozen=True, slots=True)
 class CleanResult:
     partition: str
     first_dirty: int
@@ -103,6 +135,15 @@ class CleanResult:
     segments_after: int
     seconds: float
     delete_horizon: int  # the earliest delete horizon of the tombstones left (-1: none)
+
+
+@dataclass(frozen=True, slots=True)
+class PassOutput:
+    mapped_to: int  # 0 with nothing written: the map could not take one batch
+    map_capacity: int
+    bytes_read: int
+    cleaned: list[CleanedSegment]
+    delete_horizon: int  # the earliest delete horizon of the tombstones kept (-1: none)
 
 
 def read_checkpoint(directory: Path) -> int:
@@ -144,93 +185,117 @@ def dirty_section(plog: PartitionLog, now_ms: int) -> DirtySection | None:
         s.first_append_ms >= 0 and now_ms - s.first_append_ms > max_lag for s in dirty
     )
     return DirtySection(
-        cleanable, first_dirty, end, sum(s.size for s in clean), sum(s.size for s in dirty), overdue
-    )
+        [SegmentRef.of(s) for s in cleanable], first_dirty, end, sum(s.size for s in clean),
+        sum(s.size for s in dirty), overdue,
+    )  # fmt: skip
 
 
-def iter_batches(segment: Segment) -> Iterator[tuple[rb.BatchHeader, bytes]]:
+def iter_batches(segment: SegmentRef) -> Iterator[tuple[rb.BatchHeader, bytes]]:
     """(header, stored bytes) of every batch of a segment that takes no more appends, read a chunk at
     a time."""
-    position = 0
-    size = segment.size
-    while size - position >= rb.HEADER_SIZE:
-        chunk = segment.read(position, min(READ_CHUNK, size - position))
-        pos = 0
-        while len(chunk) - pos >= rb.HEADER_SIZE:
-            header = rb.parse_header(chunk, pos)
-            if header.size < rb.HEADER_SIZE:
-                raise UndecodableError(
-                    f"{segment.path}: impossible batch length at position {position + pos}"
-                )
-            if pos + header.size > len(chunk):
-                if pos == 0:  # a batch larger than the chunk: read it alone
-                    yield header, segment.read(position, header.size)
-                    pos = header.size
-                break
-            yield header, chunk[pos : pos + header.size]
-            pos += header.size
-        if pos == 0:
-            return
-        position += pos
+    fd = os.open(segment.path, os.O_RDONLY)
+    try:
+        position = 0
+        size = segment.size
+        while size - position >= rb.HEADER_SIZE:
+            chunk = os.pread(fd, min(READ_CHUNK, size - position), position)
+            pos = 0
+            while len(chunk) - pos >= rb.HEADER_SIZE:
+                header = rb.parse_header(chunk, pos)
+                if header.size < rb.HEADER_SIZE:
+                    raise UndecodableError(f"{segment.path}: impossible batch length at {position + pos}")
+                if pos + header.size > len(chunk):
+                    if pos == 0:  # a batch larger than the chunk: read it alone
+                        yield header, os.pread(fd, header.size, position)
+                        pos = header.size
+                    break
+                yield header, chunk[pos : pos + header.size]
+                pos += header.size
+            if pos == 0:
+                return
+            position += pos
+    finally:
+        os.close(fd)
 
 
 def clean_log(
     plog: PartitionLog,
     section: DirtySection,
-    offset_map: OffsetMap,
     *,
-    stop: Callable[[], bool],
+    run: Callable[[PassPlan], PassOutput],
+    buffer_bytes: int,
     crash_point: Callable[[str], None],
     now_ms: int,
 ) -> CleanResult | None:
-    """One pass (the module docstring); None when the map could not take even one batch. Raises
-    CleaningStoppedError when ``stop()`` turns true (the cleaned file in progress is removed)."""
+    """One pass (the module docstring): ``run`` runs ``run_pass`` (in a worker process, or here); None
+    when the map could not take even one batch. Cleaned files not swapped in are removed."""
     started = time.monotonic()
     config = plog.config
-    offset_map.clear()
-    mapped_to, bytes_read = _build_map(section, offset_map, stop)
-    if mapped_to <= section.first_dirty and section.dirty_bytes > 0:
+    plan = PassPlan(
+        str(plog.directory), section, frozenset(plog.producer_last_batches()), now_ms,
+        config.delete_retention_ms, config.segment_bytes, config.index_interval_bytes, buffer_bytes,
+        f"{os.getpid()}-{time.monotonic_ns()}",
+    )  # fmt: skip
+    plog.allow_gaps()  # before any swap: recovery must accept the gaps a swapped-in segment has
+    output = run(plan)
+    if output.mapped_to <= section.first_dirty and section.dirty_bytes > 0:
         log.warning(
             "%s: log.cleaner.dedupe.buffer.size holds %d keys, too few for one batch at offset %d",
-            plog.name, offset_map.capacity, section.first_dirty,
+            plog.name, output.map_capacity, section.first_dirty,
         )  # fmt: skip
         return None
-    state = _PassState(
-        mapped_to, offset_map, plog.producer_last_batches(), now_ms, config.delete_retention_ms, []
-    )
-    to_clean = [s for s in section.segments if s.base_offset < mapped_to]
-    plog.allow_gaps()
+    crash_point("cleaned")
+    by_base = {s.base_offset: s for s in section.segments}
     before = after = 0
-    groups = _groups(to_clean, config.segment_bytes)
-    for group in groups:
-        if stop():
-            raise CleaningStoppedError
-        cleaned = _write_group(plog.directory, group, state, config.index_interval_bytes, stop)
-        crash_point("cleaned")
-        if not plog.replace_segments(cleaned, crash_point):
-            (plog.directory / files.cleaned_name(cleaned.base_offset)).unlink(missing_ok=True)
-            log.info("%s: segments changed while they were cleaned; the pass ends here", plog.name)
-            break
-        bytes_read += sum(s.size for s in group)
-        before += sum(s.size for s in group)
-        after += cleaned.size
-    else:
-        write_checkpoint(plog.directory, mapped_to)
+    swapped = 0
+    try:
+        for cleaned in output.cleaned:
+            if not plog.replace_segments(cleaned, crash_point):
+                log.info("%s: segments changed while they were cleaned; the pass ends here", plog.name)
+                break
+            swapped += 1
+            before += sum(by_base[base].size for base in cleaned.replaces)
+            after += cleaned.size
+        else:
+            write_checkpoint(plog.directory, output.mapped_to)
+    finally:
+        for unused in output.cleaned[swapped:]:
+            (plog.directory / unused.file_name).unlink(missing_ok=True)
     return CleanResult(
-        plog.name, section.first_dirty, mapped_to, bytes_read, before, after, len(to_clean), len(groups),
-        time.monotonic() - started, min(state.horizons, default=-1),
+        plog.name, section.first_dirty, output.mapped_to, output.bytes_read, before, after,
+        sum(len(c.replaces) for c in output.cleaned), len(output.cleaned), time.monotonic() - started,
+        output.delete_horizon,
     )  # fmt: skip
 
 
-def _build_map(section: DirtySection, offset_map: OffsetMap, stop: Callable[[], bool]) -> tuple[int, int]:
+def run_pass(plan: PassPlan) -> PassOutput:
+    """Steps 2-4: map the dirty section, write the cleaned groups. Files only (a worker process's job)."""
+    offset_map = OffsetMap(plan.buffer_bytes)
+    section = plan.section
+    mapped_to, bytes_read = _build_map(section, offset_map)
+    if mapped_to <= section.first_dirty and section.dirty_bytes > 0:
+        return PassOutput(0, offset_map.capacity, bytes_read, [], -1)
+    state = _PassState(mapped_to, offset_map, plan.producers_last, plan.now_ms, plan.delete_retention_ms, [])
+    to_clean = [s for s in section.segments if s.base_offset < mapped_to]
+    written: list[CleanedSegment] = []
+    try:
+        for group in _groups(to_clean, plan.segment_bytes):
+            written.append(_write_group(Path(plan.directory), group, state, plan))
+            bytes_read += sum(s.size for s in group)
+    except BaseException:
+        for cleaned in written:
+            (Path(plan.directory) / cleaned.file_name).unlink(missing_ok=True)
+        raise
+    return PassOutput(mapped_to, offset_map.capacity, bytes_read, written, min(state.horizons, default=-1))
+
+
+def _build_map(section: DirtySection, offset_map: OffsetMap) -> tuple[int, int]:
     """Map the dirty section's keys to their latest offsets; returns (offset covered up to, bytes read)."""
     first_dirty = section.first_dirty
     bytes_read = 0
     for segment in section.segments:
         if segment.next_offset <= first_dirty:
             continue
-        if stop():
-            raise CleaningStoppedError
         bytes_read += segment.size
         for header, data in iter_batches(segment):
             if header.last_offset < first_dirty or header.is_control:
@@ -248,9 +313,9 @@ def _build_map(section: DirtySection, offset_map: OffsetMap, stop: Callable[[], 
     return section.end, bytes_read
 
 
-def _groups(segments: list[Segment], max_bytes: int) -> list[list[Segment]]:
+def _groups(segments: list[SegmentRef], max_bytes: int) -> list[list[SegmentRef]]:
     """Adjacent segments whose sizes fit in ``max_bytes`` together (Kafka's groupSegmentsBySize)."""
-    groups: list[list[Segment]] = []
+    groups: list[list[SegmentRef]] = []
     for segment in segments:
         if groups and sum(s.size for s in groups[-1]) + segment.size <= max_bytes:
             groups[-1].append(segment)
@@ -263,17 +328,19 @@ def _groups(segments: list[Segment], max_bytes: int) -> list[list[Segment]]:
 class _PassState:
     mapped_to: int  # the offset map covers the dirty section up to here
     offset_map: OffsetMap
-    producers_last: set[int]  # base offsets of the idempotent producers' latest batches
+    producers_last: frozenset[int]  # base offsets of the idempotent producers' latest batches
     now_ms: int
     delete_retention_ms: int
     horizons: list[int]  # the delete horizons of the batches that keep tombstones
 
 
 def _write_group(
-    directory: Path, group: list[Segment], state: _PassState, index_interval: int, stop: Callable[[], bool]
+    directory: Path, group: list[SegmentRef], state: _PassState, plan: PassPlan
 ) -> CleanedSegment:
     base = group[0].base_offset
-    path = directory / files.cleaned_name(base)
+    index_interval = plan.index_interval_bytes
+    name = files.cleaned_name(base, plan.tag)
+    path = directory / name
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     entries: list[tuple[int, int, int]] = []
     position = 0
@@ -281,8 +348,6 @@ def _write_group(
     pending = bytearray()
     try:
         for segment in group:
-            if stop():
-                raise CleaningStoppedError
             for header, data in iter_batches(segment):
                 out = _filter_batch(header, data, state)
                 if out is None:
@@ -305,6 +370,7 @@ def _write_group(
     os.close(fd)
     firsts = [s.first_append_ms for s in group if s.first_append_ms >= 0]
     return CleanedSegment(
+        file_name=name,
         base_offset=base,
         replaces=tuple(s.base_offset for s in group),
         size=position,

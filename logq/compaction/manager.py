@@ -1,12 +1,15 @@
 """LogCleaner: the cleaner thread (after Kafka's LogCleaner and LogCleanerManager).
 
-One thread, started and stopped by the broker, so cleaning never runs on the event loop. Each round it
-looks at every hosted log whose cleanup.policy includes compact (its config read afresh: a setting
-changed at run time is in force at the next round), cleans the filthiest one that is due (dirty ratio
-at least min.cleanable.dirty.ratio, or a record older than max.compaction.lag.ms), and sleeps
-log.cleaner.backoff.ms when none is. A log is cleaned only while its ``maintenance`` lock is free, so
-never while the retention job deletes from it; the log's own lock is taken only for the swap. Every
-replica cleans its own copy, as in Kafka.
+One thread, started and stopped by the broker, so cleaning never runs on the event loop; the CPU work
+of a pass (mapping keys, rewriting records: ``cleaner.run_pass``) runs in one worker process, so that
+it never holds the broker's GIL either (a busy Python thread delays every other thread of its process
+by up to the GIL's switch interval at each syscall, which stalled the event loop by 100 ms and more).
+Each round it looks at every hosted log whose cleanup.policy includes compact (its config read
+afresh: a setting changed at run time is in force at the next round), cleans the filthiest one that is
+due (dirty ratio at least min.cleanable.dirty.ratio, a record older than max.compaction.lag.ms, or
+tombstones past their delete horizon), and sleeps log.cleaner.backoff.ms when none is. A log is
+cleaned only while its ``maintenance`` lock is free, so never while the retention job deletes from it;
+the log's own lock is taken only for the swap. Every replica cleans its own copy, as in Kafka.
 
 ``LOGQ_CLEANER_CRASH_AT=<step>`` (tests only) kills the broker with SIGKILL at a step of the swap:
 ``cleaned`` (the cleaned file is written), ``swap`` (renamed to ``.swap``), ``old-deleted``,
@@ -18,20 +21,20 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterable
 
 from logq.clock import Clock
 from logq.compaction.cleaner import (
     CleanerStats,
-    CleaningStoppedError,
     CleanResult,
     DirtySection,
+    PassOutput,
+    PassPlan,
     clean_log,
     dirty_section,
 )
-from logq.compaction.offset_map import OffsetMap
+from logq.compaction.worker import CleaningStoppedError, WorkerProcess
 from logq.config import LogConfig
 from logq.errors import LogqError
 from logq.segments.log import PartitionLog
@@ -39,7 +42,6 @@ from logq.segments.log import PartitionLog
 log = logging.getLogger(__name__)
 
 CRASH_AT_ENV = "LOGQ_CLEANER_CRASH_AT"
-CLEANING_SWITCH_INTERVAL_S = 0.0005
 
 
 def crash_point_from_environment() -> Callable[[str], None]:
@@ -56,13 +58,24 @@ def crash_point_from_environment() -> Callable[[str], None]:
 
 
 class LogCleaner:
-    def __init__(self, logs: Callable[[], Iterable[PartitionLog]], clock: Clock, config: LogConfig) -> None:
+    def __init__(
+        self,
+        logs: Callable[[], Iterable[PartitionLog]],
+        clock: Clock,
+        config: LogConfig,
+        *,
+        run: Callable[[PassPlan], PassOutput] | None = None,
+    ) -> None:
+        """``run``: how a pass's file work is done (default: in the worker process; tests may pass
+        ``cleaner.run_pass`` to do it in this thread)."""
         self._logs = logs
         self._clock = clock
         self._backoff_s = config.cleaner_backoff_ms / 1000
-        self._map = OffsetMap(config.cleaner_dedupe_buffer_size)
-        self._crash_point = crash_point_from_environment()
+        self._buffer_bytes = config.cleaner_dedupe_buffer_size
         self._stopping = threading.Event()
+        self._worker = WorkerProcess(self._stopping.is_set) if run is None else None
+        self._run_pass = run if run is not None else self._worker_run
+        self._crash_point = crash_point_from_environment()
         self._thread: threading.Thread | None = None
         self._passes = 0
         self._bytes_read = 0
@@ -81,6 +94,12 @@ class LogCleaner:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join()
+        if self._worker is not None:
+            self._worker.close()
+
+    def _worker_run(self, plan: PassPlan) -> PassOutput:
+        assert self._worker is not None
+        return self._worker.run(plan)
 
     def statistics(self) -> CleanerStats:
         return CleanerStats(self._passes, self._bytes_read, self._bytes_reclaimed, self._max_dirty_ratio)
@@ -137,22 +156,14 @@ class LogCleaner:
         section = self._section(plog, now)  # again, now that retention is kept away
         if section is None or not section.due(plog.config, tombstones_expired=self._expired(plog, now)):
             return None
-        stopping = self._stopping.is_set
-        switch_interval = sys.getswitchinterval()
-        # This thread is CPU-bound and holds the GIL: the event loop, which gives it up at every
-        # syscall, would wait up to the switch interval (5 ms) to get it back each time.
-        sys.setswitchinterval(CLEANING_SWITCH_INTERVAL_S)
         try:
             result = clean_log(
-                plog, section, self._map, stop=stopping, crash_point=self._crash_point,
-                now_ms=self._clock.time_ms(),
+                plog, section, run=self._run_pass, buffer_bytes=self._buffer_bytes,
+                crash_point=self._crash_point, now_ms=now,
             )  # fmt: skip
         except (LogqError, OSError) as exc:
             log.warning("log cleaner could not clean %s: %s", plog.name, exc)
             return None
-        finally:
-            sys.setswitchinterval(switch_interval)
-            self._map.clear()
         if result is None:
             return None
         self._horizons[plog.name] = result.delete_horizon

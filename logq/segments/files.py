@@ -7,7 +7,7 @@ offset, zero-padded to 20 digits so that ``ls`` sorts them numerically. State li
     00000000000000001234.deleted   removed by retention or truncation, unlinked after a delay
     queue.id                       the id of the queue this partition belongs to (QueueMetadata.queue_id)
     <name>.tmp                     a half-written small file (removed at startup)
-    00000000000000001234.cleaned   a segment the log cleaner is writing (removed at startup)
+    <base>.<tag>.cleaned           a segment the log cleaner is writing (removed at startup)
     <base>-<end>.swap              a cleaned segment replacing the segments in [base, end): the swap is
                                    decided once this name exists; startup finishes it (loader.py)
     cleaner-offset-checkpoint      the log cleaner's first dirty offset (logq/compaction/); its presence
@@ -69,8 +69,9 @@ def parse_segment_name(name: str) -> int | None:
     return None
 
 
-def cleaned_name(base_offset: int) -> str:
-    return f"{base_offset:020d}{CLEANED_SUFFIX}"
+def cleaned_name(base_offset: int, tag: str) -> str:
+    """``tag`` tells passes apart (a killed pass's file is never another's)."""
+    return f"{base_offset:020d}.{tag}{CLEANED_SUFFIX}"
 
 
 def swap_name(base_offset: int, end_offset: int) -> str:

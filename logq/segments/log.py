@@ -75,9 +75,10 @@ class SegmentInfo:
 
 @dataclass(frozen=True, slots=True)
 class CleanedSegment:
-    """A segment the log cleaner wrote (``files.cleaned_name(base_offset)``, fsynced) to replace the
-    segments ``replaces`` (base offsets, oldest first, the first one being ``base_offset``)."""
+    """A segment the log cleaner wrote (``file_name`` in the partition directory, fsynced) to replace
+    the segments ``replaces`` (base offsets, oldest first, the first one being ``base_offset``)."""
 
+    file_name: str
     base_offset: int
     replaces: tuple[int, ...]
     size: int
@@ -782,7 +783,7 @@ class PartitionLog:
                     return False
                 first = self._segments.index(olds[0])
                 end = self._segments[first + len(olds)].base_offset
-            cleaned_path = self.directory / files.cleaned_name(cleaned.base_offset)
+            cleaned_path = self.directory / cleaned.file_name
             swap_path = self.directory / files.swap_name(cleaned.base_offset, end)
             try:
                 os.replace(cleaned_path, swap_path)

@@ -9,8 +9,9 @@ import pytest
 
 from logq import batch as rb
 from logq import codec
-from logq.compaction import LogCleaner, OffsetMap
-from logq.compaction.cleaner import clean_log, dirty_section, read_checkpoint
+from logq.compaction import LogCleaner
+from logq.compaction.cleaner import clean_log, dirty_section, read_checkpoint, run_pass
+from logq.compaction.offset_map import ENTRY_BYTES
 from logq.config import LogConfig
 from logq.errors import OutOfOrderSequenceError
 from logq.segments import LogManager, PartitionLog
@@ -93,9 +94,13 @@ def fill_updates(plog: PartitionLog, keys: int, rounds: int, **kwargs: object) -
 
 
 def clean(manager: LogManager, clock: FakeClock) -> None:
+    """Passes until none is due, with the broker's cleaner (its worker process does the file work)."""
     cleaner = LogCleaner(manager.logs, clock, CONFIG)
-    while cleaner.run_once() is not None:
-        pass
+    try:
+        while cleaner.run_once() is not None:
+            pass
+    finally:
+        cleaner.stop()
 
 
 def test_a_pass_keeps_the_latest_value_of_each_key_at_its_own_offset(
@@ -157,7 +162,7 @@ def test_tombstones_stay_until_delete_retention_ms_after_they_were_cleaned(
     plog.append(keyed([(b"key-1", None), (b"key-2", None)]))
     plog.roll()
     plog.high_watermark = plog.log_end_offset
-    cleaner = LogCleaner(manager.logs, clock, CONFIG)
+    cleaner = LogCleaner(manager.logs, clock, CONFIG, run=run_pass)  # the file work in this thread
     assert cleaner.run_once() is not None  # the first pass: the deletes stay, a consumer sees them
     assert cleaner.run_once() is None
     first = stored_records(plog)
@@ -238,10 +243,11 @@ def test_a_full_offset_map_cleans_only_as_far_as_it_covers(
     plog.high_watermark = plog.log_end_offset
     section = dirty_section(plog, clock.time_ms())
     assert section is not None
-    small = OffsetMap(25 * 24)  # room for 22 keys: two batches of ten
+    # log.cleaner.dedupe.buffer.size of 25 entries: room for 22 keys (load factor 0.9), two batches
     result = clean_log(
-        plog, section, small, stop=lambda: False, crash_point=lambda step: None, now_ms=clock.time_ms()
-    )
+        plog, section, run=run_pass, buffer_bytes=25 * ENTRY_BYTES, crash_point=lambda step: None,
+        now_ms=clock.time_ms(),
+    )  # fmt: skip
     assert result is not None
     assert result.cleaned_to == 20  # the map took offsets 0-19
     assert read_checkpoint(plog.directory) == 20
@@ -304,13 +310,9 @@ def test_a_crash_at_any_step_of_a_swap_leaves_the_old_or_the_new_segments(
     assert section is not None
     with pytest.raises(Crash):
         clean_log(
-            plog,
-            section,
-            OffsetMap(1 << 20),
-            stop=lambda: False,
-            crash_point=crash_point,
+            plog, section, run=run_pass, buffer_bytes=1 << 20, crash_point=crash_point,
             now_ms=clock.time_ms(),
-        )
+        )  # fmt: skip
     manager.abandon()
     manager = LogManager(data_dir, CONFIG, clock)
     reloaded = manager.get("q", 0)
