@@ -160,7 +160,7 @@ def run(policy: str, records: int, keys: int, value_bytes: int, work: Path) -> d
         with Probe(broker.bootstrap, f"http://127.0.0.1:{metrics_port}/metrics") as probe:
             result["load_s"] = load(broker.bootstrap, records, keys, value_bytes)
             if policy == "compact":
-                wait_until_clean(broker, quiet_s=3.0, deadline_s=600)
+                wait_until_clean(broker, quiet_s=8.0, deadline_s=600)
             else:
                 time.sleep(5.0)  # the compact run's tail: the probe keeps measuring meanwhile
             time.sleep(1.5)  # a last scrape

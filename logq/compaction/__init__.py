@@ -3,6 +3,5 @@
 from logq.compaction.cleaner import CleanerStats, CleanResult, clean_log
 from logq.compaction.manager import LogCleaner
 from logq.compaction.offset_map import OffsetMap
-from logq.compaction.records import check_keys
 
-__all__ = ["CleanResult", "CleanerStats", "LogCleaner", "OffsetMap", "check_keys", "clean_log"]
+__all__ = ["CleanResult", "CleanerStats", "LogCleaner", "OffsetMap", "clean_log"]

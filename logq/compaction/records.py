@@ -13,8 +13,6 @@ from typing import NamedTuple
 
 from logq import batch as rb
 from logq import codec
-from logq.error_codes import ErrorCode
-from logq.errors import LogqError
 
 _AFTER_CRC = struct.Struct(">hiqqqhii")
 _BEFORE_CRC = struct.Struct(">qiibI")
@@ -127,20 +125,3 @@ def rebuild(
     length = len(after_crc) + len(section) + 9  # partitionLeaderEpoch (4) + magic (1) + crc (4)
     prefix = _BEFORE_CRC.pack(header.base_offset, length, header.partition_leader_epoch, rb.MAGIC, crc)
     return prefix + after_crc + section
-
-
-def check_keys(data: bytes | memoryview) -> None:
-    """A produced batch for a compacted queue: every record needs a key (Kafka refuses the batch with
-    INVALID_RECORD otherwise). A batch logq cannot decompress is let through: the cleaner keeps it."""
-    buf = bytes(data)
-    header = rb.parse_header(buf)
-    try:
-        for record in iter_records(records_section(header, buf), header.records_count):
-            if record.key is None:
-                raise LogqError(
-                    f"a record at offset delta {record.offset_delta} has no key: a compacted queue "
-                    "(cleanup.policy=compact) keeps the latest record of each key",
-                    code=ErrorCode.INVALID_RECORD,
-                )
-    except UndecodableError:
-        return

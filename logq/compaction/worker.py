@@ -2,8 +2,8 @@
 
 Spawned, not forked (a fork of a broker with threads and an event loop could inherit a held lock), once,
 and kept for later passes; it dies with the broker (PR_SET_PDEATHSIG), so a killed broker never leaves
-one writing into its data directory. Plans and results travel over a pipe (both are small: segment
-names and offsets, never records).
+one writing into its data directory; it runs at a lower priority (nice 10) than the broker. Plans and
+results travel over a pipe (both are small: segment names and offsets, never records).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import multiprocessing
+import os
 import signal
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -23,6 +24,7 @@ from logq.errors import StorageError
 _CONTEXT = multiprocessing.get_context("spawn")
 _PR_SET_PDEATHSIG = 1
 _POLL_S = 0.1
+WORKER_NICENESS = 10
 
 
 class CleaningStoppedError(Exception):
@@ -36,6 +38,9 @@ def _serve(conn: Connection) -> None:
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(libc_name).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the broker's to handle; it stops us
+    # Background work: on a busy machine the scheduler should run the broker's event loop first.
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
     while True:
         try:
             plan = conn.recv()
