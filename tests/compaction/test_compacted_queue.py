@@ -12,7 +12,11 @@ import pytest
 from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # not in its __all__
 
-from tests.broker_process import BrokerProcess
+from logq.config import LogConfig
+from logq.groups.offsets import offsets_log_config
+from tests.broker.test_metrics import MetricsBroker
+from tests.broker.test_metrics import value as sample
+from tests.broker_process import BrokerProcess, free_port
 from tests.compaction.helpers import (
     DEADLINE_S,
     Entry,
@@ -171,3 +175,31 @@ def test_compact_delete_also_ages_segments_out(compacting_broker: BrokerProcess)
     writer.updates(1, "new")
     got: list[Entry] = read_with_logq(bootstrap, queue)
     assert [v for _, _, v in got] == [f"new-0-{k}".encode() + b"v" * 100 for k in range(KEYS)]
+
+
+def test_passes_and_bytes_are_in_the_metrics_and_the_log(tmp_path: Path) -> None:
+    port = free_port()
+    proc = BrokerProcess(
+        tmp_path / "broker-data", broker={"metrics.listen": f"127.0.0.1:{port}"}, log=BROKER_LOG
+    ).start()
+    try:
+        bootstrap, queue = proc.bootstrap, "compacted.metrics"
+        create_compacted(bootstrap, queue)
+        Writer(bootstrap, queue).updates(ROUNDS, "m")
+        wait_for_passes(proc, 1)
+        samples = MetricsBroker(proc, port).scrape()
+        assert sample(samples, "logq_cleaner_passes_total") >= 1
+        assert sample(samples, "logq_cleaner_bytes_read_total") > 0
+        assert sample(samples, "logq_cleaner_bytes_reclaimed_total") > 0
+        assert 0.0 <= sample(samples, "logq_cleaner_max_dirty_ratio") <= 1.0
+        line = next(line for line in proc.log_text.splitlines() if "cleaned compacted.metrics-0" in line)
+        assert "bytes ->" in line
+        assert " s (" in line
+    finally:
+        proc.kill()
+
+
+def test_consumer_offsets_is_left_to_the_offset_store() -> None:
+    """Even with compact as the broker's default policy, the offsets queue keeps one compaction: the
+    offset store's own (docs/architecture.md, "Compacted queues")."""
+    assert offsets_log_config(LogConfig(cleanup_policy="compact")).cleanup_policy == "delete"
