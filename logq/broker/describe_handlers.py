@@ -113,6 +113,7 @@ _QUEUE_DOCS = {
     "min.compaction.lag.ms": "A record is never compacted before it is this old (ms).",
     "max.compaction.lag.ms": "A record is compacted within about this long, however clean the log (ms).",
     "min.cleanable.dirty.ratio": "Clean a compacted partition once this share of its log is dirty.",
+    "file.delete.delay.ms": "How long a deleted or replaced segment file lingers before it is unlinked (ms).",
 }
 
 

@@ -33,6 +33,7 @@ QUEUE_SETTINGS = {
     "segment.ms": "500",
     "min.cleanable.dirty.ratio": "0.01",
     "delete.retention.ms": "1000",
+    "file.delete.delay.ms": "1000",  # a Kafka queue setting too (librdkafka's 0077 sets it)
 }
 KEYS = 50
 ROUNDS = 30
