@@ -15,7 +15,8 @@
    producer state survives a reload.
 4. Each group is written to ``<base>.<tag>.cleaned`` and fsynced; then each is swapped in
    (``PartitionLog.replace_segments``).
-5. The cleaner checkpoint moves to ``mapped_to``.
+5. The cleaner checkpoint moves to ``mapped_to``; empty segments at the log start are deleted, so the
+   log start offset (the low watermark consumers see) moves past records that are all gone.
 
 Steps 2-4 (``run_pass``) read and write files only, from a ``PassPlan`` that names them: the cleaner
 runs them in a worker process (``manager.py``), so that its CPU work never holds the broker's GIL. The
@@ -276,6 +277,7 @@ def clean_log(
             after += cleaned.size
         else:
             write_checkpoint(plog.directory, output.mapped_to)
+        plog.delete_empty_prefix()  # the log start moves past what cleaning emptied
     finally:
         for unused in output.cleaned[swapped:]:
             (plog.directory / unused.file_name).unlink(missing_ok=True)

@@ -84,10 +84,12 @@ class WorkerProcess:
         if self._conn is None or self._process is None or not self._process.is_alive():
             self.close()
             ours, theirs = _CONTEXT.Pipe()
-            self._process = _CONTEXT.Process(target=_serve, args=(theirs,), name="log-cleaner", daemon=True)
-            self._process.start()
-            theirs.close()
-            self._conn = ours
+            process = _CONTEXT.Process(target=_serve, args=(theirs,), name="log-cleaner", daemon=True)
+            try:
+                process.start()
+            finally:
+                theirs.close()
+            self._process, self._conn = process, ours
         return self._conn
 
     def close(self) -> None:

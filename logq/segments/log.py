@@ -432,7 +432,8 @@ class PartitionLog:
         while i < len(self._segments):
             segment = self._segments[i]
             position = self._position_of_locked(segment, max(offset, segment.base_offset))
-            if position is not None:
+            # at the segment's end (a read hint there): the offset is in a gap after its last batch
+            if position is not None and position < segment.size:
                 return segment, position
             i += 1
         return None
@@ -736,6 +737,28 @@ class PartitionLog:
                 deleted = self._delete_oldest_locked(count, reason)
             except (OSError, StorageError) as exc:  # a rename or the index: recovery knows what is on disk
                 raise self.health.fail("write", f"deleting old segments of {self.name}", exc) from exc
+        if deleted:
+            try:
+                files.fsync_dir(self.directory)
+            except OSError as exc:
+                raise self.health.fail("fsync", f"fsync of {self.directory}", exc) from exc
+        return deleted
+
+    def delete_empty_prefix(self) -> int:
+        """Delete the empty segments at the start of the log (the log cleaner emptied them), so that the
+        log start offset moves past records that are gone (Kafka's low watermark does the same). Never
+        the active segment, never at or above the high watermark. Returns how many were deleted."""
+        with self._lock:
+            self._check_open_locked()
+            empty = 0
+            while empty + 1 < len(self._segments) and self._segments[empty].size == 0:
+                empty += 1
+            if not empty:
+                return 0
+            try:
+                deleted = self._delete_oldest_locked(empty, "no record left after cleaning")
+            except (OSError, StorageError) as exc:
+                raise self.health.fail("write", f"deleting empty segments of {self.name}", exc) from exc
         if deleted:
             try:
                 files.fsync_dir(self.directory)
