@@ -25,7 +25,15 @@ ALLOWED: dict[str, set[str]] = {
     "segments": {CORE},
     # the test toolkit (an in-process cluster): everything but the client and the CLI; nothing imports it
     "testing": {
-        CORE, "security", "protocol", "segments", "coordinator", "retention", "compaction", "groups", "broker"
+        CORE,
+        "security",
+        "protocol",
+        "segments",
+        "coordinator",
+        "retention",
+        "compaction",
+        "groups",
+        "broker",
     },
     "coordinator": {CORE, "security"},
     "retention": {CORE, "segments"},
@@ -34,7 +42,15 @@ ALLOWED: dict[str, set[str]] = {
     "client": {CORE, "protocol", "security"},
     # the broker's followers fetch from their leaders with the client's connection
     "broker": {
-        CORE, "security", "protocol", "segments", "coordinator", "retention", "compaction", "groups", "client"
+        CORE,
+        "security",
+        "protocol",
+        "segments",
+        "coordinator",
+        "retention",
+        "compaction",
+        "groups",
+        "client",
     },
     "facade": {CORE, "client", "security", "protocol"},
     "cli": {CORE, "facade", "client", "security", "protocol", "segments", "coordinator", "broker"},
