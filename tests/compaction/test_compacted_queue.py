@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # not in its __all__
 
+from logq import Producer as LogqProducer
 from logq.config import LogConfig
 from logq.groups.offsets import offsets_log_config
 from tests.broker.test_metrics import MetricsBroker
@@ -204,3 +205,26 @@ def test_consumer_offsets_is_left_to_the_offset_store() -> None:
     """Even with compact as the broker's default policy, the offsets queue keeps one compaction: the
     offset store's own (docs/architecture.md, "Compacted queues")."""
     assert offsets_log_config(LogConfig(cleanup_policy="compact")).cleanup_policy == "delete"
+
+
+def test_a_clean_shutdown_with_the_cleaner_at_work_stops_it_and_loses_nothing(tmp_path: Path) -> None:
+    broker = BrokerProcess(tmp_path / "broker-data", log=BROKER_LOG).start()
+    try:
+        bootstrap, queue = broker.bootstrap, "compacted.shutdown"
+        create_compacted(bootstrap, queue, **{"segment.bytes": str(1 << 20)})
+        with LogqProducer(bootstrap, acks="all", compression="none") as producer:
+            for i in range(200_000):  # a pass of a second or more
+                producer.send(queue, b"update-%d" % (i // 1000), b"key-%d" % (i % 1000), partition=0)
+            producer.flush()
+        time.sleep(0.7)  # segment.ms: the last segment rolls; the cleaner is at work
+        assert broker.stop() == 0  # SIGTERM: the cleaner is stopped, then the logs are closed
+        assert "stopped cleanly" in broker.log_text
+        broker.start()
+        records = read_with_logq(broker.bootstrap, queue)
+        assert {key: value for _, key, value in records} == {
+            b"key-%d" % k: b"update-199" for k in range(1000)
+        }
+        offsets = [offset for offset, _, _ in records]
+        assert offsets == sorted(set(offsets))
+    finally:
+        broker.kill()
