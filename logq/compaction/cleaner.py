@@ -45,6 +45,7 @@ from logq.compaction.records import (
     records_section,
 )
 from logq.config import LONG_MAX, LogConfig
+from logq.errors import StorageError
 from logq.segments import files
 from logq.segments.log import CleanedSegment, PartitionLog
 from logq.segments.segment import Segment
@@ -78,12 +79,15 @@ class SegmentRef:
     size: int
     first_append_ms: int
     last_append_ms: int
+    inode: int  # the file as planned: the pass refuses another one of the same name
+    truncations: int  # ... and the swap one truncated since (``Segment.truncations``)
 
     @classmethod
     def of(cls, segment: Segment) -> SegmentRef:
         return cls(
             str(segment.path), segment.base_offset, segment.next_offset, segment.size,
-            segment.first_append_ms, segment.last_append_ms,
+            segment.first_append_ms, segment.last_append_ms, os.stat(segment.path).st_ino,
+            segment.truncations,
         )  # fmt: skip
 
 
@@ -214,6 +218,8 @@ def iter_batches(segment: SegmentRef) -> Iterator[tuple[rb.BatchHeader, bytes]]:
     a time."""
     fd = os.open(segment.path, os.O_RDONLY)
     try:
+        if os.fstat(fd).st_ino != segment.inode:
+            raise StorageError(f"{segment.path} was replaced since the pass was planned")
         position = 0
         size = segment.size
         while size - position >= rb.HEADER_SIZE:
@@ -283,7 +289,7 @@ def clean_log(
             (plog.directory / unused.file_name).unlink(missing_ok=True)
     return CleanResult(
         plog.name, section.first_dirty, output.mapped_to, output.bytes_read, before, after,
-        sum(len(c.replaces) for c in output.cleaned), len(output.cleaned), time.monotonic() - started,
+        sum(len(c.replaces) for c in output.cleaned[:swapped]), swapped, time.monotonic() - started,
         output.delete_horizon,
     )  # fmt: skip
 
@@ -395,6 +401,7 @@ def _write_group(
         file_name=name,
         base_offset=base,
         replaces=tuple(s.base_offset for s in group),
+        replaced_versions=tuple((s.inode, s.truncations) for s in group),
         size=position,
         offset_entries=entries,
         first_append_ms=min(firsts) if firsts else -1,

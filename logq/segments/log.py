@@ -81,10 +81,19 @@ class CleanedSegment:
     file_name: str
     base_offset: int
     replaces: tuple[int, ...]
+    # (inode, truncations) of each segment read: one truncated or written again since is not replaced
+    replaced_versions: tuple[tuple[int, int], ...]
     size: int
     offset_entries: list[tuple[int, int, int]]  # (offset, segment base, position), as SparseIndexer
     first_append_ms: int
     last_append_ms: int
+
+
+def _same_files(segments: list[Segment], versions: tuple[tuple[int, int], ...]) -> bool:
+    try:
+        return tuple((os.stat(s.path).st_ino, s.truncations) for s in segments) == versions
+    except OSError:
+        return False
 
 
 class _CheckpointChanges(NamedTuple):
@@ -802,7 +811,9 @@ class PartitionLog:
             with self._lock:
                 self._check_open_locked()
                 olds = [s for s in self._segments[:-1] if s.base_offset in cleaned.replaces]
-                if tuple(s.base_offset for s in olds) != cleaned.replaces:
+                if tuple(s.base_offset for s in olds) != cleaned.replaces or not _same_files(
+                    olds, cleaned.replaced_versions
+                ):
                     return False
                 first = self._segments.index(olds[0])
                 end = self._segments[first + len(olds)].base_offset

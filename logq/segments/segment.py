@@ -49,6 +49,7 @@ class Segment:
         self.last_append_ms = -1  # broker time of the newest batch (-1: unknown)
         self.first_append_ms = -1  # broker time of the first batch appended in this process (segment.ms)
         self.synced_size = self.size if not create else 0
+        self.truncations = 0  # how often it was cut back (the log cleaner checks its input is unchanged)
         self.closed = False
         # Blocks are allocated up to here (``space.reserve``); past ``size`` only while this segment is
         # active, given back when it rolls or closes. -1: the filesystem cannot reserve.
@@ -164,6 +165,7 @@ class Segment:
 
     def truncate(self, size: int) -> None:
         os.ftruncate(self.fd, size)  # also frees any blocks reserved past the end
+        self.truncations += 1
         self.size = size
         self._reserved_end = min(self._reserved_end, size)
         self.synced_size = min(self.synced_size, size)

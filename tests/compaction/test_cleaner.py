@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,10 +11,16 @@ import pytest
 from logq import batch as rb
 from logq import codec
 from logq.compaction import LogCleaner
-from logq.compaction.cleaner import clean_log, dirty_section, read_checkpoint, run_pass
+from logq.compaction.cleaner import (
+    PassPlan,
+    clean_log,
+    dirty_section,
+    read_checkpoint,
+    run_pass,
+)
 from logq.compaction.offset_map import ENTRY_BYTES
 from logq.config import LogConfig
-from logq.errors import OutOfOrderSequenceError
+from logq.errors import OutOfOrderSequenceError, StorageError
 from logq.segments import LogManager, PartitionLog
 from logq.testing import FakeClock
 
@@ -332,3 +339,38 @@ def test_a_crash_at_any_step_of_a_swap_leaves_the_old_or_the_new_segments(
     clean(manager, clock)  # and the next pass finishes the job
     assert len(stored_records(plog)) == 5
     manager.close()
+
+
+def test_segments_truncated_and_written_again_meanwhile_are_not_replaced(
+    logs: tuple[LogManager, PartitionLog], clock: FakeClock
+) -> None:
+    """A follower may truncate its log (and append the leader's batches again) while a pass runs: the
+    pass's output, made from the old bytes, must not replace the new ones."""
+    _, plog = logs
+    fill_updates(plog, keys=4, rounds=30)
+    section = dirty_section(plog, clock.time_ms())
+    assert section is not None
+    plog.truncate_to(0)  # the first segment is cut back in place, the others go
+    final = fill_updates(plog, keys=4, rounds=30)  # new segments under the same names
+    records_before = stored_records(plog)
+
+    # the first segment was cut back in place (same file): the pass reads it, the swap refuses it
+    first = section.segments[0]
+    first_only = dataclasses.replace(section, segments=[first], end=first.next_offset)
+    result = clean_log(
+        plog, first_only, run=run_pass, buffer_bytes=1 << 20, crash_point=lambda step: None,
+        now_ms=clock.time_ms(),
+    )  # fmt: skip
+    assert result is not None
+    assert result.segments_after == 0  # nothing swapped in
+    assert result.bytes_before == 0
+    assert stored_records(plog) == records_before
+    assert latest(stored_records(plog)) == final
+    assert not list(plog.directory.glob("*.cleaned"))
+    with pytest.raises(StorageError, match="replaced since the pass was planned"):
+        run_pass(
+            PassPlan(
+                str(plog.directory), section, frozenset(), clock.time_ms(), 0, CONFIG.segment_bytes,
+                CONFIG.index_interval_bytes, 1 << 20, "test",
+            )
+        )  # fmt: skip
