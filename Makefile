@@ -76,6 +76,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/security_bench.py
 	$(BIN)/python benchmarks/tls_costs.py
 	$(BIN)/python benchmarks/recompression_bench.py
+	$(BIN)/python benchmarks/compaction_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis logq/client/*.so

@@ -113,11 +113,14 @@ def parse_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHead
     return BatchHeader._make(_HEADER.unpack_from(buf, pos))
 
 
-def validate(buf: bytes | bytearray | memoryview) -> BatchHeader:
+def validate(buf: bytes | bytearray | memoryview, *, stored: bool = False) -> BatchHeader:
     """Check that ``buf`` is exactly one well-formed magic-2 batch with a correct CRC-32C.
 
     Checks, in order: header length, batchLength matches the buffer, magic, codec, CRC over
     [21, end), lastOffsetDelta = recordsCount - 1. (Runs once per produced batch: locals, no properties.)
+    ``stored``: a batch as the log keeps it, which the log cleaner may have thinned (fewer records than
+    lastOffsetDelta + 1, which it keeps so that the producer's sequences survive; none at all for a
+    producer's emptied last batch), as Kafka's cleaner does.
     """
     size = len(buf)
     if size < HEADER_SIZE:
@@ -136,7 +139,10 @@ def validate(buf: bytes | bytearray | memoryview) -> BatchHeader:
     actual = crc32c(memoryview(buf)[CRC_START:])
     if actual != crc:
         raise BatchError(f"CRC-32C mismatch: header says {crc:#010x}, bytes give {actual:#010x}")
-    if count < 1 or last_delta != count - 1:
+    if stored:
+        if count < 0 or last_delta < 0 or count > last_delta + 1:
+            raise BatchError(f"recordsCount {count} does not fit lastOffsetDelta {last_delta}")
+    elif count < 1 or last_delta != count - 1:
         raise BatchError(f"lastOffsetDelta {last_delta} does not match recordsCount {count}")
     return BatchHeader._make(fields)
 

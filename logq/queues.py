@@ -32,6 +32,7 @@ QUEUE_SETTINGS = frozenset(
         "max.compaction.lag.ms",
         "min.cleanable.dirty.ratio",
         "flush.ms",  # the queue's log.flush.interval.ms
+        "file.delete.delay.ms",
     }
 )
 
@@ -92,7 +93,16 @@ def _checked_value(key: str, value: str) -> str:
             raise InvalidConfigError(f"setting {key!r} must be positive")
         if key in ("retention.ms", "retention.bytes") and parsed < -1:
             raise InvalidConfigError(f"setting {key!r} must be -1 (unlimited) or more")
-        if key in ("delete.retention.ms", "min.compaction.lag.ms", "max.compaction.lag.ms") and parsed < 0:
+        if (
+            key
+            in (
+                "delete.retention.ms",
+                "min.compaction.lag.ms",
+                "max.compaction.lag.ms",
+                "file.delete.delay.ms",
+            )
+            and parsed < 0
+        ):
             raise InvalidConfigError(f"setting {key!r} must be 0 or more")
         if key == "max.compaction.lag.ms" and parsed < 1:
             raise InvalidConfigError(f"setting {key!r} must be positive")

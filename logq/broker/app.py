@@ -52,6 +52,7 @@ from logq.broker.replica_manager import CoordinatorWrites, ReplicaManager
 from logq.broker.server import Server
 from logq.broker.user_handlers import UserHandlers
 from logq.clock import SYSTEM_CLOCK, Clock
+from logq.compaction import LogCleaner
 from logq.coordinator import BrokerInfo, Coordinator, EmbeddedCoordinator, Endpoint
 from logq.coordinator.zk_auth import DIGEST_ENV, ZkDigest, load_zk_digest
 from logq.coordinator.zookeeper import ZooKeeperCoordinator
@@ -84,6 +85,7 @@ class Broker:
             lambda generation, seconds: self.metrics.gc_pause.labels(str(generation)).observe(seconds),
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._cleaner: LogCleaner | None = None
         self._listeners: list[asyncio.Server] = []
         self._logs: LogManager | None = None
         self._server: Server | None = None
@@ -242,6 +244,9 @@ class Broker:
             authentication_timeout_s=config.authentication_timeout_ms / 1000,
         )
         retention = RetentionJob(logs.logs, self._clock, log_defaults.retention_check_interval_ms)
+        self._cleaner = LogCleaner(logs.logs, self._clock, log_defaults)  # its own thread, off the loop
+        self._cleaner.start()
+        self.metrics.watch_cleaner(self._cleaner.statistics)
         coordinator.add_broker_settings_listener(
             lambda dynamic: self._dynamic_settings_changed(dynamic, logs, replicas, retention)
         )
@@ -288,6 +293,8 @@ class Broker:
             return
         logs.config = defaults
         retention.set_interval(defaults.retention_check_interval_ms)
+        if self._cleaner is not None:
+            self._cleaner.set_backoff_ms(defaults.cleaner_backoff_ms)
         replicas.set_log_defaults(defaults)
         log.info("dynamic broker settings now in force: %s", dynamic.for_broker(self.config.broker_id))
 
@@ -421,6 +428,8 @@ class Broker:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._cleaner is not None:
+            await asyncio.to_thread(self._cleaner.stop)
         if self._logs is not None:
             await asyncio.to_thread(self._logs.close)
         if self._coordinator is not None:

@@ -107,6 +107,7 @@ _QUEUE_DOCS = {
     "min.cleanable.dirty.ratio": "Clean a compacted partition once this share of its log is dirty.",
     "flush.ms": "fsync this queue's new data in the background at least this often (ms); acks=all "
     "waits for its own fsync anyway.",
+    "file.delete.delay.ms": "How long a deleted or replaced segment file lingers before it is unlinked (ms).",
 }
 
 

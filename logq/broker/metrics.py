@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from logq.compaction import CleanerStats
 from logq.segments import PartitionLog
 from logq.segments.health import ERROR_KINDS, StorageHealth
 
@@ -99,6 +100,9 @@ class BrokerMetrics:
     def watch_lag(self, lag: Callable[[], Iterable[PartitionLag]]) -> None:
         self.registry.register(_LagCollector(lag))
 
+    def watch_cleaner(self, statistics: Callable[[], CleanerStats]) -> None:
+        self.registry.register(_CleanerCollector(statistics))
+
     def watch_loop_health(self, health: LoopHealth) -> None:
         self.registry.register(_LoopHealthCollector(health))
 
@@ -173,6 +177,32 @@ class _LoopHealthCollector(Collector):
             "logq_gc_longest_pause_seconds",
             "The longest garbage collection in the last minute",
             value=self._health.gc_pauses.longest(),
+        )
+
+
+class _CleanerCollector(Collector):
+    """The log cleaner's totals (logq/compaction/), read when scraped."""
+
+    def __init__(self, statistics: Callable[[], CleanerStats]) -> None:
+        self._statistics = statistics
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        stats = self._statistics()
+        yield CounterMetricFamily(
+            "logq_cleaner_passes", "Cleaning passes the log cleaner completed", value=stats.passes
+        )
+        yield CounterMetricFamily(
+            "logq_cleaner_bytes_read", "Bytes of log the cleaner read (mapping and rewriting)",
+            value=stats.bytes_read,
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "logq_cleaner_bytes_reclaimed", "Bytes the cleaner removed from compacted logs",
+            value=stats.bytes_reclaimed,
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "logq_cleaner_max_dirty_ratio",
+            "The largest dirty ratio (dirty bytes / cleanable bytes) of the compacted logs at the last round",
+            value=stats.max_dirty_ratio,
         )
 
 

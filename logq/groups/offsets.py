@@ -154,8 +154,10 @@ def partition_for(group: str, partitions: int) -> int:
 
 
 def offsets_log_config(base: LogConfig) -> LogConfig:
-    """The config of an offsets partition: no time or size retention (compaction bounds it instead)."""
-    return dataclasses.replace(base, retention_ms=-1, retention_bytes=-1)
+    """The config of an offsets partition: no time or size retention (this store's snapshot compaction
+    bounds it instead), and never the log cleaner's, even where the broker's default cleanup.policy
+    is compact: one compaction per log (docs/architecture.md, "Compacted queues")."""
+    return dataclasses.replace(base, retention_ms=-1, retention_bytes=-1, cleanup_policy="delete")
 
 
 # --- in-memory state -------------------------------------------------------------------------------

@@ -54,21 +54,23 @@ class RetentionJob:
             partition_log.roll_if_aged()
         except StorageError as exc:  # e.g. a full disk, where deleting old segments is what frees space
             log.debug("retention could not roll %s: %s", partition_log.name, exc)
-        deletions = select_deletable(
-            partition_log.segment_infos(),
-            now_ms=self._clock.time_ms(),
-            retention_ms=config.retention_ms,
-            retention_bytes=config.retention_bytes,
-            high_watermark=partition_log.high_watermark,
-            log_start_offset=partition_log.log_start_offset,
-        )
         deleted = 0
-        for deletion in deletions:
-            if partition_log.delete_oldest_segments(1, deletion.reason) != 1:
-                break
-            deleted += 1
-            self._segments_deleted += 1
-            self._bytes_deleted += deletion.size
+        with partition_log.maintenance:  # never while the log cleaner rewrites these segments
+            deletions = select_deletable(
+                partition_log.segment_infos(),
+                now_ms=self._clock.time_ms(),
+                retention_ms=config.retention_ms,
+                retention_bytes=config.retention_bytes,
+                high_watermark=partition_log.high_watermark,
+                log_start_offset=partition_log.log_start_offset,
+                cleanup_policy=config.cleanup_policy,
+            )
+            for deletion in deletions:
+                if partition_log.delete_oldest_segments(1, deletion.reason) != 1:
+                    break
+                deleted += 1
+                self._segments_deleted += 1
+                self._bytes_deleted += deletion.size
         partition_log.purge_deleted()
         return deleted
 

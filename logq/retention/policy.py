@@ -9,6 +9,9 @@ Rules (after Kafka's ``deleteRetentionMsBreachedSegments`` and ``deleteRetention
   without it. -1 disables.
 - the log start offset (``deleteLogStartOffsetBreachedSegments``): a segment wholly below it goes,
   whatever its age (DeleteRecords moved the start past it). The segment holding the start stays.
+- cleanup.policy: retention.ms and retention.bytes apply with ``delete`` and ``compact,delete``; with
+  ``compact`` alone neither does (the log cleaner keeps the partition bounded by key instead). The log
+  start applies whatever the policy, as in Kafka.
 """
 
 from __future__ import annotations
@@ -34,8 +37,12 @@ def select_deletable(
     retention_bytes: int,
     high_watermark: int,
     log_start_offset: int = 0,
+    cleanup_policy: str = "delete",
 ) -> list[Deletion]:
     deletions: list[Deletion] = []
+    by_time_and_size = "delete" in cleanup_policy.split(
+        ","
+    )  # Kafka: the log start applies whatever the policy
     total = sum(s.size for s in segments)
     for segment in segments:
         if segment.active or segment.end_offset > high_watermark:
@@ -43,6 +50,8 @@ def select_deletable(
         age = now_ms - segment.last_append_ms
         if segment.end_offset <= log_start_offset:
             reason = f"below the log start offset {log_start_offset}"
+        elif not by_time_and_size:
+            break
         elif retention_ms >= 0 and segment.last_append_ms >= 0 and age > retention_ms:
             reason = f"retention.ms: newest data is {age} ms old (limit {retention_ms} ms)"
         elif retention_bytes >= 0 and total - segment.size >= retention_bytes:

@@ -8,6 +8,11 @@ offset, zero-padded to 20 digits so that ``ls`` sorts them numerically. State li
     queue.id                       the id of the queue this partition belongs to (QueueMetadata.queue_id)
     log-start-offset               the log start offset, where DeleteRecords put it inside a segment
     <name>.tmp                     a half-written small file (removed at startup)
+    <base>.<tag>.cleaned           a segment the log cleaner is writing (removed at startup)
+    <base>-<end>.swap              a cleaned segment replacing the segments in [base, end): the swap is
+                                   decided once this name exists; startup finishes it (loader.py)
+    cleaner-offset-checkpoint      the log cleaner's first dirty offset (logq/compaction/); its presence
+                                   says the log may have offset gaps (recovery allows them only then)
     <queue>-<partition>.<hex>-delete   a deleted partition directory awaiting removal
 """
 
@@ -49,6 +54,9 @@ QUEUE_ID_FILE = "queue.id"
 LOG_START_FILE = "log-start-offset"
 DELETED_SUFFIX = ".deleted"
 DELETED_DIR_SUFFIX = "-delete"
+CLEANED_SUFFIX = ".cleaned"
+CLEANER_CHECKPOINT = "cleaner-offset-checkpoint"
+SWAP_SUFFIX = ".swap"
 
 _PARTITION_DIR = re.compile(r"^(?P<queue>[a-zA-Z0-9._-]{1,249})-(?P<partition>0|[1-9][0-9]{0,8})$")
 
@@ -62,6 +70,24 @@ def parse_segment_name(name: str) -> int | None:
     stem, dot, suffix = name.partition(".")
     if dot and "." + suffix == LOG_SUFFIX and len(stem) == 20 and stem.isdigit():
         return int(stem)
+    return None
+
+
+def cleaned_name(base_offset: int, tag: str) -> str:
+    """``tag`` tells passes apart (a killed pass's file is never another's)."""
+    return f"{base_offset:020d}.{tag}{CLEANED_SUFFIX}"
+
+
+def swap_name(base_offset: int, end_offset: int) -> str:
+    return f"{base_offset:020d}-{end_offset:020d}{SWAP_SUFFIX}"
+
+
+def parse_swap_name(name: str) -> tuple[int, int] | None:
+    """(base, end) of a swap file name, or None for any other file."""
+    stem, dot, suffix = name.partition(".")
+    base, dash, end = stem.partition("-")
+    if dot and "." + suffix == SWAP_SUFFIX and dash and base.isdigit() and end.isdigit():
+        return int(base), int(end)
     return None
 
 

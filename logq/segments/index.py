@@ -208,6 +208,19 @@ class PartitionIndex:
     def delete_offsets_from(self, offset: int) -> None:
         self._delete_now(self._offsets + _U64.pack(offset), _range_end(self._offsets))
 
+    def replace_offsets(self, start: int, end: int, offsets: list[tuple[int, int, int]]) -> None:
+        """Replace the entries for offsets in [start, end) with ``offsets`` (segments the log cleaner
+        rewrote), in one write."""
+        wb = WriteBatch(raw_mode=True)
+        self._delete_keys(wb, self._offsets + _U64.pack(start), self._offsets + _U64.pack(end))
+        for offset, segment_base, position in offsets:
+            wb.put(self._offsets + _U64.pack(offset), _POSITION.pack(segment_base, position))
+        self._store.write(wb, sync=False)
+
+    def put_segment_times(self, segment_base: int, times: tuple[int, int]) -> None:
+        with _writing(self._store.path):
+            self._db[self._segments + _U64.pack(segment_base)] = _TIMES.pack(*times)
+
     def delete_offsets_below(self, offset: int) -> None:
         self._delete_now(self._offsets, self._offsets + _U64.pack(offset))
 
@@ -499,6 +512,11 @@ class SparseIndexer:
         if not self.writes_wait():
             self.index.delete_offsets_below(offset)
             self.index.delete_times_below_offset(offset)
+
+    def replace_range(self, start: int, end: int, offsets: list[tuple[int, int, int]]) -> None:
+        """The entries for offsets in [start, end) become ``offsets`` (segments the log cleaner rewrote)."""
+        self._offsets = [e for e in self._offsets if not start <= e[0] < end]
+        self.index.replace_offsets(start, end, offsets)
 
     def floor_offset(self, offset: int) -> tuple[int, int, int] | None:
         """(entry offset, segment base, position) of the greatest entry <= offset."""

@@ -1,6 +1,10 @@
 """Loading a partition at startup, in numbered passes (after Kafka's LogLoader).
 
-Pass 1  Clean up: unlink ``*.tmp`` and ``*.deleted`` files that a crash left behind.
+Pass 1  Clean up: unlink ``*.tmp``, ``*.deleted`` and ``*.cleaned`` files that a crash left behind, and
+        finish a log cleaner's swap that a crash interrupted: a ``<base>-<end>.swap`` file exists only
+        once the cleaned segment is whole and fsynced, so it replaces every segment in [base, end)
+        (some may be gone already) and the index is rebuilt. A crash before the swap name existed
+        leaves the old segments, untouched.
 Pass 2  List the segment files in base-offset order (a new partition gets its first, empty one); each
         file is opened on first use (``Segment``), so an idle partition holds no descriptor.
 Pass 3  Decide how much to scan:
@@ -56,11 +60,15 @@ def load_partition(
     directory: Path, index: PartitionIndex, config: LogConfig, clock: Clock, *, clean_shutdown: bool
 ) -> tuple[PartitionLog, LoadReport]:
     report = LoadReport(directory.name)
-    found = _list_segments(directory)  # pass 1
+    swapped = _finish_swaps(directory)  # pass 1
+    gaps = (directory / files.CLEANER_CHECKPOINT).exists()
+    found = _list_segments(directory)
     checkpoint = index.read_checkpoint()
     segments = _open_segments(directory, found, checkpoint)  # pass 2
 
     problem = _checkpoint_problem(checkpoint, segments, index)  # pass 3
+    if swapped and not problem:
+        problem = "a cleaned segment replaced older ones when the broker stopped"
     producers = ProducerStateTable()
     epochs = LeaderEpochHistory()
     if checkpoint is None or problem:
@@ -103,6 +111,7 @@ def load_partition(
             producers=producers,
             epochs=epochs,
             report=report,
+            gaps=gaps,
         )
         scanned = segments[start_segment:]
     if report.full_rebuild:
@@ -162,11 +171,37 @@ def _list_segments(directory: Path) -> list[tuple[int, int]]:
     found = []
     with os.scandir(directory) as entries:
         for entry in entries:
-            if entry.name.endswith((files.TMP_SUFFIX, files.DELETED_SUFFIX)):
+            if entry.name.endswith((files.TMP_SUFFIX, files.DELETED_SUFFIX, files.CLEANED_SUFFIX)):
                 Path(entry.path).unlink(missing_ok=True)
             elif (base := files.parse_segment_name(entry.name)) is not None:
                 found.append((base, entry.stat().st_size))
     return sorted(found)
+
+
+def _finish_swaps(directory: Path) -> bool:
+    """Complete the log cleaner's interrupted swaps (pass 1); True if there was one. Repeating this after
+    another crash does the same again: the swap file is renamed last."""
+    swaps = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if (span := files.parse_swap_name(entry.name)) is not None:
+                swaps.append((span, Path(entry.path)))
+    for (base, end), path in sorted(swaps):
+        with os.scandir(directory) as entries:
+            replaced = [
+                Path(e.path)
+                for e in entries
+                if (b := files.parse_segment_name(e.name)) is not None and base <= b < end
+            ]
+        for old in replaced:
+            old.unlink()
+        os.replace(path, directory / files.segment_name(base))
+        files.fsync_dir(directory)
+        log.warning(
+            "%s: finished the swap of a cleaned segment for offsets %d-%d (%d old segments replaced)",
+            directory.name, base, end - 1, len(replaced),
+        )  # fmt: skip
+    return bool(swaps)
 
 
 def _open_segments(
@@ -219,18 +254,21 @@ def _scan(
     producers: ProducerStateTable,
     epochs: LeaderEpochHistory,
     report: LoadReport,
+    gaps: bool,
 ) -> int:
     """Pass 4 over segments[start:] from ``position``; returns the recovered log end offset."""
     for i in range(start, len(segments)):
         segment = segments[i]
         if i > start:
             position = 0
-            if segment.base_offset != expected:
+            # above: a gap the log cleaner left, in a log it has been through (``gaps``)
+            if segment.base_offset < expected or (segment.base_offset != expected and not gaps):
                 _drop_from(
                     segments, i, report, f"segment {segment.path.name} should start at offset {expected}"
                 )
                 break
-        found, valid_end, problem = segment.scan(position, expected)
+            expected = segment.base_offset
+        found, valid_end, problem = segment.scan(position, expected, gaps=gaps)
         for pos, header in found:
             indexer.add(segment.base_offset, pos, header.base_offset, header.size, header.max_timestamp)
             producers.update(header, header.base_offset)

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import bisect
 import logging
+import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -71,6 +73,29 @@ class SegmentInfo:
     size: int
     last_append_ms: int  # broker time of its newest batch; -1 if unknown
     active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CleanedSegment:
+    """A segment the log cleaner wrote (``file_name`` in the partition directory, fsynced) to replace
+    the segments ``replaces`` (base offsets, oldest first, the first one being ``base_offset``)."""
+
+    file_name: str
+    base_offset: int
+    replaces: tuple[int, ...]
+    # (inode, truncations) of each segment read: one truncated or written again since is not replaced
+    replaced_versions: tuple[tuple[int, int], ...]
+    size: int
+    offset_entries: list[tuple[int, int, int]]  # (offset, segment base, position), as SparseIndexer
+    first_append_ms: int
+    last_append_ms: int
+
+
+def _same_files(segments: list[Segment], versions: tuple[tuple[int, int], ...]) -> bool:
+    try:
+        return tuple((os.stat(s.path).st_ino, s.truncations) for s in segments) == versions
+    except OSError:
+        return False
 
 
 class _CheckpointChanges(NamedTuple):
@@ -125,6 +150,12 @@ class PartitionLog:
         self._dropped_segment_meta: list[int] = []
         self._maxima = SegmentMaxima()  # ListOffsets MAX_TIMESTAMP when the time index cannot answer
         self._closed = False
+        # Held by the retention job and the log cleaner while they work on this log, so that the cleaner
+        # never rewrites segments retention is deleting at the same moment.
+        self.maintenance = threading.Lock()
+        # Offset gaps (the log cleaner's, or replicated from a leader's) are allowed by recovery only
+        # where this file exists: elsewhere a gap means a stray or damaged file.
+        self._gaps_marker = directory / files.CLEANER_CHECKPOINT
         # The LogManager gives every log of a data directory the same one.
         self.health = StorageHealth(directory.parent)
         indexer.writes_wait = self._index_writes_wait
@@ -177,6 +208,25 @@ class PartitionLog:
                 SegmentInfo(s.base_offset, s.next_offset, s.size, s.last_append_ms, i == last)
                 for i, s in enumerate(self._segments)
             ]
+
+    def inactive_segments(self) -> list[Segment]:
+        """The segments that take no more appends, oldest first: what the log cleaner may read (their bytes
+        never change; a deleted one keeps its descriptor until file.delete.delay.ms has passed)."""
+        with self._lock:
+            self._check_open_locked()
+            return self._segments[:-1]
+
+    def allow_gaps(self) -> None:
+        """Record (durably, once) that this log may have offset gaps: before the cleaner swaps a cleaned
+        segment in, and on a follower before it stores a batch past its log end."""
+        if not self._gaps_marker.exists():
+            files.atomic_write(self._gaps_marker, b"0")
+
+    def producer_last_batches(self) -> set[int]:
+        """The base offset of each idempotent producer's latest batch: the batch the log cleaner keeps
+        (emptied if need be) so that the producer's state survives a reload."""
+        with self._lock:
+            return {e.batches[-1].base_offset for e in self._producers.entries.values() if e.batches}
 
     # --- append -----------------------------------------------------------------------------------
 
@@ -260,7 +310,8 @@ class PartitionLog:
     def append_replicated(self, data: bytes | memoryview) -> int:
         """A follower's append of whole batches fetched from its leader, stored with the offsets and leader
         epochs the leader gave them (the bytes are not changed). Each batch is validated (CRC-32C
-        included) and must start at the log end; a trailing partial batch is ignored. Updates the
+        included) and must start at or after the log end (after it: the leader's cleaner left a gap); a
+        trailing partial batch is ignored. Updates the
         leader-epoch history and the producer state from the batch headers. Returns the new log end.
         Raises CorruptBatchError (nothing after the bad batch is written)."""
         view = memoryview(data)
@@ -274,13 +325,15 @@ class PartitionLog:
                 if len(view) - position < size:
                     break
                 try:
-                    header = rb.validate(view[position : position + size])
+                    header = rb.validate(view[position : position + size], stored=True)
                 except rb.BatchError as exc:
                     raise CorruptBatchError(f"{self.name}: replicated batch at {base}: {exc}") from None
-                if base != self._next_offset:
+                if base < self._next_offset:  # above it: a gap the leader's log cleaner left
                     raise CorruptBatchError(
                         f"{self.name}: replicated batch starts at {base}, the log ends at {self._next_offset}"
                     )
+                if base > self._next_offset:
+                    self.allow_gaps()
                 now = self._clock.time_ms()
                 segment = self._maybe_roll_locked(size, now)
                 epoch = header.partition_leader_epoch
@@ -387,15 +440,31 @@ class PartitionLog:
             limit = end if upto is None else min(upto, end)
             if offset >= limit:
                 return memoryview(b"")
-            segment = self._segment_for_locked(offset)
-            position = self._position_of_locked(segment, offset)
+            found = self._locate_locked(offset)
+            if found is None:
+                return memoryview(b"")
+            segment, position = found
             return self._read_batches_locked(segment, position, max(max_bytes, 0), limit)
 
     def _segment_for_locked(self, offset: int) -> Segment:
         return self._segments[bisect.bisect_right(self._bases, offset) - 1]
 
-    def _position_of_locked(self, segment: Segment, offset: int) -> int:
-        """Position of the batch in ``segment`` that contains ``offset`` (which is inside the segment)."""
+    def _locate_locked(self, offset: int) -> tuple[Segment, int] | None:
+        """The segment and position of the batch holding ``offset`` or, when the log cleaner removed it,
+        of the next batch after it (possibly in a later segment); None when there is none."""
+        i = bisect.bisect_right(self._bases, offset) - 1
+        while i < len(self._segments):
+            segment = self._segments[i]
+            position = self._position_of_locked(segment, max(offset, segment.base_offset))
+            # at the segment's end (a read hint there): the offset is in a gap after its last batch
+            if position is not None and position < segment.size:
+                return segment, position
+            i += 1
+        return None
+
+    def _position_of_locked(self, segment: Segment, offset: int) -> int | None:
+        """Position of the batch in ``segment`` that contains ``offset`` (which is inside the segment), or
+        of the first batch after it; None if the segment has none (a gap the log cleaner left at its end)."""
         hinted = segment.hint(offset)
         if hinted is not None:
             return hinted
@@ -412,7 +481,7 @@ class PartitionLog:
         for pos, header in segment.headers(position):
             if header.base_offset + header.last_offset_delta >= offset:
                 return pos
-        raise StorageError(f"{self.name}: offset {offset} not found in segment {segment.path.name}")
+        return None
 
     @staticmethod
     def _entry_is_valid(segment: Segment, entry_offset: int, position: int) -> bool:
@@ -459,8 +528,10 @@ class PartitionLog:
                 start = max(start, entry[1])
             if start >= self._next_offset:
                 return None
-            i = bisect.bisect_right(self._bases, start) - 1
-            position = self._position_of_locked(self._segments[i], start)
+            found = self._locate_locked(start)
+            if found is None:
+                return None
+            i, position = self._segments.index(found[0]), found[1]
             for segment in self._segments[i:]:
                 for pos, header in segment.headers(position):
                     if header.max_timestamp >= timestamp:
@@ -502,18 +573,24 @@ class PartitionLog:
                 if start < limit < self._next_offset:  # only whole batches count: down to a batch start
                     segment = self._segment_for_locked(limit)
                     at = self._position_of_locked(segment, limit)
-                    limit, _ = rb.read_prefix(segment.read(at, rb.LOG_OVERHEAD))
+                    if at is not None:  # None: limit is in a gap the cleaner left, no batch to cut
+                        limit, _ = rb.read_prefix(segment.read(at, rb.LOG_OVERHEAD))
                 if start >= limit:
                     return None
                 entry = self._indexer.last_time_below(limit)
+                named = None
                 if entry is not None and entry[1] >= start:
                     segment = self._segment_for_locked(entry[1])
-                    position = self._position_of_locked(segment, entry[1])
-                else:
+                    named = self._position_of_locked(segment, entry[1])
+                if named is not None:
+                    position = named
+                else:  # no entry, or its batch was cleaned away
                     first = self._segments[0]
                     start_position = (
                         self._position_of_locked(first, start) if start > first.base_offset else 0
                     )
+                    if start_position is None:  # the first segment holds nothing from the start on
+                        start_position = first.size
                     done, found = self._maxima.largest(self._segments, limit, start, start_position)
                     if not done:
                         continue  # a long walk: the lock is released between its steps
@@ -668,11 +745,13 @@ class PartitionLog:
     def _truncate_locked(self, offset: int) -> int:
         i = bisect.bisect_right(self._bases, offset) - 1
         segment = self._segments[i]
-        position = 0 if offset == segment.base_offset else self._position_of_locked(segment, offset)
-        new_end = segment.base_offset
-        if position > 0:
+        found = self._position_of_locked(segment, offset)
+        # None: ``offset`` is in a gap the log cleaner left at the segment's end, nothing to cut here
+        position = segment.size if found is None else found
+        new_end = offset
+        if position < segment.size:  # the batch there may start before ``offset`` (or after: a gap)
             base, _ = rb.read_prefix(segment.read(position, rb.LOG_OVERHEAD))
-            new_end = base
+            new_end = min(base, offset)
         for later in self._segments[i + 1 :]:
             self._trash_locked(later)
         del self._segments[i + 1 :]
@@ -750,6 +829,28 @@ class PartitionLog:
                 raise self.health.fail("fsync", f"fsync of {self.directory}", exc) from exc
         return deleted
 
+    def delete_empty_prefix(self) -> int:
+        """Delete the empty segments at the start of the log (the log cleaner emptied them), so that the
+        log start offset moves past records that are gone (Kafka's low watermark does the same). Never
+        the active segment, never at or above the high watermark. Returns how many were deleted."""
+        with self._lock:
+            self._check_open_locked()
+            empty = 0
+            while empty + 1 < len(self._segments) and self._segments[empty].size == 0:
+                empty += 1
+            if not empty:
+                return 0
+            try:
+                deleted = self._delete_oldest_locked(empty, "no record left after cleaning")
+            except (OSError, StorageError) as exc:
+                raise self.health.fail("write", f"deleting empty segments of {self.name}", exc) from exc
+        if deleted:
+            try:
+                files.fsync_dir(self.directory)
+            except OSError as exc:
+                raise self.health.fail("fsync", f"fsync of {self.directory}", exc) from exc
+        return deleted
+
     def _delete_oldest_locked(self, count: int, reason: str) -> int:
         deleted = 0
         hw = self.high_watermark
@@ -817,6 +918,72 @@ class PartitionLog:
             if offset > self.log_start_offset:
                 self._log_start = offset
                 self._epochs.truncate_from_start(offset)
+
+    def replace_segments(self, cleaned: CleanedSegment, crash_point: Callable[[str], None]) -> bool:
+        """Swap a cleaned segment in for the segments it replaces (the log cleaner's copy-then-swap).
+
+        Crash safe at every step: the cleaned file is renamed to ``<base>-<end>.swap`` (the decision),
+        the old segments are renamed ``.deleted`` (readers in the middle keep their descriptors), the
+        swap file becomes ``<base>.log``. A restart finds either no swap file (the old segments, the
+        cleaned file is removed) or one, which it finishes (``loader.py``). ``_flush_lock`` keeps
+        truncation away for the whole swap; ``_lock`` is held only for the renames and the index.
+        Returns False, changing nothing, if the segments changed meanwhile. ``crash_point(step)`` is
+        called after each step (tests kill the process there)."""
+        with self._flush_lock:
+            with self._lock:
+                self._check_open_locked()
+                olds = [s for s in self._segments[:-1] if s.base_offset in cleaned.replaces]
+                if tuple(s.base_offset for s in olds) != cleaned.replaces or not _same_files(
+                    olds, cleaned.replaced_versions
+                ):
+                    return False
+                first = self._segments.index(olds[0])
+                end = self._segments[first + len(olds)].base_offset
+            cleaned_path = self.directory / cleaned.file_name
+            swap_path = self.directory / files.swap_name(cleaned.base_offset, end)
+            try:
+                os.replace(cleaned_path, swap_path)
+                files.fsync_dir(self.directory)
+                crash_point("swap")
+                with self._lock:
+                    self._swap_in_locked(cleaned, olds, first, end, swap_path, crash_point)
+                files.fsync_dir(self.directory)
+            except (OSError, StorageError) as exc:  # done in part: only recovery knows what is on disk
+                raise self.health.fail("write", f"swapping cleaned segments into {self.name}", exc) from exc
+            crash_point("done")
+            return True
+
+    def _swap_in_locked(  # noqa: PLR0917 (one caller, the steps of one swap)
+        self,
+        cleaned: CleanedSegment,
+        olds: list[Segment],
+        first: int,
+        end: int,
+        swap_path: Path,
+        crash_point: Callable[[str], None],
+    ) -> None:
+        delete_at = self._clock.time_ms() + self.config.file_delete_delay_ms
+        for old in olds:
+            old.mark_deleted()
+            self._trash.append((old, delete_at))
+        crash_point("old-deleted")
+        os.replace(swap_path, self.directory / files.segment_name(cleaned.base_offset))
+        crash_point("renamed")
+        segment = Segment(self.directory, cleaned.base_offset, size=cleaned.size)
+        segment.next_offset = end
+        segment.first_append_ms = cleaned.first_append_ms
+        segment.last_append_ms = cleaned.last_append_ms
+        self._segments[first : first + len(olds)] = [segment]
+        self._bases[first : first + len(olds)] = [segment.base_offset]
+        # the first base is the new segment's: its metadata is rewritten, not dropped
+        self._dropped_segment_meta.extend(o.base_offset for o in olds[1:])
+        try:
+            self._indexer.replace_range(cleaned.base_offset, end, cleaned.offset_entries)
+            self._index.put_segment_times(
+                cleaned.base_offset, (cleaned.first_append_ms, cleaned.last_append_ms)
+            )
+        except StorageError as exc:
+            self.health.fail("index", "index write", exc)
 
     def _trash_locked(self, segment: Segment) -> None:
         segment.mark_deleted()

@@ -49,6 +49,7 @@ class Segment:
         self.last_append_ms = -1  # broker time of the newest batch (-1: unknown)
         self.first_append_ms = -1  # broker time of the first batch appended in this process (segment.ms)
         self.synced_size = self.size if not create else 0
+        self.truncations = 0  # how often it was cut back (the log cleaner checks its input is unchanged)
         self.closed = False
         # Blocks are allocated up to here (``space.reserve``); past ``size`` only while this segment is
         # active, given back when it rolls or closes. -1: the filesystem cannot reserve.
@@ -164,6 +165,7 @@ class Segment:
 
     def truncate(self, size: int) -> None:
         os.ftruncate(self.fd, size)  # also frees any blocks reserved past the end
+        self.truncations += 1
         self.size = size
         self._reserved_end = min(self._reserved_end, size)
         self.synced_size = min(self.synced_size, size)
@@ -184,13 +186,14 @@ class Segment:
                 os.close(self._fd)
 
     def scan(
-        self, position: int, expected_offset: int
+        self, position: int, expected_offset: int, *, gaps: bool = False
     ) -> tuple[list[tuple[int, rb.BatchHeader]], int, str | None]:
         """Validate batches from ``position`` to the end of the file, as recovery does.
 
         Returns ((position, header) of each valid batch, end of the valid bytes, why the scan stopped
         early or None). A batch is valid when its whole length is present, it passes
-        ``batch.validate`` (magic, CRC-32C, counts) and its base offset continues the previous one.
+        ``batch.validate`` (magic, CRC-32C, counts) and its base offset continues the previous one (or,
+        with ``gaps``, a log the cleaner has been through, is past it).
         """
         found: list[tuple[int, rb.BatchHeader]] = []
         pos = position
@@ -207,14 +210,14 @@ class Segment:
                     pos,
                     f"the batch at position {pos} is cut short ({self.size - pos} of {size} bytes)",
                 )
-            if base != next_offset:
+            if base < next_offset or (base != next_offset and not gaps):  # gaps: the log cleaner's
                 return (
                     found,
                     pos,
-                    f"the batch at position {pos} has base offset {base}, expected {next_offset}",
+                    f"the batch at position {pos} has base offset {base}, expected {next_offset} or more",
                 )
             try:
-                header = rb.validate(self.read(pos, size))
+                header = rb.validate(self.read(pos, size), stored=True)
             except rb.BatchError as exc:
                 return found, pos, f"the batch at position {pos} is corrupt: {exc}"
             found.append((pos, header))

@@ -36,6 +36,7 @@ QUEUE_DEFAULTS = {
     "flush.ms": "1000",
     "compression.type": "producer",
     "delete.retention.ms": "86400000",
+    "file.delete.delay.ms": "60000",
     "max.compaction.lag.ms": "9223372036854775807",
     "message.timestamp.type": "CreateTime",
     "min.cleanable.dirty.ratio": "0.5",
@@ -180,6 +181,7 @@ def test_settings_given_at_creation_are_not_defaults(broker: BrokerProcess) -> N
             "segment.bytes": 3, "segment.ms": 5, "cleanup.policy": 7, "compression.type": 2,
             "delete.retention.ms": 5, "max.compaction.lag.ms": 5, "message.timestamp.type": 2,
             "min.cleanable.dirty.ratio": 6, "min.compaction.lag.ms": 5, "flush.ms": 5,
+            "file.delete.delay.ms": 5,
         }  # fmt: skip
         assert all(c.documentation is None for c in orders.configs)
         (documented,) = describe(client, (TOPIC, "orders", None), docs=True)

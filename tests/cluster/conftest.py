@@ -22,7 +22,12 @@ OFFSETS_PARTITIONS = 6
 
 class Cluster:
     def __init__(
-        self, root: Path, zk_connect: str, size: int = 3, settings: Mapping[str, Any] | None = None
+        self,
+        root: Path,
+        zk_connect: str,
+        size: int = 3,
+        settings: Mapping[str, Any] | None = None,
+        log: Mapping[str, Any] | None = None,
     ) -> None:
         self.brokers = {
             i: BrokerProcess(
@@ -35,6 +40,7 @@ class Cluster:
                     "offsets.topic.num.partitions": OFFSETS_PARTITIONS,
                     **(settings or {}),
                 },
+                log=log,
             )
             for i in range(1, size + 1)
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -153,4 +154,43 @@ def test_the_job_runs_in_the_background_until_cancelled(data_dir: Path, clock: F
 
     asyncio.run(scenario())
     assert job.statistics().segments_deleted > 0
+    manager.close()
+
+
+def test_a_compacted_queue_keeps_its_segments_and_compact_delete_ages_out(
+    data_dir: Path, clock: FakeClock
+) -> None:
+    manager = LogManager(data_dir, CONFIG, clock)
+    for name, policy in (("compact", "compact"), ("both", "compact,delete")):
+        plog = manager.create(
+            name, 0, CONFIG.with_overrides({"cleanup.policy": policy, "retention.ms": 1000})
+        )
+        for i in range(10):
+            plog.append(make_batch(2, value_size=300, tag=i))
+        plog.high_watermark = plog.log_end_offset
+    clock.advance(5000)
+    RetentionJob(manager.logs, clock, 1000).run_once()
+    compacted, both = manager.get("compact", 0), manager.get("both", 0)
+    assert compacted is not None
+    assert both is not None
+    assert compacted.log_start_offset == 0
+    assert both.log_start_offset > 0
+    manager.close()
+
+
+def test_retention_waits_while_the_log_cleaner_works_on_the_log(data_dir: Path, clock: FakeClock) -> None:
+    manager = LogManager(data_dir, CONFIG.with_overrides({"retention.ms": 1000}), clock)
+    fill(manager, clock, 10)
+    plog = manager.get("q", 0)
+    assert plog is not None
+    clock.advance(5000)
+    job = RetentionJob(manager.logs, clock, 1000)
+    with plog.maintenance:  # what the cleaner holds during a pass
+        worker = threading.Thread(target=job.run_once)
+        worker.start()
+        worker.join(0.3)
+        assert worker.is_alive()
+        assert plog.log_start_offset == 0
+    worker.join(10)
+    assert plog.log_start_offset > 0
     manager.close()

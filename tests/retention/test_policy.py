@@ -10,7 +10,7 @@ def seg(base: int, end: int, size: int, age_ms: int, active: bool = False) -> Se
     return SegmentInfo(base, end, size, NOW - age_ms, active)
 
 
-def bases(*args: SegmentInfo, **kwargs: int) -> list[int]:
+def bases(*args: SegmentInfo, **kwargs: int | str) -> list[int]:
     params = {"now_ms": NOW, "retention_ms": -1, "retention_bytes": -1, "high_watermark": 10**9} | kwargs
     return [d.base_offset for d in select_deletable(list(args), **params)]
 
@@ -51,3 +51,11 @@ def test_each_deletion_says_why() -> None:
     ]
     assert reasons[0].startswith("retention.ms")
     assert reasons[1].startswith("retention.bytes")
+
+
+def test_a_compacted_queue_is_not_deleted_by_time_or_size_unless_its_policy_says_delete_too() -> None:
+    segments = [seg(0, 10, 100, 5000), seg(10, 20, 100, 5000), seg(20, 25, 50, 0, True)]
+    limits: dict[str, int | str] = {"retention_ms": 1000, "retention_bytes": 0}
+    assert bases(*segments, **limits, cleanup_policy="compact") == []
+    assert bases(*segments, **limits, cleanup_policy="compact,delete") == [0, 10]
+    assert bases(*segments, **limits, cleanup_policy="delete") == [0, 10]

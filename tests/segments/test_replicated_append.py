@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from logq.errors import CorruptBatchError, FencedLeaderEpochError
-from logq.segments import LogManager, PartitionLog
+from logq.segments import LogManager, PartitionLog, files
 from logq.testing import FakeClock, make_batch
 from tests.segments.test_leader_epochs import CONFIG, append_epochs
 from tests.segments.test_log import read_all
@@ -41,14 +41,16 @@ def test_replicated_batches_are_stored_byte_for_byte(pair: tuple[PartitionLog, P
     assert follower.end_offset_for_epoch(2) == (2, 12)
 
 
-def test_a_batch_that_does_not_start_at_the_log_end_or_is_corrupt_is_refused(
+def test_a_batch_before_the_log_end_or_corrupt_is_refused(
     pair: tuple[PartitionLog, PartitionLog],
 ) -> None:
     leader, follower = pair
     append_epochs(leader, [0, 0])
-    second = bytes(leader.read(3, 1 << 20))
-    with pytest.raises(CorruptBatchError, match="starts at 3, the log ends at 0"):
-        follower.append_replicated(second)
+    first_whole = bytes(leader.read(0, 1))
+    assert follower.append_replicated(first_whole) == 3
+    with pytest.raises(CorruptBatchError, match="starts at 0, the log ends at 3"):
+        follower.append_replicated(first_whole)
+    follower.truncate_to(0)
     first = bytearray(leader.read(0, 1))
     first[-1] ^= 0xFF
     with pytest.raises(CorruptBatchError, match="CRC"):
@@ -56,6 +58,27 @@ def test_a_batch_that_does_not_start_at_the_log_end_or_is_corrupt_is_refused(
     assert follower.log_end_offset == 0
     whole = bytes(leader.read(0, 1 << 20))
     assert follower.append_replicated(whole[:-10]) == 3  # the partial second batch is left for later
+
+
+def test_a_gap_after_the_log_end_is_the_leaders_cleaner_and_survives_a_restart(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A compacted leader's log has offset gaps: the follower stores the batch after the gap and marks
+    its log, so that recovery accepts the gap instead of cutting the log there."""
+    _, leader = new_log(tmp_path, "leader", clock)
+    manager, follower = new_log(tmp_path, "follower", clock)
+    append_epochs(leader, [0, 0])
+    second = bytes(leader.read(3, 1 << 20))
+    assert follower.append_replicated(second) == 6
+    assert (follower.directory / files.CLEANER_CHECKPOINT).exists()
+    assert follower.read(0, 1 << 20).tobytes() == second  # a read in the gap gets the next batch
+    manager.abandon()  # a crash: the next start scans the segment
+    manager = LogManager(tmp_path / "follower", CONFIG, clock)
+    follower = manager.get("q", 0)
+    assert follower is not None
+    assert follower.log_end_offset == 6
+    assert follower.read(0, 1 << 20).tobytes() == second
+    manager.close()
 
 
 def test_replicated_idempotent_batches_rebuild_the_producer_state(
