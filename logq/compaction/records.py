@@ -1,8 +1,8 @@
 """The records of a stored batch, as the log cleaner sees them: raw bytes it can keep or drop one by one
 without decoding and re-encoding what it keeps, and the rebuilt batch.
 
-Pure functions of bytes (no I/O). Batches compressed with a codec logq cannot decompress (snappy, lz4)
-are ``UndecodableError``: the cleaner keeps them whole.
+Pure functions of bytes (no I/O). A batch whose records cannot be decompressed or decoded (damaged, or
+in a codec ``logq/codec.py`` does not know) is ``UndecodableError``: the cleaner keeps it whole.
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ def create(bootstrap: str, queue: str, config: dict[str, str] | None = None) -> 
 def produce(bootstrap: str, queue: str, count: int = RECORDS, size: int = 10) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "batch.num.messages": 10})
     for i in range(count):
-        producer.produce(queue, value=b"%d" % i + b"." * size, partition=0)
+        # keyed: a compacted queue refuses records without a key
+        producer.produce(queue, key=b"k%d" % i, value=b"%d" % i + b"." * size, partition=0)
     assert producer.flush(10) == 0
 
 
