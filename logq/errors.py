@@ -120,6 +120,18 @@ class OutOfOrderSequenceError(ProducerStateError):
     code = ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
 
 
+class InvalidRecordsError(LogqError):
+    """A produced batch holding records the queue refuses (KIP-467): the whole batch is refused, and
+    ``record_errors`` names each bad record by its index in the batch, so that a client fails only
+    those (librdkafka fails the others with _INVALID_DIFFERENT_RECORD, to be sent again)."""
+
+    code = ErrorCode.INVALID_RECORD
+
+    def __init__(self, message: str, record_errors: list[tuple[int, str]]) -> None:
+        super().__init__(message)
+        self.record_errors = record_errors
+
+
 class ReplicationError(LogqError):
     """An acks=all write that cannot be acknowledged: the ISR is smaller than min.insync.replicas
     (NOT_ENOUGH_REPLICAS, nothing appended; NOT_ENOUGH_REPLICAS_AFTER_APPEND, appended but the ISR

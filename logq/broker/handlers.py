@@ -26,6 +26,7 @@ from logq.errors import (
     CoordinationError,
     InvalidPartitionsError,
     InvalidQueueNameError,
+    InvalidRecordsError,
     InvalidReplicationFactorError,
     LogqError,
     QueueExistsError,
@@ -272,6 +273,13 @@ class Handlers:
             info = await partition.append(
                 records or b"", acks=acks, origin=Origin.CLIENT, timeout_ms=timeout_ms
             )
+        except InvalidRecordsError as exc:  # v8+ names the bad records (KIP-467)
+            refused = _produce_error(part.index, exc.code, str(exc))
+            refused.record_errors = [
+                m.BatchIndexAndErrorMessage(batch_index=i, batch_index_error_message=why)
+                for i, why in exc.record_errors
+            ]
+            return refused
         except LogqError as exc:
             return _produce_error(part.index, exc.code, str(exc))
         plog = partition.log

@@ -41,7 +41,7 @@ from logq.clock import Clock
 from logq.config import LogConfig
 from logq.coordinator import PartitionState
 from logq.error_codes import ErrorCode
-from logq.errors import LogqError, OffsetOutOfRangeError, ReplicationError
+from logq.errors import InvalidRecordsError, LogqError, OffsetOutOfRangeError, ReplicationError
 from logq.queues import INTERNAL_PREFIX
 from logq.segments import AppendInfo, PartitionLog
 
@@ -665,13 +665,13 @@ def require_keys(batch: memoryview) -> None:
         records = decode_fetched(batch, "", 0, 0).records
     except Exception:  # BatchError, an unsupported codec, a damaged compressed block (zlib, zstd errors)
         return
-    for record in records:
-        if record.key is None:
-            raise LogqError(
-                f"the record at offset delta {record.offset} has no key: a compacted queue "
-                "(cleanup.policy=compact) keeps the latest record of each key",
-                code=ErrorCode.INVALID_RECORD,
-            )
+    keyless = [record.offset for record in records if record.key is None]
+    if keyless:
+        why = "has no key: a compacted queue (cleanup.policy=compact) keeps the latest record of each key"
+        raise InvalidRecordsError(
+            f"{len(keyless)} record(s) of the batch, the first at offset delta {keyless[0]}, {why}",
+            [(index, f"the record {why}") for index in keyless],
+        )
 
 
 def client_batch(records: bytes | bytearray | memoryview | None) -> memoryview:

@@ -164,6 +164,31 @@ def test_records_without_a_key_are_refused_with_invalid_record(compacting_broker
     assert read_with_logq(bootstrap, queue) == [(0, b"k", b"keyed")]
 
 
+def test_a_batch_with_keyless_records_names_them_so_clients_fail_only_those(
+    compacting_broker: BrokerProcess,
+) -> None:
+    """KIP-467: the batch is refused, and the answer lists the keyless records by index; librdkafka fails
+    those with INVALID_RECORD and the others with _INVALID_DIFFERENT_RECORD."""
+    bootstrap, queue = compacting_broker.bootstrap, "compacted.mixed"
+    create_compacted(bootstrap, queue)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1000, "message.timeout.ms": 10_000})
+    outcomes: dict[bytes, int] = {}
+
+    def delivered(err: KafkaError | None, msg: Message) -> None:
+        outcomes[msg.value() or b""] = 0 if err is None else err.code()
+
+    for i in range(10):  # one batch: the linger outlasts the loop
+        producer.produce(
+            queue, b"%d" % i, None if i % 3 == 0 else b"k%d" % i, partition=0, on_delivery=delivered
+        )
+    assert producer.flush(15) == 0
+    assert outcomes == {
+        b"%d" % i: KafkaError.INVALID_RECORD if i % 3 == 0 else KafkaError._INVALID_DIFFERENT_RECORD
+        for i in range(10)
+    }
+    assert read_with_logq(bootstrap, queue) == []
+
+
 def test_compact_delete_also_ages_segments_out(compacting_broker: BrokerProcess) -> None:
     bootstrap, queue = compacting_broker.bootstrap, "compacted.aged"
     create_compacted(bootstrap, queue, **{"cleanup.policy": "compact,delete", "retention.ms": "2000"})
