@@ -30,7 +30,6 @@ VARIABLES = {"$__rate_interval": "10s", "$instance": ".+"}
 # shows them once they come, and checked to be still absent, so that this list cannot go stale.
 NOT_YET_EXPORTED = {
     "Throttle time": "logq_throttle_time_seconds",  # client quotas' throttling
-    "Offline partitions": "logq_offline_partitions",
 }
 
 
