@@ -220,3 +220,25 @@ def _exported(prometheus: Prometheus) -> set[str]:
     while not prometheus.query('up{job="logq"} == 1') and time.monotonic() < deadline:
         time.sleep(SCRAPE_INTERVAL_S)
     return set(prometheus.get("/api/v1/label/__name__/values")["data"])
+
+
+def test_the_dashboard_is_one_grafana_can_import() -> None:
+    """What Grafana needs to import the file on any Prometheus: unique panel ids and refIds, the data
+    source as a variable, and every panel inside the 24-column grid."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["uid"]
+    assert dashboard["schemaVersion"] >= 36
+    assert {"datasource", "instance"} <= {v["name"] for v in dashboard["templating"]["list"]}
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in panels():
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+        assert panel["description"], panel["title"]
+        refs = [target["refId"] for target in panel["targets"]]
+        assert len(refs) == len(set(refs)), panel["title"]
+        assert all('$instance"' in target["expr"] for target in panel["targets"]), panel["title"]
+    titles = " ".join(p["title"] for p in dashboard["panels"] if p["type"] == "row").lower()
+    for topic in ("cluster health", "throughput", "consumer groups", "latency", "event loop", "quotas"):
+        assert topic in titles

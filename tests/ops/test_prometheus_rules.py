@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +65,20 @@ def test_every_alert_is_unit_tested_and_explained() -> None:
             continue
         assert name in fired, f"alerts_test.yml has no case where {name} fires"
     assert tested <= set(alert_names())
+
+
+def test_the_scrape_configs_name_the_shipped_brokers_metrics_addresses() -> None:
+    """prometheus-cluster.yml scrapes the metrics.listen of configs/cluster/broker-{1,2,3}.toml, and
+    prometheus-standalone.yml the address configs/standalone.toml and the README suggest."""
+    cluster_targets = _targets(PROMETHEUS_CONFIGS / "prometheus-cluster.yml")
+    brokers = sorted((ROOT / "configs" / "cluster").glob("broker-*.toml"))
+    assert len(brokers) == 3
+    listens = [tomllib.loads(path.read_text())["broker"]["metrics.listen"] for path in brokers]
+    assert cluster_targets == listens
+    standalone_targets = _targets(PROMETHEUS_CONFIGS / "prometheus-standalone.yml")
+    assert standalone_targets == ["127.0.0.1:9100"]
+    assert '# "metrics.listen" = "127.0.0.1:9100"' in (ROOT / "configs" / "standalone.toml").read_text()
+
+
+def _targets(config: Path) -> list[str]:
+    return re.findall(r'targets: \["([^"]+)"\]', config.read_text())
