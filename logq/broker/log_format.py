@@ -3,13 +3,14 @@
 A JSON line is one event: ``time`` (UTC, ISO 8601 with milliseconds), ``level``, ``logger``, ``message``
 and ``fields``: the process and thread, the values a log call passed in ``extra=``, and ``exception``
 (the traceback's text) when one was logged. json.dumps escapes newlines, so an event never spans two
-lines.
+lines; Python's warnings and threads' uncaught exceptions are logged as events too.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from typing import Any
 
@@ -56,3 +57,16 @@ def configure_logging(log_format: str, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonLinesFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler])
+    if log_format == "json":
+        # What Python would print on stderr by itself would break the one-event-a-line stream: warnings
+        # and a thread's uncaught exception become events too.
+        logging.captureWarnings(True)
+        threading.excepthook = _log_thread_exception
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if issubclass(args.exc_type, SystemExit):  # what the default hook ignores too
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    exc_info = (args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+    logging.getLogger("logq.broker").error("uncaught exception in thread %s", name, exc_info=exc_info)

@@ -115,3 +115,33 @@ def test_an_exception_and_extra_values_go_in_the_fields() -> None:
     assert event["fields"]["partition"] == 0
     assert event["fields"]["exception"].startswith("Traceback (most recent call last):")
     assert event["fields"]["exception"].endswith("ValueError: bad\nvalue")
+
+
+WARN_AND_FAIL_IN_A_THREAD = """
+import threading, warnings
+from logq.broker.log_format import configure_logging
+configure_logging("json")
+warnings.warn("a setting is deprecated", UserWarning)
+thread = threading.Thread(target=lambda: 1 / 0, name="worker")
+thread.start()
+thread.join()
+"""
+
+
+def test_warnings_and_uncaught_thread_exceptions_are_json_events_too() -> None:
+    """Python prints these on stderr by itself: in JSON mode they must not break the stream."""
+    result = subprocess.run(
+        [sys.executable, "-c", WARN_AND_FAIL_IN_A_THREAD],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    events = _events(result.stderr.splitlines())
+    assert [(e["level"], e["logger"]) for e in events] == [
+        ("WARNING", "py.warnings"),
+        ("ERROR", "logq.broker"),
+    ]
+    assert "a setting is deprecated" in events[0]["message"]
+    assert events[1]["message"] == "uncaught exception in thread worker"
+    assert events[1]["fields"]["exception"].endswith("ZeroDivisionError: division by zero")
