@@ -1,12 +1,12 @@
 # logq: `make run` starts a standalone broker, `make test` runs lint, types and the whole suite.
 # Needs only python3 (3.11+) with venv, and make. `make test` also installs, with apt-get when run as
-# root, the Debian packages its tests drive: kcat, zookeeper (with Java) and e2fsprogs.
+# root, the Debian packages its tests drive: kcat, zookeeper (with Java), e2fsprogs and prometheus.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
-TEST_DEBS := kcat zookeeper e2fsprogs
+TEST_DEBS := kcat zookeeper e2fsprogs prometheus
 
 .PHONY: run cluster cluster-stop test test-deps lint typecheck unit bench clean
 
@@ -41,8 +41,9 @@ cluster-stop:
 	scripts/cluster.sh stop
 
 # kcat (a real Kafka client), ZooKeeper (the cluster tests' server) and e2fsprogs (mkfs.ext4 for the
-# full-disk tests' small file systems): installed when missing if we may, otherwise one line says what to
-# install (their tests then skip, with the reason, outside CI).
+# full-disk tests' small file systems) and prometheus (promtool checks configs/prometheus/, the server runs
+# the dashboard's queries): installed when missing if we may, otherwise one line says what to install
+# (their tests then skip, with the reason, outside CI).
 test-deps:
 	@scripts/test-deps.sh $(TEST_DEBS)
 

@@ -115,6 +115,11 @@ broker.add_command(broker_config)
     help="Cluster mode (preview): join the cluster kept in this ZooKeeper (setting zookeeper.connect).",
 )
 @click.option("--broker-id", type=int, help="This broker's id, unique in the cluster (setting broker.id).")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Log lines on stderr: text, or json (one event a line, for log shippers; setting log.format).",
+)
 def broker_start(
     *,
     config_file: Path | None,
@@ -124,6 +129,7 @@ def broker_start(
     metrics_listen: str | None,
     zookeeper: str | None,
     broker_id: int | None,
+    log_format: str | None,
 ) -> None:
     """Start a broker: standalone (no ZooKeeper), or a cluster member with --zookeeper. Flags override
     the config file.
@@ -141,6 +147,7 @@ def broker_start(
         "metrics.listen": metrics_listen,
         "zookeeper.connect": zookeeper,
         "broker.id": broker_id,
+        "log.format": log_format,
     }
     try:
         config = BrokerConfig.load(config_file, overrides)

@@ -54,6 +54,7 @@ from logq.broker.user_handlers import UserHandlers
 from logq.clock import SYSTEM_CLOCK, Clock
 from logq.compaction import LogCleaner
 from logq.coordinator import BrokerInfo, Coordinator, EmbeddedCoordinator, Endpoint
+from logq.coordinator.assignment import NO_LEADER
 from logq.coordinator.zk_auth import DIGEST_ENV, ZkDigest, load_zk_digest
 from logq.coordinator.zookeeper import ZooKeeperCoordinator
 from logq.dynamic_settings import DynamicBrokerSettings, broker_log_defaults
@@ -266,6 +267,7 @@ class Broker:
         self.metrics.watch_logs(logs.logs)
         self.metrics.watch_storage(logs.health)
         self.metrics.watch_replication(replicas.replication_status)
+        self.metrics.watch_offline_partitions(lambda: _offline_partitions(coordinator, config.broker_id))
         if config.metrics_listen is not None:
             self.metrics.serve(config.metrics_listen.host, config.metrics_listen.port)
             log.info("metrics on http://%s/metrics", config.metrics_listen)
@@ -449,6 +451,15 @@ def _raise_open_files_limit() -> None:
 def _partition_count(coordinator: Coordinator, queue: str) -> int:
     meta = coordinator.queues().get(queue)
     return 0 if meta is None else len(meta.partitions)
+
+
+def _offline_partitions(coordinator: Coordinator, broker_id: int) -> int:
+    """Partitions the metadata gives no leader, if this broker is the controller (else 0: one count per
+    cluster)."""
+    if coordinator.controller_id() != broker_id:
+        return 0
+    queues = coordinator.queues()  # a snapshot: safe to read from the metrics thread
+    return sum(1 for meta in queues.values() for state in meta.partitions if state.leader == NO_LEADER)
 
 
 def _has_offsets(offsets: OffsetStore, group_id: str) -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from logq.broker.listeners import HostPort, Listeners, parse_listeners
+from logq.broker.log_format import LOG_FORMATS
 from logq.config import LogConfig, settings_of
 from logq.security.acl import principal_problem
 from logq.security.principal import PrincipalMapper
@@ -55,6 +56,7 @@ class BrokerConfig:
     sasl_server_max_receive_size: int = 524_288  # the largest frame before authentication
     authentication_timeout_ms: int = 10_000  # TLS handshake and SASL login must end within this
     metrics_listen: HostPort | None = None  # Prometheus endpoint; off when None
+    log_format: str = "text"  # how the broker logs on stderr: text lines, or json (one event a line)
     data_dir: Path = Path("./data")
     auto_create_queues: bool = (
         False  # create unknown queues on Metadata/Produce, as Kafka's auto.create.topics
@@ -198,6 +200,11 @@ class BrokerConfig:
                 raise ValueError(f"unknown broker setting {key!r}")
             kwargs[name] = _convert(key, _FIELDS[name], value)
         config = cls(**kwargs)
+        if config.log_format not in LOG_FORMATS:
+            formats = ", ".join(LOG_FORMATS)
+            raise ValueError(
+                f"broker setting 'log.format' must be one of {formats}, not {config.log_format!r}"
+            )
         for user in sorted(config.super_user_set):
             problem = principal_problem(user)
             if problem is not None:

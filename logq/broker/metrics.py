@@ -109,6 +109,9 @@ class BrokerMetrics:
     def watch_replication(self, status: Callable[[], Iterable[ReplicationStatus]]) -> None:
         self.registry.register(_ReplicationCollector(status))
 
+    def watch_offline_partitions(self, count: Callable[[], int]) -> None:
+        self.registry.register(_OfflinePartitionsCollector(count))
+
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
 
@@ -266,3 +269,19 @@ class _ReplicationCollector(Collector):
             for follower, behind in sorted(row.follower_lag.items()):
                 lag.add_metric([row.partition, str(follower)], behind)
         yield from (under, under_min, isr, replicas, lag)
+
+
+class _OfflinePartitionsCollector(Collector):
+    """Partitions without a leader. Only the controller counts them (0 on the others), so the sum over
+    the brokers is the cluster's count, and a partition whose every replica is down is still seen."""
+
+    def __init__(self, count: Callable[[], int]) -> None:
+        self._count = count
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "logq_offline_partitions",
+            "Partitions without a leader (every in-sync replica down), counted by the controller; 0 on the "
+            "other brokers",
+            value=self._count(),
+        )

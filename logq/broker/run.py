@@ -11,11 +11,12 @@ import signal
 
 from logq.broker.app import Broker
 from logq.broker.config import BrokerConfig
+from logq.broker.log_format import configure_logging
 from logq.permissions import private_umask
 
 
 def run_broker(config: BrokerConfig) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config.log_format)
     private_umask()  # everything the broker creates (RocksDB's files too) is its user's alone
     # The modules and what importing them built live as long as the process: out of the collector's
     # sight, a full collection no longer walks them (12-15 ms, a stall of every request, before).

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from logq.protocol import messages as m
-from tests.broker_process import BrokerProcess
+from tests.broker_process import BrokerProcess, free_port
 from tests.wire_client import WireClient
 
 T = TypeVar("T")
@@ -28,7 +30,12 @@ class Cluster:
         size: int = 3,
         settings: Mapping[str, Any] | None = None,
         log: Mapping[str, Any] | None = None,
+        *,
+        metrics: bool = False,  # each broker serves Prometheus metrics (metric())
     ) -> None:
+        self.metrics_addresses = (
+            {i: f"127.0.0.1:{free_port()}" for i in range(1, size + 1)} if metrics else {}
+        )
         self.brokers = {
             i: BrokerProcess(
                 root / f"broker-{i}",
@@ -38,6 +45,7 @@ class Cluster:
                     "zookeeper.session.timeout.ms": SESSION_TIMEOUT_MS,
                     "group.initial.rebalance.delay.ms": 100,
                     "offsets.topic.num.partitions": OFFSETS_PARTITIONS,
+                    **({"metrics.listen": self.metrics_addresses[i]} if metrics else {}),
                     **(settings or {}),
                 },
                 log=log,
@@ -74,6 +82,17 @@ class Cluster:
     def leaders(self, broker_id: int, queue: str) -> list[int]:
         topic = self.metadata(broker_id, [queue]).topics[0]
         return [p.leader_id for p in sorted(topic.partitions, key=lambda p: p.partition_index)]
+
+    def metric(self, broker_id: int, name: str) -> float:
+        """The value of a broker's unlabelled metric ``name``, read from its /metrics endpoint."""
+        url = f"http://{self.metrics_addresses[broker_id]}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            text: str = answer.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and not sample.labels:
+                    return float(sample.value)
+        raise AssertionError(f"broker {broker_id} does not export {name}")
 
     def live(self) -> list[int]:
         return [i for i, b in self.brokers.items() if b.proc is not None]
