@@ -242,6 +242,10 @@ class Broker:
             authentication=self._authentication_settings(coordinator),
             principal_mapper=PrincipalMapper(config.ssl_principal_mapping_rules),
             authentication_timeout_s=config.authentication_timeout_ms / 1000,
+            connection_limits=config.connection_limits,
+            # Standalone, no broker connects: the inter-broker listener is a client listener like any.
+            exempt_listener=config.listener_set.inter_broker.name if clustered else None,
+            queued_max_request_bytes=config.queued_max_request_bytes,
         )
         retention = RetentionJob(logs.logs, self._clock, log_defaults.retention_check_interval_ms)
         self._cleaner = LogCleaner(logs.logs, self._clock, log_defaults)  # its own thread, off the loop

@@ -165,6 +165,16 @@ class FrameReceiver:
             return 4 + self._filled
         return self._end - self._start
 
+    @property
+    def unfinished_size(self) -> int | None:
+        """The size of the frame being received, once its size prefix has arrived (else None)."""
+        if self._frame is not None:
+            return self._frame_size
+        if self._scratch is not None and self._end - self._start >= 4:
+            size: int = _SIZE.unpack_from(self._scratch, self._start)[0]
+            return size
+        return None
+
     def get_buffer(self) -> memoryview:
         """Where the next received bytes go (never empty); valid until the next ``received``."""
         if self._frame is not None:
