@@ -190,11 +190,13 @@ class _Connection(asyncio.BufferedProtocol):
         self._reading_paused = False
         self._paused_for_queue = False  # this connection's queue is long: its own task will drain it
         self._paused_for_memory = False  # queued.max.request.bytes is used up: waiting in request_memory
-        # Bytes this connection holds of request_memory: its queued requests, the one being handled,
-        # and the size of the one being received once it was let in (``_reserved``).
+        # What this connection holds of request_memory: its complete requests (queued, and the one
+        # being handled until it is answered) and the buffer of the one being received.
         self._handling_bytes = 0
-        self._reserved = 0
-        self._held = 0
+        self._held_complete = 0
+        self._held_receiving = 0
+        self._closing = False
+        self._alone = False  # let through past queued.max.request.bytes until this request is complete
         self._wakeup = asyncio.Event()
         # Idle connections are closed by a watchdog timer that re-arms itself, not by a timeout around
         # each wait for a request: that would create and cancel a timer for every request.
@@ -256,7 +258,10 @@ class _Connection(asyncio.BufferedProtocol):
         return None
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._frames.get_buffer()
+        if self._alone:
+            return self._frames.get_buffer()  # past the bound already, to finish this request
+        memory = self._server.request_memory
+        return self._frames.get_buffer(max_growth=max(memory.limit - memory.used, 0))
 
     def buffer_updated(self, nbytes: int) -> None:
         if self._bad_prefix is not None:
@@ -266,46 +271,43 @@ class _Connection(asyncio.BufferedProtocol):
         except FrameSizeError as exc:
             frames, self._bad_prefix = exc.frames, exc
         now = time.perf_counter()
-        if frames:
-            self._reserved = 0  # the frame let in was the first of these: it is queued now
         for frame in frames:
             self._queue.append(frame)
             self._arrivals.append(now)
             self._queued_bytes += len(frame)
         if self._queued_bytes > QUEUE_PAUSE_BYTES:
             self._paused_for_queue = True
-        if not self._reserved and self._bad_prefix is None:
-            self._let_in_next()
         self._hold_memory()
-        self._update_reading()
+        memory = self._server.request_memory
+        if frames and self._alone:
+            self._alone = False  # its request is complete: it will be answered, and free room
+            memory.completed(self)
+        if memory.exhausted and not self._alone and not self._paused_for_memory and not self._lost:
+            self._paused_for_memory = True
+            self._update_reading()
+            memory.wait(self)  # may resume this connection at once (the bound is exceeded by others)
+        else:
+            self._update_reading()
         self._wakeup.set()
 
-    def _let_in_next(self) -> None:
-        """Reserve the frame being received (once its size is known) while request_memory has room;
-        else stop reading and wait for room."""
-        memory = self._server.request_memory
-        if memory.exhausted:
-            if not self._paused_for_memory and not self._lost:
-                self._paused_for_memory = True
-                memory.wait(self)
-            return
-        self._reserved = self._frames.unfinished_size or 0
+    @property
+    def receiving_bytes(self) -> int:
+        return self._held_receiving
 
-    def memory_available(self) -> None:
+    def memory_available(self, *, alone: bool) -> None:
         self._paused_for_memory = False
-        self._let_in_next()
-        self._hold_memory()
+        self._alone = alone
         self._update_reading()
 
     def _hold_memory(self) -> None:
         """Tell request_memory how many bytes this connection holds now."""
-        held = self._queued_bytes + self._handling_bytes + self._reserved
-        if held != self._held:
-            delta, self._held = held - self._held, held
-            if delta > 0:
-                self._server.request_memory.take(delta)
-            else:
-                self._server.request_memory.give_back(-delta)
+        complete = self._queued_bytes + self._handling_bytes
+        receiving = 0 if self._closing else self._frames.buffered_bytes
+        if complete != self._held_complete or receiving != self._held_receiving:
+            self._server.request_memory.update(
+                complete - self._held_complete, receiving - self._held_receiving
+            )
+            self._held_complete, self._held_receiving = complete, receiving
 
     def _update_reading(self) -> None:
         paused = self._paused_for_queue or self._paused_for_memory
@@ -409,7 +411,8 @@ class _Connection(asyncio.BufferedProtocol):
             if self._idle_timer is not None:
                 self._idle_timer.cancel()
             self._server.request_memory.forget(self)
-            self._queued_bytes = self._handling_bytes = self._reserved = 0
+            self._closing = True  # it holds nothing more
+            self._queued_bytes = self._handling_bytes = 0
             self._hold_memory()
             self._server.closed(self, reason, detail)
             if self._transport is not None:
