@@ -64,8 +64,8 @@ class BrokerConfig:
     num_partitions: int = 1  # partitions of auto-created queues and of CreateTopics with -1
     socket_request_max_bytes: int = 100 * 1024 * 1024  # larger frames close the connection
     connections_max_idle_ms: int = 600_000  # close connections idle this long
-    # Overload protection (docs/architecture.md, "Overload"). The connection limits default to Kafka's
-    # (2147483647: none); the inter-broker listener of a cluster is never limited.
+    # Overload protection (docs/architecture.md, "Overload protection"). The connection limits default
+    # to Kafka's (2147483647: none); the inter-broker listener of a cluster is never limited.
     max_connections: int = 2_147_483_647  # open connections, broker-wide
     max_connections_per_ip: int = 2_147_483_647  # open connections from one address
     max_connections_per_ip_overrides: str = ""  # "IP:COUNT,IP:COUNT": per-address exceptions
