@@ -1,8 +1,10 @@
 """The TCP server: an asyncio Protocol per connection, and one task per connection that answers its
 requests one at a time, in order (as Kafka mutes a connection until it has answered).
 
+A new connection over a connection limit (``connection_limits.py``) is aborted in ``connection_made``.
 Reading goes on while a request is handled: complete frames queue up (reading pauses when more than
-``QUEUE_PAUSE_BYTES`` wait), and the client's EOF is seen at once, which ends a long-polling Fetch
+``QUEUE_PAUSE_BYTES`` wait, or while ``queued.max.request.bytes`` is used up broker-wide:
+``request_memory.py``), and the client's EOF is seen at once, which ends a long-polling Fetch
 whose client has left. Received bytes land where their frame is handed out (a BufferedProtocol over
 ``logq.protocol.frames.FrameReceiver``): after its first read, a large Produce is written by the kernel
 or the TLS decryption straight into its own buffer. A response's small chunks are joined into one write
@@ -92,7 +94,7 @@ class Server:
         self.principal_mapper = principal_mapper or PrincipalMapper()
         self.authentication_timeout_s = authentication_timeout_s
         self._connections: set[_Connection] = set()
-        self._gate = ConnectionGate(connection_limits or ConnectionLimits())
+        self._connection_gate = ConnectionGate(connection_limits or ConnectionLimits())
         self.exempt_listener = exempt_listener  # the inter-broker listener of a cluster: never limited
         self.request_memory = RequestMemory(queued_max_request_bytes)
         metrics.queued_request_bytes.set_function(lambda: self.request_memory.used)
@@ -113,7 +115,7 @@ class Server:
         counted (by reason) and must be closed at once."""
         if listener.name == self.exempt_listener:
             return True
-        refusal = self._gate.admit(host)
+        refusal = self._connection_gate.admit(host)
         if refusal is None:
             return True
         self._metrics.labelled(self._metrics.connections_refused, refusal).inc()
@@ -129,7 +131,7 @@ class Server:
             self._connections.discard(connection)
             self._metrics.connections.dec()
             if connection.listener.name != self.exempt_listener:
-                self._gate.release(connection.host)
+                self._connection_gate.release(connection.host)
         if reason is not None:
             self._metrics.connections_closed.labels(reason).inc()
             log.info("closing connection from %s: %s", connection.peer, detail)
@@ -264,7 +266,7 @@ class _Connection(asyncio.BufferedProtocol):
         return self._frames.get_buffer(max_growth=max(memory.limit - memory.used, 0))
 
     def buffer_updated(self, nbytes: int) -> None:
-        if self._bad_prefix is not None:
+        if self._bad_prefix is not None or self._closing:
             return  # the connection closes once the frames before the bad prefix are answered
         try:
             frames = self._frames.received(nbytes)
