@@ -88,3 +88,21 @@ def test_replication_goes_on_while_the_client_listeners_are_full(brokers: dict[i
         assert answer.error_code == 0
     for proc in brokers.values():
         assert "Traceback" not in proc.log_text
+
+
+def test_limits_on_a_cluster_broker_with_one_listener_are_said_not_to_apply(
+    tmp_path: Path, zookeeper: str
+) -> None:
+    proc = BrokerProcess(
+        tmp_path / "data",
+        broker={
+            "zookeeper.connect": f"{zookeeper}/logq-limits-{uuid.uuid4().hex[:8]}",
+            "zookeeper.session.timeout.ms": SESSION_TIMEOUT_MS,
+            "max.connections.per.ip": 5,
+        },
+    )
+    try:
+        proc.start()
+        assert "the connection limits do not apply to listener PLAINTEXT" in proc.log_text
+    finally:
+        proc.kill()
