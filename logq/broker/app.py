@@ -34,6 +34,7 @@ from logq.broker.authorization import RequestAuthorizer
 from logq.broker.cluster_member import ClusterMember
 from logq.broker.config import BrokerConfig, HostPort
 from logq.broker.config_handlers import ConfigHandlers
+from logq.broker.connection_limits import ConnectionLimits
 from logq.broker.describe_handlers import DescribeHandlers
 from logq.broker.group_deletion_handlers import GroupDeletionHandlers
 from logq.broker.group_handlers import GroupHandlers
@@ -243,6 +244,9 @@ class Broker:
             authentication=self._authentication_settings(coordinator),
             principal_mapper=PrincipalMapper(config.ssl_principal_mapping_rules),
             authentication_timeout_s=config.authentication_timeout_ms / 1000,
+            connection_limits=config.connection_limits,
+            exempt_listener=_exempt_listener(listeners, config) if clustered else None,
+            queued_max_request_bytes=config.queued_max_request_bytes,
         )
         retention = RetentionJob(logs.logs, self._clock, log_defaults.retention_check_interval_ms)
         self._cleaner = LogCleaner(logs.logs, self._clock, log_defaults)  # its own thread, off the loop
@@ -438,6 +442,21 @@ class Broker:
             await self._coordinator.stop()
         self._health.unwatch_gc()
         log.info("stopped cleanly")
+
+
+def _exempt_listener(listeners: Listeners, config: BrokerConfig) -> str:
+    """The listener the connection limits leave alone in cluster mode: the inter-broker one (a standalone
+    broker has no inter-broker traffic, so there every listener is limited). Limits set while clients
+    share that listener would not apply to them: said once, at start."""
+    inter = listeners.inter_broker
+    limits = config.connection_limits
+    if len(listeners.all) == 1 and limits != ConnectionLimits():
+        log.warning(
+            "the connection limits do not apply to listener %s: it is the inter-broker listener, which "
+            "they never limit; give clients a listener of their own (inter.broker.listener.name)",
+            inter.name,
+        )
+    return inter.name
 
 
 def _raise_open_files_limit() -> None:

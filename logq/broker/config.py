@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from logq.broker.connection_limits import ConnectionLimits
 from logq.broker.listeners import HostPort, Listeners, parse_listeners
 from logq.broker.log_format import LOG_FORMATS
 from logq.config import LogConfig, settings_of
@@ -65,6 +66,15 @@ class BrokerConfig:
     num_partitions: int = 1  # partitions of auto-created queues and of CreateTopics with -1
     socket_request_max_bytes: int = 100 * 1024 * 1024  # larger frames close the connection
     connections_max_idle_ms: int = 600_000  # close connections idle this long
+    # Overload protection (docs/architecture.md, "Overload protection"). The connection limits default
+    # to Kafka's (2147483647: none); the inter-broker listener of a cluster is never limited.
+    max_connections: int = 2_147_483_647  # open connections, broker-wide
+    max_connections_per_ip: int = 2_147_483_647  # open connections from one address
+    max_connections_per_ip_overrides: str = ""  # "IP:COUNT,IP:COUNT": per-address exceptions
+    max_connection_creation_rate: int = 2_147_483_647  # new connections per second, broker-wide
+    # Bytes of requests read but not yet answered, broker-wide: past it the broker stops reading sockets
+    # until answers free room. It delays, never refuses: one larger request is still let in alone.
+    queued_max_request_bytes: int = 536_870_912
     fetch_max_bytes: int = 57_671_680  # the most record bytes one Fetch response carries (Kafka's 55 MiB)
     offsets_topic_num_partitions: int = 50  # partitions of __consumer_offsets (fixed once created)
     offsets_retention_ms: int = 7 * 24 * 3600 * 1000  # keep a group's offsets this long after it emptied
@@ -148,6 +158,16 @@ class BrokerConfig:
         )
 
     @property
+    def connection_limits(self) -> ConnectionLimits:
+        """The connection limits, parsed (ValueError, one line, for a bad value)."""
+        return ConnectionLimits.parse(
+            self.max_connections,
+            self.max_connections_per_ip,
+            self.max_connections_per_ip_overrides,
+            self.max_connection_creation_rate,
+        )
+
+    @property
     def sasl_mechanisms(self) -> tuple[str, ...]:
         return parse_mechanisms(self.sasl_enabled_mechanisms)
 
@@ -204,6 +224,11 @@ class BrokerConfig:
             formats = ", ".join(LOG_FORMATS)
             raise ValueError(
                 f"broker setting 'log.format' must be one of {formats}, not {config.log_format!r}"
+            )
+        config.connection_limits  # noqa: B018  (parsing is the check)
+        if config.queued_max_request_bytes < 1:
+            raise ValueError(
+                f"queued.max.request.bytes must be at least 1, not {config.queued_max_request_bytes}"
             )
         for user in sorted(config.super_user_set):
             problem = principal_problem(user)

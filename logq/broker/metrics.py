@@ -74,6 +74,25 @@ class BrokerMetrics:
             ["reason"],
             registry=r,
         )
+        # Overload protection (logq/broker/connection_limits.py, logq/broker/request_memory.py).
+        self.connections_refused = Counter(
+            "logq_connections_refused",
+            "Connections closed right after accept for being over a limit, by reason (max-connections, "
+            "max-connections-per-ip, creation-rate)",
+            ["reason"],
+            registry=r,
+        )
+        self.queued_request_bytes = Gauge(
+            "logq_queued_request_bytes",
+            "Bytes of requests read (or being read) but not yet answered: bounded by "
+            "queued.max.request.bytes",
+            registry=r,
+        )
+        self.reading_paused_connections = Gauge(
+            "logq_reading_paused_connections",
+            "Connections not read from until queued.max.request.bytes has room",
+            registry=r,
+        )
 
         self.authentications = Counter(
             "logq_authentications",

@@ -1,8 +1,10 @@
 """The TCP server: an asyncio Protocol per connection, and one task per connection that answers its
 requests one at a time, in order (as Kafka mutes a connection until it has answered).
 
+A new connection over a connection limit (``connection_limits.py``) is aborted in ``connection_made``.
 Reading goes on while a request is handled: complete frames queue up (reading pauses when more than
-``QUEUE_PAUSE_BYTES`` wait), and the client's EOF is seen at once, which ends a long-polling Fetch
+``QUEUE_PAUSE_BYTES`` wait, or while ``queued.max.request.bytes`` is used up broker-wide:
+``request_memory.py``), and the client's EOF is seen at once, which ends a long-polling Fetch
 whose client has left. Received bytes land where their frame is handed out (a BufferedProtocol over
 ``logq.protocol.frames.FrameReceiver``): after its first read, a large Produce is written by the kernel
 or the TLS decryption straight into its own buffer. A response's small chunks are joined into one write
@@ -38,9 +40,11 @@ from collections.abc import Callable
 from typing import cast
 
 from logq.broker.authentication import AuthenticationEndedError, AuthenticationSettings, SaslGate
+from logq.broker.connection_limits import ConnectionGate, ConnectionLimits
 from logq.broker.handlers import MIN_SERVED_PRODUCE_VERSION, CloseConnectionError, Handlers
 from logq.broker.listeners import Listener
 from logq.broker.metrics import BrokerMetrics
+from logq.broker.request_memory import RequestMemory
 from logq.broker.session import ClientSession, current_session, enter_session
 from logq.protocol import (
     ApiKey,
@@ -78,6 +82,9 @@ class Server:
         authentication: AuthenticationSettings | None = None,
         principal_mapper: PrincipalMapper | None = None,
         authentication_timeout_s: float = 10.0,
+        connection_limits: ConnectionLimits | None = None,
+        exempt_listener: str | None = None,
+        queued_max_request_bytes: int = 1 << 62,
     ) -> None:
         self._handlers = handlers
         self._metrics = metrics
@@ -87,6 +94,11 @@ class Server:
         self.principal_mapper = principal_mapper or PrincipalMapper()
         self.authentication_timeout_s = authentication_timeout_s
         self._connections: set[_Connection] = set()
+        self._connection_gate = ConnectionGate(connection_limits or ConnectionLimits())
+        self.exempt_listener = exempt_listener  # the inter-broker listener of a cluster: never limited
+        self.request_memory = RequestMemory(queued_max_request_bytes)
+        metrics.queued_request_bytes.set_function(lambda: self.request_memory.used)
+        metrics.reading_paused_connections.set_function(lambda: self.request_memory.waiting)
 
     @property
     def metrics(self) -> BrokerMetrics:
@@ -98,6 +110,18 @@ class Server:
             raise ValueError(f"listener {listener.name} needs SASL settings")
         return lambda: _Connection(self, listener)
 
+    def admit(self, listener: Listener, host: str) -> bool:
+        """Whether a new connection from ``host`` is within the connection limits; one that is not is
+        counted (by reason) and must be closed at once."""
+        if listener.name == self.exempt_listener:
+            return True
+        refusal = self._connection_gate.admit(host)
+        if refusal is None:
+            return True
+        self._metrics.labelled(self._metrics.connections_refused, refusal).inc()
+        log.debug("refused a connection from %s: %s", host, refusal)  # a flood must not flood the log
+        return False
+
     def opened(self, connection: _Connection) -> None:
         self._connections.add(connection)
         self._metrics.connections.inc()
@@ -106,6 +130,8 @@ class Server:
         if connection in self._connections:
             self._connections.discard(connection)
             self._metrics.connections.dec()
+            if connection.listener.name != self.exempt_listener:
+                self._connection_gate.release(connection.host)
         if reason is not None:
             self._metrics.connections_closed.labels(reason).inc()
             log.info("closing connection from %s: %s", connection.peer, detail)
@@ -151,7 +177,7 @@ class _Connection(asyncio.BufferedProtocol):
 
     def __init__(self, server: Server, listener: Listener) -> None:
         self._server = server
-        self._listener = listener
+        self.listener = listener
         self._frames = FrameReceiver(server.max_frame_bytes)
         self._gate: SaslGate | None = None
         self._principal = "User:ANONYMOUS"
@@ -164,6 +190,15 @@ class _Connection(asyncio.BufferedProtocol):
         self._eof = False
         self._lost = False
         self._reading_paused = False
+        self._paused_for_queue = False  # this connection's queue is long: its own task will drain it
+        self._paused_for_memory = False  # queued.max.request.bytes is used up: waiting in request_memory
+        # What this connection holds of request_memory: its complete requests (queued, and the one
+        # being handled until it is answered) and the buffer of the one being received.
+        self._handling_bytes = 0
+        self._held_complete = 0
+        self._held_receiving = 0
+        self._closing = False
+        self._alone = False  # let through past queued.max.request.bytes until this request is complete
         self._wakeup = asyncio.Event()
         # Idle connections are closed by a watchdog timer that re-arms itself, not by a timeout around
         # each wait for a request: that would create and cancel a timer for every request.
@@ -179,6 +214,7 @@ class _Connection(asyncio.BufferedProtocol):
         self._task: asyncio.Task[None] | None = None
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.peer: object = None
+        self.host = ""
 
     # --- protocol callbacks (event loop, synchronous) ----------------------------------------------
 
@@ -188,6 +224,13 @@ class _Connection(asyncio.BufferedProtocol):
         self._transport = cast(asyncio.Transport, transport)
         transport = self._transport
         self.peer = transport.get_extra_info("peername")
+        self.host = str(self.peer[0]) if isinstance(self.peer, tuple) else ""
+        if not self._server.admit(self.listener, self.host):
+            # Over a connection limit: closed before anything is read or allocated for it.
+            self._lost = True
+            transport.abort()
+            self.finished.set_result(None)
+            return
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self._server.opened(self)
         loop = asyncio.get_running_loop()
@@ -197,9 +240,8 @@ class _Connection(asyncio.BufferedProtocol):
         if self._tls:
             refusal = self._take_certificate_principal(transport.get_extra_info("ssl_object"))
         authentication = self._server.authentication
-        if self._listener.protocol.sasl and authentication is not None:
-            host = self.peer[0] if isinstance(self.peer, tuple) else ""
-            self._gate = SaslGate(authentication, self._listener.name, str(host), self._server.metrics)
+        if self.listener.protocol.sasl and authentication is not None:
+            self._gate = SaslGate(authentication, self.listener.name, self.host, self._server.metrics)
             self._frames.max_frame_bytes = authentication.max_receive_bytes
         self._task = asyncio.create_task(self._serve(refusal))
 
@@ -214,14 +256,17 @@ class _Connection(asyncio.BufferedProtocol):
         if name is None:
             return f"no ssl.principal.mapping.rules rule applies to client certificate {subject!r}"
         self._principal = user_principal(name)
-        log.info("TLS client %s from %s on listener %s", self._principal, self.peer, self._listener.name)
+        log.info("TLS client %s from %s on listener %s", self._principal, self.peer, self.listener.name)
         return None
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._frames.get_buffer()
+        if self._alone:
+            return self._frames.get_buffer()  # past the bound already, to finish this request
+        memory = self._server.request_memory
+        return self._frames.get_buffer(max_growth=max(memory.limit - memory.used, 0))
 
     def buffer_updated(self, nbytes: int) -> None:
-        if self._bad_prefix is not None:
+        if self._bad_prefix is not None or self._closing:
             return  # the connection closes once the frames before the bad prefix are answered
         try:
             frames = self._frames.received(nbytes)
@@ -232,14 +277,49 @@ class _Connection(asyncio.BufferedProtocol):
             self._queue.append(frame)
             self._arrivals.append(now)
             self._queued_bytes += len(frame)
-        if (
-            self._queued_bytes > QUEUE_PAUSE_BYTES
-            and not self._reading_paused
-            and self._transport is not None
-        ):
-            self._transport.pause_reading()
-            self._reading_paused = True
+        if self._queued_bytes > QUEUE_PAUSE_BYTES:
+            self._paused_for_queue = True
+        self._hold_memory()
+        memory = self._server.request_memory
+        if frames and self._alone:
+            self._alone = False  # its request is complete: it will be answered, and free room
+            memory.completed(self)
+        if memory.exhausted and not self._alone and not self._paused_for_memory and not self._lost:
+            self._paused_for_memory = True
+            self._update_reading()
+            memory.wait(self)  # may resume this connection at once (the bound is exceeded by others)
+        else:
+            self._update_reading()
         self._wakeup.set()
+
+    @property
+    def receiving_bytes(self) -> int:
+        return self._held_receiving
+
+    def memory_available(self, *, alone: bool) -> None:
+        self._paused_for_memory = False
+        self._alone = alone
+        self._update_reading()
+
+    def _hold_memory(self) -> None:
+        """Tell request_memory how many bytes this connection holds now."""
+        complete = self._queued_bytes + self._handling_bytes
+        receiving = 0 if self._closing else self._frames.buffered_bytes
+        if complete != self._held_complete or receiving != self._held_receiving:
+            self._server.request_memory.update(
+                complete - self._held_complete, receiving - self._held_receiving
+            )
+            self._held_complete, self._held_receiving = complete, receiving
+
+    def _update_reading(self) -> None:
+        paused = self._paused_for_queue or self._paused_for_memory
+        if paused == self._reading_paused or self._transport is None:
+            return
+        self._reading_paused = paused
+        if paused:
+            self._transport.pause_reading()
+        else:
+            self._transport.resume_reading()
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -288,7 +368,7 @@ class _Connection(asyncio.BufferedProtocol):
         reason: str | None = None
         detail = ""
         peer = self.peer if isinstance(self.peer, tuple) else ("", -1)
-        enter_session(ClientSession(str(peer[0]), int(peer[1]), self._principal, self._listener.name))
+        enter_session(ClientSession(str(peer[0]), int(peer[1]), self._principal, self.listener.name))
         try:
             if refusal is not None:
                 raise AuthenticationEndedError(refusal)
@@ -304,6 +384,7 @@ class _Connection(asyncio.BufferedProtocol):
                 reply = await self._server.handle(frame)
                 self._long_poll = False
                 await self._write(reply)
+                self._answered()
                 self._idle_since = asyncio.get_running_loop().time()
                 # Waiting for the next request must not pin this one and its answer (a Fetch answer may
                 # be 55 MiB): an idle connection holds neither.
@@ -331,6 +412,10 @@ class _Connection(asyncio.BufferedProtocol):
         finally:
             if self._idle_timer is not None:
                 self._idle_timer.cancel()
+            self._server.request_memory.forget(self)
+            self._closing = True  # it holds nothing more
+            self._queued_bytes = self._handling_bytes = 0
+            self._hold_memory()
             self._server.closed(self, reason, detail)
             if self._transport is not None:
                 if self._unsent:
@@ -352,6 +437,7 @@ class _Connection(asyncio.BufferedProtocol):
             if frame is None:
                 return
             await self._write(await gate.handle(frame, self._server.handle))
+            self._answered()
         assert gate.principal is not None
         enter_session(dataclasses.replace(current_session(), principal=gate.principal))
         self._frames.max_frame_bytes = self._server.max_frame_bytes
@@ -418,14 +504,16 @@ class _Connection(asyncio.BufferedProtocol):
         frame = self._queue.popleft()
         self._arrived = self._arrivals.popleft()
         self._queued_bytes -= len(frame)
-        if (
-            self._reading_paused
-            and self._queued_bytes <= QUEUE_PAUSE_BYTES // 2
-            and self._transport is not None
-        ):
-            self._transport.resume_reading()
-            self._reading_paused = False
+        self._handling_bytes = len(frame)  # held until answered
+        if self._paused_for_queue and self._queued_bytes <= QUEUE_PAUSE_BYTES // 2:
+            self._paused_for_queue = False
+            self._update_reading()
         return frame
+
+    def _answered(self) -> None:
+        """The request being handled is answered: its bytes go back to request_memory."""
+        self._handling_bytes = 0
+        self._hold_memory()
 
 
 class _AuthenticationTimeoutError(Exception):

@@ -165,9 +165,23 @@ class FrameReceiver:
             return 4 + self._filled
         return self._end - self._start
 
-    def get_buffer(self) -> memoryview:
-        """Where the next received bytes go (never empty); valid until the next ``received``."""
+    @property
+    def buffered_bytes(self) -> int:
+        """Memory held for the frame being received: its own buffer (which grows ahead of what has
+        arrived, ``FRAME_GROWTH``), or its bytes so far in the scratch."""
         if self._frame is not None:
+            return len(self._frame)
+        return self._end - self._start
+
+    def get_buffer(self, max_growth: int | None = None) -> memoryview:
+        """Where the next received bytes go (never empty); valid until the next ``received``.
+
+        A large frame's full buffer grows here, when more is to be read, not as soon as it fills: a
+        connection that stops reading holds only what it received. ``max_growth`` caps that growth (at
+        least a scratch's worth): the room a broker-wide bound has left."""
+        if self._frame is not None:
+            if self._filled == len(self._frame):
+                self._frame = self._frame_buffer(memoryview(self._frame), max_growth)
             return memoryview(self._frame)[self._filled :]
         if self._scratch is None:
             self._scratch = bytearray(self._next_scratch)
@@ -182,8 +196,6 @@ class FrameReceiver:
             if self._filled == self._frame_size:
                 frame, self._frame, self._filled = self._frame, None, 0
                 return [memoryview(frame)]
-            if self._filled == len(self._frame):
-                self._frame = self._frame_buffer(memoryview(self._frame))
             return []
         assert self._scratch is not None
         self._end += nbytes
@@ -193,10 +205,13 @@ class FrameReceiver:
         self._take_frames(frames)
         return frames
 
-    def _frame_buffer(self, received: memoryview) -> bytearray:
+    def _frame_buffer(self, received: memoryview, max_growth: int | None = None) -> bytearray:
         """A buffer for the large frame being received, holding ``received`` (its bytes so far)."""
         have = received.nbytes
-        buffer = bytearray(min(self._frame_size, max(FRAME_GROWTH * have, self.scratch_bytes)))
+        size = min(self._frame_size, max(FRAME_GROWTH * have, self.scratch_bytes))
+        if max_growth is not None:
+            size = min(size, have + max(max_growth, self.scratch_bytes))
+        buffer = bytearray(size)
         buffer[:have] = received
         return buffer
 

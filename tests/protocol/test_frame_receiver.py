@@ -218,3 +218,18 @@ def test_nothing_received_returns_nothing() -> None:
 def test_invalid_settings_rejected(limit: int, scratch: int, small: int) -> None:
     with pytest.raises(ValueError, match="must"):
         FrameReceiver(max_frame_bytes=limit, scratch_bytes=scratch, small_scratch_bytes=small)
+
+
+def test_a_full_frame_buffer_grows_only_when_more_is_read_and_within_max_growth() -> None:
+    size = 1_000_000
+    receiver = FrameReceiver(scratch_bytes=1024)
+    _receive(receiver, struct.pack(">i", size) + b"z" * 1000)
+    buffer = receiver.get_buffer()
+    buffer[:] = b"z" * buffer.nbytes
+    have = 1000 + buffer.nbytes
+    assert receiver.received(buffer.nbytes) == []
+    # A connection that stops reading now holds what it received, no buffer grown ahead of it.
+    assert receiver.buffered_bytes == have
+    # Reading on with little room left: the buffer grows by a scratch's worth, not FRAME_GROWTH times.
+    assert receiver.get_buffer(max_growth=10).nbytes == 1024
+    assert receiver.buffered_bytes == have + 1024
