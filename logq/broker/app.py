@@ -45,6 +45,8 @@ from logq.broker.listeners import Listener, Listeners
 from logq.broker.loop_health import LoopHealth
 from logq.broker.metrics import BrokerMetrics
 from logq.broker.partition import ReplicaSettings
+from logq.broker.quota_handlers import QuotaHandlers
+from logq.broker.quota_manager import QuotaEnforcer
 from logq.broker.record_handlers import RecordHandlers
 from logq.broker.replica_fetcher import ReplicaFetchers
 from logq.broker.replica_handlers import ReplicaHandlers
@@ -223,6 +225,10 @@ class Broker:
         handlers.by_type.update(ConfigHandlers(config, coordinator, self.metrics, auth).by_type)
         handlers.by_type.update(UserHandlers(coordinator, self.metrics, auth).by_type)
         handlers.by_type.update(GrowthHandlers(coordinator, replicas, self.metrics, auth).by_type)
+        handlers.by_type.update(QuotaHandlers(coordinator, self.metrics, auth).by_type)
+        quotas = QuotaEnforcer(self._clock.time_ms)
+        quotas.update(coordinator.client_quotas())
+        coordinator.add_client_quota_listener(quotas.update)
         self.lag = LagTracker(
             offsets=offsets,
             membership=membership,
@@ -242,6 +248,7 @@ class Broker:
             authentication=self._authentication_settings(coordinator),
             principal_mapper=PrincipalMapper(config.ssl_principal_mapping_rules),
             authentication_timeout_s=config.authentication_timeout_ms / 1000,
+            quotas=quotas,
         )
         retention = RetentionJob(logs.logs, self._clock, log_defaults.retention_check_interval_ms)
         self._cleaner = LogCleaner(logs.logs, self._clock, log_defaults)  # its own thread, off the loop

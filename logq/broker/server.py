@@ -41,6 +41,7 @@ from logq.broker.authentication import AuthenticationEndedError, AuthenticationS
 from logq.broker.handlers import MIN_SERVED_PRODUCE_VERSION, CloseConnectionError, Handlers
 from logq.broker.listeners import Listener
 from logq.broker.metrics import BrokerMetrics
+from logq.broker.quota_manager import QuotaEnforcer
 from logq.broker.session import ClientSession, current_session, enter_session
 from logq.protocol import (
     ApiKey,
@@ -78,6 +79,7 @@ class Server:
         authentication: AuthenticationSettings | None = None,
         principal_mapper: PrincipalMapper | None = None,
         authentication_timeout_s: float = 10.0,
+        quotas: QuotaEnforcer | None = None,
     ) -> None:
         self._handlers = handlers
         self._metrics = metrics
@@ -87,6 +89,7 @@ class Server:
         self.principal_mapper = principal_mapper or PrincipalMapper()
         self.authentication_timeout_s = authentication_timeout_s
         self._connections: set[_Connection] = set()
+        self.quotas = quotas
 
     @property
     def metrics(self) -> BrokerMetrics:
@@ -112,6 +115,10 @@ class Server:
 
     async def handle(self, frame: memoryview) -> list[Chunk] | None:
         """Decode one request and run its handler; the response chunks, or None when none is due."""
+        return (await self.respond(frame))[0]
+
+    async def respond(self, frame: memoryview) -> tuple[list[Chunk] | None, int]:
+        """As ``handle``, with the time (ms) the connection is then muted for its client's quotas."""
         try:
             request = decode_request(frame)
         except UnsupportedVersionError as exc:
@@ -120,7 +127,7 @@ class Server:
                 raise CloseConnectionError(
                     f"unsupported api_key {exc.api_key} version {exc.api_version}"
                 ) from None
-            return [fallback]
+            return [fallback], 0
         except ProtocolDecodeError as exc:
             raise CloseConnectionError(f"malformed request: {exc}") from None
         header, body = request.header, request.body
@@ -135,9 +142,17 @@ class Server:
         metrics = self._metrics
         metrics.labelled(metrics.latency, api).observe(time.perf_counter() - started)
         metrics.labelled(metrics.requests, api).inc()
+        throttle_ms = 0
+        if self.quotas is not None:
+            principal = current_session().principal
+            throttle_ms, response = self.quotas.throttle(
+                principal, header.client_id or "", body, len(frame), response
+            )
+            if throttle_ms:
+                metrics.quota_throttle_seconds.labels(api).inc(throttle_ms / 1000)
         if response is None or not request.expects_response:
-            return None
-        return encode_response_chunks(header, response)
+            return None, throttle_ms
+        return encode_response_chunks(header, response), throttle_ms
 
     async def close_connections(self) -> None:
         connections = list(self._connections)
@@ -301,9 +316,11 @@ class _Connection(asyncio.BufferedProtocol):
                 self._idle_since = None
                 self._long_poll = frame.nbytes >= 2 and frame[0] == 0 and frame[1] == ApiKey.FETCH
                 self._server.metrics.request_queue.observe(time.perf_counter() - self._arrived)
-                reply = await self._server.handle(frame)
+                reply, throttle_ms = await self._server.respond(frame)
                 self._long_poll = False
                 await self._write(reply)
+                if throttle_ms:
+                    await self._mute(throttle_ms / 1000)
                 self._idle_since = asyncio.get_running_loop().time()
                 # Waiting for the next request must not pin this one and its answer (a Fetch answer may
                 # be 55 MiB): an idle connection holds neither.
@@ -356,6 +373,18 @@ class _Connection(asyncio.BufferedProtocol):
         enter_session(dataclasses.replace(current_session(), principal=gate.principal))
         self._frames.max_frame_bytes = self._server.max_frame_bytes
         self._idle_since = loop.time()
+
+    async def _mute(self, seconds: float) -> None:
+        """KIP-219: read nothing from a throttled client for its throttle time (its answer already went).
+        The client backs off by itself; one that does not finds its requests waiting in the socket."""
+        transport = self._transport
+        if transport is None:
+            return
+        if not self._reading_paused:
+            transport.pause_reading()
+        await asyncio.sleep(seconds)
+        if not self._reading_paused and not transport.is_closing():
+            transport.resume_reading()
 
     async def _peer_close(self, within_s: float) -> None:
         """Give the client a moment to read a refusal and close first: kafka-python drops an answer that

@@ -46,6 +46,7 @@ from logq.coordinator.interface import (
     AclListener,
     BrokerInfo,
     BrokerSettingsListener,
+    ClientQuotaListener,
     MetadataListener,
     QueueMetadata,
 )
@@ -76,8 +77,10 @@ from logq.errors import (
     CoordinationError,
     InvalidPartitionsError,
     InvalidReplicationFactorError,
+    RequestRefusedError,
     UnknownQueueError,
 )
+from logq.quotas import NO_QUOTAS, ClientQuotas, QuotaEntity
 from logq.security.acl import (
     AclBinding,
     AclBindingFilter,
@@ -497,6 +500,20 @@ class ZooKeeperCoordinator:
 
     def add_broker_settings_listener(self, listener: BrokerSettingsListener) -> None:
         self._broker_settings_listeners.append(listener)
+
+    # --- client quotas -------------------------------------------------------------------------------
+
+    def client_quotas(self) -> ClientQuotas:
+        return NO_QUOTAS
+
+    async def alter_client_quotas(self, changes: Mapping[QuotaEntity, Mapping[str, float | None]]) -> None:
+        # Not stored in ZooKeeper yet: refused, so that no quota seems set that no broker enforces.
+        raise RequestRefusedError(
+            "client quotas are not supported in cluster mode yet", code=ErrorCode.INVALID_REQUEST
+        )
+
+    def add_client_quota_listener(self, listener: ClientQuotaListener) -> None:
+        pass  # nothing changes until quotas are stored in ZooKeeper
 
     def _apply_broker_configs(self, result: ReadResult) -> None:
         current = self._broker_settings

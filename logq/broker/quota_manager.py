@@ -1,0 +1,182 @@
+"""Enforcing client quotas, Kafka's way (ClientQuotaManager, KIP-219).
+
+Each quota key is measured per sharer (``logq.quotas.quota_for``: the user and/or client id the matching
+entity groups by) as a rate over samples: ``quota.window.num`` (11) samples of ``quota.window.size``
+(1 s). The rate is the sum of the samples still in the window over the time they span, counted as at
+least ``samples - 1`` windows, so a new client's first burst is measured over 10 s, as in Kafka. When a
+request takes the rate above the quota, the throttle time is Kafka's
+
+    throttle_ms = (rate - quota) / quota * window_ms
+
+the time after which the rate falls back to the quota if nothing more is sent. The response goes at
+once with ``throttle_time_ms`` set, and the server does not read from the connection for that long
+(``server.py``); clients that know KIP-219 wait as long before sending to this broker again.
+
+Produce is measured by the request's size; Fetch (from consumers, not followers) by the records in the
+answer, and a throttled Fetch is answered empty (its bytes not counted), as Kafka does. With no quota
+configured, a request costs one lookup in an empty mapping.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from logq.protocol import messages as m
+from logq.protocol.schema import Struct
+from logq.quotas import (
+    CONSUMER_BYTE_RATE,
+    NO_QUOTAS,
+    PRODUCER_BYTE_RATE,
+    ClientQuotas,
+    quota_for,
+    user_of_principal,
+)
+
+log = logging.getLogger(__name__)
+
+QUOTA_WINDOW_SAMPLES = 11  # Kafka's quota.window.num
+QUOTA_WINDOW_MS = 1000  # Kafka's quota.window.size.seconds, in ms
+IDLE_SENSOR_MS = QUOTA_WINDOW_SAMPLES * QUOTA_WINDOW_MS  # a sensor this long unused has measured nothing
+_PURGE_ABOVE = 1000  # sensors kept before idle ones are dropped
+
+
+@dataclass(slots=True)
+class _Sample:
+    start_ms: int
+    value: float = 0.0
+
+
+@dataclass(slots=True)
+class RateSensor:
+    """Kafka's Rate over a SampledStat: ``samples`` windows of ``window_ms``, the oldest reused."""
+
+    samples: int = QUOTA_WINDOW_SAMPLES
+    window_ms: int = QUOTA_WINDOW_MS
+    _samples: list[_Sample] = field(default_factory=list)
+    last_ms: int = 0
+
+    def record(self, value: float, now_ms: int) -> None:
+        self.last_ms = now_ms
+        current = self._samples[-1] if self._samples else None
+        if current is None or now_ms - current.start_ms >= self.window_ms:
+            if len(self._samples) >= self.samples:
+                self._samples.pop(0)
+            current = _Sample(now_ms)
+            self._samples.append(current)
+        current.value += value
+
+    def _purge(self, now_ms: int) -> None:
+        expired = now_ms - self.samples * self.window_ms
+        while self._samples and self._samples[0].start_ms <= expired:
+            self._samples.pop(0)
+
+    def span_ms(self, now_ms: int) -> int:
+        """The time the rate is measured over: since the oldest sample, at least ``samples - 1`` windows."""
+        self._purge(now_ms)
+        oldest = self._samples[0].start_ms if self._samples else now_ms
+        elapsed = now_ms - oldest
+        minimum = (self.samples - 1) * self.window_ms
+        return max(elapsed, minimum)
+
+    def rate(self, now_ms: int) -> float:
+        """Per second."""
+        span = self.span_ms(now_ms)
+        return sum(s.value for s in self._samples) * 1000 / span
+
+
+def throttle_ms(rate: float, quota: float, window_ms: int) -> int:
+    """Kafka's QuotaUtils.throttleTime: how long until ``rate`` is back at ``quota`` with nothing sent."""
+    if rate <= quota:
+        return 0
+    return int((rate - quota) / quota * window_ms)
+
+
+class ClientQuotaManager:
+    """One quota key's sensors (Kafka has one manager per quota type)."""
+
+    def __init__(self, key: str, now_ms: Callable[[], int]) -> None:
+        self.key = key
+        self._now_ms = now_ms
+        self._quotas: ClientQuotas = NO_QUOTAS
+        self._sensors: dict[tuple[str, str], RateSensor] = {}
+
+    def update(self, quotas: ClientQuotas) -> None:
+        self._quotas = quotas
+        # A changed quota starts from what was measured under the old one (as Kafka's sensors do);
+        # sharers no quota applies to any more are measured no more.
+        if not quotas:
+            self._sensors.clear()
+
+    def record(self, user: str, client_id: str, value: float) -> int:
+        """Count ``value`` against the quota that applies; the throttle time in ms (0: within quota)."""
+        applied = quota_for(self._quotas, self.key, user, client_id)
+        if applied is None:
+            return 0
+        now = self._now_ms()
+        sensor = self._sensors.get(applied.shared_by)
+        if sensor is None:
+            if len(self._sensors) >= _PURGE_ABOVE:
+                self._drop_idle(now)
+            sensor = self._sensors[applied.shared_by] = RateSensor()
+        sensor.record(value, now)
+        return throttle_ms(sensor.rate(now), applied.limit, sensor.span_ms(now))
+
+    def unrecord(self, user: str, client_id: str, value: float) -> None:
+        """Take back ``value`` (a throttled Fetch's bytes, which are not sent)."""
+        applied = quota_for(self._quotas, self.key, user, client_id)
+        sensor = None if applied is None else self._sensors.get(applied.shared_by)
+        if sensor is not None:
+            sensor.record(-value, self._now_ms())
+
+    def _drop_idle(self, now_ms: int) -> None:
+        idle = [k for k, s in self._sensors.items() if now_ms - s.last_ms > IDLE_SENSOR_MS]
+        for key in idle:
+            del self._sensors[key]
+
+
+class QuotaEnforcer:
+    """What the server asks after each request: the throttle time, and the response to send."""
+
+    def __init__(self, now_ms: Callable[[], int]) -> None:
+        self.produce = ClientQuotaManager(PRODUCER_BYTE_RATE, now_ms)
+        self.fetch = ClientQuotaManager(CONSUMER_BYTE_RATE, now_ms)
+        self._active = False
+
+    def update(self, quotas: ClientQuotas) -> None:
+        """The coordinator's listener: the quotas in force from now on."""
+        self._active = bool(quotas)
+        self.produce.update(quotas)
+        self.fetch.update(quotas)
+        log.info("client quotas now in force: %d entities", len(quotas))
+
+    def throttle(
+        self, principal: str, client_id: str, request: Struct, request_bytes: int, response: Struct | None
+    ) -> tuple[int, Struct | None]:
+        """The throttle time (ms) of one handled request, and the response to send with it set (a
+        throttled Fetch's is empty). One call per request; nothing per record."""
+        if not self._active:
+            return 0, response
+        if isinstance(request, m.ProduceRequest):
+            delay = self.produce.record(user_of_principal(principal), client_id, request_bytes)
+            if delay and isinstance(response, m.ProduceResponse):
+                response.throttle_time_ms = delay
+            return delay, response  # acks=0 has no response: the mute alone slows it
+        if (
+            isinstance(request, m.FetchRequest)
+            and request.replica_id < 0
+            and isinstance(response, m.FetchResponse)
+        ):
+            size = sum(
+                len(p.records) for t in response.responses for p in t.partitions if p.records is not None
+            )
+            user = user_of_principal(principal)
+            delay = self.fetch.record(user, client_id, size)
+            if delay:
+                self.fetch.unrecord(user, client_id, size)
+                return delay, m.FetchResponse(
+                    throttle_time_ms=delay, error_code=0, session_id=response.session_id, responses=[]
+                )
+            return 0, response
+        return 0, response
