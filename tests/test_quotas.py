@@ -88,6 +88,6 @@ def test_the_manager_throttles_only_over_the_quota() -> None:
     now = [0]
     manager = ClientQuotaManager(RATE, lambda: now[0])
     manager.update(quotas((QuotaEntity(None, "app"), 1_000.0)))
-    assert manager.record("u", "app", 5_000) == 0  # 500 B/s over 10 s
-    assert manager.record("u", "app", 10_000) == 5_000  # 1,500 B/s: half again the quota
-    assert manager.record("u", "other", 1_000_000) == 0  # no quota for this client id
+    assert manager.record("User:u", "app", 5_000) == 0  # 500 B/s over 10 s
+    assert manager.record("User:u", "app", 10_000) == 5_000  # 1,500 B/s: half again the quota
+    assert manager.record("User:u", "other", 1_000_000) == 0  # no quota for this client id

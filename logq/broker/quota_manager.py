@@ -50,40 +50,71 @@ class _Sample:
 
 @dataclass(slots=True)
 class RateSensor:
-    """Kafka's Rate over a SampledStat: ``samples`` windows of ``window_ms``, the oldest reused."""
+    """Kafka's Rate over a SampledStat: ``samples`` windows of ``window_ms``, the oldest reused. The sum
+    of the samples is kept as they change, so a measurement does not add them up again."""
 
     samples: int = QUOTA_WINDOW_SAMPLES
     window_ms: int = QUOTA_WINDOW_MS
     _samples: list[_Sample] = field(default_factory=list)
+    total: float = 0.0
     last_ms: int = 0
 
     def record(self, value: float, now_ms: int) -> None:
         self.last_ms = now_ms
-        current = self._samples[-1] if self._samples else None
-        if current is None or now_ms - current.start_ms >= self.window_ms:
-            if len(self._samples) >= self.samples:
-                self._samples.pop(0)
-            current = _Sample(now_ms)
-            self._samples.append(current)
-        current.value += value
+        samples = self._samples
+        if not samples or now_ms - samples[-1].start_ms >= self.window_ms:
+            self._next_sample(now_ms)
+        samples[-1].value += value
+        self.total += value
+
+    def _next_sample(self, now_ms: int) -> None:
+        # Expired samples go only here, when a window starts: a sample older than the whole window is
+        # always followed by a new one before the rate is measured again.
+        self._purge(now_ms)
+        if len(self._samples) >= self.samples:
+            self.total -= self._samples.pop(0).value
+        self._samples.append(_Sample(now_ms))
+
+    def record_and_throttle(self, value: float, now_ms: int, quota: float) -> int:
+        """``record`` then ``throttle_ms``, in one call: this is the per-request path."""
+        self.last_ms = now_ms
+        samples = self._samples
+        if not samples or now_ms - samples[-1].start_ms >= self.window_ms:
+            self._next_sample(now_ms)
+        samples[-1].value += value
+        total = self.total = self.total + value
+        span = now_ms - samples[0].start_ms
+        minimum = (self.samples - 1) * self.window_ms
+        span = max(span, minimum)
+        rate = total * 1000 / span
+        if rate <= quota:
+            return 0
+        return int((rate - quota) / quota * span)
 
     def _purge(self, now_ms: int) -> None:
+        samples = self._samples
         expired = now_ms - self.samples * self.window_ms
-        while self._samples and self._samples[0].start_ms <= expired:
-            self._samples.pop(0)
+        while samples and samples[0].start_ms <= expired:
+            self.total -= samples.pop(0).value
+        if not samples:
+            self.total = 0.0  # no float residue from the subtractions
 
     def span_ms(self, now_ms: int) -> int:
         """The time the rate is measured over: since the oldest sample, at least ``samples - 1`` windows."""
-        self._purge(now_ms)
-        oldest = self._samples[0].start_ms if self._samples else now_ms
-        elapsed = now_ms - oldest
-        minimum = (self.samples - 1) * self.window_ms
-        return max(elapsed, minimum)
+        samples = self._samples
+        if samples and samples[0].start_ms <= now_ms - self.samples * self.window_ms:
+            self._purge(now_ms)
+        oldest = samples[0].start_ms if samples else now_ms
+        return max(now_ms - oldest, (self.samples - 1) * self.window_ms)
 
     def rate(self, now_ms: int) -> float:
         """Per second."""
         span = self.span_ms(now_ms)
-        return sum(s.value for s in self._samples) * 1000 / span
+        return self.total * 1000 / span
+
+    def throttle_ms(self, now_ms: int, quota: float) -> int:
+        span = self.span_ms(now_ms)
+        return throttle_ms(self.total * 1000 / span, quota, span)
 
 
 def throttle_ms(rate: float, quota: float, window_ms: int) -> int:
@@ -93,42 +124,64 @@ def throttle_ms(rate: float, quota: float, window_ms: int) -> int:
     return int((rate - quota) / quota * window_ms)
 
 
+@dataclass(slots=True)
+class _Applied:
+    """What applies to one (user, client id): the quota and the sensor it shares (None: unlimited)."""
+
+    limit: float = 0.0
+    sensor: RateSensor | None = None
+
+
+_UNLIMITED = _Applied()
+
+
 class ClientQuotaManager:
-    """One quota key's sensors (Kafka has one manager per quota type)."""
+    """One quota key's sensors (Kafka has one manager per quota type). The quota that applies to a
+    (user, client id) is resolved once and kept until the quotas change, so a request costs one lookup
+    and one sensor update."""
 
     def __init__(self, key: str, now_ms: Callable[[], int]) -> None:
         self.key = key
         self._now_ms = now_ms
         self._quotas: ClientQuotas = NO_QUOTAS
         self._sensors: dict[tuple[str, str], RateSensor] = {}
+        self._applied: dict[tuple[str, str], _Applied] = {}
 
     def update(self, quotas: ClientQuotas) -> None:
+        # A changed quota starts from what was measured under the old one (as Kafka's sensors do).
         self._quotas = quotas
-        # A changed quota starts from what was measured under the old one (as Kafka's sensors do);
-        # sharers no quota applies to any more are measured no more.
+        self._applied.clear()
         if not quotas:
             self._sensors.clear()
 
-    def record(self, user: str, client_id: str, value: float) -> int:
-        """Count ``value`` against the quota that applies; the throttle time in ms (0: within quota)."""
-        applied = quota_for(self._quotas, self.key, user, client_id)
-        if applied is None:
-            return 0
-        now = self._now_ms()
-        sensor = self._sensors.get(applied.shared_by)
-        if sensor is None:
-            if len(self._sensors) >= _PURGE_ABOVE:
-                self._drop_idle(now)
-            sensor = self._sensors[applied.shared_by] = RateSensor()
-        sensor.record(value, now)
-        return throttle_ms(sensor.rate(now), applied.limit, sensor.span_ms(now))
+    def _resolve(self, principal: str, client_id: str) -> _Applied:
+        if len(self._applied) >= _PURGE_ABOVE:
+            self._applied.clear()
+            self._drop_idle(self._now_ms())
+        found = quota_for(self._quotas, self.key, user_of_principal(principal), client_id)
+        applied = _UNLIMITED
+        if found is not None:
+            sensor = self._sensors.get(found.shared_by)
+            if sensor is None:
+                sensor = self._sensors[found.shared_by] = RateSensor()
+            applied = _Applied(found.limit, sensor)
+        self._applied[(principal, client_id)] = applied
+        return applied
 
-    def unrecord(self, user: str, client_id: str, value: float) -> None:
+    def record(self, principal: str, client_id: str, value: float) -> int:
+        """Count ``value`` against the quota that applies to the principal (``User:alice``) and client id;
+        the throttle time in ms (0: within quota)."""
+        applied = self._applied.get((principal, client_id)) or self._resolve(principal, client_id)
+        sensor = applied.sensor
+        if sensor is None:
+            return 0
+        return sensor.record_and_throttle(value, self._now_ms(), applied.limit)
+
+    def unrecord(self, principal: str, client_id: str, value: float) -> None:
         """Take back ``value`` (a throttled Fetch's bytes, which are not sent)."""
-        applied = quota_for(self._quotas, self.key, user, client_id)
-        sensor = None if applied is None else self._sensors.get(applied.shared_by)
-        if sensor is not None:
-            sensor.record(-value, self._now_ms())
+        applied = self._applied.get((principal, client_id))
+        if applied is not None and applied.sensor is not None:
+            applied.sensor.record(-value, self._now_ms())
 
     def _drop_idle(self, now_ms: int) -> None:
         idle = [k for k, s in self._sensors.items() if now_ms - s.last_ms > IDLE_SENSOR_MS]
@@ -142,11 +195,11 @@ class QuotaEnforcer:
     def __init__(self, now_ms: Callable[[], int]) -> None:
         self.produce = ClientQuotaManager(PRODUCER_BYTE_RATE, now_ms)
         self.fetch = ClientQuotaManager(CONSUMER_BYTE_RATE, now_ms)
-        self._active = False
+        self.active = False  # any quota at all: else the server skips the call
 
     def update(self, quotas: ClientQuotas) -> None:
         """The coordinator's listener: the quotas in force from now on."""
-        self._active = bool(quotas)
+        self.active = bool(quotas)
         self.produce.update(quotas)
         self.fetch.update(quotas)
         log.info("client quotas now in force: %d entities", len(quotas))
@@ -156,10 +209,8 @@ class QuotaEnforcer:
     ) -> tuple[int, Struct | None]:
         """The throttle time (ms) of one handled request, and the response to send with it set (a
         throttled Fetch's is empty). One call per request; nothing per record."""
-        if not self._active:
-            return 0, response
-        if isinstance(request, m.ProduceRequest):
-            delay = self.produce.record(user_of_principal(principal), client_id, request_bytes)
+        if type(request) is m.ProduceRequest:
+            delay = self.produce.record(principal, client_id, request_bytes)
             if delay and isinstance(response, m.ProduceResponse):
                 response.throttle_time_ms = delay
             return delay, response  # acks=0 has no response: the mute alone slows it
@@ -171,10 +222,9 @@ class QuotaEnforcer:
             size = sum(
                 len(p.records) for t in response.responses for p in t.partitions if p.records is not None
             )
-            user = user_of_principal(principal)
-            delay = self.fetch.record(user, client_id, size)
+            delay = self.fetch.record(principal, client_id, size)
             if delay:
-                self.fetch.unrecord(user, client_id, size)
+                self.fetch.unrecord(principal, client_id, size)
                 return delay, m.FetchResponse(
                     throttle_time_ms=delay, error_code=0, session_id=response.session_id, responses=[]
                 )

@@ -143,10 +143,10 @@ class Server:
         metrics.labelled(metrics.latency, api).observe(time.perf_counter() - started)
         metrics.labelled(metrics.requests, api).inc()
         throttle_ms = 0
-        if self.quotas is not None:
-            principal = current_session().principal
-            throttle_ms, response = self.quotas.throttle(
-                principal, header.client_id or "", body, len(frame), response
+        quotas = self.quotas
+        if quotas is not None and quotas.active:
+            throttle_ms, response = quotas.throttle(
+                current_session().principal, header.client_id or "", body, len(frame), response
             )
             if throttle_ms:
                 metrics.quota_throttle_seconds.labels(api).inc(throttle_ms / 1000)
