@@ -29,6 +29,7 @@ from logq.quotas import (
     CONSUMER_BYTE_RATE,
     NO_QUOTAS,
     PRODUCER_BYTE_RATE,
+    REQUEST_PERCENTAGE,
     ClientQuotas,
     quota_for,
     user_of_principal,
@@ -189,44 +190,66 @@ class ClientQuotaManager:
             del self._sensors[key]
 
 
+# Never throttled for request time (Kafka exempts them too): a client must always be able to learn the
+# broker's versions and log in.
+_EXEMPT = (m.ApiVersionsRequest, m.SaslHandshakeRequest, m.SaslAuthenticateRequest)
+
+
 class QuotaEnforcer:
     """What the server asks after each request: the throttle time, and the response to send."""
 
     def __init__(self, now_ms: Callable[[], int]) -> None:
         self.produce = ClientQuotaManager(PRODUCER_BYTE_RATE, now_ms)
         self.fetch = ClientQuotaManager(CONSUMER_BYTE_RATE, now_ms)
+        self.request = ClientQuotaManager(REQUEST_PERCENTAGE, now_ms)
         self.active = False  # any quota at all: else the server skips the call
+        self._request_active = False  # any request_percentage: else handling time is not recorded
 
     def update(self, quotas: ClientQuotas) -> None:
         """The coordinator's listener: the quotas in force from now on."""
         self.active = bool(quotas)
+        self._request_active = any(REQUEST_PERCENTAGE in values for values in quotas.values())
         self.produce.update(quotas)
         self.fetch.update(quotas)
+        self.request.update(quotas)
         log.info("client quotas now in force: %d entities", len(quotas))
 
     def throttle(
-        self, principal: str, client_id: str, request: Struct, request_bytes: int, response: Struct | None
+        self,
+        principal: str,
+        client_id: str,
+        request: Struct,
+        request_bytes: int,
+        response: Struct | None,
+        *,
+        handled_s: float = 0.0,
     ) -> tuple[int, Struct | None]:
-        """The throttle time (ms) of one handled request, and the response to send with it set (a
-        throttled Fetch's is empty). One call per request; nothing per record."""
-        if type(request) is m.ProduceRequest:
+        """The throttle time (ms) of one handled request (the longest its quotas ask for), and the
+        response to send with it set (a throttled Fetch's is empty). ``handled_s``: the handler's time,
+        counted against request_percentage (seconds x 100 per second: percent of one thread). One call
+        per request; nothing per record."""
+        delay = 0
+        fetched = -1
+        kind = type(request)
+        if kind is m.ProduceRequest:
             delay = self.produce.record(principal, client_id, request_bytes)
-            if delay and isinstance(response, m.ProduceResponse):
-                response.throttle_time_ms = delay
-            return delay, response  # acks=0 has no response: the mute alone slows it
-        if (
-            isinstance(request, m.FetchRequest)
-            and request.replica_id < 0
-            and isinstance(response, m.FetchResponse)
-        ):
-            size = sum(
+        elif kind is m.FetchRequest and isinstance(response, m.FetchResponse):
+            if request.replica_id >= 0:  # type: ignore[attr-defined]
+                return 0, response  # followers are never throttled
+            fetched = sum(
                 len(p.records) for t in response.responses for p in t.partitions if p.records is not None
             )
-            delay = self.fetch.record(principal, client_id, size)
-            if delay:
-                self.fetch.unrecord(principal, client_id, size)
-                return delay, m.FetchResponse(
-                    throttle_time_ms=delay, error_code=0, session_id=response.session_id, responses=[]
-                )
+            delay = self.fetch.record(principal, client_id, fetched)
+        if self._request_active and not isinstance(request, _EXEMPT):
+            delay = max(delay, self.request.record(principal, client_id, handled_s * 100))
+        if not delay:
             return 0, response
-        return 0, response
+        if fetched >= 0 and isinstance(response, m.FetchResponse):
+            # Kafka's throttled Fetch: answered empty, its bytes not counted (they are not sent)
+            self.fetch.unrecord(principal, client_id, fetched)
+            return delay, m.FetchResponse(
+                throttle_time_ms=delay, error_code=0, session_id=response.session_id, responses=[]
+            )
+        if response is not None and hasattr(response, "throttle_time_ms"):
+            response.throttle_time_ms = delay
+        return delay, response  # acks=0 Produce has no response: the mute alone slows it

@@ -139,14 +139,20 @@ class Server:
         api = type(body).__name__.removesuffix("Request")
         started = time.perf_counter()
         response = await handler(header, body)
+        handled_s = time.perf_counter() - started
         metrics = self._metrics
-        metrics.labelled(metrics.latency, api).observe(time.perf_counter() - started)
+        metrics.labelled(metrics.latency, api).observe(handled_s)
         metrics.labelled(metrics.requests, api).inc()
         throttle_ms = 0
         quotas = self.quotas
         if quotas is not None and quotas.active:
             throttle_ms, response = quotas.throttle(
-                current_session().principal, header.client_id or "", body, len(frame), response
+                current_session().principal,
+                header.client_id or "",
+                body,
+                len(frame),
+                response,
+                handled_s=handled_s,
             )
             if throttle_ms:
                 metrics.quota_throttle_seconds.labels(api).inc(throttle_ms / 1000)

@@ -162,3 +162,21 @@ def test_a_producer_over_its_byte_rate_is_throttled_and_muted(broker: BrokerProc
         _, resp = decode_response_as(other.read_frame(), m.ProduceResponse, 8)
         assert resp.responses[0].partition_responses[0].error_code == 0
         assert resp.throttle_time_ms == 0
+
+
+def test_a_client_over_its_request_percentage_is_throttled(broker: BrokerProcess) -> None:
+    with WireClient(broker.bootstrap) as c:
+        # 0.01% of one thread: 100 us of handling a second, measured over at least 10 s (1 ms in all)
+        assert alter(c, [part("client-id", "wire-test")], {"request_percentage": 0.01}).error_code == 0
+        throttle_ms = 0
+        for _ in range(500):  # Metadata takes a few hundred microseconds: a handful go over
+            throttle_ms = c.call(m.MetadataRequest(topics=None), 8).throttle_time_ms
+            if throttle_ms:
+                break
+        assert 0 < throttle_ms < 5000
+        # ApiVersions is never throttled for request time (a client must always be able to start);
+        # it is answered once the mute of the last Metadata has passed
+        started = time.monotonic()
+        versions = c.call(m.ApiVersionsRequest(), 2)
+        assert versions.throttle_time_ms == 0
+        assert time.monotonic() - started >= throttle_ms / 1000 * 0.9
