@@ -21,6 +21,7 @@ from logq_cli.common import FORMATS, Settings, check_bootstrap, security_options
 from logq_cli.group_commands import group
 from logq_cli.perf_commands import perf
 from logq_cli.queue_commands import admin, queue
+from logq_cli.quota_commands import quota
 from logq_cli.security_commands import security
 from logq_cli.user_commands import user
 
@@ -82,6 +83,7 @@ main.add_command(perf)
 main.add_command(acl)
 main.add_command(security)
 main.add_command(user)
+main.add_command(quota)
 
 
 @main.group()

@@ -46,6 +46,8 @@ from logq.broker.listeners import Listener, Listeners
 from logq.broker.loop_health import LoopHealth
 from logq.broker.metrics import BrokerMetrics
 from logq.broker.partition import ReplicaSettings
+from logq.broker.quota_handlers import QuotaHandlers
+from logq.broker.quota_manager import QuotaEnforcer
 from logq.broker.record_handlers import RecordHandlers
 from logq.broker.replica_fetcher import ReplicaFetchers
 from logq.broker.replica_handlers import ReplicaHandlers
@@ -225,6 +227,10 @@ class Broker:
         handlers.by_type.update(ConfigHandlers(config, coordinator, self.metrics, auth).by_type)
         handlers.by_type.update(UserHandlers(coordinator, self.metrics, auth).by_type)
         handlers.by_type.update(GrowthHandlers(coordinator, replicas, self.metrics, auth).by_type)
+        handlers.by_type.update(QuotaHandlers(coordinator, self.metrics, auth).by_type)
+        quotas = QuotaEnforcer(self._clock.time_ms)
+        quotas.update(coordinator.client_quotas())
+        coordinator.add_client_quota_listener(quotas.update)
         self.lag = LagTracker(
             offsets=offsets,
             membership=membership,
@@ -247,6 +253,7 @@ class Broker:
             connection_limits=config.connection_limits,
             exempt_listener=_exempt_listener(listeners, config) if clustered else None,
             queued_max_request_bytes=config.queued_max_request_bytes,
+            quotas=quotas,
         )
         retention = RetentionJob(logs.logs, self._clock, log_defaults.retention_check_interval_ms)
         self._cleaner = LogCleaner(logs.logs, self._clock, log_defaults)  # its own thread, off the loop

@@ -100,6 +100,14 @@ class BrokerMetrics:
             ["listener", "mechanism", "outcome"],
             registry=r,
         )
+        # Client quotas (logq/broker/quota_manager.py): time connections were muted, by the API that
+        # took them over their quota (Produce: producer_byte_rate, Fetch: consumer_byte_rate).
+        self.quota_throttle_seconds = Counter(
+            "logq_quota_throttle_seconds",
+            "Time clients were throttled for exceeding their quotas, by API",
+            ["api"],
+            registry=r,
+        )
 
     def labelled(self, metric: M, *values: str) -> M:
         """``metric.labels(*values)``, kept: the lookup takes a lock and builds a key each time, a few

@@ -44,6 +44,7 @@ from logq.broker.connection_limits import ConnectionGate, ConnectionLimits
 from logq.broker.handlers import MIN_SERVED_PRODUCE_VERSION, CloseConnectionError, Handlers
 from logq.broker.listeners import Listener
 from logq.broker.metrics import BrokerMetrics
+from logq.broker.quota_manager import QuotaEnforcer
 from logq.broker.request_memory import RequestMemory
 from logq.broker.session import ClientSession, current_session, enter_session
 from logq.protocol import (
@@ -85,6 +86,7 @@ class Server:
         connection_limits: ConnectionLimits | None = None,
         exempt_listener: str | None = None,
         queued_max_request_bytes: int = 1 << 62,
+        quotas: QuotaEnforcer | None = None,
     ) -> None:
         self._handlers = handlers
         self._metrics = metrics
@@ -99,6 +101,7 @@ class Server:
         self.request_memory = RequestMemory(queued_max_request_bytes)
         metrics.queued_request_bytes.set_function(lambda: self.request_memory.used)
         metrics.reading_paused_connections.set_function(lambda: self.request_memory.waiting)
+        self.quotas = quotas
 
     @property
     def metrics(self) -> BrokerMetrics:
@@ -138,6 +141,10 @@ class Server:
 
     async def handle(self, frame: memoryview) -> list[Chunk] | None:
         """Decode one request and run its handler; the response chunks, or None when none is due."""
+        return (await self.respond(frame))[0]
+
+    async def respond(self, frame: memoryview) -> tuple[list[Chunk] | None, int]:
+        """As ``handle``, with the time (ms) the connection is then muted for its client's quotas."""
         try:
             request = decode_request(frame)
         except UnsupportedVersionError as exc:
@@ -146,7 +153,7 @@ class Server:
                 raise CloseConnectionError(
                     f"unsupported api_key {exc.api_key} version {exc.api_version}"
                 ) from None
-            return [fallback]
+            return [fallback], 0
         except ProtocolDecodeError as exc:
             raise CloseConnectionError(f"malformed request: {exc}") from None
         header, body = request.header, request.body
@@ -158,12 +165,26 @@ class Server:
         api = type(body).__name__.removesuffix("Request")
         started = time.perf_counter()
         response = await handler(header, body)
+        handled_s = time.perf_counter() - started
         metrics = self._metrics
-        metrics.labelled(metrics.latency, api).observe(time.perf_counter() - started)
+        metrics.labelled(metrics.latency, api).observe(handled_s)
         metrics.labelled(metrics.requests, api).inc()
+        throttle_ms = 0
+        quotas = self.quotas
+        if quotas is not None and quotas.active:
+            throttle_ms, response = quotas.throttle(
+                current_session().principal,
+                header.client_id or "",
+                body,
+                len(frame),
+                response,
+                handled_s=handled_s,
+            )
+            if throttle_ms:
+                metrics.quota_throttle_seconds.labels(api).inc(throttle_ms / 1000)
         if response is None or not request.expects_response:
-            return None
-        return encode_response_chunks(header, response)
+            return None, throttle_ms
+        return encode_response_chunks(header, response), throttle_ms
 
     async def close_connections(self) -> None:
         connections = list(self._connections)
@@ -381,10 +402,12 @@ class _Connection(asyncio.BufferedProtocol):
                 self._idle_since = None
                 self._long_poll = frame.nbytes >= 2 and frame[0] == 0 and frame[1] == ApiKey.FETCH
                 self._server.metrics.request_queue.observe(time.perf_counter() - self._arrived)
-                reply = await self._server.handle(frame)
+                reply, throttle_ms = await self._server.respond(frame)
                 self._long_poll = False
                 await self._write(reply)
                 self._answered()
+                if throttle_ms:
+                    await self._mute(throttle_ms / 1000)
                 self._idle_since = asyncio.get_running_loop().time()
                 # Waiting for the next request must not pin this one and its answer (a Fetch answer may
                 # be 55 MiB): an idle connection holds neither.
@@ -442,6 +465,18 @@ class _Connection(asyncio.BufferedProtocol):
         enter_session(dataclasses.replace(current_session(), principal=gate.principal))
         self._frames.max_frame_bytes = self._server.max_frame_bytes
         self._idle_since = loop.time()
+
+    async def _mute(self, seconds: float) -> None:
+        """KIP-219: read nothing from a throttled client for its throttle time (its answer already went).
+        The client backs off by itself; one that does not finds its requests waiting in the socket."""
+        transport = self._transport
+        if transport is None:
+            return
+        if not self._reading_paused:
+            transport.pause_reading()
+        await asyncio.sleep(seconds)
+        if not self._reading_paused and not transport.is_closing():
+            transport.resume_reading()
 
     async def _peer_close(self, within_s: float) -> None:
         """Give the client a moment to read a refusal and close first: kafka-python drops an answer that

@@ -35,6 +35,8 @@ from logq.errors import (
 from logq.protocol import messages as m
 from logq.protocol.apis import ApiKey
 from logq.protocol.primitives import INT32_MIN
+from logq.quotas import DEFAULT as DEFAULT_ENTITY
+from logq.quotas import QuotaEntity, entity_parts
 from logq.security.acl import AclBinding, AclBindingFilter, AclOperation
 from logq.security.scram import DEFAULT_ITERATIONS, SALT_BYTES, salted_password
 
@@ -685,6 +687,53 @@ class Admin:
         answer = await self.cluster.send(await self.cluster.any_connection(), body)
         for result in answer.results:
             _check(result.error_code, what, result.error_message)
+
+    # --- client quotas (APIs 48/49) ------------------------------------------------------------------
+
+    async def list_client_quotas(
+        self, *, user: str | None = None, client_id: str | None = None
+    ) -> dict[QuotaEntity, dict[str, float]]:
+        """Every quota entity, or those naming ``user`` / ``client_id`` (``logq.quotas.DEFAULT``: the
+        default entity of that kind): entity -> {key: value}."""
+        components = []
+        for kind, name in (("user", user), ("client-id", client_id)):
+            if name is None:
+                continue
+            default = name == DEFAULT_ENTITY
+            components.append(
+                m.ClientQuotaFilterComponent(
+                    entity_type=kind, match_type=1 if default else 0, match=None if default else name
+                )
+            )
+        body = m.DescribeClientQuotasRequest(components=components, strict=False)
+        answer = await self.cluster.send(await self.cluster.any_connection(), body)
+        _check(answer.error_code, "list client quotas", answer.error_message)
+        out: dict[QuotaEntity, dict[str, float]] = {}
+        for entry in answer.entries or ():
+            names = {
+                p.entity_type: DEFAULT_ENTITY if p.entity_name is None else p.entity_name
+                for p in entry.entity
+            }
+            entity = QuotaEntity(names.get("user"), names.get("client-id"))
+            out[entity] = {v.key: v.value for v in entry.values}
+        return out
+
+    async def alter_client_quotas(
+        self, entity: QuotaEntity, changes: Mapping[str, float | None], *, validate_only: bool = False
+    ) -> None:
+        """Set (a value) or remove (None) quota keys of one entity, in force on every broker within a
+        second; a BrokerError INVALID_REQUEST names a bad key or value."""
+        ops = [
+            m.AlterClientQuotasOp(key=k, value=0.0 if v is None else float(v), remove=v is None)
+            for k, v in changes.items()
+        ]
+        parts = [m.ClientQuotaEntityPart(entity_type=t, entity_name=n) for t, n in entity_parts(entity)]
+        body = m.AlterClientQuotasRequest(
+            entries=[m.AlterClientQuotasEntry(entity=parts, ops=ops)], validate_only=validate_only
+        )
+        answer = await self.cluster.send(await self.cluster.any_connection(), body)
+        for result in answer.entries:
+            _check(result.error_code, f"quotas of {entity.describe()}", result.error_message)
 
     # --- groups ----------------------------------------------------------------------------------
 

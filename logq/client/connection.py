@@ -61,6 +61,12 @@ class BrokerConnection:
         self._ids = itertools.count(1)
         self._closed: BaseException | None = None
         self.plaintext = True  # no TLS and no SASL: a broker that closes may want them
+        # KIP-219: after an answer with throttle_time_ms, send nothing more until that time has passed
+        # (the broker is not reading this connection meanwhile). Every request waits on the same future,
+        # so they still go out in the order they were made.
+        self.throttled_until = 0.0  # loop time
+        self._throttle_gate: asyncio.Future[None] | None = None
+        self._throttle_timer: asyncio.TimerHandle | None = None
         self._task = asyncio.create_task(self._read_loop(), name=f"logq-conn-{address}")
 
     @classmethod
@@ -130,6 +136,9 @@ class BrokerConnection:
 
     async def request(self, body: Any, version: int, *, timeout_s: float | None = 30.0) -> Any:
         """Send ``body`` at ``version``; the decoded answer, or None for acks=0 Produce."""
+        gate = self._throttle_gate
+        if gate is not None:
+            await asyncio.shield(gate)  # a cancelled request must not open the gate for the others
         if self._closed is not None:
             raise BrokerConnectionError(f"connection to {self.address} is closed: {self._closed}")
         correlation_id = next(self._ids)
@@ -180,6 +189,9 @@ class BrokerConnection:
                         raise BrokerConnectionError(
                             f"{self.address} answered correlation id {correlation_id}, expected {expected}"
                         )
+                    throttle_ms = getattr(body, "throttle_time_ms", 0)
+                    if throttle_ms > 0:
+                        self._throttle(throttle_ms)
                     if not head.future.done():
                         head.future.set_result(body)
         except asyncio.CancelledError:
@@ -190,7 +202,27 @@ class BrokerConnection:
                 exc = BrokerConnectionError(f"{self.address}: {reason}", reason=reason)
             self._fail(exc)
 
+    def _throttle(self, throttle_ms: int) -> None:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + throttle_ms / 1000
+        if until <= self.throttled_until:
+            return
+        self.throttled_until = until
+        if self._throttle_gate is None:
+            self._throttle_gate = loop.create_future()
+        if self._throttle_timer is not None:
+            self._throttle_timer.cancel()
+        self._throttle_timer = loop.call_at(until, self._open_gate)
+
+    def _open_gate(self) -> None:
+        gate, self._throttle_gate = self._throttle_gate, None
+        if gate is not None and not gate.done():
+            gate.set_result(None)
+
     def _fail(self, exc: BaseException) -> None:
+        if self._throttle_timer is not None:
+            self._throttle_timer.cancel()
+        self._open_gate()  # waiting requests find the connection closed
         if self._closed is None:
             self._closed = exc
         while self._waiting:

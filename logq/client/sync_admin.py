@@ -24,6 +24,7 @@ from logq.client.cluster import DEFAULT_BOOTSTRAP, QueueInfo, QueuePartition
 from logq.client.loop_thread import LoopThread
 from logq.client.security import SecuritySettings
 from logq.client.settings import build_settings, takes_settings
+from logq.quotas import QuotaEntity
 from logq.security.acl import AclBinding, AclBindingFilter
 
 
@@ -162,6 +163,20 @@ class Admin:
 
     def delete_user(self, user: str) -> None:
         self._loop.run(self._admin.delete_user(user), self._timeout_s)
+
+    def list_client_quotas(
+        self, *, user: str | None = None, client_id: str | None = None
+    ) -> dict[QuotaEntity, dict[str, float]]:
+        """See the asyncio ``Admin.list_client_quotas``."""
+        return self._loop.run(self._admin.list_client_quotas(user=user, client_id=client_id), self._timeout_s)
+
+    def alter_client_quotas(
+        self, entity: QuotaEntity, changes: Mapping[str, float | None], *, validate_only: bool = False
+    ) -> None:
+        """See the asyncio ``Admin.alter_client_quotas``."""
+        self._loop.run(
+            self._admin.alter_client_quotas(entity, changes, validate_only=validate_only), self._timeout_s
+        )
 
     def list_groups(self) -> list[GroupListing]:
         return self._loop.run(self._admin.list_groups(), self._timeout_s)

@@ -9,8 +9,10 @@ The file is rewritten atomically (temp, fsync, rename, fsync of the directory) o
 crash leaves either the old or the new metadata. Producer ids are handed out from blocks of 1,000 whose
 upper bound is persisted before any id of the block is used (as Kafka's ZooKeeper mode did), so no id is
 ever reused after a crash. ACL bindings are kept in the same file (``"acls"``), written before a change
-is in force, and so are the dynamic broker settings (``"broker_settings"``, by Kafka's entity name:
-``<default>`` or the broker id) and each queue's settings, changed or not since its creation. A change
+is in force, and so are the client quotas (``"client_quotas"``, by Kafka's entity path under /config:
+``users/alice/clients/app``, ``clients/<default>``), the dynamic broker settings
+(``"broker_settings"``, by Kafka's entity name: ``<default>`` or the broker id) and each queue's
+settings, changed or not since its creation. A change
 whose write fails (a full disk) is not made: the caller gets a StorageError (KAFKA_STORAGE_ERROR) and
 memory keeps the state the file holds.
 """
@@ -38,6 +40,7 @@ from logq.coordinator.interface import (
     AclListener,
     BrokerInfo,
     BrokerSettingsListener,
+    ClientQuotaListener,
     MetadataListener,
     PartitionState,
     QueueMetadata,
@@ -52,6 +55,7 @@ from logq.errors import (
     UnknownQueueError,
 )
 from logq.queues import collides
+from logq.quotas import NO_QUOTAS, ClientQuotas, QuotaEntity, with_changes
 from logq.security.acl import (
     AccessControlEntry,
     AclBinding,
@@ -91,6 +95,8 @@ class EmbeddedCoordinator:
         self._secret = b""
         self._broker_settings = DynamicBrokerSettings()
         self._broker_settings_listeners: list[BrokerSettingsListener] = []
+        self._client_quotas: ClientQuotas = NO_QUOTAS
+        self._client_quota_listeners: list[ClientQuotaListener] = []
 
     async def start(self) -> None:
         if self._path.exists():
@@ -343,6 +349,28 @@ class EmbeddedCoordinator:
     def add_broker_settings_listener(self, listener: BrokerSettingsListener) -> None:
         self._broker_settings_listeners.append(listener)
 
+    # --- client quotas ---------------------------------------------------------------------------
+
+    def client_quotas(self) -> ClientQuotas:
+        return self._client_quotas
+
+    async def alter_client_quotas(self, changes: Mapping[QuotaEntity, Mapping[str, float | None]]) -> None:
+        async with self._lock:
+            before = after = self._client_quotas
+            for entity, values in changes.items():
+                after = with_changes(after, entity, values)
+            self._client_quotas = MappingProxyType(dict(after))
+            try:
+                await self._save()
+            except StorageError:
+                self._client_quotas = before
+                raise
+        for listener in self._client_quota_listeners:
+            listener(self._client_quotas)
+
+    def add_client_quota_listener(self, listener: ClientQuotaListener) -> None:
+        self._client_quota_listeners.append(listener)
+
     # --- persistence -------------------------------------------------------------------------------
 
     def _dump(self) -> dict[str, Any]:
@@ -362,6 +390,8 @@ class EmbeddedCoordinator:
             },
             "acls": [_acl_to_json(b) for b in sorted(self._acls)],
             "broker_settings": _broker_settings_to_json(self._broker_settings),
+            # by Kafka's entity path under /config: "users/alice/clients/app", "clients/<default>"
+            "client_quotas": {e.path(): dict(v) for e, v in self._client_quotas.items()},
         }
 
     def _load(self, data: dict[str, Any]) -> None:
@@ -380,6 +410,14 @@ class EmbeddedCoordinator:
             )
         self._acls = frozenset(_acl_from_json(a) for a in data.get("acls", []))
         self._broker_settings = _broker_settings_from_json(data.get("broker_settings", {}))
+        self._client_quotas = MappingProxyType(
+            {
+                QuotaEntity.from_path(str(path)): MappingProxyType(
+                    {str(k): float(v) for k, v in values.items()}
+                )
+                for path, values in data.get("client_quotas", {}).items()
+            }
+        )
 
     async def _save(self) -> None:
         payload = json.dumps(self._dump(), indent=1, sort_keys=True).encode()

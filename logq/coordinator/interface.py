@@ -18,6 +18,7 @@ from typing import Protocol
 
 from logq.coordinator.credentials import Credentials
 from logq.dynamic_settings import DynamicBrokerSettings
+from logq.quotas import ClientQuotas, QuotaEntity
 from logq.security.acl import AclBinding, AclBindingFilter
 from logq.security.scram import ScramCredential
 
@@ -75,6 +76,7 @@ class QueueMetadata:
 MetadataListener = Callable[[Mapping[str, QueueMetadata]], None]
 AclListener = Callable[[frozenset[AclBinding]], None]
 BrokerSettingsListener = Callable[[DynamicBrokerSettings], None]
+ClientQuotaListener = Callable[[ClientQuotas], None]
 
 
 class Coordinator(Protocol):
@@ -212,4 +214,19 @@ class Coordinator(Protocol):
 
     def add_broker_settings_listener(self, listener: BrokerSettingsListener) -> None:
         """Call ``listener`` with all the dynamic broker settings after every change."""
+        ...
+
+    # --- client quotas (DescribeClientQuotas, AlterClientQuotas) ---------------------------------
+
+    def client_quotas(self) -> ClientQuotas:
+        """Every quota entity's values (from memory, never blocks)."""
+        ...
+
+    async def alter_client_quotas(self, changes: Mapping[QuotaEntity, Mapping[str, float | None]]) -> None:
+        """Set (a value) or remove (None) quota keys of each entity (validated by the caller), all at
+        once. In force on this broker when it returns; the others' listeners get it within moments."""
+        ...
+
+    def add_client_quota_listener(self, listener: ClientQuotaListener) -> None:
+        """Call ``listener`` with all the client quotas after every change."""
         ...

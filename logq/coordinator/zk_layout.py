@@ -27,6 +27,10 @@ The paths and most formats are Kafka's (pre-KRaft), so anyone who knows Kafka's 
     /logq/sasl_secret                          (random bytes: unknown users' fake SCRAM salts derive from it)
     /config/brokers/<default>                  {"version":1,"config":{"retention.ms":"3600000",..}}
     /config/brokers/<id>                       the same, for one broker (dynamic broker settings)
+    /config/users/<user>                       client quotas of a user ("producer_byte_rate":"1024",..)
+                                                next to its SCRAM credentials; <default>: every user
+    /config/users/<user>/clients/<client-id>   client quotas of a user's client id (<default> for either)
+    /config/clients/<client-id>                client quotas of a client id (<default>: every one)
 
 Unlike Kafka, a queue's settings live in its assignment znode (Kafka: /config/topics/<queue>), so a
 queue and its settings appear in one write. The ACL znodes and their change notifications are exactly
@@ -52,6 +56,7 @@ from logq.coordinator.assignment import LeaderAndIsr
 from logq.coordinator.credentials import decode_user, encode_user
 from logq.coordinator.interface import BrokerInfo, Endpoint
 from logq.errors import CoordinationError
+from logq.quotas import QUOTA_KEYS, QuotaEntity
 from logq.security.acl import (
     BINDABLE_RESOURCE_TYPES,
     AccessControlEntry,
@@ -83,6 +88,7 @@ ACL_CHANGE_ROOTS = (LITERAL_ACL_CHANGES, PREFIXED_ACL_CHANGES)
 ACL_CHANGE_EXPIRY_MS = 15 * 60 * 1000  # notifications older than this are purged (Kafka's default)
 
 USERS = "/config/users"
+CLIENTS = "/config/clients"  # client-id quota entities
 BROKER_CONFIGS = "/config/brokers"
 DEFAULT_BROKER_ENTITY = "<default>"  # the cluster-wide dynamic broker settings
 SASL_SECRET = "/logq/sasl_secret"
@@ -111,6 +117,7 @@ PERSISTENT_PATHS = (
     *ACL_CHANGE_ROOTS,
     USERS,
     BROKER_CONFIGS,
+    CLIENTS,
     "/logq",
 )
 
@@ -216,7 +223,7 @@ def split_connect(connect: str) -> tuple[str, str]:
 @dataclass(frozen=True, slots=True)
 class Watched:
     """What changed, from a watch event's path. kind: brokers, controller, topics, topic, state,
-    deletes, shutdowns, acl_changes, users, user, broker_configs, broker_config, other."""
+    deletes, shutdowns, acl_changes, users, user, broker_configs, broker_config, quotas, other."""
 
     kind: str
     queue: str = ""
@@ -238,6 +245,12 @@ def classify(path: str) -> Watched:
             CONTROLLED_SHUTDOWN: "shutdowns",
         }[path]
         return Watched(kind)
+    if (
+        path == CLIENTS
+        or path.startswith(CLIENTS + "/")
+        or (path.startswith(USERS + "/") and "/clients" in path[len(USERS) + 1 :])
+    ):
+        return Watched("quotas")
     if path == USERS:
         return Watched("users")
     if path.startswith(USERS + "/"):
@@ -410,6 +423,8 @@ def encode_user_config(mechanisms: Mapping[str, ScramCredential]) -> bytes:
 
 
 def decode_user_config(user: str, data: bytes) -> dict[str, ScramCredential]:
+    if not data:
+        return {}  # made empty as the parent of the user's client-id quotas
     d = _loads(data, user_path(user))
     try:
         return decode_user(d.get("config") or {})
@@ -423,8 +438,31 @@ def encode_entity_config(settings: Mapping[str, str]) -> bytes:
 
 
 def decode_entity_config(path: str, data: bytes) -> dict[str, str]:
+    if not data:
+        return {}  # an entity znode made as the parent of others (/config/users/<user>/clients/..)
     config = _loads(data, path).get("config") or {}
     return {str(k): str(v) for k, v in config.items()}
+
+
+def quota_config_path(entity: QuotaEntity) -> str:
+    return f"/config/{entity.path()}"
+
+
+def quota_values(config: Mapping[str, str]) -> dict[str, float]:
+    """The quota keys of an entity znode's config (a user's also holds its SCRAM credentials)."""
+    out = {}
+    for key, text in config.items():
+        if key in QUOTA_KEYS:
+            try:
+                out[key] = float(text)
+            except ValueError:
+                continue  # not ours to repair; Kafka would not have written it
+    return out
+
+
+def quota_text(value: float) -> str:
+    """As Kafka writes them: byte rates as longs, the others as doubles."""
+    return str(int(value)) if value == int(value) else repr(value)
 
 
 def with_topic_settings(name: str, data: bytes, settings: Mapping[str, str]) -> bytes:
@@ -592,8 +630,10 @@ class ReadRequest:
     users: set[str] = field(default_factory=set)
     broker_config_names: bool = False  # the list of /config/brokers entities
     broker_configs: set[str] = field(default_factory=set)
+    quotas: bool = False  # every client quota entity (a change anywhere re-reads them all)
 
     def merge(self, other: ReadRequest) -> None:
+        self.quotas |= other.quotas
         self.broker_config_names |= other.broker_config_names
         self.broker_configs |= other.broker_configs
         self.everything |= other.everything
@@ -625,6 +665,7 @@ class ReadRequest:
             or self.users
             or self.broker_config_names
             or self.broker_configs
+            or self.quotas
         )
 
 
@@ -648,6 +689,7 @@ class ReadResult:
     users: dict[str, dict[str, ScramCredential] | None] = field(default_factory=dict)  # None: gone
     broker_config_names: set[str] | None = None
     broker_configs: dict[str, dict[str, str] | None] = field(default_factory=dict)  # None: gone
+    quotas: dict[QuotaEntity, dict[str, float]] | None = None  # every entity with a quota, when read
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from kazoo.exceptions import (
     NoAuthError,
     NodeExistsError,
     NoNodeError,
+    NotEmptyError,
     OperationTimeoutError,
     RolledBackError,
     RuntimeInconsistency,
@@ -50,6 +51,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id, Permissions, make_digest_acl_credential
 
+from logq.coordinator.credentials import encode_user
 from logq.coordinator.interface import BrokerInfo
 from logq.coordinator.zk_auth import DIGEST_ENV, ZkDigest
 from logq.coordinator.zk_layout import (
@@ -58,6 +60,7 @@ from logq.coordinator.zk_layout import (
     ACL_CHANGE_ROOTS,
     BROKER_CONFIGS,
     BROKER_IDS,
+    CLIENTS,
     CLUSTER_ID,
     CONTROLLED_SHUTDOWN,
     CONTROLLER,
@@ -115,6 +118,9 @@ from logq.coordinator.zk_layout import (
     new_cluster_id,
     partition_path,
     partitions_path,
+    quota_config_path,
+    quota_text,
+    quota_values,
     shutdown_path,
     split_connect,
     state_path,
@@ -126,8 +132,9 @@ from logq.coordinator.zk_layout import (
 )
 from logq.errors import CoordinationError, QueueExistsError, UnknownQueueError
 from logq.queues import collides
+from logq.quotas import QuotaEntity
 from logq.security.acl import AclBinding, PatternType, ResourcePattern
-from logq.security.scram import ScramCredential
+from logq.security.scram import MECHANISMS, ScramCredential
 
 log = logging.getLogger(__name__)
 
@@ -452,6 +459,33 @@ class ZkStore:
             out.broker_config_names = set(self._client.get_children(BROKER_CONFIGS, watch=self._watch))
             entities |= out.broker_config_names
         out.broker_configs = self._read_broker_configs(sorted(entities))
+        if request.everything or request.quotas:
+            out.quotas = self._read_quotas()
+        return out
+
+    def _read_quotas(self) -> dict[QuotaEntity, dict[str, float]]:
+        """Every quota entity, watching every level (a change anywhere marks them all to be read)."""
+        paths: list[str] = []
+        for user in self._client.get_children(USERS, watch=self._watch):
+            paths.append(f"{USERS}/{user}")
+            try:
+                clients = self._client.get_children(f"{USERS}/{user}/clients", watch=self._watch)
+            except NoNodeError:
+                # watch for its creation: a user's first client-id quota
+                self._client.exists(f"{USERS}/{user}/clients", watch=self._watch)
+                clients = []
+            paths.extend(f"{USERS}/{user}/clients/{c}" for c in clients)
+        paths.extend(f"{CLIENTS}/{c}" for c in self._client.get_children(CLIENTS, watch=self._watch))
+        pending = [(p, self._client.get_async(p, watch=self._watch)) for p in paths]
+        out: dict[QuotaEntity, dict[str, float]] = {}
+        for path, result in pending:
+            try:
+                data, _ = result.get()
+            except NoNodeError:
+                continue
+            values = quota_values(decode_entity_config(path, data))
+            if values:
+                out[QuotaEntity.from_path(path.removeprefix("/config/"))] = values
         return out
 
     def _read_broker_configs(self, entities: Sequence[str]) -> dict[str, dict[str, str] | None]:
@@ -805,17 +839,22 @@ class ZkStore:
                 try:
                     data, stat = self._client.get(path)
                     current = decode_user_config(user, data)
+                    # the user's quotas live in the same znode (Kafka's layout): kept as they are
+                    others = {
+                        k: v for k, v in decode_entity_config(path, data).items() if k not in MECHANISMS
+                    }
                 except NoNodeError:
-                    current, stat = {}, None
+                    current, stat, others = {}, None, {}
                 wanted = change(dict(current))
+                config = {**others, **encode_user(wanted)}
                 try:
                     if stat is None:
                         if wanted:
                             self._create(path, encode_user_config(wanted), makepath=True)
-                    elif wanted:
-                        self._client.set(path, encode_user_config(wanted), version=stat.version)
+                    elif config:
+                        self._client.set(path, encode_entity_config(config), version=stat.version)
                     else:
-                        self._client.delete(path, version=stat.version)
+                        self._delete_or_empty(path, stat.version)
                     return
                 except (NodeExistsError, BadVersionError, NoNodeError):
                     continue  # another broker changed it meanwhile: read it again
@@ -936,6 +975,45 @@ class ZkStore:
                     continue  # another broker changed it meanwhile: read it again
 
         self._retrying(attempt, deadline_s)
+
+    def set_quotas(self, entity: QuotaEntity, changes: Mapping[str, float | None], deadline_s: float) -> None:
+        """Read-modify-write one quota entity's znode (conditional on the version read), keeping its other
+        keys (a user's SCRAM credentials); the znode goes when nothing is left in it or under it."""
+        path = quota_config_path(entity)
+
+        def attempt() -> None:
+            while True:
+                try:
+                    data, stat = self._client.get(path)
+                    config = decode_entity_config(path, data)
+                except NoNodeError:
+                    config, stat = {}, None
+                for key, value in changes.items():
+                    if value is None:
+                        config.pop(key, None)
+                    else:
+                        config[key] = quota_text(value)
+                try:
+                    if stat is None:
+                        if config:
+                            self._create(path, encode_entity_config(config), makepath=True)
+                    elif config:
+                        self._client.set(path, encode_entity_config(config), version=stat.version)
+                    else:
+                        self._delete_or_empty(path, stat.version)
+                    return
+                except (NodeExistsError, BadVersionError, NoNodeError):
+                    continue  # another broker changed it meanwhile: read it again
+
+        self._retrying(attempt, deadline_s)
+
+    def _delete_or_empty(self, path: str, version: int) -> None:
+        """Delete an entity znode left with no config; one with children (a user's client-id quotas)
+        keeps an empty config instead."""
+        try:
+            self._client.delete(path, version=version)
+        except NotEmptyError:
+            self._client.set(path, encode_entity_config({}), version=version)
 
     def request_delete(self, name: str, deadline_s: float) -> None:
         def attempt() -> None:

@@ -46,6 +46,7 @@ from logq.coordinator.interface import (
     AclListener,
     BrokerInfo,
     BrokerSettingsListener,
+    ClientQuotaListener,
     MetadataListener,
     QueueMetadata,
 )
@@ -78,6 +79,7 @@ from logq.errors import (
     InvalidReplicationFactorError,
     UnknownQueueError,
 )
+from logq.quotas import NO_QUOTAS, ClientQuotas, QuotaEntity
 from logq.security.acl import (
     AclBinding,
     AclBindingFilter,
@@ -197,6 +199,8 @@ class ZooKeeperCoordinator:
         self._secret = b""
         self._broker_settings = DynamicBrokerSettings()
         self._broker_settings_listeners: list[BrokerSettingsListener] = []
+        self._client_quotas: ClientQuotas = NO_QUOTAS
+        self._client_quota_listeners: list[ClientQuotaListener] = []
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
@@ -498,6 +502,45 @@ class ZooKeeperCoordinator:
     def add_broker_settings_listener(self, listener: BrokerSettingsListener) -> None:
         self._broker_settings_listeners.append(listener)
 
+    # --- client quotas -------------------------------------------------------------------------------
+
+    def client_quotas(self) -> ClientQuotas:
+        return self._client_quotas
+
+    async def alter_client_quotas(self, changes: Mapping[QuotaEntity, Mapping[str, float | None]]) -> None:
+        """Write each entity's znode (Kafka's /config/users/.., /config/clients/..); returns once this
+        broker's view has them (the others' watches see them within moments). Entities are written one
+        by one: a failure part-way leaves the earlier ones written, as Kafka's ZooKeeper mode did."""
+        for entity, values in changes.items():
+            await asyncio.to_thread(self._store.set_quotas, entity, values, self._request_timeout_s)
+        self._mark(ReadRequest(quotas=True))
+
+        def done() -> bool:
+            current = self._client_quotas
+            return all(
+                current.get(entity, {}).get(key) == value
+                for entity, values in changes.items()
+                for key, value in values.items()
+            )
+
+        await self._wait_for(done, "client quota change")
+
+    def add_client_quota_listener(self, listener: ClientQuotaListener) -> None:
+        self._client_quota_listeners.append(listener)
+
+    def _apply_quotas(self, result: ReadResult) -> None:
+        if result.quotas is None:
+            return
+        quotas = MappingProxyType({e: MappingProxyType(v) for e, v in result.quotas.items()})
+        if quotas == self._client_quotas:
+            return
+        self._client_quotas = quotas
+        for listener in list(self._client_quota_listeners):
+            try:
+                listener(quotas)
+            except Exception:
+                log.exception("client quota listener %r failed", listener)
+
     def _apply_broker_configs(self, result: ReadResult) -> None:
         current = self._broker_settings
         levels: dict[str, dict[str, str]] = {str(b): dict(s) for b, s in current.per_broker.items()}
@@ -681,8 +724,12 @@ class ZooKeeperCoordinator:
             request.states.add((what.queue, what.partition))
         elif what.kind == "users":
             request.user_names = True
+            request.quotas = True  # a user's znode holds its quotas too
         elif what.kind == "user":
             request.users.add(what.user)
+            request.quotas = True
+        elif what.kind == "quotas":
+            request.quotas = True
         elif what.kind == "broker_configs":
             request.broker_config_names = True
         elif what.kind == "broker_config":
@@ -748,6 +795,7 @@ class ZooKeeperCoordinator:
                 self._publish_acls()
             self._apply_users(result)
             self._apply_broker_configs(result)
+            self._apply_quotas(result)
             ctl, view = self._ctl, result.controller
             if ctl is not None and view is not None and not ctl.holds(view):
                 await self._step_down(

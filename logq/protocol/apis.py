@@ -52,6 +52,8 @@ class ApiKey(enum.IntEnum):
     DELETE_GROUPS = 42
     INCREMENTAL_ALTER_CONFIGS = 44
     OFFSET_DELETE = 47
+    DESCRIBE_CLIENT_QUOTAS = 48
+    ALTER_CLIENT_QUOTAS = 49
     DESCRIBE_USER_SCRAM_CREDENTIALS = 50
     ALTER_USER_SCRAM_CREDENTIALS = 51
 
@@ -115,6 +117,11 @@ _SPECS: Final = (
     ApiSpec(ApiKey.DELETE_GROUPS, 0, 1, m.DeleteGroupsRequest, m.DeleteGroupsResponse),
     ApiSpec(ApiKey.OFFSET_DELETE, 0, 0, m.OffsetDeleteRequest, m.OffsetDeleteResponse),
     ApiSpec(ApiKey.CREATE_PARTITIONS, 0, 1, m.CreatePartitionsRequest, m.CreatePartitionsResponse),
+    # v0 only: v1 is the first flexible version.
+    ApiSpec(
+        ApiKey.DESCRIBE_CLIENT_QUOTAS, 0, 0, m.DescribeClientQuotasRequest, m.DescribeClientQuotasResponse
+    ),
+    ApiSpec(ApiKey.ALTER_CLIENT_QUOTAS, 0, 0, m.AlterClientQuotasRequest, m.AlterClientQuotasResponse),
     # Flexible from v0 (FLEXIBLE_FROM on the message classes).
     ApiSpec(
         ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS,
@@ -154,6 +161,8 @@ _OPTIONAL: Final = (
     ApiKey.DELETE_GROUPS,
     ApiKey.OFFSET_DELETE,
     ApiKey.CREATE_PARTITIONS,
+    ApiKey.DESCRIBE_CLIENT_QUOTAS,
+    ApiKey.ALTER_CLIENT_QUOTAS,
 )
 
 ADVERTISED_API_KEYS: Final = tuple(k for k in API_SPECS if k not in _OPTIONAL)
@@ -172,7 +181,7 @@ RequestBody = (
     | m.SaslHandshakeRequest | m.SaslAuthenticateRequest | m.DescribeUserScramCredentialsRequest
     | m.AlterUserScramCredentialsRequest | m.DeleteGroupsRequest | m.OffsetDeleteRequest
     | m.CreatePartitionsRequest | m.AlterConfigsRequest | m.IncrementalAlterConfigsRequest
-    | m.DeleteRecordsRequest
+    | m.DeleteRecordsRequest | m.DescribeClientQuotasRequest | m.AlterClientQuotasRequest
 )  # fmt: skip
 """Any decoded request body; dispatch with ``match``/``isinstance``."""
 
@@ -187,7 +196,7 @@ ResponseBody = (
     | m.DescribeUserScramCredentialsResponse | m.AlterUserScramCredentialsResponse
     | m.DeleteGroupsResponse | m.OffsetDeleteResponse
     | m.CreatePartitionsResponse | m.AlterConfigsResponse | m.IncrementalAlterConfigsResponse
-    | m.DeleteRecordsResponse
+    | m.DeleteRecordsResponse | m.DescribeClientQuotasResponse | m.AlterClientQuotasResponse
 )  # fmt: skip
 """Any response body."""
 

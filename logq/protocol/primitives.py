@@ -28,6 +28,7 @@ _I16: Final = struct.Struct(">h")
 _I32: Final = struct.Struct(">i")
 _I64: Final = struct.Struct(">q")
 _U32: Final = struct.Struct(">I")
+_F64: Final = struct.Struct(">d")
 
 # Record blobs up to this size are copied inline; larger ones become their own output chunk.
 INLINE_RECORDS_MAX: Final = 1024
@@ -92,6 +93,10 @@ class Reader:
 
     def read_uint32(self) -> int:
         value: int = _U32.unpack_from(self._view, self._take(4))[0]
+        return value
+
+    def read_float64(self) -> float:
+        value: float = _F64.unpack_from(self._view, self._take(8))[0]
         return value
 
     def read_bool(self) -> bool:
@@ -257,6 +262,9 @@ class Writer:
 
     def write_uint32(self, value: int) -> None:
         self._buf += _U32.pack(value)
+
+    def write_float64(self, value: float) -> None:
+        self._buf += _F64.pack(value)
 
     def write_bool(self, value: bool) -> None:
         self._buf.append(1 if value else 0)

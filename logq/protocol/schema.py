@@ -64,6 +64,7 @@ INT32: Final = Primitive("int32", 4, Reader.read_int32, Writer.write_int32, 0)
 INT64: Final = Primitive("int64", 8, Reader.read_int64, Writer.write_int64, 0)
 UINT32: Final = Primitive("uint32", 4, Reader.read_uint32, Writer.write_uint32, 0)
 BOOL: Final = Primitive("bool", 1, Reader.read_bool, Writer.write_bool, False)
+FLOAT64: Final = Primitive("float64", 8, Reader.read_float64, Writer.write_float64, 0.0)
 STRING: Final = Primitive(
     "string", 2, Reader.read_string, Writer.write_string, "",
     Reader.read_nullable_string, Writer.write_nullable_string,
@@ -378,6 +379,7 @@ def decode_struct(cls: type[S], data: Buffer, version: int) -> S:
 __all__ = [
     "BOOL",
     "BYTES",
+    "FLOAT64",
     "INT8",
     "INT16",
     "INT32",

@@ -46,7 +46,7 @@ def fetch(client: WireClient, queue: str, offset: int, *, max_wait_ms: int = 0, 
 
 def test_api_versions_advertise_exactly_what_is_served(broker: BrokerProcess) -> None:
     # 17 and 36 (SaslHandshake, SaslAuthenticate) on every listener, as Kafka does; 50/51 (users);
-    # 33/44 (settings after creation).
+    # 33/44 (settings after creation); 48/49 (client quotas).
     with WireClient(broker.bootstrap) as client:
         response = client.call(m.ApiVersionsRequest(), 2)
     assert response.error_code == 0
@@ -54,7 +54,8 @@ def test_api_versions_advertise_exactly_what_is_served(broker: BrokerProcess) ->
         (0, 0, 8), (1, 4, 11), (2, 1, 7), (3, 0, 8), (8, 2, 7), (9, 1, 5), (10, 0, 2), (11, 0, 5), (12, 0, 3),
         (13, 0, 3), (14, 0, 3), (15, 0, 4), (16, 0, 2), (17, 0, 1), (18, 0, 2), (19, 0, 4), (20, 0, 3),
         (21, 0, 1), (22, 0, 1), (23, 0, 3), (29, 0, 1), (30, 0, 1), (31, 0, 1), (32, 0, 3), (33, 0, 1),
-        (35, 0, 1), (36, 0, 1), (37, 0, 1), (42, 0, 1), (44, 0, 1), (47, 0, 0), (50, 0, 0), (51, 0, 0),
+        (35, 0, 1), (36, 0, 1), (37, 0, 1), (42, 0, 1), (44, 0, 1), (47, 0, 0), (48, 0, 0), (49, 0, 0),
+        (50, 0, 0), (51, 0, 0),
     }  # fmt: skip
 
 

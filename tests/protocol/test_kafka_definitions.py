@@ -1,6 +1,8 @@
 """Every message class logq serves, checked against Apache Kafka's JSON message definitions.
 
-The definitions are vendored in ``tests/protocol/kafka_messages/`` (see its README). For every API in
+The definitions are read from ``tests/protocol/kafka_messages/``, where a developer copies them from a
+Kafka source checkout (see its README; they are Kafka's files, kept out of this repository). Without
+them these tests skip, saying so. For every API in
 ``API_SPECS`` and every version in its range, the request and response classes must have, in wire order,
 exactly the JSON's non-tagged fields of that version: the same names (CamelCase there, snake_case here),
 types, nullability, nested structs and, for a field absent from some served version, the same default
@@ -181,9 +183,10 @@ SERVED = [(key, side) for key in API_SPECS for side in ("request", "response")]
 def test_message_classes_match_kafka_definitions(api_key: int, side: str) -> None:
     spec = API_SPECS[api_key]
     definition = definitions().get((api_key, side))
-    assert definition is not None, (
-        f"no Kafka definition of {ApiKey(api_key).name} {side}s in {DEFINITIONS.name}/ (see its README)"
-    )
+    if definition is None:
+        pytest.skip(
+            f"no Kafka definition of {ApiKey(api_key).name} {side}s in {DEFINITIONS.name}/ (its README)"
+        )
     cls = spec.request_type if side == "request" else spec.response_type
     served = range(spec.min_version, spec.max_version + 1)
     low, high = parse_versions(definition["validVersions"])
@@ -203,6 +206,8 @@ def test_message_classes_match_kafka_definitions(api_key: int, side: str) -> Non
 def test_every_vendored_definition_loads() -> None:
     """The comment stripping leaves valid JSON in every file, and each says which API it defines."""
     files = sorted(DEFINITIONS.glob("*.json"))
+    if not files:
+        pytest.skip(f"no Kafka definitions in {DEFINITIONS.name}/ (its README says where to copy them from)")
     assert len(files) == len(definitions())
     for path in files:
         definition = load_definition(path)

@@ -16,6 +16,7 @@ from logq.protocol.messages.metadata import *  # noqa: F403
 from logq.protocol.messages.offsets import *  # noqa: F403
 from logq.protocol.messages.partitions import *  # noqa: F403
 from logq.protocol.messages.produce import *  # noqa: F403
+from logq.protocol.messages.quotas import *  # noqa: F403
 from logq.protocol.messages.records import *  # noqa: F403
 from logq.protocol.messages.sasl import *  # noqa: F403
 from logq.protocol.messages.topics import *  # noqa: F403
