@@ -954,32 +954,28 @@ class ZkStore:
 
     def set_broker_config(self, entity: str, settings: Mapping[str, str], deadline_s: float) -> None:
         """Replace the dynamic settings of ``/config/brokers/<entity>``; the znode goes when none is left."""
-        path = broker_config_path(entity)
-
-        def attempt() -> None:
-            while True:
-                try:
-                    _, stat = self._client.get(path)
-                except NoNodeError:
-                    stat = None
-                try:
-                    if stat is None:
-                        if settings:
-                            self._create(path, encode_entity_config(settings), makepath=True)
-                    elif settings:
-                        self._client.set(path, encode_entity_config(settings), version=stat.version)
-                    else:
-                        self._client.delete(path, version=stat.version)
-                    return
-                except (NodeExistsError, BadVersionError, NoNodeError):
-                    continue  # another broker changed it meanwhile: read it again
-
-        self._retrying(attempt, deadline_s)
+        self._update_entity_config(broker_config_path(entity), lambda _: dict(settings), deadline_s)
 
     def set_quotas(self, entity: QuotaEntity, changes: Mapping[str, float | None], deadline_s: float) -> None:
         """Read-modify-write one quota entity's znode (conditional on the version read), keeping its other
         keys (a user's SCRAM credentials); the znode goes when nothing is left in it or under it."""
-        path = quota_config_path(entity)
+
+        def changed(config: dict[str, str]) -> dict[str, str]:
+            for key, value in changes.items():
+                if value is None:
+                    config.pop(key, None)
+                else:
+                    config[key] = quota_text(value)
+            return config
+
+        self._update_entity_config(quota_config_path(entity), changed, deadline_s)
+
+    def _update_entity_config(
+        self, path: str, change: Callable[[dict[str, str]], dict[str, str]], deadline_s: float
+    ) -> None:
+        """Read-modify-write an entity config znode (Kafka's ``{"version": 1, "config": {...}}``),
+        conditional on the version read: read again when another broker changed it meanwhile. A znode
+        left with no config is deleted, or emptied when it has children."""
 
         def attempt() -> None:
             while True:
@@ -988,11 +984,7 @@ class ZkStore:
                     config = decode_entity_config(path, data)
                 except NoNodeError:
                     config, stat = {}, None
-                for key, value in changes.items():
-                    if value is None:
-                        config.pop(key, None)
-                    else:
-                        config[key] = quota_text(value)
+                config = change(config)
                 try:
                     if stat is None:
                         if config:
